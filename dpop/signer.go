@@ -1,0 +1,114 @@
+package dpop
+
+import (
+	"crypto"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+)
+
+// Signer makes DPoP proofs with one key. It is safe for concurrent use.
+type Signer struct {
+	alg    jose.SignatureAlgorithm
+	jwk    jose.JSONWebKey
+	jkt    string
+	signer jose.Signer
+}
+
+// NewSigner returns a Signer for key (an *rsa.PrivateKey or
+// *ecdsa.PrivateKey) and alg; an empty alg picks DefaultAlgorithm.
+func NewSigner(key crypto.Signer, alg jose.SignatureAlgorithm) (*Signer, error) {
+	if alg == "" {
+		a, err := DefaultAlgorithm(key.Public())
+		if err != nil {
+			return nil, err
+		}
+		alg = a
+	}
+	if err := CheckKey(alg, key.Public()); err != nil {
+		return nil, fmt.Errorf("dpop: %w", err)
+	}
+	pub := jose.JSONWebKey{Key: key.Public()}
+	jkt, err := Thumbprint(&pub)
+	if err != nil {
+		return nil, fmt.Errorf("dpop: %w", err)
+	}
+	// EmbedJWK puts the public key, and only it, in the jwk header
+	// (RFC 9449 §4.2).
+	opts := (&jose.SignerOptions{EmbedJWK: true}).WithType("dpop+jwt")
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: key}, opts)
+	if err != nil {
+		return nil, fmt.Errorf("dpop: %w", err)
+	}
+	return &Signer{alg: alg, jwk: pub, jkt: jkt, signer: s}, nil
+}
+
+// Algorithm is the JWS algorithm the proofs are signed with.
+func (s *Signer) Algorithm() jose.SignatureAlgorithm { return s.alg }
+
+// Thumbprint is the RFC 7638 thumbprint of the proof key: what an access
+// token bound to this key carries in cnf.jkt.
+func (s *Signer) Thumbprint() string { return s.jkt }
+
+// PublicJWK is the public key that proofs carry.
+func (s *Signer) PublicJWK() jose.JSONWebKey { return s.jwk }
+
+// ProofOptions are the optional parts of a proof.
+type ProofOptions struct {
+	// Nonce is the server nonce from a DPoP-Nonce header.
+	Nonce string
+	// AccessToken, when set, adds ath: proofs sent to an API carry it.
+	AccessToken string
+	// Now is the issue time; zero means time.Now().
+	Now time.Time
+}
+
+type proofClaims struct {
+	JTI   string `json:"jti"`
+	HTM   string `json:"htm"`
+	HTU   string `json:"htu"`
+	IAT   int64  `json:"iat"`
+	Nonce string `json:"nonce,omitempty"`
+	ATH   string `json:"ath,omitempty"`
+}
+
+// Proof returns a proof for one request to method and target. The query and
+// fragment of target are left out of htu, as RFC 9449 §4.2 demands.
+func (s *Signer) Proof(method, target string, o ProofOptions) (string, error) {
+	u, err := url.Parse(target)
+	if err != nil {
+		return "", fmt.Errorf("dpop: target URL: %w", err)
+	}
+	u.RawQuery, u.Fragment, u.RawFragment, u.ForceQuery = "", "", "", false
+	now := o.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	c := proofClaims{JTI: NewJTI(), HTM: method, HTU: u.String(), IAT: now.Unix(), Nonce: o.Nonce}
+	if o.AccessToken != "" {
+		c.ATH = AccessTokenHash(o.AccessToken)
+	}
+	payload, err := json.Marshal(c)
+	if err != nil {
+		return "", err
+	}
+	obj, err := s.signer.Sign(payload)
+	if err != nil {
+		return "", fmt.Errorf("dpop: sign: %w", err)
+	}
+	return obj.CompactSerialize()
+}
+
+// NewJTI returns 128 random bits, base64url: a jti nobody can predict.
+func NewJTI() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("dpop: crypto/rand failed: " + err.Error()) // never happens on supported platforms
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}

@@ -1,0 +1,215 @@
+package dpop
+
+import (
+	"bytes"
+	"crypto/subtle"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+)
+
+// Limits on untrusted input. A proof with an RSA-4096 key in its header is
+// about 1.5 KiB; nothing legitimate comes near MaxProofSize.
+const (
+	MaxProofSize = 8 << 10
+	maxJTILength = 256
+)
+
+// DefaultWindow is how far iat may be from now, either way (decisions.md).
+const DefaultWindow = 60 * time.Second
+
+// Verifier checks DPoP proofs (RFC 9449 §4.3). The zero value accepts every
+// algorithm in Algorithms with the default iat window and no server nonce.
+// Replay (jti) is left to the caller, which knows whether its replay state
+// is a database or a cache; Proof.Expires says how long to remember the jti.
+type Verifier struct {
+	// Algorithms allowed; nil means Algorithms.
+	Algorithms []jose.SignatureAlgorithm
+	// Window is the accepted distance between iat and now; zero means
+	// DefaultWindow. It applies even when a nonce is present.
+	Window time.Duration
+	// Nonces, when set, makes a valid server nonce mandatory.
+	Nonces *Nonces
+}
+
+// Request is what a proof must match.
+type Request struct {
+	Method string
+	// URL is the target URL of the request as the server sees it from the
+	// outside: the issuer's token endpoint, or an API's public URL. Only its
+	// normalised form (NormalizeURL) is compared.
+	URL string
+	// AccessToken, when set, must be matched by ath. APIs set it; the token
+	// endpoint does not.
+	AccessToken string
+	Now         time.Time
+}
+
+// Proof is a verified proof.
+type Proof struct {
+	JTI        string
+	Method     string
+	URL        string
+	IssuedAt   time.Time
+	Nonce      string
+	Algorithm  jose.SignatureAlgorithm
+	JWK        *jose.JSONWebKey
+	Thumbprint string
+	// Expires is when the jti may be forgotten: after it, iat is too old
+	// for the proof to pass again.
+	Expires time.Time
+}
+
+// rawClaims keeps the claims as they came so that types can be checked: a
+// string where a number belongs is a malformed proof, not a zero.
+type rawClaims struct {
+	JTI   *string         `json:"jti"`
+	HTM   *string         `json:"htm"`
+	HTU   *string         `json:"htu"`
+	IAT   json.RawMessage `json:"iat"`
+	Nonce *string         `json:"nonce"`
+	ATH   *string         `json:"ath"`
+}
+
+// Verify checks proof against r. Every failure matches ErrInvalidProof or,
+// for a missing or stale nonce, ErrUseNonce.
+func (v *Verifier) Verify(proof string, r Request) (*Proof, error) {
+	if proof == "" {
+		return nil, invalid("DPoP proof is missing")
+	}
+	if len(proof) > MaxProofSize {
+		return nil, invalid("DPoP proof is too large")
+	}
+	algs := v.Algorithms
+	if algs == nil {
+		algs = Algorithms
+	}
+	jws, err := jose.ParseSignedCompact(proof, algs)
+	if err != nil {
+		if strings.Contains(err.Error(), "unexpected signature algorithm") {
+			return nil, invalid("DPoP proof alg is not allowed (allowed: " + strings.Join(AlgorithmNames(algs), " ") + ")")
+		}
+		return nil, invalid("DPoP proof is not a well-formed JWS")
+	}
+	if len(jws.Signatures) != 1 {
+		return nil, invalid("DPoP proof must have exactly one signature")
+	}
+	h := jws.Signatures[0].Protected
+	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); typ != "dpop+jwt" {
+		return nil, invalid(`DPoP proof typ must be "dpop+jwt"`)
+	}
+	jwk := h.JSONWebKey
+	if jwk == nil {
+		return nil, invalid("DPoP proof has no jwk header")
+	}
+	if !jwk.IsPublic() {
+		return nil, invalid("DPoP proof jwk must not contain a private key")
+	}
+	alg := jose.SignatureAlgorithm(h.Algorithm)
+	if err := CheckKey(alg, jwk.Key); err != nil {
+		return nil, invalid("DPoP proof jwk does not fit alg: " + err.Error())
+	}
+	payload, err := jws.Verify(jwk)
+	if err != nil {
+		return nil, invalid("DPoP proof signature is invalid")
+	}
+
+	var c rawClaims
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	if err := dec.Decode(&c); err != nil {
+		return nil, invalid("DPoP proof claims are not a JSON object of the right types")
+	}
+	switch {
+	case c.JTI == nil || *c.JTI == "":
+		return nil, invalid("DPoP proof has no jti")
+	case len(*c.JTI) > maxJTILength:
+		return nil, invalid("DPoP proof jti is too long")
+	case c.HTM == nil:
+		return nil, invalid("DPoP proof has no htm")
+	case c.HTU == nil:
+		return nil, invalid("DPoP proof has no htu")
+	case len(c.IAT) == 0:
+		return nil, invalid("DPoP proof has no iat")
+	}
+	iat, ok := numericDate(c.IAT)
+	if !ok {
+		return nil, invalid("DPoP proof iat is not a number")
+	}
+	if *c.HTM != r.Method {
+		return nil, invalid("DPoP proof htm does not match the request method")
+	}
+	got, err := NormalizeURL(*c.HTU)
+	if err != nil {
+		return nil, invalid("DPoP proof htu is not a valid URL")
+	}
+	want, err := NormalizeURL(r.URL)
+	if err != nil {
+		return nil, fmt.Errorf("dpop: request URL %q: %w", r.URL, err)
+	}
+	if got != want {
+		return nil, invalid("DPoP proof htu does not match the request URL")
+	}
+	window := v.Window
+	if window == 0 {
+		window = DefaultWindow
+	}
+	now := r.Now
+	if d := iat.Sub(now); d > window {
+		return nil, invalid("DPoP proof iat is in the future")
+	} else if d < -window {
+		return nil, invalid("DPoP proof iat is too old")
+	}
+	if r.AccessToken != "" {
+		if c.ATH == nil {
+			return nil, invalid("DPoP proof has no ath")
+		}
+		if subtle.ConstantTimeCompare([]byte(*c.ATH), []byte(AccessTokenHash(r.AccessToken))) != 1 {
+			return nil, invalid("DPoP proof ath does not match the access token")
+		}
+	}
+	nonce := ""
+	if c.Nonce != nil {
+		nonce = *c.Nonce
+	}
+	if v.Nonces != nil {
+		if nonce == "" {
+			return nil, nonceErr("DPoP proof has no nonce; use the one in the DPoP-Nonce header")
+		}
+		if err := v.Nonces.Check(nonce, now); err != nil {
+			return nil, nonceErr("DPoP proof nonce is " + err.Error() + "; use the one in the DPoP-Nonce header")
+		}
+	}
+	jkt, err := Thumbprint(jwk)
+	if err != nil {
+		return nil, invalid("DPoP proof jwk has no thumbprint")
+	}
+	return &Proof{
+		JTI:        *c.JTI,
+		Method:     *c.HTM,
+		URL:        *c.HTU,
+		IssuedAt:   iat,
+		Nonce:      nonce,
+		Algorithm:  alg,
+		JWK:        jwk,
+		Thumbprint: jkt,
+		Expires:    iat.Add(window),
+	}, nil
+}
+
+// numericDate parses a JSON number of seconds (RFC 7519 §2), fractions
+// allowed, as a time. Strings, NaN and absurd values are refused.
+func numericDate(raw json.RawMessage) (time.Time, bool) {
+	var f float64
+	if err := json.Unmarshal(raw, &f); err != nil {
+		return time.Time{}, false
+	}
+	if math.IsNaN(f) || f < 0 || f > 1<<40 {
+		return time.Time{}, false
+	}
+	sec, frac := math.Modf(f)
+	return time.Unix(int64(sec), int64(frac*1e9)), true
+}

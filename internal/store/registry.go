@@ -1,0 +1,113 @@
+package store
+
+import "time"
+
+// Status of a client or client system. Only active clients get tokens;
+// pending ones wait for approval; disabled ones are refused.
+type Status string
+
+const (
+	StatusActive   Status = "active"
+	StatusPending  Status = "pending"
+	StatusDisabled Status = "disabled"
+)
+
+// Tenancy of a client (HelseID profile §6.1).
+type Tenancy string
+
+const (
+	SingleTenant Tenancy = "single-tenant"
+	MultiTenant  Tenancy = "multi-tenant"
+)
+
+// ManagedByFile marks a record declared in the YAML configuration: the file
+// wins for it, and when it disappears from the file it is disabled, never
+// deleted. Records created by the CLI or the API have an empty ManagedBy and
+// the file never touches them.
+const ManagedByFile = "file"
+
+// Meta is kept by the store on every registry record.
+type Meta struct {
+	ManagedBy string
+	// Version starts at 1 and increases with every update. An update must
+	// carry the Version it read; otherwise it fails with ErrConflict.
+	Version   int64
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// API is a protected resource (an API) that tokens are issued for.
+type API struct {
+	// Audience is the API's identifier and the token aud, e.g. "nhn:deft".
+	Audience string
+	Name     string
+	// Scopes are the full scope names of this API, e.g. "nhn:deft/api".
+	Scopes []string
+	// ClientClaims lists the optional client claims the API wants in its
+	// tokens: "orgnr_supplier", "nhn:sfm:journal-id", or the short name of an
+	// API-specific claim such as "sfm-id", which becomes the claim
+	// "<audience>/client/claims/sfm-id".
+	ClientClaims []string
+	// AllowBearer lets clients get Bearer tokens (no DPoP) for this API. By
+	// default an API requires DPoP.
+	AllowBearer bool
+	// AccessTokenLifetime overrides the default access token lifetime; zero
+	// means the server default. The shorter of the API's and the client's
+	// lifetime wins.
+	AccessTokenLifetime time.Duration
+	Status              Status
+	Meta
+}
+
+// Organisation is a legal entity or sub-unit, identified by its nine-digit
+// number in Enhetsregisteret.
+type Organisation struct {
+	Number string
+	Name   string
+	// Parent is the number of the legal entity a sub-unit belongs to.
+	Parent string
+	Meta
+}
+
+// ClientSystem is a piece of software from a supplier (a "klientsystem");
+// clients are configurations of it.
+type ClientSystem struct {
+	ID   string
+	Name string
+	// Supplier is the organisation number of the vendor.
+	Supplier string
+	// APIs lists the audiences the system may be configured for. Empty means
+	// any.
+	APIs   []string
+	Status Status
+	Meta
+}
+
+// Client is a client configuration: what authenticates at the token endpoint.
+type Client struct {
+	ID     string
+	Name   string
+	System string // ClientSystem ID
+	// Tenancy decides how organisation numbers are chosen.
+	Tenancy Tenancy
+	// Organisation is the orgnr_parent of a single-tenant client.
+	Organisation string
+	// ChildOrganisations are the sub-units a single-tenant client may name
+	// in assertion_details.
+	ChildOrganisations []string
+	// JWKS is the client's public key set (JSON).
+	JWKS       []byte
+	GrantTypes []string
+	Scopes     []string
+	// Claims are API-specific client claims by full claim name, e.g.
+	// "e-helse:sfm.api/client/claims/sfm-id".
+	Claims map[string]string
+	Status Status
+	// RequireDPoP refuses token requests without a DPoP proof even for APIs
+	// that allow Bearer.
+	RequireDPoP bool
+	// AccessTokenLifetime overrides the API's and the server's default;
+	// zero means no override. The shortest applies.
+	AccessTokenLifetime time.Duration
+	Meta
+}

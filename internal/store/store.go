@@ -1,0 +1,121 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors. Backends wrap them with context; compare with errors.Is.
+var (
+	ErrNotFound      = errors.New("store: not found")
+	ErrAlreadyExists = errors.New("store: already exists")
+	// ErrConflict reports an update based on a stale Version.
+	ErrConflict = errors.New("store: version conflict")
+	// ErrReplay reports a single-use value (a jti) that was already spent.
+	ErrReplay = errors.New("store: already used")
+)
+
+// Store is everything the token service persists. Every method is safe for
+// concurrent use by many goroutines and, for backends that support it, by
+// several processes on the same database.
+//
+// Operations that must be atomic are single methods (ConsumeJTIs), never a
+// check followed by a set.
+type Store interface {
+	// Registry: API resources, organisations, client systems and clients.
+	// Create fails with ErrAlreadyExists; Update and Delete fail with
+	// ErrNotFound, and Update with ErrConflict when the record's Version is
+	// not the stored one. Create and Update set Version, CreatedAt and
+	// UpdatedAt on the stored record and return it.
+
+	CreateAPI(ctx context.Context, a API) (API, error)
+	UpdateAPI(ctx context.Context, a API) (API, error)
+	API(ctx context.Context, audience string) (API, error)
+	APIs(ctx context.Context) ([]API, error)
+	DeleteAPI(ctx context.Context, audience string) error
+
+	CreateOrganisation(ctx context.Context, o Organisation) (Organisation, error)
+	UpdateOrganisation(ctx context.Context, o Organisation) (Organisation, error)
+	Organisation(ctx context.Context, number string) (Organisation, error)
+	Organisations(ctx context.Context) ([]Organisation, error)
+	DeleteOrganisation(ctx context.Context, number string) error
+
+	CreateClientSystem(ctx context.Context, s ClientSystem) (ClientSystem, error)
+	UpdateClientSystem(ctx context.Context, s ClientSystem) (ClientSystem, error)
+	ClientSystem(ctx context.Context, id string) (ClientSystem, error)
+	ClientSystems(ctx context.Context) ([]ClientSystem, error)
+	DeleteClientSystem(ctx context.Context, id string) error
+
+	CreateClient(ctx context.Context, c Client) (Client, error)
+	UpdateClient(ctx context.Context, c Client) (Client, error)
+	Client(ctx context.Context, id string) (Client, error)
+	Clients(ctx context.Context) ([]Client, error)
+	DeleteClient(ctx context.Context, id string) error
+
+	// RegistryVersion is a number that changes whenever any registry record
+	// is created, updated or deleted, by this process or another. Servers
+	// keep an in-memory snapshot of the registry and poll this to know when
+	// to reload it, so the hot path reads no registry rows.
+	RegistryVersion(ctx context.Context) (int64, error)
+
+	// ConsumeJTIs records single-use values atomically: either every key is
+	// recorded, or none is and the error is ErrReplay (one of them was
+	// already recorded and has not expired at now). A recorded key whose
+	// Expires is not after now counts as free and is overwritten. The token
+	// endpoint calls it once per issued token with the assertion jti and the
+	// DPoP proof jti, after every other check has passed.
+	ConsumeJTIs(ctx context.Context, now time.Time, jtis []JTI) error
+	// DeleteExpiredJTIs removes keys whose Expires is not after before and
+	// reports how many it removed.
+	DeleteExpiredJTIs(ctx context.Context, before time.Time) (int64, error)
+
+	// Keys: signing keys and other service secrets (DPoP nonce keys), with
+	// their private parts sealed by the caller. CreateKey fails with
+	// ErrAlreadyExists when the ID or the (Purpose, Generation) pair is
+	// taken: that is how instances racing to rotate agree on one key.
+	CreateKey(ctx context.Context, k Key) error
+	// Keys lists the keys of one purpose ordered by Generation.
+	Keys(ctx context.Context, purpose KeyPurpose) ([]Key, error)
+	DeleteKey(ctx context.Context, id string) error
+
+	// Ping checks that the store is reachable.
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// JTI is a single-use value. Key is namespaced by the caller (for example
+// the kind of token and the client or key it belongs to) so that values from
+// different issuers cannot collide.
+type JTI struct {
+	Key     string
+	Expires time.Time
+}
+
+// KeyPurpose says what a Key is for.
+type KeyPurpose string
+
+const (
+	// PurposeSigning keys sign access tokens and are published in the JWKS.
+	PurposeSigning KeyPurpose = "signing"
+	// PurposeDPoPNonce keys are HMAC keys for stateless DPoP nonces.
+	PurposeDPoPNonce KeyPurpose = "dpop-nonce"
+)
+
+// Key is a service key. Its life is given by timestamps so that every
+// instance derives the same state from the same records and a clock.
+type Key struct {
+	ID         string // for signing keys the RFC 7638 thumbprint (kid)
+	Purpose    KeyPurpose
+	Generation int64  // unique per purpose, increasing
+	Algorithm  string // JOSE alg for signing keys, "HS256" for nonce keys
+	// Public is the public JWK (JSON) of a signing key; empty otherwise.
+	Public []byte
+	// Sealed is the private key or secret, encrypted by the caller.
+	Sealed []byte
+	// CreatedAt is when the key was made and published.
+	CreatedAt time.Time
+	// ActiveFrom is when the key starts to sign. The active key is the one
+	// with the latest ActiveFrom that is not after now.
+	ActiveFrom time.Time
+}
