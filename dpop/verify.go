@@ -3,6 +3,7 @@ package dpop
 import (
 	"bytes"
 	"crypto/subtle"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -90,10 +91,7 @@ func (v *Verifier) Verify(proof string, r Request) (*Proof, error) {
 	}
 	jws, err := jose.ParseSignedCompact(proof, algs)
 	if err != nil {
-		if strings.Contains(err.Error(), "unexpected signature algorithm") {
-			return nil, invalid("DPoP proof alg is not allowed (allowed: " + strings.Join(AlgorithmNames(algs), " ") + ")")
-		}
-		return nil, invalid("DPoP proof is not a well-formed JWS")
+		return nil, diagnose(proof, algs)
 	}
 	if len(jws.Signatures) != 1 {
 		return nil, invalid("DPoP proof must have exactly one signature")
@@ -212,4 +210,34 @@ func numericDate(raw json.RawMessage) (time.Time, bool) {
 	}
 	sec, frac := math.Modf(f)
 	return time.Unix(int64(sec), int64(frac*1e9)), true
+}
+
+// diagnose explains why go-jose refused to parse a proof. It runs only on
+// that failure path, so the header is not decoded twice for good proofs.
+func diagnose(proof string, algs []jose.SignatureAlgorithm) error {
+	var h struct {
+		Alg string          `json:"alg"`
+		JWK json.RawMessage `json:"jwk"`
+	}
+	head, _, _ := strings.Cut(proof, ".")
+	raw, err := base64.RawURLEncoding.DecodeString(head)
+	if err != nil || json.Unmarshal(raw, &h) != nil {
+		return invalid("DPoP proof is not a well-formed JWS")
+	}
+	allowed := false
+	for _, a := range algs {
+		allowed = allowed || string(a) == h.Alg
+	}
+	if !allowed {
+		return invalid("DPoP proof alg is not allowed (allowed: " + strings.Join(AlgorithmNames(algs), " ") + ")")
+	}
+	var members map[string]json.RawMessage
+	if len(h.JWK) > 0 && json.Unmarshal(h.JWK, &members) == nil {
+		for _, private := range []string{"d", "p", "q", "dp", "dq", "qi", "k"} {
+			if _, ok := members[private]; ok {
+				return invalid("DPoP proof jwk must not contain a private key")
+			}
+		}
+	}
+	return invalid("DPoP proof is not a well-formed JWS")
 }
