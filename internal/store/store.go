@@ -60,8 +60,9 @@ type Store interface {
 	RegistryVersion(ctx context.Context) (int64, error)
 
 	// ConsumeJTIs records single-use values atomically: either every key is
-	// recorded, or none is and the error is ErrReplay (one of them was
-	// already recorded and has not expired at now). A recorded key whose
+	// recorded, or none is and the error is a *ReplayError naming the first
+	// key that was already recorded and has not expired at now (it matches
+	// ErrReplay). A recorded key whose
 	// Expires is not after now counts as free and is overwritten. The token
 	// endpoint calls it once per issued token with the assertion jti and the
 	// DPoP proof jti, after every other check has passed.
@@ -83,6 +84,17 @@ type Store interface {
 	Ping(ctx context.Context) error
 	Close() error
 }
+
+// ReplayError names the single-use key that was already spent, so that the
+// caller can tell a replayed client assertion from a replayed DPoP proof.
+type ReplayError struct {
+	Key string
+}
+
+func (e *ReplayError) Error() string { return "store: already used: " + e.Key }
+
+// Is makes a *ReplayError match ErrReplay.
+func (e *ReplayError) Is(target error) bool { return target == ErrReplay }
 
 // JTI is a single-use value. Key is namespaced by the caller (for example
 // the kind of token and the client or key it belongs to) so that values from
