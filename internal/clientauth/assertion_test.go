@@ -1,0 +1,264 @@
+package clientauth
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/tillit-sts/tillit/dpop"
+)
+
+const (
+	issuer   = "https://sts.example.com"
+	tokenURL = issuer + "/connect/token"
+	clientID = "client-1"
+)
+
+var now = time.Unix(1_800_000_000, 0)
+
+func newVerifier() *Verifier {
+	return &Verifier{
+		Algorithms:  dpop.Algorithms,
+		Audiences:   []string{issuer, issuer + "/", tokenURL},
+		MaxLifetime: 60 * time.Second,
+		ClockSkew:   10 * time.Second,
+	}
+}
+
+type forged struct {
+	header map[string]any
+	claims map[string]any
+	key    crypto.Signer
+	alg    string
+	sig    string
+}
+
+func (f forged) String(t *testing.T) string {
+	t.Helper()
+	enc := func(v any) string {
+		b, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return base64.RawURLEncoding.EncodeToString(b)
+	}
+	input := enc(f.header) + "." + enc(f.claims)
+	if f.sig != "" {
+		return input + "." + f.sig
+	}
+	h := sha256.Sum256([]byte(input))
+	var sig []byte
+	var err error
+	switch f.alg {
+	case "none":
+		return input + "."
+	case "HS256":
+		pub, _ := json.Marshal(jose.JSONWebKey{Key: f.key.Public()})
+		m := hmac.New(sha256.New, pub)
+		m.Write([]byte(input))
+		sig = m.Sum(nil)
+	case "ES256":
+		k := f.key.(*ecdsa.PrivateKey)
+		r, s, e := ecdsa.Sign(rand.Reader, k, h[:])
+		err = e
+		sig = make([]byte, 64)
+		r.FillBytes(sig[:32])
+		s.FillBytes(sig[32:])
+	case "RS256":
+		sig, err = rsa.SignPKCS1v15(rand.Reader, f.key.(*rsa.PrivateKey), crypto.SHA256, h[:])
+	case "PS256":
+		sig, err = rsa.SignPSS(rand.Reader, f.key.(*rsa.PrivateKey), crypto.SHA256, h[:], nil)
+	default:
+		t.Fatalf("alg %s", f.alg)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return input + "." + base64.RawURLEncoding.EncodeToString(sig)
+}
+
+func TestVerifyForgeOneFault(t *testing.T) {
+	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+	stranger, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	registered := []jose.JSONWebKey{
+		{Key: ecKey.Public(), KeyID: "ec-1", Algorithm: "ES256", Use: "sig"},
+		{Key: rsaKey.Public(), KeyID: "rsa-1", Use: "sig"},
+	}
+	valid := func() forged {
+		return forged{
+			header: map[string]any{"alg": "ES256", "kid": "ec-1", "typ": "client-authentication+jwt"},
+			claims: map[string]any{
+				"iss": clientID, "sub": clientID, "aud": issuer, "jti": "jti-1",
+				"iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(30 * time.Second).Unix(),
+			},
+			key: ecKey, alg: "ES256",
+		}
+	}
+	tests := []struct {
+		name       string
+		mutate     func(f *forged)
+		restricted []jose.SignatureAlgorithm
+		wantErr    error
+		want       string
+	}{
+		{"valid", func(f *forged) {}, nil, nil, ""},
+		{"typ JWT", func(f *forged) { f.header["typ"] = "JWT" }, nil, nil, ""},
+		{"no typ", func(f *forged) { delete(f.header, "typ") }, nil, nil, ""},
+		{"no kid tries every key", func(f *forged) { delete(f.header, "kid") }, nil, nil, ""},
+		{"RSA key without kid", func(f *forged) { delete(f.header, "kid"); f.key, f.alg, f.header["alg"] = rsaKey, "RS256", "RS256" }, nil, nil, ""},
+		{"PS256 with RSA key", func(f *forged) { f.header["kid"] = "rsa-1"; f.key, f.alg, f.header["alg"] = rsaKey, "PS256", "PS256" }, nil, nil, ""},
+		{"iat as numeric string", func(f *forged) { f.claims["iat"] = "1800000000" }, nil, nil, ""},
+		{"no iat", func(f *forged) { delete(f.claims, "iat") }, nil, nil, ""},
+		{"aud token endpoint", func(f *forged) { f.claims["aud"] = tokenURL }, nil, nil, ""},
+		{"aud issuer with slash", func(f *forged) { f.claims["aud"] = issuer + "/" }, nil, nil, ""},
+		{"aud as array", func(f *forged) { f.claims["aud"] = []string{issuer, tokenURL} }, nil, nil, ""},
+		{"exp 60 s ahead", func(f *forged) { f.claims["exp"] = now.Add(60 * time.Second).Unix() }, nil, nil, ""},
+
+		{"alg none", func(f *forged) { f.alg, f.header["alg"] = "none", "none" }, nil, ErrInvalid, "alg \"none\" is not allowed"},
+		{"HS256 keyed with the public key", func(f *forged) { f.alg, f.header["alg"] = "HS256", "HS256" }, nil, ErrInvalid, "alg \"HS256\" is not allowed"},
+		{"RS256 switched off", func(f *forged) { f.header["kid"] = "rsa-1"; f.key, f.alg, f.header["alg"] = rsaKey, "RS256", "RS256" },
+			[]jose.SignatureAlgorithm{jose.ES256, jose.PS256}, ErrInvalid, "not allowed"},
+		{"unknown kid", func(f *forged) { f.header["kid"] = "nope" }, nil, ErrInvalid, "no registered key"},
+		{"signed by an unregistered key", func(f *forged) { f.key = stranger }, nil, ErrInvalid, "signature is invalid"},
+		{"signed by an unregistered key, no kid", func(f *forged) { f.key = stranger; delete(f.header, "kid") }, nil, ErrInvalid, "signature is invalid"},
+		{"bad signature", func(f *forged) { f.sig = base64.RawURLEncoding.EncodeToString(make([]byte, 64)) }, nil, ErrInvalid, "signature is invalid"},
+		{"kid of a key with another alg", func(f *forged) { f.header["kid"] = "rsa-1" }, nil, ErrInvalid, "no registered key"},
+		{"header jwk is not trusted", func(f *forged) {
+			f.key = stranger
+			delete(f.header, "kid")
+			f.header["jwk"] = jose.JSONWebKey{Key: stranger.Public()}
+		}, nil, ErrInvalid, "signature is invalid"},
+		{"typ dpop+jwt", func(f *forged) { f.header["typ"] = "dpop+jwt" }, nil, ErrInvalid, "typ"},
+		{"expired", func(f *forged) { f.claims["exp"] = now.Add(-11 * time.Second).Unix() }, nil, ErrInvalid, "expired"},
+		{"no exp", func(f *forged) { delete(f.claims, "exp") }, nil, ErrInvalid, "no exp"},
+		{"exp as string", func(f *forged) { f.claims["exp"] = "1800000030" }, nil, ErrInvalid, "exp is not a number"},
+		{"lifetime over 60 s by exp", func(f *forged) { delete(f.claims, "iat"); f.claims["exp"] = now.Add(120 * time.Second).Unix() }, nil, ErrInvalid, "lifetime exceeds 60"},
+		{"lifetime over 60 s by iat", func(f *forged) {
+			f.claims["iat"] = now.Add(-10 * time.Second).Unix()
+			f.claims["exp"] = now.Add(55 * time.Second).Unix()
+		}, nil, ErrInvalid, "lifetime exceeds 60"},
+		{"iat in the future", func(f *forged) { f.claims["iat"] = now.Add(20 * time.Second).Unix() }, nil, ErrInvalid, "iat is in the future"},
+		{"iat not a number", func(f *forged) { f.claims["iat"] = "yesterday" }, nil, ErrInvalid, "iat is not a number"},
+		{"nbf in the future", func(f *forged) { f.claims["nbf"] = now.Add(20 * time.Second).Unix() }, nil, ErrInvalid, "nbf"},
+		{"wrong aud", func(f *forged) { f.claims["aud"] = "https://other.example.com" }, nil, ErrInvalid, "aud"},
+		{"aud array with a foreign value", func(f *forged) { f.claims["aud"] = []string{issuer, "https://other.example.com"} }, nil, ErrInvalid, "aud"},
+		{"no aud", func(f *forged) { delete(f.claims, "aud") }, nil, ErrInvalid, "no aud"},
+		{"wrong iss", func(f *forged) { f.claims["iss"] = "client-2" }, nil, ErrInvalid, "iss must equal sub"},
+		{"no sub", func(f *forged) { delete(f.claims, "sub") }, nil, ErrInvalid, "no sub"},
+		{"no jti", func(f *forged) { delete(f.claims, "jti") }, nil, ErrInvalid, "no jti"},
+		{"empty jti", func(f *forged) { f.claims["jti"] = "" }, nil, ErrInvalid, "no jti"},
+		{"jti too long", func(f *forged) { f.claims["jti"] = strings.Repeat("x", 300) }, nil, ErrInvalid, "jti is too long"},
+		{"both details claims", func(f *forged) {
+			f.claims["assertion_details"] = map[string]any{"type": "x"}
+			f.claims["authorization_details"] = map[string]any{"type": "x"}
+		}, nil, ErrBothDetails, "both"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := valid()
+			tt.mutate(&f)
+			v := newVerifier()
+			if tt.restricted != nil {
+				v.Algorithms = tt.restricted
+			}
+			a, err := v.Parse(f.String(t))
+			if err == nil {
+				if a.ClientID != clientID && tt.wantErr == nil {
+					t.Fatalf("client id %q", a.ClientID)
+				}
+				err = v.Verify(a, registered, now)
+			}
+			if tt.wantErr == nil {
+				if err != nil {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				if a.JTI != "jti-1" || a.Key == nil {
+					t.Fatalf("jti %q key %v", a.JTI, a.Key)
+				}
+				return
+			}
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("got %v, want %v", err, tt.wantErr)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %q does not say %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestDetailsClaims(t *testing.T) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	keys := []jose.JSONWebKey{{Key: key.Public(), KeyID: "k"}}
+	for _, name := range []string{"assertion_details", "authorization_details"} {
+		t.Run(name, func(t *testing.T) {
+			f := forged{
+				header: map[string]any{"alg": "ES256", "kid": "k"},
+				claims: map[string]any{"iss": clientID, "sub": clientID, "aud": issuer, "jti": "j", "exp": now.Add(10 * time.Second).Unix(),
+					name: []any{map[string]any{"type": "helseid_authorization"}}},
+				key: key, alg: "ES256",
+			}
+			v := newVerifier()
+			a, err := v.Parse(f.String(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := v.Verify(a, keys, now); err != nil {
+				t.Fatal(err)
+			}
+			if a.DetailsClaim != name || !strings.Contains(string(a.Details), "helseid_authorization") {
+				t.Fatalf("details %q from %q", a.Details, a.DetailsClaim)
+			}
+		})
+	}
+}
+
+func TestParseBounds(t *testing.T) {
+	v := newVerifier()
+	for _, tt := range []struct{ name, in, want string }{
+		{"empty", "", "missing"},
+		{"too large", strings.Repeat("a", MaxAssertionSize+1), "too large"},
+		{"not a JWS", "abc", "not a compact JWS"},
+		{"bad header", "!!.e30.AA", "header"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := v.Parse(tt.in)
+			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add("eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhIiwiaXNzIjoiYSJ9.AA")
+	f.Add("a.b.c")
+	v := newVerifier()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	keys := []jose.JSONWebKey{{Key: key.Public()}}
+	f.Fuzz(func(t *testing.T, in string) {
+		a, err := v.Parse(in)
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error outside the taxonomy: %v", err)
+			}
+			return
+		}
+		if err := v.Verify(a, keys, now); err == nil {
+			t.Fatal("a fuzzed assertion verified against a fresh key")
+		}
+	})
+}
