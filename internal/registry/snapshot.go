@@ -1,0 +1,182 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/tillit-sts/tillit/internal/store"
+)
+
+// Snapshot is an immutable view of the whole registry at one
+// RegistryVersion. The token endpoint reads it on every request without
+// touching the store. Everything it returns is shared with other readers:
+// callers must not modify it.
+type Snapshot struct {
+	version int64
+	apis    []*store.API // by audience
+	byAud   map[string]*store.API
+	byScope map[string]*store.API
+	orgs    map[string]*store.Organisation
+	systems map[string]*store.ClientSystem
+	clients map[string]*Client
+}
+
+// Client is a registered client with what the token endpoint needs ready:
+// its parsed public keys and its client system.
+type Client struct {
+	store.Client
+	// Keys are the client's public keys, checked as ParseJWKS checks them,
+	// each with a kid. Empty when Err is set.
+	Keys []jose.JSONWebKey
+	// System is the client's client system; nil when it does not exist.
+	System *store.ClientSystem
+	// Err says why the client cannot authenticate although it is
+	// registered: its JWKS is unusable or its client system is missing.
+	// Records made outside the file are not validated when they are written,
+	// so a broken one is kept here with the reason, and the token endpoint
+	// answers invalid_client for it instead of failing for everyone.
+	Err error
+}
+
+// Active reports whether the client may get tokens now: it and its client
+// system are active and its registration is usable.
+func (c *Client) Active() bool {
+	return c.Err == nil && c.Status == store.StatusActive &&
+		c.System != nil && c.System.Status == store.StatusActive
+}
+
+// Load reads the whole registry from s.
+//
+// The version is read before the records, so a change that lands while
+// Load runs can only make the records newer than the version says; the next
+// poll then sees a new version and loads again. The reverse, a version newer
+// than the records, could hide a change until the next unrelated one.
+func Load(ctx context.Context, s store.Store) (*Snapshot, error) {
+	version, err := s.RegistryVersion(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("registry: version: %w", err)
+	}
+	apis, err := s.APIs(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("registry: load apis: %w", err)
+	}
+	orgs, err := s.Organisations(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("registry: load organisations: %w", err)
+	}
+	systems, err := s.ClientSystems(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("registry: load client systems: %w", err)
+	}
+	clients, err := s.Clients(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("registry: load clients: %w", err)
+	}
+	return newSnapshot(version, apis, orgs, systems, clients), nil
+}
+
+func newSnapshot(version int64, apis []store.API, orgs []store.Organisation, systems []store.ClientSystem, clients []store.Client) *Snapshot {
+	snap := &Snapshot{
+		version: version,
+		apis:    make([]*store.API, 0, len(apis)),
+		byAud:   make(map[string]*store.API, len(apis)),
+		byScope: make(map[string]*store.API),
+		orgs:    make(map[string]*store.Organisation, len(orgs)),
+		systems: make(map[string]*store.ClientSystem, len(systems)),
+		clients: make(map[string]*Client, len(clients)),
+	}
+	for i := range apis {
+		a := &apis[i]
+		snap.apis = append(snap.apis, a)
+		snap.byAud[a.Audience] = a
+	}
+	slices.SortFunc(snap.apis, func(a, b *store.API) int { return strings.Compare(a.Audience, b.Audience) })
+	// The file's validation keeps scopes unique, but records made by the
+	// CLI are not checked against each other. When two APIs claim a scope,
+	// the API whose audience prefixes the scope (the HelseID convention)
+	// wins, then the first by audience; either way every instance decides
+	// the same.
+	for _, a := range snap.apis {
+		for _, scope := range a.Scopes {
+			prev, taken := snap.byScope[scope]
+			if !taken || (!ownsScope(prev, scope) && ownsScope(a, scope)) {
+				snap.byScope[scope] = a
+			}
+		}
+	}
+	for i := range orgs {
+		snap.orgs[orgs[i].Number] = &orgs[i]
+	}
+	for i := range systems {
+		snap.systems[systems[i].ID] = &systems[i]
+	}
+	for _, c := range clients {
+		snap.clients[c.ID] = snap.newClient(c)
+	}
+	return snap
+}
+
+func ownsScope(a *store.API, scope string) bool {
+	return strings.HasPrefix(scope, a.Audience+"/")
+}
+
+func (snap *Snapshot) newClient(c store.Client) *Client {
+	out := &Client{Client: c, System: snap.systems[c.System]}
+	var errs []error
+	if out.System == nil {
+		errs = append(errs, fmt.Errorf("client system %q does not exist", c.System))
+	}
+	if len(c.JWKS) == 0 {
+		errs = append(errs, errors.New("no public keys registered"))
+	} else if keys, err := ParseJWKS(c.JWKS); err != nil {
+		errs = append(errs, err)
+	} else {
+		out.Keys = keys
+	}
+	if len(errs) > 0 {
+		out.Err = fmt.Errorf("registry: client %q: %w", c.ID, errors.Join(errs...))
+	}
+	return out
+}
+
+// Version is the RegistryVersion the snapshot was loaded at.
+func (snap *Snapshot) Version() int64 { return snap.version }
+
+// Client returns the client with the given ID, whatever its status.
+func (snap *Snapshot) Client(id string) (*Client, bool) {
+	c, ok := snap.clients[id]
+	return c, ok
+}
+
+// API returns the API with the given audience, whatever its status.
+func (snap *Snapshot) API(audience string) (*store.API, bool) {
+	a, ok := snap.byAud[audience]
+	return a, ok
+}
+
+// APIForScope returns the API that declares scope. Scopes that no API
+// declares (openid, helseid://scopes/...) have none.
+func (snap *Snapshot) APIForScope(scope string) (*store.API, bool) {
+	a, ok := snap.byScope[scope]
+	return a, ok
+}
+
+// APIs returns every API ordered by audience.
+func (snap *Snapshot) APIs() []*store.API { return slices.Clone(snap.apis) }
+
+// Organisation returns the organisation with the given number.
+func (snap *Snapshot) Organisation(number string) (*store.Organisation, bool) {
+	o, ok := snap.orgs[number]
+	return o, ok
+}
+
+// ClientSystem returns the client system with the given ID.
+func (snap *Snapshot) ClientSystem(id string) (*store.ClientSystem, bool) {
+	s, ok := snap.systems[id]
+	return s, ok
+}
