@@ -49,6 +49,8 @@ type Config struct {
 	ExpiredRetention time.Duration
 	// NonceRotation is how often the DPoP nonce key is replaced.
 	NonceRotation time.Duration
+	// NonceSlot is the time slot of DPoP nonces (dpop.NewNonces).
+	NonceSlot time.Duration
 }
 
 // Defaults (decisions.md: Tokens).
@@ -472,7 +474,7 @@ func (m *Manager) loadNonceKeys(recs []store.Key) error {
 		keys = append(keys, dpop.NonceKey{ID: uint32(recs[i].Generation), Secret: secret})
 	}
 	if m.nonces == nil {
-		m.nonces = dpop.NewNonces(0, keys...)
+		m.nonces = dpop.NewNonces(m.cfg.NonceSlot, keys...)
 	} else {
 		m.nonces.SetKeys(keys...)
 	}

@@ -1,0 +1,80 @@
+package token
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"sort"
+	"strings"
+)
+
+// AccessClaims are the claims of a HelseID access token (profile §5). Field
+// order is wire order. Optional HelseID claims are left out when empty.
+type AccessClaims struct {
+	Issuer    string        `json:"iss"`
+	NotBefore int64         `json:"nbf"`
+	IssuedAt  int64         `json:"iat"`
+	Expiry    int64         `json:"exp"`
+	Audience  string        `json:"aud"`
+	Scope     []string      `json:"scope"`
+	ClientID  string        `json:"client_id"`
+	JTI       string        `json:"jti"`
+	Cnf       *Confirmation `json:"cnf,omitempty"`
+
+	ClientAMR        string `json:"client_amr"`
+	HelseIDClientAMR string `json:"helseid://claims/client/amr"`
+	ClientName       string `json:"helseid://claims/client/client_name,omitempty"`
+	ClientTenancy    string `json:"helseid://claims/client/client_tenancy,omitempty"`
+	OrgNrParent      string `json:"helseid://claims/client/claims/orgnr_parent,omitempty"`
+	OrgNrChild       string `json:"helseid://claims/client/claims/orgnr_child,omitempty"`
+	OrgNrSupplier    string `json:"helseid://claims/client/claims/orgnr_supplier,omitempty"`
+	SFMJournalID     string `json:"nhn:sfm:journal-id,omitempty"`
+
+	// APIClaims are API-specific client claims by full name, such as
+	// "e-helse:sfm.api/client/claims/sfm-id".
+	APIClaims map[string]string `json:"-"`
+}
+
+// Confirmation binds a token to a key (RFC 7800, RFC 9449 §6.1).
+type Confirmation struct {
+	JKT string `json:"jkt"`
+}
+
+// MarshalJSON writes the fixed claims and then the API-specific ones in
+// name order, so that the same token always has the same bytes.
+func (c *AccessClaims) MarshalJSON() ([]byte, error) {
+	type plain AccessClaims
+	b, err := json.Marshal((*plain)(c))
+	if err != nil || len(c.APIClaims) == 0 {
+		return b, err
+	}
+	names := make([]string, 0, len(c.APIClaims))
+	for n := range c.APIClaims {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var buf bytes.Buffer
+	buf.Grow(len(b) + 64*len(names))
+	buf.Write(b[:len(b)-1])
+	for _, n := range names {
+		k, _ := json.Marshal(n)
+		v, _ := json.Marshal(c.APIClaims[n])
+		buf.WriteByte(',')
+		buf.Write(k)
+		buf.WriteByte(':')
+		buf.Write(v)
+	}
+	buf.WriteByte('}')
+	return buf.Bytes(), nil
+}
+
+// newTokenID returns 128 random bits as 32 upper-case hex digits, the form
+// of jti in HelseID tokens.
+func newTokenID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("token: crypto/rand failed: " + err.Error())
+	}
+	return strings.ToUpper(hex.EncodeToString(b[:]))
+}

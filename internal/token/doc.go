@@ -1,0 +1,6 @@
+// Package token is the token endpoint (POST /connect/token). Every request
+// runs one fixed pipeline (pipeline.go): bounded body, method and content
+// type, one parse of the form, private_key_jwt, DPoP, then the grant named by
+// grant_type fills in the token, and the pipeline spends the single-use
+// values, signs and answers. A grant lives in a file of its own.
+package token

@@ -1,0 +1,359 @@
+package token
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/tillit-sts/tillit/dpop"
+	"github.com/tillit-sts/tillit/internal/clientauth"
+	"github.com/tillit-sts/tillit/internal/keys"
+	"github.com/tillit-sts/tillit/internal/oauth"
+	"github.com/tillit-sts/tillit/internal/registry"
+	"github.com/tillit-sts/tillit/internal/requestid"
+	"github.com/tillit-sts/tillit/internal/store"
+)
+
+// Path is where the endpoint is mounted, relative to the issuer.
+const Path = "/connect/token"
+
+// DefaultMaxBody bounds a token request body. A request with an assertion
+// carrying assertion_details is 1–3 KiB.
+const DefaultMaxBody = 8 << 10
+
+// ReplayStore spends single-use values.
+type ReplayStore interface {
+	ConsumeJTIs(ctx context.Context, now time.Time, jtis []store.JTI) error
+}
+
+// SignerSource gives the key that signs now.
+type SignerSource interface {
+	Signer() (*keys.Signer, error)
+}
+
+// Config wires the endpoint.
+type Config struct {
+	Issuer string
+	// Registry returns the current registry snapshot.
+	Registry func() *registry.Snapshot
+	Replay   ReplayStore
+	Keys     SignerSource
+	// Assertions checks client assertions; its Audiences should hold the
+	// issuer, the issuer with "/" and the token endpoint URL.
+	Assertions *clientauth.Verifier
+	// Proofs checks DPoP proofs. Its Nonces, when set, makes nonces
+	// mandatory (HelseID behaviour); the endpoint then also hands them out.
+	Proofs *dpop.Verifier
+	// TokenLifetime is the default access token lifetime.
+	TokenLifetime time.Duration
+	MaxBody       int64
+	Now           func() time.Time
+	Log           *slog.Logger
+}
+
+// Endpoint is the token endpoint.
+type Endpoint struct {
+	cfg      Config
+	tokenURL string
+	grants   map[string]grant
+}
+
+// grant fills in a token for one grant_type. It is called after the client
+// is authenticated and the DPoP proof (if any) is verified, and must not
+// spend anything: the pipeline does that once the grant has said yes.
+type grant interface {
+	issue(ctx context.Context, t *tokenRequest) (*issue, error)
+}
+
+// tokenRequest is a request that has passed authentication.
+type tokenRequest struct {
+	*Request
+	Client    *registry.Client
+	Snapshot  *registry.Snapshot
+	Assertion *clientauth.Assertion
+	Proof     *dpop.Proof // nil without DPoP
+	Now       time.Time
+}
+
+// issue is a grant's answer: what the token says.
+type issue struct {
+	API      *store.API
+	Scopes   []string
+	Claims   AccessClaims // iss, times, jti and cnf are filled in by the pipeline
+	Lifetime time.Duration
+}
+
+// New returns the endpoint.
+func New(cfg Config) *Endpoint {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxBody == 0 {
+		cfg.MaxBody = DefaultMaxBody
+	}
+	e := &Endpoint{cfg: cfg, tokenURL: strings.TrimSuffix(cfg.Issuer, "/") + Path}
+	e.grants = map[string]grant{
+		oauth.GrantTypeClientCredentials: clientCredentials{e},
+	}
+	return e
+}
+
+// URL is the endpoint's absolute URL.
+func (e *Endpoint) URL() string { return e.tokenURL }
+
+// GrantTypes lists the grant types the endpoint serves, for discovery.
+func (e *Endpoint) GrantTypes() []string {
+	out := make([]string, 0, len(e.grants))
+	for g := range e.grants {
+		out = append(out, g)
+	}
+	return out
+}
+
+// Mount registers the endpoint for every method, so that a wrong method gets
+// an OAuth error rather than the mux's plain-text 405.
+func (e *Endpoint) Mount(mux *http.ServeMux) {
+	mux.Handle(Path, e)
+}
+
+func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	resp, err := e.handle(w, r)
+	if err != nil {
+		e.writeError(w, r, err)
+		return
+	}
+	if e.cfg.Proofs.Nonces != nil {
+		// Hand out the current nonce with every answer so that clients
+		// that keep it skip the use_dpop_nonce round trip next time.
+		w.Header().Set("DPoP-Nonce", e.cfg.Proofs.Nonces.Issue(e.cfg.Now()))
+	}
+	if err := oauth.WriteJSON(w, http.StatusOK, resp); err != nil {
+		e.cfg.Log.Warn("token response not written", "request_id", requestid.From(r.Context()), "err", err)
+	}
+}
+
+// response is the success body (RFC 6749 §5.1, RFC 9449 §5).
+type response struct {
+	AccessToken string `json:"access_token"`
+	TokenType   string `json:"token_type"`
+	ExpiresIn   int64  `json:"expires_in"`
+	Scope       string `json:"scope,omitempty"`
+}
+
+// handle is the fixed pipeline.
+func (e *Endpoint) handle(w http.ResponseWriter, r *http.Request) (*response, error) {
+	// 1–3: transport, body bound, one parse of the form.
+	req, err := parseRequest(w, r, e.cfg.MaxBody)
+	if err != nil {
+		return nil, err
+	}
+	now := e.cfg.Now()
+	snap := e.cfg.Registry()
+
+	// 4: private_key_jwt.
+	client, assertion, err := e.authenticate(req, snap, now)
+	if err != nil {
+		return nil, err
+	}
+	t := &tokenRequest{Request: req, Client: client, Snapshot: snap, Assertion: assertion, Now: now}
+
+	// 5: DPoP.
+	if req.DPoP != "" {
+		proof, err := e.cfg.Proofs.Verify(req.DPoP, dpop.Request{Method: http.MethodPost, URL: e.tokenURL, Now: now})
+		if err != nil {
+			return nil, e.proofError(err, now)
+		}
+		t.Proof = proof
+	}
+
+	// 6–7: the grant.
+	if req.GrantType == "" {
+		return nil, oauth.InvalidRequest("grant_type is missing")
+	}
+	g, ok := e.grants[req.GrantType]
+	if !ok {
+		return nil, oauth.Newf(oauth.CodeUnsupportedGrantType, "grant_type %s is not supported", req.GrantType)
+	}
+	if !contains(client.GrantTypes, req.GrantType) {
+		return nil, oauth.Newf(oauth.CodeUnauthorizedClient, "the client is not allowed to use grant_type %s", req.GrantType)
+	}
+	is, err := g.issue(r.Context(), t)
+	if err != nil {
+		return nil, err
+	}
+	// HelseID: DPoP is required when the API requires it (the default) or
+	// the client is configured to require it (decisions.md).
+	if t.Proof == nil && (!is.API.AllowBearer || client.RequireDPoP) {
+		return nil, oauth.InvalidDPoPProof("a DPoP proof is required: " + is.API.Audience + " does not accept Bearer tokens")
+	}
+
+	// Every check has passed: spend the assertion and the proof together.
+	jtis := []store.JTI{{Key: assertionKey(client.ID, assertion.JTI), Expires: e.cfg.Assertions.ReplayUntil(assertion)}}
+	if t.Proof != nil {
+		jtis = append(jtis, store.JTI{Key: proofKey(t.Proof), Expires: t.Proof.Expires})
+	}
+	if err := e.cfg.Replay.ConsumeJTIs(r.Context(), now, jtis); err != nil {
+		var re *store.ReplayError
+		switch {
+		case errors.As(err, &re) && strings.HasPrefix(re.Key, "p|"):
+			return nil, oauth.InvalidDPoPProof("DPoP proof was already used (jti)")
+		case errors.Is(err, store.ErrReplay):
+			return nil, oauth.InvalidClient("client_assertion was already used (jti)")
+		}
+		return nil, err
+	}
+
+	// 8: sign and answer.
+	return e.sign(r.Context(), t, is)
+}
+
+func (e *Endpoint) authenticate(req *Request, snap *registry.Snapshot, now time.Time) (*registry.Client, *clientauth.Assertion, error) {
+	secret := req.Form.Has("client_secret")
+	hasAssertion := req.ClientAssertion != "" || req.ClientAssertionType != ""
+	switch {
+	case (req.Basic || secret) && hasAssertion:
+		// RFC 6749 §2.3: one authentication method per request.
+		return nil, nil, oauth.InvalidRequest("more than one client authentication method")
+	case req.Basic || secret:
+		return nil, nil, oauth.InvalidClient("client secrets are not accepted: authenticate with private_key_jwt")
+	case !hasAssertion:
+		return nil, nil, oauth.InvalidClient("client authentication is required: private_key_jwt (client_assertion)")
+	case req.ClientAssertionType != oauth.ClientAssertionTypeJWTBearer:
+		return nil, nil, oauth.InvalidClient("client_assertion_type must be " + oauth.ClientAssertionTypeJWTBearer)
+	}
+	a, err := e.cfg.Assertions.Parse(req.ClientAssertion)
+	if err != nil {
+		return nil, nil, assertionError(err)
+	}
+	if req.ClientID != "" && req.ClientID != a.ClientID {
+		return nil, nil, oauth.InvalidClient("client_id does not match the client_assertion")
+	}
+	c, ok := snap.Client(a.ClientID)
+	switch {
+	case !ok:
+		return nil, nil, oauth.InvalidClient("unknown client")
+	case c.Err != nil:
+		return nil, nil, oauth.InvalidClient("the client's registration cannot be used").Wrap(c.Err)
+	case c.Status == store.StatusPending:
+		return nil, nil, oauth.InvalidClient("the client is waiting for approval")
+	case !c.Active():
+		return nil, nil, oauth.InvalidClient("the client is disabled")
+	}
+	if err := e.cfg.Assertions.Verify(a, c.Keys, now); err != nil {
+		return nil, nil, assertionError(err)
+	}
+	return c, a, nil
+}
+
+func assertionError(err error) error {
+	var ce *clientauth.Error
+	switch {
+	case errors.Is(err, clientauth.ErrBothDetails):
+		return oauth.InvalidRequest("client_assertion must not carry both assertion_details and authorization_details")
+	case errors.As(err, &ce):
+		return oauth.InvalidClient(ce.Reason)
+	}
+	return err
+}
+
+func (e *Endpoint) proofError(err error, now time.Time) error {
+	var de *dpop.Error
+	switch {
+	case errors.Is(err, dpop.ErrUseNonce):
+		oe := oauth.UseDPoPNonce(e.cfg.Proofs.Nonces.Issue(now))
+		if errors.As(err, &de) {
+			oe.Description = de.Reason
+		}
+		return oe
+	case errors.As(err, &de):
+		return oauth.InvalidDPoPProof(de.Reason)
+	}
+	return err
+}
+
+func (e *Endpoint) sign(ctx context.Context, t *tokenRequest, is *issue) (*response, error) {
+	lifetime := e.cfg.TokenLifetime
+	for _, l := range []time.Duration{is.API.AccessTokenLifetime, t.Client.AccessTokenLifetime, is.Lifetime} {
+		if l > 0 && l < lifetime {
+			lifetime = l
+		}
+	}
+	c := &is.Claims
+	c.Issuer = e.cfg.Issuer
+	c.IssuedAt = t.Now.Unix()
+	c.NotBefore = c.IssuedAt
+	c.Expiry = t.Now.Add(lifetime).Unix()
+	c.JTI = newTokenID()
+	c.Audience = is.API.Audience
+	c.Scope = is.Scopes
+	typ := oauth.TokenTypeBearer
+	if t.Proof != nil {
+		c.Cnf = &Confirmation{JKT: t.Proof.Thumbprint}
+		typ = oauth.TokenTypeDPoP
+	}
+	payload, err := json.Marshal(c)
+	if err != nil {
+		return nil, err
+	}
+	signer, err := e.cfg.Keys.Signer()
+	if err != nil {
+		return nil, err
+	}
+	at, err := signer.Sign(payload)
+	if err != nil {
+		return nil, err
+	}
+	e.cfg.Log.Debug("token issued", "request_id", requestid.From(ctx), "client_id", t.Client.ID,
+		"grant_type", t.GrantType, "aud", c.Audience, "jti", c.JTI, "dpop", t.Proof != nil)
+	return &response{AccessToken: at, TokenType: typ, ExpiresIn: int64(lifetime / time.Second), Scope: strings.Join(is.Scopes, " ")}, nil
+}
+
+// writeError renders err and logs it under the request ID. Refusals are
+// logged at info with their code; anything else is a server_error whose
+// cause is logged at error and never sent.
+func (e *Endpoint) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	oe := oauth.WriteError(w, err)
+	attrs := []any{"request_id", requestid.From(r.Context()), "error", oe.Code}
+	if oe.Code == oauth.CodeServerError {
+		e.cfg.Log.Error("token request failed", append(attrs, "cause", err.Error())...)
+		return
+	}
+	attrs = append(attrs, "description", oe.Description)
+	if cause := errors.Unwrap(oe); cause != nil {
+		attrs = append(attrs, "cause", cause.Error())
+	}
+	e.cfg.Log.Info("token request refused", attrs...)
+}
+
+// The replay keys are namespaced so that an assertion jti and a proof jti
+// cannot collide, and hashed so that their length is fixed whatever a client
+// sends.
+func assertionKey(clientID, jti string) string { return "a|" + hashKey(clientID, jti) }
+
+func proofKey(p *dpop.Proof) string { return "p|" + hashKey(p.Thumbprint, p.JTI) }
+
+func hashKey(scope, jti string) string {
+	h := sha256.New()
+	h.Write([]byte(scope))
+	h.Write([]byte{0})
+	h.Write([]byte(jti))
+	return base64.RawURLEncoding.EncodeToString(h.Sum(nil))
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
