@@ -1,0 +1,214 @@
+package client
+
+import (
+	"crypto"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/tillit-sts/tillit/dpop"
+	"github.com/tillit-sts/tillit/keyfile"
+)
+
+// Lifetimes of client assertions (profile §2.3). HelseID refuses an
+// assertion whose exp is more than 60 s ahead; NHN's .NET library uses 10 s.
+// Short is better: an intercepted assertion is worth nothing after exp.
+const (
+	DefaultAssertionLifetime = 10 * time.Second
+	MaxAssertionLifetime     = 60 * time.Second
+)
+
+// MetadataMaxAge is how long a discovery document is used before it is read
+// again: a day, as HelseID asks of its clients (FK2) and as NHN's libraries do.
+const MetadataMaxAge = 24 * time.Hour
+
+// DefaultHTTPTimeout bounds each request when Config.HTTPClient is nil, so a
+// hung server cannot hold a caller that passed a context without a deadline.
+const DefaultHTTPTimeout = 30 * time.Second
+
+// Bounds on what is read from a server. HelseID's discovery document is
+// about 5 KiB and a token response a few KiB; the bounds leave room for
+// large tokens while keeping a broken or hostile server from filling memory.
+const (
+	maxMetadataSize      = 512 << 10
+	maxTokenResponseSize = 1 << 20
+)
+
+// Config describes one HelseID client configuration.
+type Config struct {
+	// Issuer is the STS's issuer URL exactly as its discovery document
+	// states it, e.g. "https://helseid-sts.test.nhn.no" (HelseID's has no
+	// trailing slash). It is also the aud of every client assertion, as in
+	// NHN's .NET and Java libraries. It must be https, or http to a loopback
+	// address for local development.
+	Issuer string
+	// ClientID is the client_id, and the iss and sub of client assertions.
+	ClientID string
+	// Key is the client's private key. Its alg must be set, because it names
+	// the algorithm the registered key is meant for (NHN's libraries refuse a
+	// JWK without one); its kid, when set, goes in the assertion header.
+	Key *jose.JSONWebKey
+	// DPoPKey signs DPoP proofs. Nil means Key, as NHN's libraries do; a
+	// separate key keeps the long-lived client key out of every API call.
+	// Without alg it signs with dpop.DefaultAlgorithm for its type.
+	DPoPKey *jose.JSONWebKey
+	// HTTPClient sends the requests. Nil means a client with
+	// DefaultHTTPTimeout.
+	HTTPClient *http.Client
+	// Now is the clock for assertion and proof times and for the metadata
+	// cache. Nil means time.Now. Tests set it; nothing else should.
+	Now func() time.Time
+	// AssertionLifetime is exp - iat of client assertions. Zero means
+	// DefaultAssertionLifetime; at least a second, at most
+	// MaxAssertionLifetime.
+	AssertionLifetime time.Duration
+}
+
+// Client gets tokens for one client configuration from one issuer. It is
+// safe for concurrent use. Make it once and share it: it caches the
+// discovery document and the token endpoint's last DPoP nonce.
+type Client struct {
+	issuer    string
+	clientID  string
+	alg       jose.SignatureAlgorithm
+	assertion jose.Signer
+	dpop      *dpop.Signer
+	http      *http.Client
+	now       func() time.Time
+	lifetime  time.Duration
+
+	mu          sync.Mutex
+	meta        *Metadata
+	metaExpires time.Time
+	// nonce is the last DPoP-Nonce the token endpoint sent. A stale one
+	// costs one use_dpop_nonce round trip, a fresh one saves it.
+	nonce string
+}
+
+// New checks cfg and returns a Client. It does no I/O: the discovery
+// document is read on first use.
+func New(cfg Config) (*Client, error) {
+	if err := checkURL(cfg.Issuer, true); err != nil {
+		return nil, fmt.Errorf("client: issuer %q: %w", cfg.Issuer, err)
+	}
+	if cfg.ClientID == "" {
+		return nil, errors.New("client: no client ID")
+	}
+	if cfg.Key == nil {
+		return nil, errors.New("client: no key")
+	}
+	key, err := keyfile.Signer(cfg.Key)
+	if err != nil {
+		return nil, fmt.Errorf("client: key: %w", err)
+	}
+	alg := jose.SignatureAlgorithm(cfg.Key.Algorithm)
+	if alg == "" {
+		return nil, errors.New("client: key has no alg")
+	}
+	if err := dpop.CheckKey(alg, key.Public()); err != nil {
+		return nil, fmt.Errorf("client: key: %w", err)
+	}
+	assertion, err := newAssertionSigner(alg, key, cfg.Key.KeyID)
+	if err != nil {
+		return nil, err
+	}
+
+	dk := cfg.DPoPKey
+	if dk == nil {
+		dk = cfg.Key
+	}
+	dkey, err := keyfile.Signer(dk)
+	if err != nil {
+		return nil, fmt.Errorf("client: DPoP key: %w", err)
+	}
+	proofs, err := dpop.NewSigner(dkey, jose.SignatureAlgorithm(dk.Algorithm))
+	if err != nil {
+		return nil, fmt.Errorf("client: DPoP key: %w", err)
+	}
+
+	lifetime := cfg.AssertionLifetime
+	switch {
+	case lifetime == 0:
+		lifetime = DefaultAssertionLifetime
+	case lifetime < time.Second || lifetime > MaxAssertionLifetime:
+		return nil, fmt.Errorf("client: assertion lifetime %v is not between 1s and %v", lifetime, MaxAssertionLifetime)
+	}
+	hc := cfg.HTTPClient
+	if hc == nil {
+		hc = &http.Client{Timeout: DefaultHTTPTimeout}
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	return &Client{
+		issuer:    cfg.Issuer,
+		clientID:  cfg.ClientID,
+		alg:       alg,
+		assertion: assertion,
+		dpop:      proofs,
+		http:      hc,
+		now:       now,
+		lifetime:  lifetime,
+	}, nil
+}
+
+// DPoPThumbprint is the RFC 7638 thumbprint of the DPoP key: the cnf.jkt
+// that DPoP-bound tokens issued to this client carry.
+func (c *Client) DPoPThumbprint() string { return c.dpop.Thumbprint() }
+
+func newAssertionSigner(alg jose.SignatureAlgorithm, key crypto.Signer, kid string) (jose.Signer, error) {
+	// A JSONWebKey as signing key puts its kid in the protected header.
+	opts := (&jose.SignerOptions{}).WithType(assertionType)
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: jose.JSONWebKey{Key: key, KeyID: kid}}, opts)
+	if err != nil {
+		return nil, fmt.Errorf("client: key: %w", err)
+	}
+	return s, nil
+}
+
+// checkURL accepts an absolute https URL, or an http URL to a loopback
+// address: tokens and assertions must not cross a network in clear text,
+// but a developer's STS on localhost has no certificate. An issuer may not
+// have a query (OpenID Connect Discovery §3); no URL may have a fragment or
+// user information.
+func checkURL(raw string, issuer bool) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return err
+	}
+	switch {
+	case u.Scheme == "https":
+	case u.Scheme == "http" && isLoopback(u.Hostname()):
+	case u.Scheme == "http":
+		return errors.New("plain http is allowed only to a loopback address")
+	default:
+		return errors.New("not an https URL")
+	}
+	switch {
+	case u.Host == "":
+		return errors.New("URL has no host")
+	case u.User != nil:
+		return errors.New("URL has user information")
+	case u.Fragment != "" || strings.Contains(raw, "#"):
+		return errors.New("URL has a fragment")
+	case issuer && (u.RawQuery != "" || u.ForceQuery):
+		return errors.New("issuer has a query")
+	}
+	return nil
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

@@ -1,0 +1,58 @@
+package client
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"unicode"
+)
+
+// Error is an error answer from the token endpoint (RFC 6749 §5.2). Get it
+// with errors.As. HelseID puts its HID-10xx codes at the start of
+// Description, e.g. "HID-1002: ...".
+type Error struct {
+	// Code is the OAuth error code, e.g. "invalid_client" or
+	// "use_dpop_nonce". It is empty when the body was not an OAuth error
+	// (a proxy's HTML page, say); StatusCode then tells what happened.
+	Code        string
+	Description string
+	StatusCode  int
+}
+
+func (e *Error) Error() string {
+	if e.Code == "" {
+		return fmt.Sprintf("client: token endpoint answered HTTP %d without an OAuth error", e.StatusCode)
+	}
+	s := fmt.Sprintf("client: token endpoint answered HTTP %d: %s", e.StatusCode, printable(e.Code))
+	if e.Description != "" {
+		s += ": " + printable(e.Description)
+	}
+	return s
+}
+
+// printable drops control characters from server text before it goes into
+// an error message that may be printed to a terminal.
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, s)
+}
+
+// errorBody is an OAuth error response body.
+type errorBody struct {
+	Error       string `json:"error"`
+	Description string `json:"error_description"`
+}
+
+// newError reads an error response. A body that is not an OAuth error keeps
+// only the status: its text is not the server's answer to the client.
+func newError(status int, body []byte) *Error {
+	var b errorBody
+	if err := json.Unmarshal(body, &b); err != nil || b.Error == "" {
+		return &Error{StatusCode: status}
+	}
+	return &Error{Code: b.Error, Description: b.Description, StatusCode: status}
+}

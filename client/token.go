@@ -1,0 +1,212 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/tillit-sts/tillit/dpop"
+	"github.com/tillit-sts/tillit/helseid"
+)
+
+// Wire values of the token endpoint (RFC 6749 §4.4, RFC 9449 §8).
+const (
+	grantTypeClientCredentials = "client_credentials"
+	codeUseDPoPNonce           = "use_dpop_nonce"
+	headerDPoP                 = "DPoP"
+	headerDPoPNonce            = "DPoP-Nonce"
+)
+
+// maxLifetimeSeconds bounds expires_in and rt_expires_in. Nothing real comes
+// near it, and it keeps Expiry from overflowing time.Duration.
+const maxLifetimeSeconds = 10 * 365 * 24 * 3600
+
+// TokenRequest is a client_credentials token request.
+type TokenRequest struct {
+	// Scopes are sent space-separated. None means every scope the client
+	// may have, if the STS can tell which API is meant.
+	Scopes []string
+	// Resource is the RFC 8707 resource indicator: the audience of the API
+	// the token is for, e.g. "nhn:deft".
+	Resource string
+	// AssertionDetails go in the client assertion's assertion_details: the
+	// organisation to act for, an SFM journal id (see the helseid builders).
+	AssertionDetails []helseid.Detail
+	// Bearer asks for a Bearer token: no DPoP proof is sent. Only APIs that
+	// allow Bearer accept such tokens.
+	Bearer bool
+}
+
+// TokenResponse is a successful token response (RFC 6749 §5.1) with
+// HelseID's additions.
+type TokenResponse struct {
+	AccessToken string `json:"access_token"`
+	// TokenType is "DPoP" for a DPoP-bound token and "Bearer" otherwise
+	// (compare without case, RFC 6749 §5.1). A server that does not support
+	// DPoP answers a DPoP request with "Bearer" (RFC 9449 §5).
+	TokenType string `json:"token_type"`
+	// ExpiresIn is the access token's lifetime in seconds; 0 if not sent.
+	ExpiresIn int64 `json:"expires_in,omitempty"`
+	// Scope is the space-separated scope granted.
+	Scope string `json:"scope,omitempty"`
+	// RejectedScope lists, space-separated, the scopes HelseID dropped
+	// because the organisation a multi-tenant client acts for has not
+	// signed the terms of use that the API requires.
+	RejectedScope string `json:"rejected_scope,omitempty"`
+	RefreshToken  string `json:"refresh_token,omitempty"`
+	// RefreshTokenExpiresIn is HelseID's rt_expires_in: seconds until the
+	// refresh token expires.
+	RefreshTokenExpiresIn int64  `json:"rt_expires_in,omitempty"`
+	IssuedTokenType       string `json:"issued_token_type,omitempty"`
+
+	// Expiry is when the access token expires by the local clock: the time
+	// the request was sent plus ExpiresIn, so never later than the server
+	// meant. Zero when ExpiresIn is.
+	Expiry time.Time `json:"-"`
+	// Raw is the whole response body.
+	Raw json.RawMessage `json:"-"`
+}
+
+// Token gets an access token with the client_credentials grant. It sends a
+// new client assertion and, unless r.Bearer, a DPoP proof for the token
+// endpoint. If the endpoint answers 400 use_dpop_nonce with a DPoP-Nonce
+// header, as HelseID does to a proof without a nonce (profile §3.3), the
+// request is built again with a new assertion and a new proof carrying that
+// nonce, and sent once more. The last nonce is remembered and used up front
+// next time, so usually only the first request makes the round trip.
+//
+// Errors from the token endpoint are *Error.
+func (c *Client) Token(ctx context.Context, r TokenRequest) (*TokenResponse, error) {
+	form := url.Values{"grant_type": {grantTypeClientCredentials}}
+	if len(r.Scopes) > 0 {
+		for _, s := range r.Scopes {
+			if s == "" || strings.ContainsAny(s, " \t\r\n") {
+				return nil, fmt.Errorf("client: scope %q is empty or has white space", s)
+			}
+		}
+		form.Set("scope", strings.Join(r.Scopes, " "))
+	}
+	if r.Resource != "" {
+		form.Set("resource", r.Resource)
+	}
+	return c.token(ctx, form, r.AssertionDetails, r.Bearer)
+}
+
+// token posts form to the token endpoint with client authentication and,
+// unless bearer, a DPoP proof, and does the nonce round trip. Grants other
+// than client_credentials will come through here too.
+func (c *Client) token(ctx context.Context, form url.Values, details []helseid.Detail, bearer bool) (*TokenResponse, error) {
+	md, err := c.Metadata(ctx)
+	if err != nil {
+		return nil, err
+	}
+	nonce := c.lastNonce()
+	for attempt := 1; ; attempt++ {
+		sent := c.now()
+		req, err := c.newTokenRequest(ctx, md.TokenEndpoint, form, details, bearer, nonce)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := c.http.Do(req)
+		if err != nil {
+			return nil, fmt.Errorf("client: token request: %w", err)
+		}
+		tok, fresh, err := readTokenResponse(resp, sent)
+		if fresh != "" {
+			// RFC 9449 §8.2: a server may hand out a new nonce in any
+			// response, successful or not.
+			c.setNonce(fresh)
+		}
+		if err == nil {
+			return tok, nil
+		}
+		var oe *Error
+		if attempt == 1 && !bearer && fresh != "" && errors.As(err, &oe) &&
+			oe.Code == codeUseDPoPNonce && oe.StatusCode == http.StatusBadRequest {
+			nonce = fresh
+			continue
+		}
+		return nil, err
+	}
+}
+
+// newTokenRequest builds one attempt: every attempt needs a new assertion
+// and a new proof, because the server spends their jtis.
+func (c *Client) newTokenRequest(ctx context.Context, endpoint string, form url.Values, details []helseid.Detail, bearer bool, nonce string) (*http.Request, error) {
+	assertion, err := c.ClientAssertion(details...)
+	if err != nil {
+		return nil, err
+	}
+	body := url.Values{}
+	for k, v := range form {
+		body[k] = v
+	}
+	body.Set("client_id", c.clientID)
+	body.Set("client_assertion_type", clientAssertionTypeJWTBearer)
+	body.Set("client_assertion", assertion)
+
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(body.Encode()))
+	if err != nil {
+		return nil, fmt.Errorf("client: token request: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	if !bearer {
+		proof, err := c.dpop.Proof(http.MethodPost, endpoint, dpop.ProofOptions{Nonce: nonce, Now: c.now()})
+		if err != nil {
+			return nil, fmt.Errorf("client: %w", err)
+		}
+		req.Header.Set(headerDPoP, proof)
+	}
+	return req, nil
+}
+
+// readTokenResponse reads and closes resp. It returns the DPoP-Nonce header
+// in every case, so the caller can remember it even from an error.
+func readTokenResponse(resp *http.Response, sent time.Time) (*TokenResponse, string, error) {
+	defer resp.Body.Close()
+	nonce := resp.Header.Get(headerDPoPNonce)
+	body, err := readBody(resp.Body, maxTokenResponseSize)
+	if err != nil {
+		return nil, nonce, fmt.Errorf("client: token response: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, nonce, newError(resp.StatusCode, body)
+	}
+	var t TokenResponse
+	if err := json.Unmarshal(body, &t); err != nil {
+		return nil, nonce, fmt.Errorf("client: token response is not valid JSON: %w", err)
+	}
+	switch {
+	case t.AccessToken == "":
+		return nil, nonce, errors.New("client: token response has no access_token")
+	case t.TokenType == "":
+		return nil, nonce, errors.New("client: token response has no token_type")
+	case t.ExpiresIn < 0 || t.RefreshTokenExpiresIn < 0:
+		return nil, nonce, errors.New("client: token response has a negative lifetime")
+	case t.ExpiresIn > maxLifetimeSeconds || t.RefreshTokenExpiresIn > maxLifetimeSeconds:
+		return nil, nonce, errors.New("client: token response has a lifetime of more than ten years")
+	}
+	if t.ExpiresIn > 0 {
+		t.Expiry = sent.Add(time.Duration(t.ExpiresIn) * time.Second)
+	}
+	t.Raw = body
+	return &t, nonce, nil
+}
+
+func (c *Client) lastNonce() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nonce
+}
+
+func (c *Client) setNonce(n string) {
+	c.mu.Lock()
+	c.nonce = n
+	c.mu.Unlock()
+}
