@@ -1,0 +1,261 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tillit-sts/tillit/internal/store"
+)
+
+// Precision is the resolution at which a store keeps times. Backends may
+// keep more; the suite compares after truncating to it.
+const Precision = time.Microsecond
+
+// goroutines is how many callers race in the concurrency tests, as in dex's
+// RunConcurrencyTests.
+const goroutines = 50
+
+// promptly bounds how long a call with a canceled context may take.
+const promptly = 5 * time.Second
+
+// Run runs the conformance suite. open must return a fresh, empty store on
+// every call and arrange for it to be closed when t ends (t.Cleanup); every
+// subtest opens its own.
+func Run(t *testing.T, open func(t *testing.T) store.Store) {
+	t.Run("Registry", func(t *testing.T) { runRegistry(t, open) })
+	t.Run("JTI", func(t *testing.T) { runJTI(t, open) })
+	t.Run("Keys", func(t *testing.T) { runKeys(t, open) })
+	t.Run("Ping", func(t *testing.T) {
+		s := open(t)
+		if err := s.Ping(t.Context()); err != nil {
+			t.Fatalf("Ping: %v", err)
+		}
+	})
+	t.Run("CanceledContext", func(t *testing.T) { runCanceled(t, open) })
+}
+
+// checkStoreTime fails unless got is in UTC and has no finer precision than
+// Precision: what the store returns is what it will return again later.
+func checkStoreTime(t *testing.T, what string, got time.Time) {
+	t.Helper()
+	if got.Location() != time.UTC {
+		t.Errorf("%s is in %v, want UTC", what, got.Location())
+	}
+	if !got.Equal(got.Truncate(Precision)) {
+		t.Errorf("%s = %v has a finer precision than %v", what, got, Precision)
+	}
+}
+
+// canonTime makes a time comparable with reflect.DeepEqual: truncated to
+// Precision, in UTC, without a monotonic reading. Call it only after
+// checkStoreTime.
+func canonTime(tm time.Time) time.Time {
+	return tm.Truncate(Precision).UTC().Round(0)
+}
+
+// inWindow fails unless got lies between two readings of the clock taken
+// around the call, allowing for the truncation to Precision.
+func inWindow(t *testing.T, what string, got, before, after time.Time) {
+	t.Helper()
+	if got.Before(before.Truncate(Precision)) || got.After(after) {
+		t.Errorf("%s = %v, want between %v and %v", what, got, before, after)
+	}
+}
+
+// emptyToNil returns a copy of v (a struct) in which every empty slice and
+// map, at any depth of embedded or nested structs, is nil, so that a backend
+// may return either.
+func emptyToNil[T any](v T) T {
+	rv := reflect.ValueOf(&v).Elem()
+	normalize(rv)
+	return v
+}
+
+func normalize(v reflect.Value) {
+	switch v.Kind() {
+	case reflect.Slice, reflect.Map:
+		if v.Len() == 0 && !v.IsNil() {
+			v.Set(reflect.Zero(v.Type()))
+		}
+	case reflect.Struct:
+		if v.Type() == reflect.TypeFor[time.Time]() {
+			return
+		}
+		for i := range v.NumField() {
+			if v.Type().Field(i).IsExported() {
+				normalize(v.Field(i))
+			}
+		}
+	}
+}
+
+// race starts n goroutines at once, each calling f with its index, and
+// returns their errors in index order.
+func race(n int, f func(i int) error) []error {
+	errs := make([]error, n)
+	var start, done sync.WaitGroup
+	start.Add(1)
+	for i := range n {
+		done.Go(func() {
+			start.Wait()
+			errs[i] = f(i)
+		})
+	}
+	start.Done()
+	done.Wait()
+	return errs
+}
+
+// exactlyOneWins fails unless exactly one of errs is nil and every other
+// one wraps loser.
+func exactlyOneWins(t *testing.T, errs []error, loser error) (winner int) {
+	t.Helper()
+	winner = -1
+	for i, err := range errs {
+		switch {
+		case err == nil && winner >= 0:
+			t.Errorf("callers %d and %d both succeeded", winner, i)
+		case err == nil:
+			winner = i
+		case !errors.Is(err, loser):
+			t.Errorf("caller %d: err = %v, want %v", i, err, loser)
+		}
+	}
+	if winner < 0 {
+		t.Errorf("no caller succeeded")
+	}
+	return winner
+}
+
+// runCanceled calls every method with a canceled context: each must fail
+// promptly with an error wrapping context.Canceled and change nothing.
+func runCanceled(t *testing.T, open func(t *testing.T) store.Store) {
+	now := time.Date(2031, 5, 17, 10, 0, 0, 0, time.UTC)
+	jti := store.JTI{Key: "canceled-jti", Expires: now.Add(time.Minute)}
+	key := store.Key{ID: "canceled-key", Purpose: store.PurposeSigning, Generation: 1,
+		Algorithm: "RS256", Sealed: []byte("sealed"), CreatedAt: now, ActiveFrom: now}
+	existing := store.API{Audience: "existing", Name: "Existing", Status: store.StatusActive}
+
+	tests := []struct {
+		name string
+		call func(ctx context.Context, s store.Store) error
+	}{
+		{"CreateAPI", func(ctx context.Context, s store.Store) error {
+			_, err := s.CreateAPI(ctx, store.API{Audience: "new"})
+			return err
+		}},
+		{"UpdateAPI", func(ctx context.Context, s store.Store) error {
+			a, err := s.API(context.Background(), existing.Audience)
+			if err != nil {
+				return err
+			}
+			a.Name = "Changed"
+			_, err = s.UpdateAPI(ctx, a)
+			return err
+		}},
+		{"API", func(ctx context.Context, s store.Store) error {
+			_, err := s.API(ctx, existing.Audience)
+			return err
+		}},
+		{"APIs", func(ctx context.Context, s store.Store) error {
+			_, err := s.APIs(ctx)
+			return err
+		}},
+		{"DeleteAPI", func(ctx context.Context, s store.Store) error {
+			return s.DeleteAPI(ctx, existing.Audience)
+		}},
+		{"CreateOrganisation", func(ctx context.Context, s store.Store) error {
+			_, err := s.CreateOrganisation(ctx, store.Organisation{Number: "999999999"})
+			return err
+		}},
+		{"Organisations", func(ctx context.Context, s store.Store) error {
+			_, err := s.Organisations(ctx)
+			return err
+		}},
+		{"CreateClientSystem", func(ctx context.Context, s store.Store) error {
+			_, err := s.CreateClientSystem(ctx, store.ClientSystem{ID: "sys"})
+			return err
+		}},
+		{"ClientSystems", func(ctx context.Context, s store.Store) error {
+			_, err := s.ClientSystems(ctx)
+			return err
+		}},
+		{"CreateClient", func(ctx context.Context, s store.Store) error {
+			_, err := s.CreateClient(ctx, store.Client{ID: "client"})
+			return err
+		}},
+		{"Client", func(ctx context.Context, s store.Store) error {
+			_, err := s.Client(ctx, "client")
+			return err
+		}},
+		{"RegistryVersion", func(ctx context.Context, s store.Store) error {
+			_, err := s.RegistryVersion(ctx)
+			return err
+		}},
+		{"ConsumeJTIs", func(ctx context.Context, s store.Store) error {
+			return s.ConsumeJTIs(ctx, now, []store.JTI{jti})
+		}},
+		{"DeleteExpiredJTIs", func(ctx context.Context, s store.Store) error {
+			_, err := s.DeleteExpiredJTIs(ctx, now)
+			return err
+		}},
+		{"CreateKey", func(ctx context.Context, s store.Store) error {
+			return s.CreateKey(ctx, key)
+		}},
+		{"Keys", func(ctx context.Context, s store.Store) error {
+			_, err := s.Keys(ctx, store.PurposeSigning)
+			return err
+		}},
+		{"DeleteKey", func(ctx context.Context, s store.Store) error {
+			return s.DeleteKey(ctx, "missing")
+		}},
+		{"Ping", func(ctx context.Context, s store.Store) error {
+			return s.Ping(ctx)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := open(t)
+			bg := context.Background()
+			if _, err := s.CreateAPI(bg, existing); err != nil {
+				t.Fatalf("CreateAPI: %v", err)
+			}
+			version, err := s.RegistryVersion(bg)
+			if err != nil {
+				t.Fatalf("RegistryVersion: %v", err)
+			}
+
+			ctx, cancel := context.WithCancel(bg)
+			cancel()
+			result := make(chan error, 1)
+			go func() { result <- tt.call(ctx, s) }()
+			select {
+			case err := <-result:
+				if !errors.Is(err, context.Canceled) {
+					t.Errorf("err = %v, want %v", err, context.Canceled)
+				}
+			case <-time.After(promptly):
+				t.Fatalf("no answer within %v", promptly)
+			}
+
+			// Nothing was written: the registry, the jti and the key are
+			// as they were.
+			if got, err := s.RegistryVersion(bg); err != nil || got != version {
+				t.Errorf("RegistryVersion = %d, %v; want %d (unchanged)", got, err, version)
+			}
+			if got, err := s.API(bg, existing.Audience); err != nil || got.Name != existing.Name || got.Version != 1 {
+				t.Errorf("API(%q) = %+v, %v; want it unchanged", existing.Audience, got, err)
+			}
+			if err := s.ConsumeJTIs(bg, now, []store.JTI{jti}); err != nil {
+				t.Errorf("ConsumeJTIs after the canceled call: %v, want nil (nothing recorded)", err)
+			}
+			if keys, err := s.Keys(bg, store.PurposeSigning); err != nil || len(keys) != 0 {
+				t.Errorf("Keys = %v, %v; want none", keys, err)
+			}
+		})
+	}
+}
