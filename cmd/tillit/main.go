@@ -26,6 +26,9 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"serve", "run the token service", runServe},
+		{"keys", "make client keys; rotate the signing key", runKeys},
+		{"token", "get an access token as a client", runToken},
+		{"decode", "print the header and claims of a JWT, unverified", runDecode},
 	}
 }
 
