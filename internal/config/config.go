@@ -1,0 +1,304 @@
+package config
+
+import (
+	"log/slog"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/tillit-sts/tillit/internal/store"
+)
+
+// Environment variables that override the file. Secrets belong here rather
+// than in a file that is easily copied or committed; the environment wins
+// when both are set.
+const (
+	// EnvKeyEncryptionKey is the key-encryption key, base64 of 32 bytes.
+	EnvKeyEncryptionKey = "TILLIT_KEY_ENCRYPTION_KEY"
+	// EnvStorage replaces storage, for PostgreSQL URLs that carry a
+	// password.
+	EnvStorage = "TILLIT_STORAGE"
+)
+
+// Config is the whole configuration: server settings and the declared
+// registry. Parse fills empty settings with the defaults documented on each
+// field (the values of Default); the registry lists have none.
+type Config struct {
+	// Dev is development mode: issuer may be left out (it becomes
+	// http://<listen>), and serve may create a key-encryption key in
+	// data_dir. Never for production. `tillit serve --dev` sets it.
+	Dev bool `yaml:"dev"`
+	// Issuer is the URL tokens carry in iss and discovery is served under:
+	// https (http only for loopback hosts), no trailing slash, no query or
+	// fragment. Required unless Dev.
+	Issuer string `yaml:"issuer"`
+	// Listen is the host:port to listen on. Default 127.0.0.1:8080.
+	Listen string `yaml:"listen"`
+	// Storage names the store: a SQLite file path, a sqlite: URL
+	// ("sqlite:/var/lib/tillit/tillit.db"), or a postgres:// URL. Relative
+	// SQLite paths are taken from the config file's folder. Default: the
+	// file tillit.db in DataDir. TILLIT_STORAGE overrides it.
+	Storage string `yaml:"storage"`
+	// DataDir is the folder for local state (the default SQLite database,
+	// dev keys). Relative to the config file's folder. Default "data".
+	DataDir string `yaml:"data_dir"`
+
+	Keys            Keys            `yaml:"keys"`
+	Tokens          Tokens          `yaml:"tokens"`
+	ClientAssertion ClientAssertion `yaml:"client_assertion"`
+	DPoP            DPoP            `yaml:"dpop"`
+	HTTP            HTTP            `yaml:"http"`
+	Log             Log             `yaml:"log"`
+
+	// RegistryPoll is how often a server checks the store for registry
+	// changes made by other processes, and so bounds how long they take to
+	// apply. Default 2s.
+	RegistryPoll time.Duration `yaml:"registry_poll"`
+
+	// The declared registry. These objects are file-managed: the file wins
+	// for them at every start, and one removed from the file is disabled.
+	APIs          []API          `yaml:"apis"`
+	Organisations []Organisation `yaml:"organisations"`
+	ClientSystems []ClientSystem `yaml:"client_systems"`
+	Clients       []Client       `yaml:"clients"`
+
+	// Where the configuration came from, for messages and relative paths.
+	src source
+}
+
+// Keys configures the service's signing keys.
+type Keys struct {
+	// Algorithm signs access tokens: RS256 (default; what HelseID clients
+	// and APIs expect), PS256 or ES256.
+	Algorithm jose.SignatureAlgorithm `yaml:"algorithm"`
+	// EncryptionKeyFile holds the key-encryption key that seals private
+	// keys in the store: base64 of 32 random bytes. Relative to the config
+	// file's folder. TILLIT_KEY_ENCRYPTION_KEY wins over it.
+	EncryptionKeyFile string `yaml:"encryption_key_file"`
+	// EncryptionKey is the decoded key-encryption key, from the environment
+	// or EncryptionKeyFile; nil when neither is set.
+	EncryptionKey Secret `yaml:"-"`
+	// PublishLead is how long a new key is published in the JWKS before it
+	// signs, so that APIs caching the JWKS know it in time. Default 24h.
+	PublishLead time.Duration `yaml:"publish_lead"`
+	// RotationPeriod is how long a key signs before the next one takes
+	// over. Default 2160h (90 days).
+	RotationPeriod time.Duration `yaml:"rotation_period"`
+	// ExpiredRetention is how long a retired key stays listed at
+	// expired_jwks_uri once every token it signed has expired. Default
+	// 2160h.
+	ExpiredRetention time.Duration `yaml:"expired_retention"`
+}
+
+// Tokens configures issued tokens.
+type Tokens struct {
+	// AccessTokenLifetime is the default access token lifetime; an API or
+	// client may set a shorter one. Default 1h (HelseID's).
+	AccessTokenLifetime time.Duration `yaml:"access_token_lifetime"`
+}
+
+// ClientAssertion configures private_key_jwt client authentication.
+type ClientAssertion struct {
+	// AllowRSAlgorithms accepts RS256/384/512 as well as PS* and ES*, which
+	// are always accepted. Default true: HelseID accepts RS* and many
+	// clients use it.
+	AllowRSAlgorithms bool `yaml:"allow_rs_algorithms"`
+	// MaxLifetime is the longest exp - now (and exp - iat) accepted. At
+	// most 60s, HelseID's limit. Default 60s.
+	MaxLifetime time.Duration `yaml:"max_lifetime"`
+	// ClockSkew is how far in the future iat and nbf may be. Default 10s;
+	// zero is allowed.
+	ClockSkew time.Duration `yaml:"clock_skew"`
+}
+
+// Algorithms returns the accepted client assertion algorithms, for the
+// verifier and for discovery alike.
+func (c ClientAssertion) Algorithms() []jose.SignatureAlgorithm {
+	algs := []jose.SignatureAlgorithm{jose.PS256, jose.PS384, jose.PS512, jose.ES256, jose.ES384, jose.ES512}
+	if c.AllowRSAlgorithms {
+		algs = append(algs, jose.RS256, jose.RS384, jose.RS512)
+	}
+	return algs
+}
+
+// DPoP configures DPoP at the token endpoint.
+type DPoP struct {
+	// RequireNonce makes the token endpoint demand a server nonce
+	// (use_dpop_nonce), as HelseID does. Default true.
+	RequireNonce bool `yaml:"require_nonce"`
+	// NonceSlot is the time slot of the stateless nonces; a nonce is valid
+	// in its slot and the next. Default 60s.
+	NonceSlot time.Duration `yaml:"nonce_slot"`
+	// ProofWindow is how far a proof's iat may be from now either way.
+	// Default 60s.
+	ProofWindow time.Duration `yaml:"proof_window"`
+}
+
+// HTTP configures the HTTP server.
+type HTTP struct {
+	// MaxBodyBytes bounds request bodies. Default 8192.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// ReadHeaderTimeout bounds reading request headers. Default 5s.
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	// ReadTimeout bounds reading a whole request. Default 10s.
+	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// WriteTimeout bounds writing a response. Default 10s.
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// IdleTimeout bounds idle keep-alive connections. Default 60s.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// ShutdownTimeout is how long a stopping server lets requests in flight
+	// finish. Default 10s.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// Log configures logging.
+type Log struct {
+	// Level is debug, info (default), warn or error.
+	Level string `yaml:"level"`
+	// Format is json (default) or text.
+	Format string `yaml:"format"`
+}
+
+// SlogLevel returns Level as a slog.Level; Validate has checked it.
+func (l Log) SlogLevel() slog.Level {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(l.Level)); err != nil {
+		return slog.LevelInfo
+	}
+	return lv
+}
+
+// API declares an API resource (store.API).
+type API struct {
+	// Audience is the aud of its tokens, e.g. "nhn:deft". Required; no "/"
+	// and no spaces.
+	Audience string `yaml:"audience"`
+	Name     string `yaml:"name"`
+	// Scopes are full scope names, each "<audience>/<name>" (HelseID
+	// profile §5.6). At least one.
+	Scopes []string `yaml:"scopes"`
+	// ClientClaims are the optional client claims the API wants:
+	// orgnr_supplier, nhn:sfm:journal-id, or the short name of an
+	// API-specific claim (sfm-id) whose value each client sets under
+	// claims.
+	ClientClaims []string `yaml:"client_claims"`
+	// AllowBearer lets clients get Bearer tokens for it. Default false: the
+	// API requires DPoP.
+	AllowBearer bool `yaml:"allow_bearer"`
+	// AccessTokenLifetime overrides tokens.access_token_lifetime when
+	// shorter. Default: none.
+	AccessTokenLifetime time.Duration `yaml:"access_token_lifetime"`
+	// Status is active (default), pending or disabled.
+	Status store.Status `yaml:"status"`
+}
+
+// Organisation declares an organisation (store.Organisation).
+type Organisation struct {
+	// Number is the nine-digit organisation number. Quote it or not.
+	Number string `yaml:"number"`
+	Name   string `yaml:"name"`
+	// Parent is the number of the legal entity a sub-unit belongs to.
+	Parent string `yaml:"parent"`
+}
+
+// ClientSystem declares a client system (store.ClientSystem).
+type ClientSystem struct {
+	ID   string `yaml:"id"`
+	Name string `yaml:"name"`
+	// Supplier is the vendor's organisation number. Required.
+	Supplier string `yaml:"supplier"`
+	// APIs limits the audiences its clients may have scopes for. Default:
+	// any.
+	APIs []string `yaml:"apis"`
+	// Status is active (default), pending or disabled.
+	Status store.Status `yaml:"status"`
+}
+
+// Client declares a client configuration (store.Client).
+type Client struct {
+	ID   string `yaml:"id"`
+	Name string `yaml:"name"`
+	// System is the ID of a client system declared in the file. Required.
+	System string `yaml:"system"`
+	// Tenancy is single-tenant (default) or multi-tenant.
+	Tenancy store.Tenancy `yaml:"tenancy"`
+	// Organisation is the orgnr_parent of a single-tenant client; required
+	// for one, not allowed for a multi-tenant client.
+	Organisation string `yaml:"organisation"`
+	// ChildOrganisations are the sub-units a single-tenant client may name.
+	ChildOrganisations []string `yaml:"child_organisations"`
+	// JWKS is the client's public keys inline: a JWKS object, one JWK, or
+	// either as a JSON string.
+	JWKS JWKS `yaml:"jwks"`
+	// JWKSFile is a file with more public keys (a JWKS or one JWK),
+	// relative to the config file's folder. At least one key in all.
+	JWKSFile string `yaml:"jwks_file"`
+	// GrantTypes default to [client_credentials]. Also accepted:
+	// authorization_code, refresh_token and
+	// urn:ietf:params:oauth:grant-type:token-exchange.
+	GrantTypes []string `yaml:"grant_types"`
+	// Scopes the client may ask for; each must be declared by an API.
+	Scopes []string `yaml:"scopes"`
+	// Claims are API-specific client claim values by audience, then by the
+	// claim's short name, which the API must list in client_claims:
+	// claims: {e-helse:sfm.api: {sfm-id: ...}} becomes
+	// "e-helse:sfm.api/client/claims/sfm-id".
+	Claims map[string]map[string]string `yaml:"claims"`
+	// Status is active (default), pending or disabled.
+	Status store.Status `yaml:"status"`
+	// RequireDPoP refuses Bearer tokens to this client even for APIs that
+	// allow them.
+	RequireDPoP bool `yaml:"require_dpop"`
+	// AccessTokenLifetime overrides the API's and the server's when
+	// shorter. Default: none.
+	AccessTokenLifetime time.Duration `yaml:"access_token_lifetime"`
+
+	fileKeys []byte // contents of JWKSFile, read by Parse
+	fileErr  error  // why reading JWKSFile failed
+}
+
+// Default returns the settings Parse starts from before it reads a file.
+// Derived defaults (Issuer in Dev mode, Storage from DataDir) are filled
+// in by Parse.
+func Default() *Config {
+	return &Config{
+		Listen:  "127.0.0.1:8080",
+		DataDir: "data",
+		Keys: Keys{
+			Algorithm:        jose.RS256,
+			PublishLead:      24 * time.Hour,
+			RotationPeriod:   90 * 24 * time.Hour,
+			ExpiredRetention: 90 * 24 * time.Hour,
+		},
+		Tokens: Tokens{AccessTokenLifetime: time.Hour},
+		ClientAssertion: ClientAssertion{
+			AllowRSAlgorithms: true,
+			MaxLifetime:       60 * time.Second,
+			ClockSkew:         10 * time.Second,
+		},
+		DPoP: DPoP{
+			RequireNonce: true,
+			NonceSlot:    60 * time.Second,
+			ProofWindow:  60 * time.Second,
+		},
+		HTTP: HTTP{
+			MaxBodyBytes:      8 << 10,
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       10 * time.Second,
+			WriteTimeout:      10 * time.Second,
+			IdleTimeout:       60 * time.Second,
+			ShutdownTimeout:   10 * time.Second,
+		},
+		Log:          Log{Level: "info", Format: "json"},
+		RegistryPoll: 2 * time.Second,
+	}
+}
+
+// Secret is key material. It prints as "[redacted]" so that logging a
+// Config cannot leak it.
+type Secret []byte
+
+func (Secret) String() string               { return "[redacted]" }
+func (Secret) GoString() string             { return "[redacted]" }
+func (Secret) LogValue() slog.Value         { return slog.StringValue("[redacted]") }
+func (Secret) MarshalJSON() ([]byte, error) { return []byte(`"[redacted]"`), nil }

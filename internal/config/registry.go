@@ -1,0 +1,96 @@
+package config
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/tillit-sts/tillit/helseid"
+	"github.com/tillit-sts/tillit/internal/oauth"
+	"github.com/tillit-sts/tillit/internal/registry"
+	"github.com/tillit-sts/tillit/internal/store"
+)
+
+// Registry turns the declared registry into store records for
+// registry.Sync, with defaults filled in: status active, tenancy
+// single-tenant, grant type client_credentials. A client's inline and file
+// keys become one JWKS in registry.MarshalJWKS form, each key with a kid;
+// its claims become flat API-specific claim names
+// ("e-helse:sfm.api/client/claims/sfm-id"). Call it on a validated Config;
+// it fails only on keys that Validate would also refuse.
+func (c *Config) Registry() (registry.Registry, error) {
+	var r registry.Registry
+	for _, a := range c.APIs {
+		r.APIs = append(r.APIs, store.API{
+			Audience:            a.Audience,
+			Name:                a.Name,
+			Scopes:              slices.Clone(a.Scopes),
+			ClientClaims:        slices.Clone(a.ClientClaims),
+			AllowBearer:         a.AllowBearer,
+			AccessTokenLifetime: a.AccessTokenLifetime,
+			Status:              orDefault(a.Status, store.StatusActive),
+		})
+	}
+	for _, o := range c.Organisations {
+		r.Organisations = append(r.Organisations, store.Organisation{
+			Number: o.Number,
+			Name:   o.Name,
+			Parent: o.Parent,
+		})
+	}
+	for _, s := range c.ClientSystems {
+		r.ClientSystems = append(r.ClientSystems, store.ClientSystem{
+			ID:       s.ID,
+			Name:     s.Name,
+			Supplier: s.Supplier,
+			APIs:     slices.Clone(s.APIs),
+			Status:   orDefault(s.Status, store.StatusActive),
+		})
+	}
+	for i, cl := range c.Clients {
+		keys, errs := c.clientKeys(i)
+		if len(errs) > 0 {
+			return registry.Registry{}, errs.err()
+		}
+		jwks, err := registry.MarshalJWKS(keys)
+		if err != nil {
+			return registry.Registry{}, fmt.Errorf("config: client %q: %w", cl.ID, err)
+		}
+		var claims map[string]string
+		for aud, values := range cl.Claims {
+			for name, value := range values {
+				if claims == nil {
+					claims = make(map[string]string)
+				}
+				claims[helseid.APIClientClaim(aud, name)] = value
+			}
+		}
+		grants := slices.Clone(cl.GrantTypes)
+		if len(grants) == 0 {
+			grants = []string{oauth.GrantTypeClientCredentials}
+		}
+		r.Clients = append(r.Clients, store.Client{
+			ID:                  cl.ID,
+			Name:                cl.Name,
+			System:              cl.System,
+			Tenancy:             orDefault(cl.Tenancy, store.SingleTenant),
+			Organisation:        cl.Organisation,
+			ChildOrganisations:  slices.Clone(cl.ChildOrganisations),
+			JWKS:                jwks,
+			GrantTypes:          grants,
+			Scopes:              slices.Clone(cl.Scopes),
+			Claims:              claims,
+			Status:              orDefault(cl.Status, store.StatusActive),
+			RequireDPoP:         cl.RequireDPoP,
+			AccessTokenLifetime: cl.AccessTokenLifetime,
+		})
+	}
+	return r, nil
+}
+
+func orDefault[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}

@@ -1,0 +1,674 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/tillit-sts/tillit/dpop"
+	"github.com/tillit-sts/tillit/helseid"
+	"github.com/tillit-sts/tillit/internal/oauth"
+	"github.com/tillit-sts/tillit/internal/registry"
+	"github.com/tillit-sts/tillit/internal/store"
+)
+
+// Storage backends, as StorageBackend names them.
+const (
+	BackendSQLite   = "sqlite"
+	BackendPostgres = "postgres"
+)
+
+// StorageBackend says which backend Storage names and what to open: the
+// file path for SQLite, the whole URL for PostgreSQL.
+func (c *Config) StorageBackend() (backend, target string, err error) {
+	backend, target, err = splitStorage(c.Storage)
+	if err != nil {
+		return "", "", fmt.Errorf("config: storage: %w", err)
+	}
+	return backend, target, nil
+}
+
+// schemeRE needs two letters before the colon so that a Windows drive
+// letter ("C:\data\tillit.db") is a path, not a scheme.
+var schemeRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9+.-]+:`)
+
+// splitStorage never puts the value in its errors: a PostgreSQL URL may
+// carry a password.
+func splitStorage(s string) (backend, target string, err error) {
+	switch {
+	case s == "":
+		return "", "", errors.New("is empty")
+	case strings.HasPrefix(s, "postgres://"), strings.HasPrefix(s, "postgresql://"):
+		if _, err := url.Parse(s); err != nil {
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				err = ue.Err // url.Error repeats the URL
+			}
+			return "", "", fmt.Errorf("is not a valid PostgreSQL URL: %w", err)
+		}
+		return BackendPostgres, s, nil
+	case strings.HasPrefix(s, "sqlite:"):
+		p := strings.TrimPrefix(strings.TrimPrefix(s, "sqlite:"), "//")
+		switch {
+		case p == "":
+			return "", "", errors.New("sqlite: URL has no file path")
+		case strings.Contains(p, "?"):
+			return "", "", errors.New("sqlite: URL options are not supported; give only the file path")
+		}
+		return BackendSQLite, p, nil
+	case schemeRE.MatchString(s):
+		scheme, _, _ := strings.Cut(s, ":")
+		return "", "", fmt.Errorf("scheme %q is not supported: use a SQLite file path, sqlite:<path> or postgres://", scheme)
+	}
+	return BackendSQLite, s, nil
+}
+
+// devIssuer is the issuer dev mode uses when none is set: the listen
+// address, with a wildcard host replaced by localhost so that clients on
+// the same machine can reach it.
+func devIssuer(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return ""
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+// checkIssuer applies the rules for an issuer identifier (RFC 8414 §2) and
+// Tillit's own: https except on loopback hosts, and no trailing slash,
+// because clients and APIs compare iss byte for byte with what they were
+// configured with and HelseID's issuers have none.
+func checkIssuer(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Errorf("%q is not a URL: %w", s, err)
+	}
+	switch {
+	case u.Scheme == "https":
+	case u.Scheme == "http" && isLoopback(u.Hostname()):
+	case u.Scheme == "http":
+		return fmt.Errorf("%q must use https (http is allowed only for localhost and loopback addresses)", s)
+	default:
+		return fmt.Errorf("%q is not an https URL", s)
+	}
+	switch {
+	case u.Host == "" || u.Opaque != "":
+		return fmt.Errorf("%q has no host", s)
+	case u.User != nil:
+		return fmt.Errorf("%q must not carry a user name or password", s)
+	case u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(s, "#"):
+		return fmt.Errorf("%q must not have a query or fragment", s)
+	case strings.HasSuffix(u.Path, "/"):
+		return fmt.Errorf("%q must not end with /", s)
+	}
+	return nil
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// scopeToken is RFC 6749 §3.3: visible ASCII except " and \.
+func scopeToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// validID accepts visible ASCII: IDs travel in form fields, JWT claims and
+// log lines, where white space or control characters only cause trouble.
+func validID(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// claimNameRE is the short name of an API-specific client claim (sfm-id,
+// vkp-id, herid): it becomes the last segment of a claim name.
+var claimNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+
+// builtinClaims are client claims an API may ask for whose values Tillit
+// fills in itself, not per client.
+var builtinClaims = []string{helseid.WantOrgNrSupplier, helseid.WantSFMJournalID}
+
+var grantTypes = []string{
+	oauth.GrantTypeClientCredentials,
+	oauth.GrantTypeAuthorizationCode,
+	oauth.GrantTypeRefreshToken,
+	oauth.GrantTypeTokenExchange,
+}
+
+var signingAlgorithms = []jose.SignatureAlgorithm{jose.RS256, jose.PS256, jose.ES256}
+
+var logLevels = []string{"debug", "info", "warn", "error"}
+
+func validStatus(s store.Status) bool {
+	switch s {
+	case "", store.StatusActive, store.StatusPending, store.StatusDisabled:
+		return true
+	}
+	return false
+}
+
+// Validate reports every problem in c, each with its line when c came from
+// Parse. The error is Errors. Parse has already called it; call it after
+// changing a Config in code. Empty statuses, tenancies and grant types mean
+// their defaults; empty settings are errors, so start a Config built in
+// code from Default.
+func (c *Config) Validate() error {
+	return c.check().err()
+}
+
+// checker collects problems.
+type checker struct {
+	src  source
+	errs Errors
+}
+
+func (k *checker) add(p path, format string, args ...any) {
+	k.errs = append(k.errs, k.src.errorAt(p, nil, format, args...))
+}
+
+func (p path) with(els ...any) path {
+	return append(append(path{}, p...), els...)
+}
+
+func (c *Config) check() Errors {
+	k := &checker{src: c.src}
+	c.checkServer(k)
+	c.checkRegistry(k)
+	return k.errs
+}
+
+func (c *Config) checkServer(k *checker) {
+	switch {
+	case c.Issuer == "" && !c.Dev:
+		k.add(path{"issuer"}, "is required (outside dev mode)")
+	case c.Issuer != "":
+		if err := checkIssuer(c.Issuer); err != nil {
+			k.add(path{"issuer"}, "%v", err)
+		}
+	}
+	if _, port, err := net.SplitHostPort(c.Listen); err != nil {
+		k.add(path{"listen"}, "%q is not host:port", c.Listen)
+	} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		// Port 0 is allowed: tests ask the kernel for a free port.
+		k.add(path{"listen"}, "port %q is not a number from 0 to 65535", port)
+	}
+	// An empty storage follows from an empty data_dir, reported below.
+	if _, _, err := splitStorage(c.Storage); err != nil && (c.Storage != "" || c.DataDir != "") {
+		k.add(path{"storage"}, "%v", err)
+	}
+	if c.DataDir == "" {
+		k.add(path{"data_dir"}, "is empty")
+	}
+
+	if !slices.Contains(signingAlgorithms, c.Keys.Algorithm) {
+		k.add(path{"keys", "algorithm"}, "%q is not one of RS256, PS256, ES256", c.Keys.Algorithm)
+	}
+	if n := len(c.Keys.EncryptionKey); n != 0 && n != 32 {
+		k.add(path{"keys", "encryption_key_file"}, "key-encryption key is %d bytes, want 32", n)
+	}
+	nonNegative := func(p path, d time.Duration) {
+		if d < 0 {
+			k.add(p, "must not be negative, got %v", d)
+		}
+	}
+	positive := func(p path, d time.Duration) {
+		if d <= 0 {
+			k.add(p, "must be positive, got %v", d)
+		}
+	}
+	nonNegative(path{"keys", "publish_lead"}, c.Keys.PublishLead)
+	positive(path{"keys", "rotation_period"}, c.Keys.RotationPeriod)
+	positive(path{"keys", "expired_retention"}, c.Keys.ExpiredRetention)
+	if c.Keys.RotationPeriod > 0 && c.Keys.PublishLead >= c.Keys.RotationPeriod {
+		// Otherwise keys would be made faster than they are used, and
+		// several unused ones would be published at once.
+		k.add(path{"keys", "publish_lead"}, "%v must be shorter than rotation_period (%v)", c.Keys.PublishLead, c.Keys.RotationPeriod)
+	}
+
+	positive(path{"tokens", "access_token_lifetime"}, c.Tokens.AccessTokenLifetime)
+
+	positive(path{"client_assertion", "max_lifetime"}, c.ClientAssertion.MaxLifetime)
+	if c.ClientAssertion.MaxLifetime > 60*time.Second {
+		k.add(path{"client_assertion", "max_lifetime"}, "%v is longer than 60s, HelseID's limit", c.ClientAssertion.MaxLifetime)
+	}
+	nonNegative(path{"client_assertion", "clock_skew"}, c.ClientAssertion.ClockSkew)
+	if c.ClientAssertion.ClockSkew > 5*time.Minute {
+		k.add(path{"client_assertion", "clock_skew"}, "%v is longer than 5m", c.ClientAssertion.ClockSkew)
+	}
+
+	positive(path{"dpop", "nonce_slot"}, c.DPoP.NonceSlot)
+	positive(path{"dpop", "proof_window"}, c.DPoP.ProofWindow)
+
+	if c.HTTP.MaxBodyBytes <= 0 {
+		k.add(path{"http", "max_body_bytes"}, "must be positive, got %d", c.HTTP.MaxBodyBytes)
+	}
+	positive(path{"http", "read_header_timeout"}, c.HTTP.ReadHeaderTimeout)
+	positive(path{"http", "read_timeout"}, c.HTTP.ReadTimeout)
+	positive(path{"http", "write_timeout"}, c.HTTP.WriteTimeout)
+	positive(path{"http", "idle_timeout"}, c.HTTP.IdleTimeout)
+	positive(path{"http", "shutdown_timeout"}, c.HTTP.ShutdownTimeout)
+
+	if !slices.Contains(logLevels, c.Log.Level) {
+		k.add(path{"log", "level"}, "%q is not one of %s", c.Log.Level, strings.Join(logLevels, ", "))
+	}
+	if c.Log.Format != "json" && c.Log.Format != "text" {
+		k.add(path{"log", "format"}, "%q is not json or text", c.Log.Format)
+	}
+	positive(path{"registry_poll"}, c.RegistryPoll)
+}
+
+// index remembers where each ID was first declared.
+type index map[string]int
+
+// declare records id at i and reports whether it was new.
+func (x index) declare(id string, i int) (first int, isNew bool) {
+	if j, ok := x[id]; ok {
+		return j, false
+	}
+	x[id] = i
+	return i, true
+}
+
+func (c *Config) checkRegistry(k *checker) {
+	orgs := c.checkOrganisations(k)
+	apis, scopeAPI := c.checkAPIs(k)
+	systems := c.checkClientSystems(k, apis)
+	c.checkClients(k, orgs, apis, scopeAPI, systems)
+}
+
+func (c *Config) checkOrgNumber(k *checker, p path, number string) bool {
+	if !helseid.ValidOrgNumber(number) {
+		k.add(p, "%q is not a valid organisation number (nine digits, the last a mod-11 check digit)", number)
+		return false
+	}
+	return true
+}
+
+func (c *Config) checkOrganisations(k *checker) index {
+	orgs := make(index)
+	for i, o := range c.Organisations {
+		p := path{"organisations", i}
+		if o.Number == "" {
+			k.add(p.with("number"), "is required")
+		} else if c.checkOrgNumber(k, p.with("number"), o.Number) {
+			if j, ok := orgs.declare(o.Number, i); !ok {
+				k.add(p.with("number"), "organisation %q is already declared at organisations[%d]", o.Number, j)
+			}
+		}
+		if o.Parent != "" && c.checkOrgNumber(k, p.with("parent"), o.Parent) && o.Parent == o.Number {
+			k.add(p.with("parent"), "is the organisation itself")
+		}
+	}
+	// A loop of parents would make "the legal entity of this sub-unit"
+	// undefined.
+	// Each loop is reported once, on its first member in the file.
+	for i, o := range c.Organisations {
+		if o.Parent == o.Number {
+			continue // reported above
+		}
+		first := i
+		seen := map[string]bool{o.Number: true}
+		for cur := o.Parent; cur != ""; {
+			j, ok := orgs[cur]
+			if !ok {
+				break
+			}
+			if seen[cur] {
+				if cur == o.Number && first == i {
+					k.add(path{"organisations", i, "parent"}, "parents of %q loop back to it", o.Number)
+				}
+				break
+			}
+			seen[cur] = true
+			first = min(first, j)
+			cur = c.Organisations[j].Parent
+		}
+	}
+	return orgs
+}
+
+func (c *Config) checkAPIs(k *checker) (index, map[string]string) {
+	apis := make(index)
+	scopeAPI := make(map[string]string) // scope → audience
+	for i, a := range c.APIs {
+		p := path{"apis", i}
+		audOK := false
+		switch {
+		case a.Audience == "":
+			k.add(p.with("audience"), "is required")
+		case !scopeToken(a.Audience) || strings.Contains(a.Audience, "/"):
+			k.add(p.with("audience"), "%q must be one word without / (it is the part of a scope before the first /)", a.Audience)
+		default:
+			audOK = true
+			if j, ok := apis.declare(a.Audience, i); !ok {
+				k.add(p.with("audience"), "api %q is already declared at apis[%d]", a.Audience, j)
+			}
+		}
+		if len(a.Scopes) == 0 {
+			k.add(p.with("scopes"), "needs at least one scope")
+		}
+		seen := make(map[string]bool)
+		for j, scope := range a.Scopes {
+			sp := p.with("scopes", j)
+			switch {
+			case !scopeToken(scope):
+				k.add(sp, "scope %q has characters a scope cannot have (RFC 6749 §3.3)", scope)
+			case audOK && (!strings.HasPrefix(scope, a.Audience+"/") || scope == a.Audience+"/"):
+				// HelseID profile §5.6: the audience is the part of a scope
+				// before the first "/", which is how a scope finds its API.
+				k.add(sp, "scope %q must start with %q", scope, a.Audience+"/")
+			case seen[scope]:
+				k.add(sp, "scope %q is listed twice", scope)
+			case scopeAPI[scope] != "" && scopeAPI[scope] != a.Audience:
+				k.add(sp, "scope %q is also declared by api %q", scope, scopeAPI[scope])
+			default:
+				scopeAPI[scope] = a.Audience
+			}
+			seen[scope] = true
+		}
+		seenClaim := make(map[string]bool)
+		for j, name := range a.ClientClaims {
+			cp := p.with("client_claims", j)
+			switch {
+			case slices.Contains(builtinClaims, name):
+			case !claimNameRE.MatchString(name):
+				k.add(cp, "%q is not %s, %s or a claim name such as sfm-id", name, helseid.WantOrgNrSupplier, helseid.WantSFMJournalID)
+			}
+			if seenClaim[name] {
+				k.add(cp, "claim %q is listed twice", name)
+			}
+			seenClaim[name] = true
+		}
+		if !validStatus(a.Status) {
+			k.add(p.with("status"), "%q is not active, pending or disabled", a.Status)
+		}
+		if a.AccessTokenLifetime < 0 {
+			k.add(p.with("access_token_lifetime"), "must not be negative, got %v", a.AccessTokenLifetime)
+		}
+	}
+	return apis, scopeAPI
+}
+
+func (c *Config) checkClientSystems(k *checker, apis index) index {
+	systems := make(index)
+	for i, s := range c.ClientSystems {
+		p := path{"client_systems", i}
+		switch {
+		case s.ID == "":
+			k.add(p.with("id"), "is required")
+		case !validID(s.ID):
+			k.add(p.with("id"), "%q has white space or characters outside visible ASCII", s.ID)
+		default:
+			if j, ok := systems.declare(s.ID, i); !ok {
+				k.add(p.with("id"), "client system %q is already declared at client_systems[%d]", s.ID, j)
+			}
+		}
+		if s.Supplier == "" {
+			k.add(p.with("supplier"), "is required: the supplier's organisation number")
+		} else {
+			c.checkOrgNumber(k, p.with("supplier"), s.Supplier)
+		}
+		seen := make(map[string]bool)
+		for j, aud := range s.APIs {
+			if _, ok := apis[aud]; !ok {
+				k.add(p.with("apis", j), "api %q is not declared", aud)
+			}
+			if seen[aud] {
+				k.add(p.with("apis", j), "api %q is listed twice", aud)
+			}
+			seen[aud] = true
+		}
+		if !validStatus(s.Status) {
+			k.add(p.with("status"), "%q is not active, pending or disabled", s.Status)
+		}
+	}
+	return systems
+}
+
+func (c *Config) checkClients(k *checker, orgs, apis index, scopeAPI map[string]string, systems index) {
+	ids := make(index)
+	for i := range c.Clients {
+		cl := &c.Clients[i]
+		p := path{"clients", i}
+		switch {
+		case cl.ID == "":
+			k.add(p.with("id"), "is required")
+		case !validID(cl.ID):
+			k.add(p.with("id"), "%q has white space or characters outside visible ASCII", cl.ID)
+		default:
+			if j, ok := ids.declare(cl.ID, i); !ok {
+				k.add(p.with("id"), "client %q is already declared at clients[%d]", cl.ID, j)
+			}
+		}
+
+		var system *ClientSystem
+		if cl.System == "" {
+			k.add(p.with("system"), "is required: the id of a client system")
+		} else if j, ok := systems[cl.System]; ok {
+			system = &c.ClientSystems[j]
+		} else {
+			k.add(p.with("system"), "client system %q is not declared", cl.System)
+		}
+
+		switch cl.Tenancy {
+		case "", store.SingleTenant:
+			c.checkSingleTenant(k, p, cl, orgs)
+		case store.MultiTenant:
+			// HelseID profile §6.1: a multi-tenant client names the
+			// organisation it acts for in each request.
+			if cl.Organisation != "" {
+				k.add(p.with("organisation"), "a multi-tenant client has no fixed organisation; it names one per request")
+			}
+			if len(cl.ChildOrganisations) > 0 {
+				k.add(p.with("child_organisations"), "a multi-tenant client has no list of child organisations")
+			}
+		default:
+			k.add(p.with("tenancy"), "%q is not single-tenant or multi-tenant", cl.Tenancy)
+		}
+
+		_, keyErrs := c.clientKeys(i)
+		k.errs = append(k.errs, keyErrs...)
+
+		seen := make(map[string]bool)
+		for j, g := range cl.GrantTypes {
+			if !slices.Contains(grantTypes, g) {
+				k.add(p.with("grant_types", j), "%q is not one of %s", g, strings.Join(grantTypes, ", "))
+			}
+			if seen[g] {
+				k.add(p.with("grant_types", j), "%q is listed twice", g)
+			}
+			seen[g] = true
+		}
+
+		if len(cl.Scopes) == 0 {
+			k.add(p.with("scopes"), "needs at least one scope")
+		}
+		seen = make(map[string]bool)
+		for j, scope := range cl.Scopes {
+			sp := p.with("scopes", j)
+			aud, ok := scopeAPI[scope]
+			switch {
+			case !ok:
+				k.add(sp, "scope %q is not declared by any api", scope)
+			case !declared(apis, aud):
+				// Its API is broken, which is reported on the API.
+			case system != nil && len(system.APIs) > 0 && !slices.Contains(system.APIs, aud):
+				k.add(sp, "scope %q belongs to api %q, which client system %q does not list", scope, aud, system.ID)
+			}
+			if seen[scope] {
+				k.add(sp, "scope %q is listed twice", scope)
+			}
+			seen[scope] = true
+		}
+
+		for _, aud := range sortedKeys(cl.Claims) {
+			ap := p.with("claims", aud)
+			j, ok := apis[aud]
+			if !ok {
+				k.add(ap, "api %q is not declared", aud)
+				continue
+			}
+			wants := c.APIs[j].ClientClaims
+			for _, name := range sortedKeys(cl.Claims[aud]) {
+				np := ap.with(name)
+				switch {
+				case slices.Contains(builtinClaims, name):
+					k.add(np, "%q is filled in by the token service, not set per client", name)
+				case !slices.Contains(wants, name):
+					k.add(np, "api %q does not list %q in client_claims", aud, name)
+				case cl.Claims[aud][name] == "":
+					k.add(np, "has no value")
+				}
+			}
+		}
+
+		if !validStatus(cl.Status) {
+			k.add(p.with("status"), "%q is not active, pending or disabled", cl.Status)
+		}
+		if cl.AccessTokenLifetime < 0 {
+			k.add(p.with("access_token_lifetime"), "must not be negative, got %v", cl.AccessTokenLifetime)
+		}
+	}
+}
+
+func declared(x index, id string) bool {
+	_, ok := x[id]
+	return ok
+}
+
+func (c *Config) checkSingleTenant(k *checker, p path, cl *Client, orgs index) {
+	// HelseID profile §6.1: a single-tenant client is bound to one
+	// organisation, which becomes orgnr_parent in its tokens.
+	orgOK := false
+	if cl.Organisation == "" {
+		k.add(p.with("organisation"), "a single-tenant client needs its organisation number")
+	} else {
+		orgOK = c.checkOrgNumber(k, p.with("organisation"), cl.Organisation)
+	}
+	seen := make(map[string]bool)
+	for j, child := range cl.ChildOrganisations {
+		cp := p.with("child_organisations", j)
+		if !c.checkOrgNumber(k, cp, child) {
+			continue
+		}
+		switch {
+		case child == cl.Organisation:
+			k.add(cp, "%q is the client's own organisation", child)
+		case seen[child]:
+			k.add(cp, "%q is listed twice", child)
+		default:
+			// Only a declared child with a sound parent can contradict the
+			// client; a broken parent is reported on the organisation.
+			if o, ok := orgs[child]; ok && orgOK {
+				parent := c.Organisations[o].Parent
+				if parent != "" && parent != child && helseid.ValidOrgNumber(parent) && parent != cl.Organisation {
+					k.add(cp, "%q belongs to %q, not to the client's organisation %q", child, parent, cl.Organisation)
+				}
+			}
+		}
+		seen[child] = true
+	}
+}
+
+// clientKeys parses the inline and file keys of client i. Problems carry
+// the line of jwks or jwks_file.
+func (c *Config) clientKeys(i int) ([]jose.JSONWebKey, Errors) {
+	cl := &c.Clients[i]
+	p := path{"clients", i}
+	var errs Errors
+	var all []jose.JSONWebKey
+	if len(cl.JWKS) > 0 {
+		keys, err := registry.ParseJWKS(cl.JWKS)
+		errs = append(errs, c.jwksErrors(p.with("jwks"), err)...)
+		all = append(all, keys...)
+	}
+	if cl.JWKSFile != "" {
+		fp := p.with("jwks_file")
+		data, err := cl.keyFile(c.src)
+		if err != nil {
+			errs = append(errs, c.src.errorAt(fp, err, "%v", err))
+		} else {
+			keys, err := registry.ParseJWKS(data)
+			errs = append(errs, c.jwksErrors(fp, err)...)
+			for _, key := range keys {
+				dup := slices.IndexFunc(all, func(a jose.JSONWebKey) bool { return a.KeyID == key.KeyID || sameKey(a, key) })
+				if dup >= 0 {
+					errs = append(errs, c.src.errorAt(fp, nil, "key %q is also in jwks", key.KeyID))
+					continue
+				}
+				all = append(all, key)
+			}
+		}
+	}
+	if len(all) == 0 && len(errs) == 0 {
+		errs = append(errs, c.src.errorAt(p, nil, "needs public keys: set jwks or jwks_file"))
+	}
+	return all, errs
+}
+
+func sameKey(a, b jose.JSONWebKey) bool {
+	ta, errA := dpop.Thumbprint(&a)
+	tb, errB := dpop.Thumbprint(&b)
+	return errA == nil && errB == nil && ta == tb
+}
+
+func (c *Config) jwksErrors(p path, err error) Errors {
+	if err == nil {
+		return nil
+	}
+	list := []error{err}
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		list = joined.Unwrap()
+	}
+	var errs Errors
+	for _, e := range list {
+		var je *registry.JWKSError
+		if errors.As(e, &je) {
+			errs = append(errs, c.src.errorAt(p, e, "%s%s", je.Where(), je.Reason))
+		} else {
+			errs = append(errs, c.src.errorAt(p, e, "%v", e))
+		}
+	}
+	return errs
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
