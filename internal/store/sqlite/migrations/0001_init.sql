@@ -1,0 +1,47 @@
+-- Times are INTEGER: unix microseconds for what the store hands back
+-- (store.Precision), unix nanoseconds for jti expiry, which is only compared.
+-- Tables are STRICT so that a value of the wrong type is an error, not a
+-- silent conversion.
+
+-- Registry records of every kind. doc is the record as JSON without its
+-- store.Meta, so a new record field needs no migration; the Meta fields are
+-- columns because the store itself reads and writes them.
+CREATE TABLE registry (
+	kind       TEXT    NOT NULL,
+	key        TEXT    NOT NULL,
+	doc        TEXT    NOT NULL,
+	managed_by TEXT    NOT NULL,
+	version    INTEGER NOT NULL,
+	created_at INTEGER NOT NULL,
+	updated_at INTEGER NOT NULL,
+	PRIMARY KEY (kind, key)
+) STRICT, WITHOUT ROWID;
+
+-- One row, bumped in the same transaction as every registry write, so that
+-- servers know when to reload their snapshot of the registry.
+CREATE TABLE registry_version (
+	id      INTEGER PRIMARY KEY CHECK (id = 1),
+	version INTEGER NOT NULL
+) STRICT;
+INSERT INTO registry_version (id, version) VALUES (1, 0);
+
+-- Spent single-use values (assertion and DPoP proof jtis).
+CREATE TABLE jti (
+	key     TEXT    PRIMARY KEY,
+	expires INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+CREATE INDEX jti_expires ON jti (expires);
+
+-- Signing keys and other service secrets. The unique (purpose, generation)
+-- is how instances racing to rotate agree on one key.
+CREATE TABLE service_key (
+	id          TEXT    PRIMARY KEY,
+	purpose     TEXT    NOT NULL,
+	generation  INTEGER NOT NULL,
+	algorithm   TEXT    NOT NULL,
+	public      BLOB    NOT NULL,
+	sealed      BLOB    NOT NULL,
+	created_at  INTEGER NOT NULL,
+	active_from INTEGER NOT NULL,
+	UNIQUE (purpose, generation)
+) STRICT;

@@ -1,0 +1,193 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// maxBatch bounds how many writes share one transaction, so that one batch
+// does not keep its first caller, or another process, waiting for long.
+const maxBatch = 256
+
+// An op is one write: one call of a Store method. It runs inside its own
+// savepoint of a batch transaction, so it is all-or-nothing on its own.
+type op struct {
+	ctx context.Context
+	// run does the write. An error rolls back everything run did and is
+	// returned to the caller; the batch goes on.
+	run  func(tx *wtx) error
+	done chan error // buffered: the writer never blocks on an answer
+}
+
+// wtx is the write connection as ops see it. Only the writer goroutine
+// uses it, so its statement cache needs no lock.
+//
+// Statements run with a background context, never a caller's: a canceled
+// context makes the driver interrupt the statement, and SQLite may then roll
+// back the whole transaction, taking the other callers' writes with it.
+// A caller's context is only checked before its batch starts.
+type wtx struct {
+	conn  *sql.Conn
+	stmts map[string]*sql.Stmt
+}
+
+func (t *wtx) stmt(query string) (*sql.Stmt, error) {
+	if st, ok := t.stmts[query]; ok {
+		return st, nil
+	}
+	st, err := t.conn.PrepareContext(context.Background(), query)
+	if err != nil {
+		return nil, err
+	}
+	t.stmts[query] = st
+	return st, nil
+}
+
+func (t *wtx) exec(query string, args ...any) (sql.Result, error) {
+	st, err := t.stmt(query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(context.Background(), args...)
+}
+
+func (t *wtx) queryRow(query string, args ...any) *sql.Row {
+	st, err := t.stmt(query)
+	if err != nil {
+		// Unprepared, so that the Row carries the same error.
+		return t.conn.QueryRowContext(context.Background(), query, args...)
+	}
+	return st.QueryRowContext(context.Background(), args...)
+}
+
+func (t *wtx) close() {
+	for _, st := range t.stmts {
+		st.Close()
+	}
+}
+
+// write runs fn as one op on the writer goroutine and returns its error,
+// once the batch it ran in is committed (or failed).
+//
+// A caller whose context ends while it waits for the writer to take its op
+// returns ctx.Err() at once, and the op never runs. Once the writer has
+// taken it the caller waits for the answer, so that the answer is always
+// true: nil means written and durable, an error means nothing was written.
+// That wait is one batch, bounded by the busy timeout.
+func (s *Store) write(ctx context.Context, fn func(tx *wtx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	o := &op{ctx: ctx, run: fn, done: make(chan error, 1)}
+	select {
+	case s.ops <- o:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.quit:
+		return ErrClosed
+	}
+	return <-o.done
+}
+
+// writer is the one goroutine that writes. It takes one op, then every op
+// that is already waiting (up to maxBatch), and commits them together: with
+// synchronous=FULL the commit's fsync is most of the cost of a write, so
+// callers that arrive while a commit is under way share the next one.
+// There is no timer: a lone op is committed at once.
+func (s *Store) writer() {
+	defer close(s.writerDone)
+	tx := &wtx{conn: s.wconn, stmts: map[string]*sql.Stmt{}}
+	defer tx.close()
+
+	batch := make([]*op, 0, maxBatch)
+	for {
+		select {
+		case o := <-s.ops:
+			batch = append(batch[:0], o)
+		case <-s.quit:
+			return
+		}
+	collect:
+		for len(batch) < maxBatch {
+			select {
+			case o := <-s.ops:
+				batch = append(batch, o)
+			default:
+				break collect
+			}
+		}
+		s.runBatch(tx, batch)
+		clear(batch) // drop the references so finished ops can be freed
+	}
+}
+
+// runBatch runs the ops in the order they arrived, so that of two calls
+// consuming the same jti the earlier wins, and answers every caller.
+func (s *Store) runBatch(tx *wtx, batch []*op) {
+	// A caller whose context ended before its batch started gets
+	// ctx.Err() and nothing is written for it.
+	var live []*op
+	for _, o := range batch {
+		if err := o.ctx.Err(); err != nil {
+			o.done <- err
+			continue
+		}
+		live = append(live, o)
+	}
+	if len(live) == 0 {
+		return
+	}
+	results := make([]error, len(live))
+	if err := commitBatch(tx, live, results); err != nil {
+		// Nothing of the batch was committed, whatever each op said.
+		for _, o := range live {
+			o.done <- err
+		}
+		return
+	}
+	for i, o := range live {
+		o.done <- results[i]
+	}
+	s.batches.Add(1)
+	s.batchedOps.Add(int64(len(live)))
+}
+
+// commitBatch runs the ops in one transaction, each inside a savepoint, and
+// stores each op's own error in results. It returns an error, having rolled
+// everything back, when the transaction itself fails.
+func commitBatch(tx *wtx, ops []*op, results []error) (err error) {
+	// IMMEDIATE takes the write lock now: a deferred transaction that
+	// reads first could fail with SQLITE_BUSY at its first write, without
+	// the busy timeout, when another process wrote in between.
+	if _, err := tx.exec("BEGIN IMMEDIATE"); err != nil {
+		return fmt.Errorf("sqlite: begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			// After some errors (I/O, disk full) SQLite has already
+			// rolled back and this fails; there is nothing more to do.
+			tx.conn.ExecContext(context.Background(), "ROLLBACK")
+		}
+	}()
+	for i, o := range ops {
+		if _, err := tx.exec("SAVEPOINT op"); err != nil {
+			return fmt.Errorf("sqlite: savepoint: %w", err)
+		}
+		if results[i] = o.run(tx); results[i] != nil {
+			if _, err := tx.exec("ROLLBACK TO op"); err != nil {
+				// The op's error is quoted, not wrapped: it becomes
+				// every caller's error, and a sentinel such as
+				// store.ErrReplay would be false for the others.
+				return fmt.Errorf("sqlite: write failed (%q), then rollback to savepoint: %w", results[i].Error(), err)
+			}
+		}
+		if _, err := tx.exec("RELEASE op"); err != nil {
+			return fmt.Errorf("sqlite: release savepoint: %w", err)
+		}
+	}
+	if _, err := tx.exec("COMMIT"); err != nil {
+		return fmt.Errorf("sqlite: commit: %w", err)
+	}
+	return nil
+}
