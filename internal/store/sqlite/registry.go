@@ -46,7 +46,9 @@ var metaFields = func() []string {
 
 // encodeDoc returns the record as a JSON object without its Meta. Fields
 // are stored by their Go names, so a field added to a record later is
-// simply absent (its zero value) in older documents: no migration.
+// simply absent (its zero value) in older documents: no migration. Renaming
+// a field is different: old documents would silently lose its value, so a
+// rename needs a json tag with the old name or a migration.
 func encodeDoc[T any](k kind[T], rec T) (string, error) {
 	*k.meta(&rec) = store.Meta{}
 	b, err := json.Marshal(rec)
