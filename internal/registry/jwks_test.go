@@ -96,3 +96,28 @@ func TestMarshalJWKSCanonical(t *testing.T) {
 		t.Error("MarshalJWKS wrote a private key")
 	}
 }
+
+// FuzzParseJWKS: key sets will come from self-service uploads, so the
+// parser must never panic, and whatever it accepts must be public keys that
+// MarshalJWKS can write and ParseJWKS read back.
+func FuzzParseJWKS(f *testing.F) {
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	one, _ := json.Marshal(jose.JSONWebKey{Key: &k.PublicKey, KeyID: "k"})
+	f.Add(string(one))
+	f.Add(`{"keys":[` + string(one) + `]}`)
+	f.Add(`{"keys":[{"kty":"RSA","n":"AQAB","e":"AQAB"}]}`)
+	f.Add(`{"kty":"oct","k":"AA"}`)
+	f.Fuzz(func(t *testing.T, data string) {
+		keys, err := registry.ParseJWKS([]byte(data))
+		if err != nil {
+			return
+		}
+		out, err := registry.MarshalJWKS(keys)
+		if err != nil {
+			t.Fatalf("MarshalJWKS of accepted keys: %v", err)
+		}
+		if _, err := registry.ParseJWKS(out); err != nil {
+			t.Fatalf("ParseJWKS of MarshalJWKS output: %v", err)
+		}
+	})
+}
