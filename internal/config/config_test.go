@@ -537,13 +537,13 @@ func TestEnvironment(t *testing.T) {
 		{name: "key from env", env: map[string]string{EnvKeyEncryptionKey: base64.StdEncoding.EncodeToString(envKey)}, wantKey: envKey},
 		{name: "env wins over file", doc: "keys:\n  encryption_key_file: kek.b64\n", env: map[string]string{EnvKeyEncryptionKey: base64.RawURLEncoding.EncodeToString(envKey)}, wantKey: envKey},
 		{name: "env wins even when the file is missing", doc: "keys:\n  encryption_key_file: missing.b64\n", env: map[string]string{EnvKeyEncryptionKey: base64.StdEncoding.EncodeToString(envKey)}, wantKey: envKey},
-		{name: "env key not base64", env: map[string]string{EnvKeyEncryptionKey: "%%%"}, wantErr: "TILLIT_KEY_ENCRYPTION_KEY: key-encryption key is not base64"},
+		{name: "env key not base64", env: map[string]string{EnvKeyEncryptionKey: "%%%"}, wantErr: "config: TILLIT_KEY_ENCRYPTION_KEY: key-encryption key is not base64"},
 		{name: "env key too short", env: map[string]string{EnvKeyEncryptionKey: base64.StdEncoding.EncodeToString(envKey[:31])}, wantErr: "TILLIT_KEY_ENCRYPTION_KEY: key-encryption key is 31 bytes, want 32"},
 		{name: "file key too short", doc: "keys:\n  encryption_key_file: short.b64\n", wantErr: "tillit.yaml:3: keys.encryption_key_file: key-encryption key is 16 bytes, want 32"},
 		{name: "file key not base64", doc: "keys:\n  encryption_key_file: junk.b64\n", wantErr: "keys.encryption_key_file: key-encryption key is not base64"},
 		{name: "file key missing", doc: "keys:\n  encryption_key_file: missing.b64\n", wantErr: "keys.encryption_key_file: open "},
 		{name: "storage from env", doc: "storage: sqlite:file.db\n", env: map[string]string{EnvStorage: "postgres://u:pw@db/tillit"}, wantStore: "postgres://u:pw@db/tillit"},
-		{name: "bad storage from env", env: map[string]string{EnvStorage: "mysql://u:pw@db/tillit"}, wantErr: `storage: scheme "mysql" is not supported`, wantErrNot: "pw@"},
+		{name: "bad storage from env", env: map[string]string{EnvStorage: "mysql://u:pw@db/tillit"}, wantErr: `config: TILLIT_STORAGE: scheme "mysql" is not supported`, wantErrNot: "pw@"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -97,6 +97,7 @@ func Parse(name string, data []byte) (*Config, error) {
 func (c *Config) prepare(errs *Errors) {
 	if v := os.Getenv(EnvStorage); v != "" {
 		c.Storage = v
+		c.src.storageFromEnv = true
 	}
 	if c.DataDir != "" {
 		c.DataDir = c.src.abs(c.DataDir)
@@ -117,7 +118,7 @@ func (c *Config) prepare(errs *Errors) {
 	if v := os.Getenv(EnvKeyEncryptionKey); v != "" {
 		key, err := decodeKey(v)
 		if err != nil {
-			*errs = append(*errs, &Error{File: c.src.file, Msg: EnvKeyEncryptionKey + ": " + err.Error()})
+			*errs = append(*errs, &Error{Path: EnvKeyEncryptionKey, Msg: err.Error(), Err: err})
 		}
 		c.Keys.EncryptionKey = key
 	} else if c.Keys.EncryptionKeyFile != "" {
@@ -207,6 +208,9 @@ type source struct {
 	// unreliable is set when decoding skipped more than the values it
 	// reported, so the Config must not be validated.
 	unreliable bool
+	// storageFromEnv says that Storage came from TILLIT_STORAGE, so its
+	// problems are not on any line of the file.
+	storageFromEnv bool
 }
 
 // covers reports whether e only repeats, in other words, a decoding error

@@ -226,7 +226,11 @@ func (c *Config) checkServer(k *checker) {
 	}
 	// An empty storage follows from an empty data_dir, reported below.
 	if _, _, err := splitStorage(c.Storage); err != nil && (c.Storage != "" || c.DataDir != "") {
-		k.add(path{"storage"}, "%v", err)
+		if c.src.storageFromEnv {
+			k.errs = append(k.errs, &Error{Path: EnvStorage, Msg: err.Error(), Err: err})
+		} else {
+			k.add(path{"storage"}, "%v", err)
+		}
 	}
 	if c.DataDir == "" {
 		k.add(path{"data_dir"}, "is empty")
