@@ -736,3 +736,38 @@ func TestDecodeErrorsDoNotHideOthers(t *testing.T) {
 		}
 	}
 }
+
+func TestOverrides(t *testing.T) {
+	clearEnv(t)
+	tests := []struct {
+		name       string
+		doc        string
+		o          Overrides
+		wantIssuer string
+		wantListen string
+		wantErr    string
+	}{
+		{name: "dev from the command line relaxes issuer", doc: "listen: 127.0.0.1:9000\n", o: Overrides{Dev: true}, wantIssuer: "http://127.0.0.1:9000", wantListen: "127.0.0.1:9000"},
+		{name: "dev issuer follows --listen", doc: "dev: true\nlisten: 127.0.0.1:9000\n", o: Overrides{Listen: "127.0.0.1:9100"}, wantIssuer: "http://127.0.0.1:9100", wantListen: "127.0.0.1:9100"},
+		{name: "listen wins over the file", doc: "issuer: https://sts.example.org\nlisten: 127.0.0.1:9000\n", o: Overrides{Listen: ":443"}, wantIssuer: "https://sts.example.org", wantListen: ":443"},
+		{name: "no dev in the file or on the command line", doc: "listen: 127.0.0.1:9000\n", wantErr: "issuer: is required"},
+		{name: "bad --listen is named as such", doc: "issuer: https://sts.example.org\nlisten: 127.0.0.1:9000\n", o: Overrides{Listen: "nope"}, wantErr: `config: listen: "nope" is not host:port (given on the command line)`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := ParseWith("t.yaml", []byte(tt.doc), tt.o)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Issuer != tt.wantIssuer || c.Listen != tt.wantListen {
+				t.Errorf("issuer %q listen %q, want %q %q", c.Issuer, c.Listen, tt.wantIssuer, tt.wantListen)
+			}
+		})
+	}
+}

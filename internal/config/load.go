@@ -42,6 +42,22 @@ func Load(path string) (*Config, error) {
 // working directory. Unknown keys are errors. On failure the error is
 // Errors, listing every problem found.
 func Parse(name string, data []byte) (*Config, error) {
+	return ParseWith(name, data, Overrides{})
+}
+
+// Overrides are settings given on the command line. They win over the file
+// and the environment, and are applied before defaults are derived and the
+// result validated, so that --dev relaxes the issuer rule and a dev issuer
+// follows --listen.
+type Overrides struct {
+	// Dev turns dev mode on; false leaves the file's dev setting.
+	Dev bool
+	// Listen replaces listen when not empty.
+	Listen string
+}
+
+// ParseWith is Parse with command-line overrides.
+func ParseWith(name string, data []byte, o Overrides) (*Config, error) {
 	c := Default()
 	c.src.file = name
 	if name != "" {
@@ -74,6 +90,14 @@ func Parse(name string, data []byte) (*Config, error) {
 	var next yaml.Node
 	if err := dec.Decode(&next); !errors.Is(err, io.EOF) {
 		errs = append(errs, &Error{File: name, Line: next.Line, Msg: "a second YAML document; the configuration is one document"})
+	}
+
+	if o.Dev {
+		c.Dev = true
+	}
+	if o.Listen != "" {
+		c.Listen = o.Listen
+		c.src.listenOverridden = true
 	}
 
 	var more Errors
@@ -211,6 +235,8 @@ type source struct {
 	// storageFromEnv says that Storage came from TILLIT_STORAGE, so its
 	// problems are not on any line of the file.
 	storageFromEnv bool
+	// listenOverridden says that Listen came from the command line.
+	listenOverridden bool
 }
 
 // covers reports whether e only repeats, in other words, a decoding error

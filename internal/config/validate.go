@@ -119,6 +119,18 @@ func checkIssuer(s string) error {
 	return nil
 }
 
+func checkListen(listen string) error {
+	_, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port", listen)
+	}
+	// Port 0 is allowed: tests ask the kernel for a free port.
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("port %q is not a number from 0 to 65535", port)
+	}
+	return nil
+}
+
 func isLoopback(host string) bool {
 	if strings.EqualFold(host, "localhost") {
 		return true
@@ -218,11 +230,12 @@ func (c *Config) checkServer(k *checker) {
 			k.add(path{"issuer"}, "%v", err)
 		}
 	}
-	if _, port, err := net.SplitHostPort(c.Listen); err != nil {
-		k.add(path{"listen"}, "%q is not host:port", c.Listen)
-	} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
-		// Port 0 is allowed: tests ask the kernel for a free port.
-		k.add(path{"listen"}, "port %q is not a number from 0 to 65535", port)
+	if err := checkListen(c.Listen); err != nil {
+		if c.src.listenOverridden {
+			k.errs = append(k.errs, &Error{Path: "listen", Msg: err.Error() + " (given on the command line)"})
+		} else {
+			k.add(path{"listen"}, "%v", err)
+		}
 	}
 	// An empty storage follows from an empty data_dir, reported below.
 	if _, _, err := splitStorage(c.Storage); err != nil && (c.Storage != "" || c.DataDir != "") {

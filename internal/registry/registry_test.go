@@ -472,7 +472,7 @@ func TestWatcher(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	w.Log = slog.New(slog.NewTextHandler(&logs, nil))
 	first := w.Current()
 
 	// Refresh with nothing changed keeps the same snapshot.

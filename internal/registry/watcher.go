@@ -21,9 +21,9 @@ import (
 // once. While the store cannot be read, the last good snapshot stays in use
 // and each failed poll is logged.
 type Watcher struct {
-	// Logger receives reload failures and reloads. Set it before Run; nil
+	// Log receives reload failures and reloads. Set it before Run; nil
 	// means slog.Default().
-	Logger *slog.Logger
+	Log *slog.Logger
 
 	store    store.Store
 	interval time.Duration
@@ -94,8 +94,8 @@ func (w *Watcher) Refresh(ctx context.Context) (*Snapshot, error) {
 }
 
 func (w *Watcher) logger() *slog.Logger {
-	if w.Logger != nil {
-		return w.Logger
+	if w.Log != nil {
+		return w.Log
 	}
 	return slog.Default()
 }
