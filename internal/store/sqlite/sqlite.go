@@ -27,14 +27,16 @@ const (
 	SynchronousNormal = "normal"
 )
 
-// ErrClosed is returned by calls on a Store after Close.
+// ErrClosed is returned by writes and Ping on a Store after Close. Reads
+// after Close fail with database/sql's "database is closed" error.
 var ErrClosed = errors.New("sqlite: store closed")
 
 // Options tune a Store. The zero value is the durable default.
 type Options struct {
 	// Synchronous is SynchronousFull (the default when empty) or
 	// SynchronousNormal. It is the only durability knob: see the two
-	// constants for what each risks.
+	// constants for what each risks. FULL costs an fsync per commit, which
+	// group commit shares among the calls that arrive meanwhile.
 	Synchronous string
 	// BusyTimeout is how long a statement waits for a lock held by another
 	// process (another Store on the same file) before it fails. Zero means
