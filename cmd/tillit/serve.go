@@ -3,9 +3,115 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/tillit-sts/tillit/internal/config"
+	"github.com/tillit-sts/tillit/internal/demo"
+	"github.com/tillit-sts/tillit/internal/server"
 )
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	return errors.New("not yet")
+	fs := newFlagSet("serve", stderr)
+	configPath := fs.String("config", "", "configuration file (YAML); see docs/configuration.md")
+	dev := fs.Bool("dev", false, "development mode: no config file needed; creates a data folder with a demo registry, keys and a SQLite database")
+	dataDir := fs.String("data-dir", "data", "with --dev: the data folder")
+	listen := fs.String("listen", "", "listen address, overriding the configuration (host:port)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: tillit serve --dev | --config tillit.yaml")
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 || (*configPath == "" && !*dev) {
+		fs.Usage()
+		return errUsage
+	}
+
+	var setup *demo.Setup
+	if *dev && *configPath == "" {
+		addr := *listen
+		if addr == "" {
+			addr = config.Default().Listen
+		}
+		var err error
+		if setup, err = demo.Prepare(*dataDir, addr); err != nil {
+			return err
+		}
+		*configPath = setup.ConfigPath
+	}
+	cfg, err := loadConfig(*configPath, *dev, *listen)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg, stderr)
+
+	srv, err := server.New(ctx, cfg, server.Options{Log: log})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return err
+	}
+	log.Info("tillit is serving", "issuer", srv.Issuer(), "listen", ln.Addr().String(), "storage", cfg.Storage, "dev", cfg.Dev)
+	if setup != nil {
+		printDevHelp(stdout, srv.Issuer(), setup)
+	}
+	return srv.Serve(ctx, ln)
 }
+
+// loadConfig reads the file and applies the command-line overrides.
+func loadConfig(path string, dev bool, listen string) (*config.Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return config.ParseWith(path, data, config.Overrides{Dev: dev, Listen: listen})
+}
+
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.Log.SlogLevel()}
+	if cfg.Log.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// printDevHelp tells a new user where things are and what to run next.
+func printDevHelp(w io.Writer, issuer string, s *demo.Setup) {
+	self := "tillit"
+	if exe, err := os.Executable(); err == nil && strings.Contains(exe, "go-build") {
+		self = "go run ./cmd/tillit" // started with go run
+	}
+	rel := func(p string) string {
+		if r, err := filepath.Rel(".", p); err == nil {
+			return r
+		}
+		return p
+	}
+	fmt.Fprintf(w, `
+Tillit is running in development mode.
+  issuer:  %s
+  data:    %s  (SQLite database, key-encryption key, demo client keys)
+  config:  %s  (edit and restart to change the registry)
+
+Get a DPoP-bound token for the DEFT API:
+  %s token --issuer %s --client-id %s --key %s --scope nhn:deft/api --decode
+
+Or for SFM, with the sfm-id client claim:
+  %s token --issuer %s --client-id %s --key %s --scope e-helse:sfm.api/sfm.api --decode
+
+`, issuer, rel(s.Dir), rel(s.ConfigPath),
+		self, issuer, demo.DEFTClientID, rel(s.DEFTKey),
+		self, issuer, demo.SFMClientID, rel(s.SFMKey))
+}
+
+var _ = errors.New

@@ -1,0 +1,107 @@
+package server
+
+import (
+	"encoding/json"
+	"net/http"
+	"slices"
+	"sort"
+
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/tillit-sts/tillit/dpop"
+	"github.com/tillit-sts/tillit/helseid"
+	"github.com/tillit-sts/tillit/internal/oauth"
+	"github.com/tillit-sts/tillit/internal/registry"
+)
+
+// Paths relative to the issuer (HelseID profile §1.2).
+const (
+	PathDiscovery     = "/.well-known/openid-configuration"
+	PathOAuthMetadata = "/.well-known/oauth-authorization-server"
+	PathJWKS          = "/.well-known/openid-configuration/jwks"
+	PathExpiredJWKS   = "/connect/expiredjwks"
+)
+
+// metadata is the discovery document. It advertises what this build
+// enforces, with HelseID's field names (decisions.md: Discovery); fields for
+// login, PAR, userinfo, introspection and revocation appear with those
+// endpoints.
+type metadata struct {
+	Issuer                   string   `json:"issuer"`
+	JWKSURI                  string   `json:"jwks_uri"`
+	TokenEndpoint            string   `json:"token_endpoint"`
+	GrantTypes               []string `json:"grant_types_supported"`
+	ResponseTypes            []string `json:"response_types_supported"`
+	SubjectTypes             []string `json:"subject_types_supported"`
+	ScopesSupported          []string `json:"scopes_supported"`
+	ClaimsSupported          []string `json:"claims_supported"`
+	TokenEndpointAuthMethods []string `json:"token_endpoint_auth_methods_supported"`
+	TokenEndpointAuthAlgs    []string `json:"token_endpoint_auth_signing_alg_values_supported"`
+	DPoPAlgs                 []string `json:"dpop_signing_alg_values_supported"`
+	ExpiredJWKSURI           string   `json:"expired_jwks_uri"`
+}
+
+// discovery builds the document from the same settings the endpoints
+// enforce, so it cannot claim what they do not do.
+func (s *Server) discovery(snap *registry.Snapshot) metadata {
+	grants := s.token.GrantTypes()
+	sort.Strings(grants)
+	m := metadata{
+		Issuer:                   s.issuer,
+		JWKSURI:                  s.issuer + PathJWKS,
+		TokenEndpoint:            s.token.URL(),
+		GrantTypes:               grants,
+		ResponseTypes:            []string{}, // no authorization endpoint yet
+		SubjectTypes:             []string{"public"},
+		TokenEndpointAuthMethods: []string{oauth.AuthMethodPrivateKeyJWT},
+		TokenEndpointAuthAlgs:    dpop.AlgorithmNames(s.assertions.Algorithms),
+		DPoPAlgs:                 dpop.AlgorithmNames(proofAlgorithms(s.proofs.Algorithms)),
+		ExpiredJWKSURI:           s.issuer + PathExpiredJWKS,
+		ClaimsSupported: []string{
+			helseid.ClaimClientAMR, helseid.ClaimClientAMRHelseID, helseid.ClaimClientName,
+			helseid.ClaimClientTenancy, helseid.ClaimOrgNrParent, helseid.ClaimOrgNrChild,
+			helseid.ClaimOrgNrSupplier, helseid.ClaimSFMJournalID,
+		},
+	}
+	for _, api := range snap.APIs() {
+		m.ScopesSupported = append(m.ScopesSupported, api.Scopes...)
+	}
+	sort.Strings(m.ScopesSupported)
+	m.ScopesSupported = slices.Compact(m.ScopesSupported)
+	if m.ScopesSupported == nil {
+		m.ScopesSupported = []string{}
+	}
+	return m
+}
+
+func proofAlgorithms(algs []jose.SignatureAlgorithm) []jose.SignatureAlgorithm {
+	if algs == nil {
+		return dpop.Algorithms
+	}
+	return algs
+}
+
+func (s *Server) serveDiscovery(w http.ResponseWriter, r *http.Request) {
+	writePublicJSON(w, s.discovery(s.registry.Current()))
+}
+
+func (s *Server) serveJWKS(w http.ResponseWriter, r *http.Request) {
+	writePublicJSON(w, s.keys.JWKS())
+}
+
+func (s *Server) serveExpiredJWKS(w http.ResponseWriter, r *http.Request) {
+	writePublicJSON(w, s.keys.ExpiredJWKS())
+}
+
+// writePublicJSON answers with a document that clients may cache for a
+// while: new signing keys are published a day before they sign.
+func writePublicJSON(w http.ResponseWriter, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		oauth.WriteError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	_, _ = w.Write(b)
+}

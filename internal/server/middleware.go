@@ -1,0 +1,28 @@
+package server
+
+import (
+	"fmt"
+	"net/http"
+	"runtime/debug"
+
+	"github.com/tillit-sts/tillit/internal/oauth"
+	"github.com/tillit-sts/tillit/internal/requestid"
+)
+
+// middleware gives every request an ID and turns a panic into a bare
+// server_error whose cause is logged under that ID.
+func (s *Server) middleware(next http.Handler) http.Handler {
+	return requestid.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.Error("panic", "request_id", requestid.From(r.Context()), "path", r.URL.Path,
+					"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				oauth.WriteError(w, fmt.Errorf("panic: %v", v))
+			}
+		}()
+		next.ServeHTTP(w, r)
+	}))
+}

@@ -1,0 +1,254 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tillit-sts/tillit/dpop"
+	"github.com/tillit-sts/tillit/internal/clientauth"
+	"github.com/tillit-sts/tillit/internal/config"
+	"github.com/tillit-sts/tillit/internal/keys"
+	"github.com/tillit-sts/tillit/internal/registry"
+	"github.com/tillit-sts/tillit/internal/store"
+	"github.com/tillit-sts/tillit/internal/token"
+)
+
+// Options are what a Server takes besides its configuration.
+type Options struct {
+	Log *slog.Logger
+	// Now is the clock; nil means time.Now. Tests use a fake one.
+	Now func() time.Time
+	// Store, when set, is used instead of opening cfg.Storage; the caller
+	// keeps ownership and closes it.
+	Store store.Store
+}
+
+// Server is one token service instance.
+type Server struct {
+	cfg        *config.Config
+	log        *slog.Logger
+	now        func() time.Time
+	issuer     string
+	store      store.Store
+	ownStore   bool
+	registry   *registry.Watcher
+	keys       *keys.Manager
+	assertions *clientauth.Verifier
+	proofs     *dpop.Verifier
+	token      *token.Endpoint
+	handler    http.Handler
+}
+
+// How often the background jobs run.
+const (
+	keyMaintenanceInterval = time.Minute
+	replayCleanupInterval  = time.Minute
+)
+
+// New builds a server from a validated configuration: it opens the store,
+// applies the registry the configuration declares, and loads or creates the
+// keys.
+func New(ctx context.Context, cfg *config.Config, opt Options) (*Server, error) {
+	s := &Server{cfg: cfg, log: opt.Log, now: opt.Now, issuer: strings.TrimSuffix(cfg.Issuer, "/")}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	kek, err := cfg.KeyEncryptionKey()
+	if err != nil {
+		return nil, err
+	}
+	if kek == nil {
+		// decisions.md: outside --dev, serve refuses to start without one.
+		return nil, errors.New("server: no key-encryption key: set TILLIT_KEY_ENCRYPTION_KEY or keys.encryption_key_file")
+	}
+	sealer, err := keys.NewSealer(kek)
+	if err != nil {
+		return nil, err
+	}
+	if opt.Store != nil {
+		s.store = opt.Store
+	} else {
+		if s.store, err = Open(ctx, cfg.Storage); err != nil {
+			return nil, err
+		}
+		s.ownStore = true
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			s.Close()
+		}
+	}()
+
+	want, err := cfg.Registry()
+	if err != nil {
+		return nil, err
+	}
+	report, err := registry.Sync(ctx, s.store, want)
+	if err != nil {
+		return nil, fmt.Errorf("server: apply the registry: %w", err)
+	}
+	if report.Changed() {
+		s.log.Info("registry applied", "changes", report.String())
+	}
+	if s.registry, err = registry.NewWatcher(ctx, s.store, cfg.RegistryPoll); err != nil {
+		return nil, err
+	}
+	s.registry.Log = s.log
+
+	s.keys, err = keys.NewManager(ctx, s.store, sealer, keys.Config{
+		Algorithm:        cfg.Keys.Algorithm,
+		PublishLead:      cfg.Keys.PublishLead,
+		RotationPeriod:   cfg.Keys.RotationPeriod,
+		TokenLifetime:    cfg.Tokens.AccessTokenLifetime,
+		ExpiredRetention: cfg.Keys.ExpiredRetention,
+		NonceSlot:        cfg.DPoP.NonceSlot,
+	}, s.now, s.log)
+	if err != nil {
+		return nil, err
+	}
+
+	s.assertions = &clientauth.Verifier{
+		Algorithms:  cfg.ClientAssertion.Algorithms(),
+		Audiences:   []string{s.issuer, s.issuer + "/", s.issuer + token.Path},
+		MaxLifetime: cfg.ClientAssertion.MaxLifetime,
+		ClockSkew:   cfg.ClientAssertion.ClockSkew,
+	}
+	s.proofs = &dpop.Verifier{Algorithms: dpop.Algorithms, Window: cfg.DPoP.ProofWindow}
+	if cfg.DPoP.RequireNonce {
+		s.proofs.Nonces = s.keys.Nonces()
+	}
+	s.token = token.New(token.Config{
+		Issuer:        s.issuer,
+		Registry:      s.registry.Current,
+		Replay:        s.store,
+		Keys:          s.keys,
+		Assertions:    s.assertions,
+		Proofs:        s.proofs,
+		TokenLifetime: cfg.Tokens.AccessTokenLifetime,
+		MaxBody:       cfg.HTTP.MaxBodyBytes,
+		Now:           s.now,
+		Log:           s.log,
+	})
+
+	mux := http.NewServeMux()
+	s.token.Mount(mux)
+	mux.HandleFunc("GET "+PathDiscovery, s.serveDiscovery)
+	mux.HandleFunc("GET "+PathOAuthMetadata, s.serveDiscovery)
+	mux.HandleFunc("GET "+PathJWKS, s.serveJWKS)
+	mux.HandleFunc("GET "+PathExpiredJWKS, s.serveExpiredJWKS)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	s.handler = s.middleware(mux)
+	ok = true
+	return s, nil
+}
+
+// Open opens the store a storage setting names: a SQLite file path or
+// sqlite: URL.
+func Open(ctx context.Context, storage string) (store.Store, error) {
+	return openStore(ctx, storage)
+}
+
+// Issuer is the issuer URL.
+func (s *Server) Issuer() string { return s.issuer }
+
+// Handler is the HTTP handler with all endpoints and middleware, for tests
+// (httptest.NewServer) and for embedding.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Keys is the key manager, for operator commands.
+func (s *Server) Keys() *keys.Manager { return s.keys }
+
+// Store is the store the server uses.
+func (s *Server) Store() store.Store { return s.store }
+
+// Serve answers on ln until ctx is done, running the background jobs, then
+// stops accepting connections and lets requests in flight finish within the
+// shutdown timeout.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: s.cfg.HTTP.ReadHeaderTimeout,
+		ReadTimeout:       s.cfg.HTTP.ReadTimeout,
+		WriteTimeout:      s.cfg.HTTP.WriteTimeout,
+		IdleTimeout:       s.cfg.HTTP.IdleTimeout,
+		// A DPoP proof with an RSA-4096 key is under 2 KiB; 32 KiB of
+		// headers is plenty and bounds what a client can make us parse.
+		MaxHeaderBytes: 32 << 10,
+		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	jobs, stopJobs := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	s.runJobs(jobs, &wg)
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	var err error
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+		s.log.Info("shutting down", "timeout", s.cfg.HTTP.ShutdownTimeout)
+		sctx, cancel := context.WithTimeout(context.Background(), s.cfg.HTTP.ShutdownTimeout)
+		err = srv.Shutdown(sctx)
+		cancel()
+		<-errc
+	}
+	stopJobs()
+	wg.Wait()
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+// runJobs starts the background jobs. Each logs its failures and tries
+// again at its next tick: a store that is briefly unreachable must not stop
+// key rotation for good.
+func (s *Server) runJobs(ctx context.Context, wg *sync.WaitGroup) {
+	every := func(d time.Duration, name string, job func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t := time.NewTicker(d)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					if err := job(ctx); err != nil && ctx.Err() == nil {
+						s.log.Error(name+" failed", "err", err)
+					}
+				}
+			}
+		}()
+	}
+	every(keyMaintenanceInterval, "key maintenance", s.keys.Maintain)
+	every(replayCleanupInterval, "replay clean-up", func(ctx context.Context) error {
+		_, err := s.store.DeleteExpiredJTIs(ctx, s.now())
+		return err
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.registry.Run(ctx)
+	}()
+}
+
+// Close releases the store if the server opened it.
+func (s *Server) Close() error {
+	if s.ownStore && s.store != nil {
+		return s.store.Close()
+	}
+	return nil
+}
