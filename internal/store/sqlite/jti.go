@@ -31,9 +31,10 @@ const consumeJTI = `INSERT INTO jti (key, expires) VALUES (?1, ?2)
 	ON CONFLICT (key) DO UPDATE SET expires = excluded.expires WHERE jti.expires <= ?3`
 
 // ConsumeJTIs records the keys all together or not at all; see
-// store.Store. Concurrent calls are committed together (see the package
-// documentation); of two calls with the same key the one that reached the
-// writer first wins.
+// store.Store. A refusal wraps a *store.ReplayError naming the first spent
+// key in the order given. Concurrent calls are committed together (see the
+// package documentation); of two calls with the same key the one that
+// reached the writer first wins.
 func (s *Store) ConsumeJTIs(ctx context.Context, now time.Time, jtis []store.JTI) error {
 	// The same key twice in one call is a replay whatever the store holds.
 	// Checked here because the database would let the second through
@@ -42,7 +43,7 @@ func (s *Store) ConsumeJTIs(ctx context.Context, now time.Time, jtis []store.JTI
 	for i := range jtis {
 		for j := range i {
 			if jtis[i].Key == jtis[j].Key {
-				return fmt.Errorf("sqlite: jti %q twice in one call: %w", jtis[i].Key, store.ErrReplay)
+				return fmt.Errorf("sqlite: twice in one call: %w", &store.ReplayError{Key: jtis[i].Key})
 			}
 		}
 	}
@@ -60,7 +61,7 @@ func (s *Store) ConsumeJTIs(ctx context.Context, now time.Time, jtis []store.JTI
 			if n == 0 {
 				// The op's savepoint is rolled back: the keys before
 				// this one are not recorded either.
-				return fmt.Errorf("sqlite: jti %q: %w", j.Key, store.ErrReplay)
+				return fmt.Errorf("sqlite: %w", &store.ReplayError{Key: j.Key})
 			}
 		}
 		return nil

@@ -17,6 +17,21 @@ func jti(key string, ttl time.Duration) store.JTI {
 	return store.JTI{Key: key, Expires: base.Add(ttl)}
 }
 
+// checkReplay fails unless err is a refusal naming key: it must match
+// store.ErrReplay and wrap a *store.ReplayError with that Key.
+func checkReplay(t *testing.T, what string, err error, key string) {
+	t.Helper()
+	var re *store.ReplayError
+	switch {
+	case !errors.Is(err, store.ErrReplay):
+		t.Errorf("%s: err = %v, want %v", what, err, store.ErrReplay)
+	case !errors.As(err, &re):
+		t.Errorf("%s: err = %v, want a *store.ReplayError", what, err)
+	case re.Key != key:
+		t.Errorf("%s: ReplayError names %q, want %q", what, re.Key, key)
+	}
+}
+
 func runJTI(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("FirstUseThenReplay", func(t *testing.T) {
 		s := open(t)
@@ -24,41 +39,38 @@ func runJTI(t *testing.T, open func(t *testing.T) store.Store) {
 		if err := s.ConsumeJTIs(t.Context(), base, []store.JTI{j}); err != nil {
 			t.Fatalf("first use: %v", err)
 		}
-		if err := s.ConsumeJTIs(t.Context(), base, []store.JTI{j}); !errors.Is(err, store.ErrReplay) {
-			t.Fatalf("second use: err = %v, want %v", err, store.ErrReplay)
-		}
+		checkReplay(t, "second use", s.ConsumeJTIs(t.Context(), base, []store.JTI{j}), j.Key)
 		// A later replay with another expiry is still a replay.
 		j.Expires = j.Expires.Add(time.Hour)
-		if err := s.ConsumeJTIs(t.Context(), base.Add(30*time.Second), []store.JTI{j}); !errors.Is(err, store.ErrReplay) {
-			t.Fatalf("third use: err = %v, want %v", err, store.ErrReplay)
-		}
+		checkReplay(t, "third use", s.ConsumeJTIs(t.Context(), base.Add(30*time.Second), []store.JTI{j}), j.Key)
 	})
 
 	t.Run("AllOrNothing", func(t *testing.T) {
 		tests := []struct {
-			name    string
-			batch   []string // "used" was consumed before
-			wantErr error
+			name  string
+			batch []string // "used" and "used2" were consumed before
+			// wantReplay is the key the refusal names: the first spent
+			// one in the order given.
+			wantReplay string
 		}{
-			{"fresh then used", []string{"fresh", "used"}, store.ErrReplay},
-			{"used then fresh", []string{"used", "fresh"}, store.ErrReplay},
-			{"fresh, used, fresh2", []string{"fresh", "used", "fresh2"}, store.ErrReplay},
-			{"same key twice", []string{"fresh", "fresh"}, store.ErrReplay},
-			{"fresh key twice after another", []string{"fresh2", "fresh", "fresh"}, store.ErrReplay},
+			{"fresh then used", []string{"fresh", "used"}, "used"},
+			{"used then fresh", []string{"used", "fresh"}, "used"},
+			{"fresh, used, fresh2", []string{"fresh", "used", "fresh2"}, "used"},
+			{"two used keys", []string{"fresh", "used2", "used"}, "used2"},
+			{"same key twice", []string{"fresh", "fresh"}, "fresh"},
+			{"fresh key twice after another", []string{"fresh2", "fresh", "fresh"}, "fresh"},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
 				s := open(t)
-				if err := s.ConsumeJTIs(t.Context(), base, []store.JTI{jti("used", time.Minute)}); err != nil {
-					t.Fatalf("consuming used: %v", err)
+				if err := s.ConsumeJTIs(t.Context(), base, []store.JTI{jti("used", time.Minute), jti("used2", time.Minute)}); err != nil {
+					t.Fatalf("consuming used and used2: %v", err)
 				}
 				var batch []store.JTI
 				for _, k := range tt.batch {
 					batch = append(batch, jti(k, time.Minute))
 				}
-				if err := s.ConsumeJTIs(t.Context(), base, batch); !errors.Is(err, tt.wantErr) {
-					t.Fatalf("ConsumeJTIs(%q): err = %v, want %v", tt.batch, err, tt.wantErr)
-				}
+				checkReplay(t, fmt.Sprintf("ConsumeJTIs(%q)", tt.batch), s.ConsumeJTIs(t.Context(), base, batch), tt.wantReplay)
 				// Nothing of the refused call was recorded.
 				for _, k := range []string{"fresh", "fresh2"} {
 					if err := s.ConsumeJTIs(t.Context(), base, []store.JTI{jti(k, time.Minute)}); err != nil {
@@ -74,9 +86,7 @@ func runJTI(t *testing.T, open func(t *testing.T) store.Store) {
 		// once; twice in one call it is still a replay.
 		s := open(t)
 		batch := []store.JTI{{Key: "k", Expires: base}, {Key: "k", Expires: base}}
-		if err := s.ConsumeJTIs(t.Context(), base, batch); !errors.Is(err, store.ErrReplay) {
-			t.Fatalf("err = %v, want %v", err, store.ErrReplay)
-		}
+		checkReplay(t, "ConsumeJTIs", s.ConsumeJTIs(t.Context(), base, batch), "k")
 	})
 
 	t.Run("Expiry", func(t *testing.T) {
@@ -105,13 +115,12 @@ func runJTI(t *testing.T, open func(t *testing.T) store.Store) {
 					t.Fatalf("second use at %v: err = %v, want %v", tt.now, err, tt.wantErr)
 				}
 				if err != nil {
+					checkReplay(t, "second use", err, "k")
 					return
 				}
 				// A reused key is recorded with its new expiry.
 				later := tt.now.Add(30 * time.Second)
-				if err := s.ConsumeJTIs(t.Context(), later, []store.JTI{again}); !errors.Is(err, store.ErrReplay) {
-					t.Errorf("third use at %v: err = %v, want %v", later, err, store.ErrReplay)
-				}
+				checkReplay(t, fmt.Sprintf("third use at %v", later), s.ConsumeJTIs(t.Context(), later, []store.JTI{again}), "k")
 			})
 		}
 	})
@@ -125,9 +134,7 @@ func runJTI(t *testing.T, open func(t *testing.T) store.Store) {
 		}
 		now := base.Add(2 * time.Minute)
 		refused := []store.JTI{{Key: "old", Expires: now.Add(time.Hour)}, {Key: "used", Expires: now.Add(time.Hour)}}
-		if err := s.ConsumeJTIs(t.Context(), now, refused); !errors.Is(err, store.ErrReplay) {
-			t.Fatalf("batch with a used key: err = %v, want %v", err, store.ErrReplay)
-		}
+		checkReplay(t, "batch with a used key", s.ConsumeJTIs(t.Context(), now, refused), "used")
 		// "old" still has its expired record, so it is free at any time
 		// after base+1m.
 		if err := s.ConsumeJTIs(t.Context(), base.Add(time.Minute), []store.JTI{{Key: "old", Expires: now}}); err != nil {
@@ -146,11 +153,16 @@ func runJTI(t *testing.T, open func(t *testing.T) store.Store) {
 			})
 		})
 		winner := exactlyOneWins(t, errs, store.ErrReplay)
+		for i, err := range errs {
+			if i != winner {
+				checkReplay(t, fmt.Sprintf("caller %d", i), err, "shared")
+			}
+		}
 		for i := range goroutines {
 			err := s.ConsumeJTIs(t.Context(), base, []store.JTI{jti(fmt.Sprintf("own-%d", i), time.Minute)})
 			switch {
-			case i == winner && !errors.Is(err, store.ErrReplay):
-				t.Errorf("winner's own key: err = %v, want %v", err, store.ErrReplay)
+			case i == winner:
+				checkReplay(t, "winner's own key", err, fmt.Sprintf("own-%d", i))
 			case i != winner && err != nil:
 				t.Errorf("loser %d's own key: err = %v, want nil", i, err)
 			}
@@ -175,9 +187,7 @@ func runJTI(t *testing.T, open func(t *testing.T) store.Store) {
 		}
 		for i := range goroutines {
 			for _, j := range batch(i) {
-				if err := s.ConsumeJTIs(t.Context(), base, []store.JTI{j}); !errors.Is(err, store.ErrReplay) {
-					t.Errorf("replaying %q: err = %v, want %v", j.Key, err, store.ErrReplay)
-				}
+				checkReplay(t, "replay", s.ConsumeJTIs(t.Context(), base, []store.JTI{j}), j.Key)
 			}
 		}
 	})
@@ -213,13 +223,12 @@ func runJTI(t *testing.T, open func(t *testing.T) store.Store) {
 		// kept one is a replay.
 		early := base.Add(-time.Hour)
 		for k, ttl := range expiries {
-			var wantErr error
-			if ttl > 0 {
-				wantErr = store.ErrReplay
-			}
 			err := s.ConsumeJTIs(t.Context(), early, []store.JTI{jti(k, ttl)})
-			if !errors.Is(err, wantErr) {
-				t.Errorf("consuming %q after cleanup: err = %v, want %v", k, err, wantErr)
+			switch {
+			case ttl > 0:
+				checkReplay(t, fmt.Sprintf("consuming kept %q after cleanup", k), err, k)
+			case err != nil:
+				t.Errorf("consuming removed %q after cleanup: %v, want nil", k, err)
 			}
 		}
 	})
