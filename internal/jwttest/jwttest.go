@@ -1,0 +1,119 @@
+// Package jwttest forges JWTs for tests: any header, any claims, signed with
+// any key and any algorithm — including the ones a JOSE library refuses to
+// produce (alg "none", HMAC keyed with a public key), so that every
+// rejection path can be exercised with real signatures.
+package jwttest
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/base64"
+	"encoding/json"
+	"hash"
+	"testing"
+
+	jose "github.com/go-jose/go-jose/v4"
+)
+
+// JWT is a token to forge. Header["alg"] decides how it is signed unless
+// Signature is set.
+type JWT struct {
+	Header map[string]any
+	// Claims is marshalled as is; a nil map gives "null".
+	Claims any
+	Key    crypto.Signer
+	// Signature, when not empty, replaces the computed one (base64url).
+	Signature string
+}
+
+// Sign returns the compact serialisation.
+func (j JWT) Sign(t testing.TB) string {
+	t.Helper()
+	input := Segment(t, j.Header) + "." + Segment(t, j.Claims)
+	if j.Signature != "" {
+		return input + "." + j.Signature
+	}
+	alg, _ := j.Header["alg"].(string)
+	sig := SignRaw(t, j.Key, alg, []byte(input))
+	return input + "." + base64.RawURLEncoding.EncodeToString(sig)
+}
+
+// Segment is base64url(JSON(v)).
+func Segment(t testing.TB, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// SignRaw signs a JWS signing input with alg using the primitives directly.
+// "none" gives an empty signature; HS256 uses the JSON of the key's public
+// JWK as the HMAC secret (the algorithm-confusion attack).
+func SignRaw(t testing.TB, key crypto.Signer, alg string, input []byte) []byte {
+	t.Helper()
+	var h crypto.Hash
+	switch alg[len(alg)-3:] {
+	case "256":
+		h = crypto.SHA256
+	case "384":
+		h = crypto.SHA384
+	case "512":
+		h = crypto.SHA512
+	}
+	if alg == "none" {
+		return nil
+	}
+	if alg[:2] == "HS" {
+		pub, err := json.Marshal(jose.JSONWebKey{Key: key.Public()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := hmac.New(hashFunc(h), pub)
+		m.Write(input)
+		return m.Sum(nil)
+	}
+	d := h.New()
+	d.Write(input)
+	digest := d.Sum(nil)
+	var sig []byte
+	var err error
+	switch k := key.(type) {
+	case *ecdsa.PrivateKey:
+		var r, s interface{ FillBytes([]byte) []byte }
+		rr, ss, e := ecdsa.Sign(rand.Reader, k, digest)
+		r, s, err = rr, ss, e
+		size := (k.Curve.Params().BitSize + 7) / 8
+		sig = make([]byte, 2*size)
+		r.FillBytes(sig[:size])
+		s.FillBytes(sig[size:])
+	case *rsa.PrivateKey:
+		if alg[:2] == "PS" {
+			sig, err = rsa.SignPSS(rand.Reader, k, h, digest, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
+		} else {
+			sig, err = rsa.SignPKCS1v15(rand.Reader, k, h, digest)
+		}
+	default:
+		t.Fatalf("jwttest: unsupported key %T", key)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sig
+}
+
+func hashFunc(h crypto.Hash) func() hash.Hash {
+	switch h {
+	case crypto.SHA384:
+		return sha512.New384
+	case crypto.SHA512:
+		return sha512.New
+	}
+	return sha256.New
+}

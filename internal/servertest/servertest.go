@@ -1,0 +1,311 @@
+// Package servertest starts a real Tillit for tests: the real server wiring
+// on an httptest server, a SQLite store in a temporary folder, real keys, and
+// a registry whose client keys are generated for the test. Only the clock is
+// fake.
+package servertest
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"text/template"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/tillit-sts/tillit/internal/config"
+	"github.com/tillit-sts/tillit/internal/keys"
+	"github.com/tillit-sts/tillit/internal/server"
+	"github.com/tillit-sts/tillit/internal/store"
+	"github.com/tillit-sts/tillit/internal/store/sqlite"
+	"github.com/tillit-sts/tillit/keyfile"
+)
+
+// Clock is a settable clock, safe for concurrent use.
+type Clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// NewClock returns a clock at t.
+func NewClock(t time.Time) *Clock { return &Clock{t: t} }
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+// Advance moves the clock.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// Options configure a test server.
+type Options struct {
+	// Settings is YAML for the server settings, added to the defaults the
+	// harness writes (issuer, storage, key-encryption key).
+	Settings string
+	// Registry is the registry YAML. It may call {{jwks "client-id" "ES256"}}
+	// to get the public JWKS of a key generated for that client (RS256,
+	// PS256, ES256, ES384 or ES512). Empty means DefaultRegistry.
+	Registry string
+	// Clock defaults to a clock at a fixed time.
+	Clock *Clock
+	// Log receives the server's JSON log lines; nil discards them.
+	Log io.Writer
+	// Dir is the data folder; empty means a new t.TempDir().
+	Dir string
+}
+
+// Server is a running test server.
+type Server struct {
+	// URL is the issuer and the base URL.
+	URL   string
+	Srv   *server.Server
+	HTTP  *httptest.Server
+	Clock *Clock
+	Store store.Store
+	Dir   string
+	keys  map[string]*jose.JSONWebKey
+}
+
+// Start starts a server and stops it when the test ends.
+func Start(t testing.TB, opt Options) *Server {
+	t.Helper()
+	if opt.Clock == nil {
+		opt.Clock = NewClock(time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC))
+	}
+	if opt.Registry == "" {
+		opt.Registry = DefaultRegistry
+	}
+	if opt.Dir == "" {
+		opt.Dir = t.TempDir()
+	}
+	s := &Server{Clock: opt.Clock, Dir: opt.Dir, keys: map[string]*jose.JSONWebKey{}}
+	kek := filepath.Join(opt.Dir, "kek")
+	if _, err := os.Stat(kek); err != nil {
+		if err := os.WriteFile(kek, []byte(keys.NewKEK()), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.HTTP = httptest.NewUnstartedServer(nil)
+	s.URL = "http://" + s.HTTP.Listener.Addr().String()
+
+	registry := s.render(t, opt.Registry)
+	yml := "issuer: " + s.URL + "\nstorage: " + filepath.Join(opt.Dir, "tillit.db") +
+		"\nkeys:\n  encryption_key_file: " + kek + "\n" + opt.Settings + "\n" + registry
+	cfg, err := config.Parse(filepath.Join(opt.Dir, "tillit.yaml"), []byte(yml))
+	if err != nil {
+		t.Fatalf("servertest: config:\n%v\n---\n%s", err, yml)
+	}
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(opt.Dir, "tillit.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Store = st
+	w := opt.Log
+	if w == nil {
+		w = io.Discard
+	}
+	log := slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	srv, err := server.New(ctx, cfg, server.Options{Log: log, Now: opt.Clock.Now, Store: st})
+	if err != nil {
+		st.Close()
+		t.Fatalf("servertest: %v", err)
+	}
+	s.Srv = srv
+	s.HTTP.Config.Handler = srv.Handler()
+	s.HTTP.Start()
+	t.Cleanup(func() {
+		s.HTTP.Close()
+		srv.Close()
+		st.Close()
+	})
+	return s
+}
+
+// Key is the private key generated for clientID.
+func (s *Server) Key(t testing.TB, clientID string) *jose.JSONWebKey {
+	t.Helper()
+	k, ok := s.keys[clientID]
+	if !ok {
+		t.Fatalf("servertest: no key for %q", clientID)
+	}
+	return k
+}
+
+func (s *Server) render(t testing.TB, registry string) string {
+	t.Helper()
+	funcs := template.FuncMap{"jwks": func(clientID, alg string) (string, error) {
+		k := newKey(t, clientID, jose.SignatureAlgorithm(alg))
+		s.keys[clientID] = k
+		b, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{*keyfile.Public(k)}})
+		return string(b), err
+	}}
+	tmpl, err := template.New("registry").Funcs(funcs).Parse(registry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := tmpl.Execute(&buf, nil); err != nil {
+		t.Fatal(err)
+	}
+	return buf.String()
+}
+
+// RSA key generation is slow, so keys are made once per test binary and
+// name; EC keys are cheap but cached the same way for symmetry.
+var (
+	keyMu    sync.Mutex
+	keyCache = map[string]*jose.JSONWebKey{}
+)
+
+func newKey(t testing.TB, name string, alg jose.SignatureAlgorithm) *jose.JSONWebKey {
+	t.Helper()
+	keyMu.Lock()
+	defer keyMu.Unlock()
+	id := name + "/" + string(alg)
+	if k, ok := keyCache[id]; ok {
+		return k
+	}
+	var k *jose.JSONWebKey
+	var err error
+	switch alg {
+	case jose.RS256, jose.PS256:
+		var rk *rsa.PrivateKey
+		if rk, err = rsa.GenerateKey(rand.Reader, 2048); err == nil {
+			k, err = keyfile.FromKey(rk, alg)
+		}
+	case jose.ES256, jose.ES384, jose.ES512:
+		curve := map[jose.SignatureAlgorithm]elliptic.Curve{jose.ES256: elliptic.P256(), jose.ES384: elliptic.P384(), jose.ES512: elliptic.P521()}[alg]
+		var ek *ecdsa.PrivateKey
+		if ek, err = ecdsa.GenerateKey(curve, rand.Reader); err == nil {
+			k, err = keyfile.FromKey(ek, alg)
+		}
+	default:
+		t.Fatalf("servertest: alg %s", alg)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyCache[id] = k
+	return k
+}
+
+// Organisation numbers of DefaultRegistry (synthetic, valid mod 11).
+const (
+	Supplier   = "310900028"
+	Customer   = "310900036"
+	Child      = "310900044"
+	OtherChild = "310900052"
+	Stranger   = "310900060" // valid, not in the registry
+	SFMID      = "6a0d3f3e-0a49-4b0e-9a56-1f8e8c1d2b3a"
+)
+
+// DefaultRegistry covers the cases the token endpoint distinguishes.
+const DefaultRegistry = `
+apis:
+  - audience: nhn:deft
+    name: DEFT
+    scopes: [nhn:deft/api]
+    client_claims: [orgnr_supplier]
+  - audience: e-helse:sfm.api
+    name: SFM
+    scopes: [e-helse:sfm.api/sfm.api]
+    client_claims: [sfm-id, nhn:sfm:journal-id]
+  - audience: test:bearer
+    name: An API that allows Bearer tokens
+    scopes: [test:bearer/read, test:bearer/write]
+    allow_bearer: true
+    access_token_lifetime: 5m
+organisations:
+  - {number: "310900028", name: Supplier AS}
+  - {number: "310900036", name: Customer AS}
+  - {number: "310900044", name: Customer child, parent: "310900036"}
+  - {number: "310900052", name: Customer other child, parent: "310900036"}
+client_systems:
+  - {id: sys, name: Test EPJ, supplier: "310900028"}
+  - {id: deft-only, name: DEFT-only system, supplier: "310900028", apis: [nhn:deft]}
+clients:
+  - id: deft-client
+    name: DEFT client
+    system: sys
+    organisation: "310900036"
+    child_organisations: ["310900044"]
+    scopes: [nhn:deft/api, test:bearer/read]
+    jwks: {{jwks "deft-client" "ES256"}}
+  - id: sfm-client
+    name: SFM client
+    system: sys
+    organisation: "310900036"
+    scopes: [e-helse:sfm.api/sfm.api]
+    claims: {e-helse:sfm.api: {sfm-id: 6a0d3f3e-0a49-4b0e-9a56-1f8e8c1d2b3a}}
+    jwks: {{jwks "sfm-client" "ES256"}}
+  - id: rsa-client
+    name: RSA client
+    system: sys
+    organisation: "310900036"
+    scopes: [nhn:deft/api]
+    jwks: {{jwks "rsa-client" "RS256"}}
+  - id: multi-client
+    name: Multi-tenant client
+    system: sys
+    tenancy: multi-tenant
+    scopes: [nhn:deft/api]
+    jwks: {{jwks "multi-client" "ES256"}}
+  - id: pending-client
+    name: Pending client
+    system: sys
+    organisation: "310900036"
+    scopes: [nhn:deft/api]
+    status: pending
+    jwks: {{jwks "pending-client" "ES256"}}
+  - id: disabled-client
+    name: Disabled client
+    system: sys
+    organisation: "310900036"
+    scopes: [nhn:deft/api]
+    status: disabled
+    jwks: {{jwks "disabled-client" "ES256"}}
+  - id: bearer-client
+    name: Bearer client
+    system: sys
+    organisation: "310900036"
+    scopes: [test:bearer/read, test:bearer/write]
+    jwks: {{jwks "bearer-client" "ES256"}}
+  - id: strict-client
+    name: Client that requires DPoP
+    system: sys
+    organisation: "310900036"
+    scopes: [test:bearer/read]
+    require_dpop: true
+    jwks: {{jwks "strict-client" "ES256"}}
+  - id: deft-only-client
+    name: Client of a DEFT-only system
+    system: deft-only
+    organisation: "310900036"
+    scopes: [nhn:deft/api]
+    jwks: {{jwks "deft-only-client" "ES256"}}
+  - id: nochild-client
+    name: Client without child organisations
+    system: sys
+    organisation: "310900036"
+    scopes: [nhn:deft/api]
+    jwks: {{jwks "nochild-client" "ES256"}}
+`
