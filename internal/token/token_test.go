@@ -49,7 +49,11 @@ func TestForgeOneFault(t *testing.T) {
 		{"disabled client", call{client: "disabled-client"}, 401, "invalid_client", "disabled"},
 		{"no client authentication", call{form: func(f url.Values) { f.Del("client_assertion"); f.Del("client_assertion_type") }}, 401, "invalid_client", "private_key_jwt"},
 		{"wrong client_assertion_type", call{form: func(f url.Values) { f.Set("client_assertion_type", "urn:x") }}, 401, "invalid_client", "client_assertion_type"},
-		{"client secret", call{form: func(f url.Values) { f.Del("client_assertion"); f.Del("client_assertion_type"); f.Set("client_secret", "s") }}, 401, "invalid_client", "client secrets are not accepted"},
+		{"client secret", call{form: func(f url.Values) {
+			f.Del("client_assertion")
+			f.Del("client_assertion_type")
+			f.Set("client_secret", "s")
+		}}, 401, "invalid_client", "client secrets are not accepted"},
 		{"basic auth and an assertion", call{header: func(hd http.Header) { hd.Set("Authorization", "Basic ZGVmdC1jbGllbnQ6cw==") }}, 400, "invalid_request", "more than one client authentication method"},
 		{"both details claims", call{assertion: func(h, c map[string]any) {
 			c["assertion_details"] = childDetail(servertest.Child)
@@ -72,7 +76,9 @@ func TestForgeOneFault(t *testing.T) {
 		{"proof missing nonce", call{proof: func(h, c map[string]any) { delete(c, "nonce") }}, 400, "use_dpop_nonce", "nonce"},
 		{"proof empty nonce", call{proof: func(h, c map[string]any) { c["nonce"] = "" }}, 400, "use_dpop_nonce", "nonce"},
 		{"proof forged nonce", call{proof: func(h, c map[string]any) { c["nonce"] = "AXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX" }}, 400, "use_dpop_nonce", "not one this server issued"},
-		{"proof stale nonce", call{proof: func(h2, c map[string]any) { c["nonce"] = h.Srv.Keys().Nonces().Issue(h.Clock.Now().Add(-3 * time.Minute)) }}, 400, "use_dpop_nonce", "stale"},
+		{"proof stale nonce", call{proof: func(h2, c map[string]any) {
+			c["nonce"] = h.Srv.Keys().Nonces().Issue(h.Clock.Now().Add(-3 * time.Minute))
+		}}, 400, "use_dpop_nonce", "stale"},
 		{"two DPoP headers", call{header: func(hd http.Header) { hd.Add("DPoP", hd.Get("DPoP")) }}, 400, "invalid_dpop_proof", "exactly one DPoP header"},
 		{"empty DPoP header", call{rawProof: " "}, 400, "invalid_dpop_proof", "empty"},
 		{"no proof for an API that requires DPoP", call{noDPoP: true, form: deftScope}, 400, "invalid_dpop_proof", "does not accept Bearer"},
