@@ -23,6 +23,7 @@ func keysCommands() []command {
 	return []command{
 		{"generate", "make a client key pair (private and public JWK)", runKeysGenerate},
 		{"rotate", "rotate the token service's signing key", runKeysRotate},
+		{"list", "list the token service's signing keys", runKeysList},
 	}
 }
 

@@ -106,14 +106,7 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (*Server, error) 
 	}
 	s.registry.Log = s.log
 
-	s.keys, err = keys.NewManager(ctx, s.store, sealer, keys.Config{
-		Algorithm:        cfg.Keys.Algorithm,
-		PublishLead:      cfg.Keys.PublishLead,
-		RotationPeriod:   cfg.Keys.RotationPeriod,
-		TokenLifetime:    cfg.Tokens.AccessTokenLifetime,
-		ExpiredRetention: cfg.Keys.ExpiredRetention,
-		NonceSlot:        cfg.DPoP.NonceSlot,
-	}, s.now, s.log)
+	s.keys, err = keys.NewManager(ctx, s.store, sealer, KeysConfig(cfg), s.now, s.log)
 	if err != nil {
 		return nil, err
 	}
@@ -151,6 +144,18 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (*Server, error) 
 	s.handler = s.middleware(mux)
 	ok = true
 	return s, nil
+}
+
+// KeysConfig is the key life cycle a configuration sets.
+func KeysConfig(cfg *config.Config) keys.Config {
+	return keys.Config{
+		Algorithm:        cfg.Keys.Algorithm,
+		PublishLead:      cfg.Keys.PublishLead,
+		RotationPeriod:   cfg.Keys.RotationPeriod,
+		TokenLifetime:    cfg.Tokens.AccessTokenLifetime,
+		ExpiredRetention: cfg.Keys.ExpiredRetention,
+		NonceSlot:        cfg.DPoP.NonceSlot,
+	}
 }
 
 // Open opens the store a storage setting names: a SQLite file path or

@@ -1,0 +1,167 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// freeAddr returns a loopback address with a port nobody listens on.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startDev runs 'tillit serve --dev' in-process on a free port and returns
+// the issuer; the server stops when the test ends.
+func startDev(t *testing.T, dir string) (issuer string, stdout *syncBuffer) {
+	t.Helper()
+	addr := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"serve", "--dev", "--data-dir", dir, "--listen", addr}, stdout, stderr) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Errorf("serve exited with %d:\n%s", code, stderr.String())
+			}
+		case <-time.After(15 * time.Second):
+			t.Error("serve did not shut down")
+		}
+	})
+	issuer = "http://" + addr
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(issuer + "/.well-known/openid-configuration")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return issuer, stdout
+			}
+		}
+		select {
+		case code := <-done:
+			t.Fatalf("serve exited with %d:\n%s", code, stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve did not come up:\n%s", stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// The README's first command: serve --dev makes its data folder, prints the
+// issuer and the next command, and that command gets a token.
+func TestServeDevThenToken(t *testing.T) {
+	dir := t.TempDir()
+	issuer, out := startDev(t, dir)
+	for _, f := range []string{"tillit.yaml", "tillit.db", "kek", "demo-deft.jwk", "demo-sfm.jwk"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("data folder lacks %s: %v", f, err)
+		}
+	}
+	text := out.String()
+	if !strings.Contains(text, "issuer:  "+issuer) {
+		t.Fatalf("issuer not printed:\n%s", text)
+	}
+	// Take the printed command and run it.
+	var line string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, " token ") && strings.Contains(l, "nhn:deft/api") {
+			line = l
+			break
+		}
+	}
+	fields := strings.Fields(line)
+	i := 0
+	for i < len(fields) && fields[i] != "token" {
+		i++
+	}
+	if i == len(fields) {
+		t.Fatalf("no token command printed:\n%s", text)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), fields[i:], &stdout, &stderr); code != 0 {
+		t.Fatalf("%v: exit %d: %s", fields[i:], code, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), `"aud": "nhn:deft"`) || !strings.Contains(stdout.String(), `"jkt"`) {
+		t.Fatalf("token output:\n%s", stdout.String())
+	}
+}
+
+func TestKeysRotateAndList(t *testing.T) {
+	dir := t.TempDir()
+	startDev(t, dir)
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"keys", "rotate", "--dev", "--data-dir", dir}, &stdout, &stderr); code != 0 {
+		t.Fatalf("rotate: exit %d: %s", code, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "is published and signs from") || strings.Count(stdout.String(), "\n2 ") != 1 {
+		t.Fatalf("rotate output:\n%s", stdout.String())
+	}
+	stdout.Reset()
+	if code := run(context.Background(), []string{"keys", "list", "--dev", "--data-dir", dir}, &stdout, &stderr); code != 0 {
+		t.Fatalf("list: exit %d: %s", code, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "active") || !strings.Contains(stdout.String(), "next") {
+		t.Fatalf("list output:\n%s", stdout.String())
+	}
+	if code := run(context.Background(), []string{"keys", "rotate"}, &stdout, &stderr); code != 1 {
+		t.Fatalf("rotate without --config or --dev: exit %d", code)
+	}
+}
+
+func TestServeUsage(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"serve"}, &stdout, &stderr); code != 2 {
+		t.Fatalf("serve without --dev or --config: exit %d", code)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(bad, []byte("issuer: https://sts.example.com\nbogus: 1\n"), 0o600)
+	stderr.Reset()
+	if code := run(context.Background(), []string{"serve", "--config", bad}, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), "bad.yaml:2") {
+		t.Fatalf("unknown key: exit %d: %s", code, stderr.String())
+	}
+	// Outside --dev, serve refuses to start without a key-encryption key.
+	good := filepath.Join(t.TempDir(), "t.yaml")
+	os.WriteFile(good, []byte("issuer: https://sts.example.com\n"), 0o600)
+	stderr.Reset()
+	t.Setenv("TILLIT_KEY_ENCRYPTION_KEY", "")
+	if code := run(context.Background(), []string{"serve", "--config", good}, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), "key-encryption key") {
+		t.Fatalf("no KEK: exit %d: %s", code, stderr.String())
+	}
+}
