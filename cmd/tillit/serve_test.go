@@ -50,7 +50,9 @@ func startDev(t *testing.T, dir string) (issuer string, stdout *syncBuffer) {
 	ctx, cancel := context.WithCancel(context.Background())
 	stdout, stderr := &syncBuffer{}, &syncBuffer{}
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, []string{"serve", "--dev", "--data-dir", dir, "--listen", addr}, stdout, stderr) }()
+	go func() {
+		done <- run(ctx, []string{"serve", "--dev", "--data-dir", dir, "--listen", addr}, stdout, stderr)
+	}()
 	t.Cleanup(func() {
 		cancel()
 		select {
