@@ -1,0 +1,217 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/tillit-sts/tillit/internal/servertest"
+)
+
+func getJSON(t *testing.T, url string, v any) http.Header {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %d", url, resp.StatusCode)
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+		t.Fatalf("GET %s: content type %q", url, ct)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatal(err)
+	}
+	return resp.Header
+}
+
+func TestDiscovery(t *testing.T) {
+	s := servertest.Start(t, servertest.Options{Settings: "client_assertion: {allow_rs_algorithms: false}"})
+	var m map[string]any
+	getJSON(t, s.URL+"/.well-known/openid-configuration", &m)
+	want := map[string]any{
+		"issuer":           s.URL,
+		"jwks_uri":         s.URL + "/.well-known/openid-configuration/jwks",
+		"token_endpoint":   s.URL + "/connect/token",
+		"expired_jwks_uri": s.URL + "/connect/expiredjwks",
+	}
+	for k, v := range want {
+		if m[k] != v {
+			t.Errorf("%s = %v, want %v", k, m[k], v)
+		}
+	}
+	list := func(k string) []string {
+		var out []string
+		for _, v := range m[k].([]any) {
+			out = append(out, v.(string))
+		}
+		return out
+	}
+	if got := list("token_endpoint_auth_methods_supported"); !slices.Equal(got, []string{"private_key_jwt"}) {
+		t.Errorf("auth methods %v", got)
+	}
+	if got := list("grant_types_supported"); !slices.Equal(got, []string{"client_credentials"}) {
+		t.Errorf("grant types %v", got)
+	}
+	// What discovery says is what is enforced: RS* switched off here.
+	if got := list("token_endpoint_auth_signing_alg_values_supported"); slices.Contains(got, "RS256") || !slices.Contains(got, "PS256") {
+		t.Errorf("assertion algs %v", got)
+	}
+	for _, s := range []string{"nhn:deft/api", "e-helse:sfm.api/sfm.api", "test:bearer/read"} {
+		if !slices.Contains(list("scopes_supported"), s) {
+			t.Errorf("scope %s not advertised", s)
+		}
+	}
+	for _, absent := range []string{"authorization_endpoint", "userinfo_endpoint", "pushed_authorization_request_endpoint", "introspection_endpoint"} {
+		if _, ok := m[absent]; ok {
+			t.Errorf("%s advertised but not served", absent)
+		}
+	}
+	var oauthMeta map[string]any
+	getJSON(t, s.URL+"/.well-known/oauth-authorization-server", &oauthMeta)
+	if oauthMeta["token_endpoint"] != m["token_endpoint"] {
+		t.Error("RFC 8414 metadata differs from OIDC discovery")
+	}
+}
+
+func TestJWKS(t *testing.T) {
+	s := servertest.Start(t, servertest.Options{})
+	var set jose.JSONWebKeySet
+	getJSON(t, s.URL+"/.well-known/openid-configuration/jwks", &set)
+	if len(set.Keys) != 1 {
+		t.Fatalf("%d keys", len(set.Keys))
+	}
+	k := set.Keys[0]
+	if !k.IsPublic() || k.Algorithm != "RS256" || k.Use != "sig" || k.KeyID == "" {
+		t.Fatalf("key %+v", k)
+	}
+	var expired jose.JSONWebKeySet
+	getJSON(t, s.URL+"/connect/expiredjwks", &expired)
+	if len(expired.Keys) != 0 {
+		t.Fatalf("expired keys on a new server: %d", len(expired.Keys))
+	}
+	// After a --now rotation and the token lifetime, the old key moves.
+	if _, err := s.Srv.Keys().Rotate(context.Background(), true); err != nil {
+		t.Fatal(err)
+	}
+	s.Clock.Advance(2 * time.Hour)
+	getJSON(t, s.URL+"/connect/expiredjwks", &expired)
+	if len(expired.Keys) != 1 || expired.Keys[0].KeyID != k.KeyID {
+		t.Fatalf("expired_jwks %v, want the first key", expired.Keys)
+	}
+}
+
+func TestRequestIDAndHealth(t *testing.T) {
+	s := servertest.Start(t, servertest.Options{})
+	resp, err := http.Get(s.URL + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || len(resp.Header.Get("X-Request-Id")) != 24 {
+		t.Fatalf("status %d id %q", resp.StatusCode, resp.Header.Get("X-Request-Id"))
+	}
+	req, _ := http.NewRequest("GET", s.URL+"/healthz", nil)
+	req.Header.Set("X-Request-Id", "from-the-proxy-1")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Header.Get("X-Request-Id") != "from-the-proxy-1" {
+		t.Fatalf("a plain incoming request id is kept, got %q", resp.Header.Get("X-Request-Id"))
+	}
+	req.Header.Set("X-Request-Id", "evil\" injected=1")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if strings.Contains(resp.Header.Get("X-Request-Id"), "evil") {
+		t.Fatal("a request id with odd characters is kept")
+	}
+}
+
+func TestUnknownPathAndMethod(t *testing.T) {
+	s := servertest.Start(t, servertest.Options{})
+	resp, err := http.Post(s.URL+"/.well-known/openid-configuration/jwks", "text/plain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Fatalf("POST to the JWKS: %d", resp.StatusCode)
+	}
+	resp, err = http.Get(s.URL + "/connect/nothing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("unknown path: %d", resp.StatusCode)
+	}
+}
+
+// Serve stops on cancellation and lets a request in flight finish.
+func TestGracefulShutdown(t *testing.T) {
+	s := servertest.Start(t, servertest.Options{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Srv.Serve(ctx, ln) }()
+	base := "http://" + ln.Addr().String()
+	// Hold a request open by sending its body slowly.
+	pr, pw := io.Pipe()
+	respc := make(chan *http.Response, 1)
+	go func() {
+		req, _ := http.NewRequest("POST", base+"/connect/token", pr)
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Error(err)
+			respc <- nil
+			return
+		}
+		respc <- resp
+	}()
+	pw.Write([]byte(url.Values{"grant_type": {"client_credentials"}}.Encode()))
+	time.Sleep(100 * time.Millisecond)
+	cancel()
+	time.Sleep(100 * time.Millisecond)
+	pw.Close()
+	resp := <-respc
+	if resp == nil {
+		t.Fatal("request in flight was cut off")
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 { // no client authentication: answered, not dropped
+		t.Fatalf("request in flight got %d", resp.StatusCode)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return")
+	}
+	if _, err := http.Get(base + "/healthz"); err == nil {
+		t.Fatal("server still answers after shutdown")
+	}
+}
+
+
