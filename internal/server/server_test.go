@@ -213,5 +213,3 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Fatal("server still answers after shutdown")
 	}
 }
-
-
