@@ -2,14 +2,18 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/tillit-sts/tillit/client"
 	"github.com/tillit-sts/tillit/helseid"
+	"github.com/tillit-sts/tillit/internal/servertest"
 	"github.com/tillit-sts/tillit/keyfile"
 )
 
@@ -165,5 +169,81 @@ func TestDecodeAccessTokenBinding(t *testing.T) {
 	var buf bytes.Buffer
 	if err := decodeAccessToken(&buf, &client.TokenResponse{AccessToken: "opaque-reference-token", TokenType: "DPoP"}, jkt); err == nil {
 		t.Fatal("an opaque token decoded")
+	}
+}
+
+// TestTokenAgainstServer runs "tillit token" against the real token service.
+// The command signs with the wall clock, so the server's clock is set to it.
+func TestTokenAgainstServer(t *testing.T) {
+	srv := servertest.Start(t, servertest.Options{Clock: servertest.NewClock(time.Now())})
+	keyFor := func(clientID string) string {
+		p := filepath.Join(t.TempDir(), clientID+".jwk")
+		if err := keyfile.WritePrivate(p, srv.Key(t, clientID)); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	deft, bearer := keyFor("deft-client"), keyFor("bearer-client")
+	args := func(key string, extra ...string) []string {
+		return append([]string{"token", "--issuer", srv.URL, "--client-id", filepath.Base(strings.TrimSuffix(key, ".jwk")), "--key", key}, extra...)
+	}
+	tests := []struct {
+		name       string
+		args       []string
+		wantCode   int
+		wantStdout []string
+		wantStderr string
+	}{
+		{
+			name:       "DPoP token, decoded",
+			args:       args(deft, "--scope", "nhn:deft/api", "--decode"),
+			wantStdout: []string{`"typ": "at+jwt"`, `"aud": "nhn:deft"`, `"client_id": "deft-client"`, "# cnf.jkt is the thumbprint of the DPoP key\n"},
+		},
+		{
+			name:       "whole response as JSON",
+			args:       args(deft, "--scope", "nhn:deft/api", "--json"),
+			wantStdout: []string{`"token_type": "DPoP"`, `"scope": "nhn:deft/api"`},
+		},
+		{
+			name:       "single-tenant child organisation",
+			args:       args(deft, "--scope", "nhn:deft/api", "--child-org", servertest.Child, "--decode"),
+			wantStdout: []string{`"` + helseid.ClaimOrgNrChild + `": "` + servertest.Child + `"`},
+		},
+		{
+			name:       "Bearer token",
+			args:       args(bearer, "--scope", "test:bearer/read", "--bearer", "--json"),
+			wantStdout: []string{`"token_type": "Bearer"`},
+		},
+		{
+			name:       "refused scope",
+			args:       args(deft, "--scope", "e-helse:sfm.api/sfm.api"),
+			wantCode:   1,
+			wantStderr: "tillit token: client: token endpoint answered HTTP 400: invalid_scope",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stdout, stderr := runCLI(t, tt.args...)
+			if code != tt.wantCode || !strings.Contains(stderr, tt.wantStderr) {
+				t.Fatalf("exit %d, stderr %q; want exit %d and %q", code, stderr, tt.wantCode, tt.wantStderr)
+			}
+			for _, w := range tt.wantStdout {
+				if !strings.Contains(stdout, w) {
+					t.Errorf("stdout lacks %q:\n%s", w, stdout)
+				}
+			}
+			if tt.wantCode != 0 {
+				return
+			}
+			first, _, _ := strings.Cut(stdout, "\n")
+			if slices.Contains(tt.args, "--json") {
+				var resp client.TokenResponse
+				if err := json.Unmarshal([]byte(stdout), &resp); err != nil || resp.AccessToken == "" {
+					t.Fatalf("--json output is not a token response: %v\n%s", err, stdout)
+				}
+			} else if strings.Count(first, ".") != 2 {
+				t.Fatalf("first line is not the access token: %q", first)
+			}
+		})
 	}
 }
