@@ -1,0 +1,514 @@
+package loadtest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/tillit-sts/tillit/client"
+	"github.com/tillit-sts/tillit/dpop"
+	"github.com/tillit-sts/tillit/keyfile"
+)
+
+// Defaults for the zero values of Config.
+const (
+	DefaultConcurrency = 32
+	DefaultDuration    = 10 * time.Second
+	DefaultTimeout     = 10 * time.Second
+)
+
+// MaxConcurrency bounds Config.Concurrency: far more clients than a
+// machine can keep busy only measure the scheduler.
+const MaxConcurrency = 10000
+
+// maxResponseSize bounds a token response read by the generator; a JWT
+// access token with HelseID's claims is a few KiB.
+const maxResponseSize = 1 << 20
+
+// Wire values (RFC 6749 §4.4, RFC 7523 §2.2, RFC 9449 §8).
+const (
+	grantTypeClientCredentials   = "client_credentials"
+	clientAssertionTypeJWTBearer = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+	codeUseDPoPNonce             = "use_dpop_nonce"
+	headerDPoPNonce              = "DPoP-Nonce"
+)
+
+// Labels for failures that carry no OAuth error code. They are in
+// parentheses so that they cannot be taken for a code the server sent.
+const (
+	LabelTransport     = "(transport)"
+	LabelNotOAuth      = "(no OAuth error in the body)"
+	LabelBadResponse   = "(invalid token response)"
+	LabelWrongType     = "(unexpected token_type)"
+	LabelClientFailure = "(client-side failure)"
+)
+
+// Config describes one run.
+type Config struct {
+	// Issuer is the issuer URL; the token endpoint comes from its discovery
+	// document, and client assertions are addressed to it.
+	Issuer   string
+	ClientID string
+	// Key is the client's private key with its alg. It signs the client
+	// assertions and, unless Bearer, the DPoP proofs, as NHN's libraries do.
+	Key      *jose.JSONWebKey
+	Scopes   []string
+	Resource string
+	// Concurrency is the number of clients, each with one request in flight
+	// at a time on its own keep-alive connection. Zero means
+	// DefaultConcurrency.
+	Concurrency int
+	// Duration is the measured window. Zero means DefaultDuration.
+	Duration time.Duration
+	// Warmup runs before the window and is not counted: connections are
+	// opened, nonces fetched and the server's caches (and JIT, for a Node
+	// peer) warmed. Zero means none.
+	Warmup time.Duration
+	// Bearer sends no DPoP proof.
+	Bearer bool
+	// FreshNonce never reuses a nonce: every token request is first sent
+	// without one and makes the use_dpop_nonce round trip, as NHN's
+	// libraries do because they keep no nonce between requests.
+	FreshNonce bool
+	// ServerPID, when not zero, is the server process whose CPU time is
+	// read from /proc/PID/stat at both ends of the window.
+	ServerPID int
+	// Timeout bounds each HTTP request. Zero means DefaultTimeout.
+	Timeout time.Duration
+	// Now is the clock for assertion and proof times only; latency and
+	// the window use the real clock. Nil means time.Now. Tests set it to
+	// the test server's clock.
+	Now func() time.Time
+}
+
+func (cfg *Config) check() error {
+	if cfg.Concurrency == 0 {
+		cfg.Concurrency = DefaultConcurrency
+	}
+	if cfg.Duration == 0 {
+		cfg.Duration = DefaultDuration
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	switch {
+	case cfg.Issuer == "":
+		return errors.New("loadtest: no issuer")
+	case cfg.ClientID == "":
+		return errors.New("loadtest: no client ID")
+	case cfg.Key == nil:
+		return errors.New("loadtest: no key")
+	case cfg.Concurrency < 0 || cfg.Concurrency > MaxConcurrency:
+		return fmt.Errorf("loadtest: concurrency %d is not between 1 and %d", cfg.Concurrency, MaxConcurrency)
+	case cfg.Duration < 0:
+		return errors.New("loadtest: negative duration")
+	case cfg.Warmup < 0:
+		return errors.New("loadtest: negative warm-up")
+	case cfg.Timeout < 0:
+		return errors.New("loadtest: negative timeout")
+	case cfg.ServerPID < 0:
+		return fmt.Errorf("loadtest: server pid %d is negative", cfg.ServerPID)
+	case cfg.Bearer && cfg.FreshNonce:
+		return errors.New("loadtest: FreshNonce needs DPoP, and Bearer sends no proof")
+	}
+	for _, s := range cfg.Scopes {
+		if s == "" || strings.ContainsAny(s, " \t\r\n") {
+			return fmt.Errorf("loadtest: scope %q is empty or has white space", s)
+		}
+	}
+	return nil
+}
+
+// Run drives the token endpoint for cfg.Warmup and then cfg.Duration and
+// returns what was measured in the second part. Token errors are counted in
+// the Result, not returned: a run in which every request fails still
+// returns a Result. An error means the run could not be made (bad Config,
+// discovery failed, the server PID cannot be read) or ctx ended it.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	r, err := newRunner(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer r.transport.CloseIdleConnections()
+	return r.run(ctx)
+}
+
+// runner holds what the workers share. Everything but nonce and the
+// counters is read-only once the workers start.
+type runner struct {
+	cfg        Config
+	client     *client.Client
+	proofs     *dpop.Signer // nil with Bearer
+	http       *http.Client
+	transport  *http.Transport
+	endpoint   string
+	bodyPrefix string
+	wantType   string
+
+	// The window, on the monotonic clock: a token counts if its answer
+	// arrives inside it.
+	winStart, winEnd time.Time
+
+	// nonce is the last DPoP-Nonce the server sent, shared by all
+	// workers as one client application shares it.
+	nonce atomic.Pointer[string]
+	dials atomic.Int64
+}
+
+func newRunner(ctx context.Context, cfg Config) (*runner, error) {
+	r := &runner{cfg: cfg, wantType: "DPoP"}
+	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+	// One idle connection per client may be kept, so that every client
+	// reuses its own connection (the default keeps two per host and would
+	// make the others reconnect, measuring TCP setup instead of tokens).
+	// No proxy, no compression: the server is measured, not a proxy or
+	// gzip.
+	r.transport = &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			r.dials.Add(1)
+			return dialer.DialContext(ctx, network, addr)
+		},
+		MaxIdleConns:        cfg.Concurrency + 1,
+		MaxIdleConnsPerHost: cfg.Concurrency + 1,
+		IdleConnTimeout:     90 * time.Second,
+		TLSHandshakeTimeout: 10 * time.Second,
+		DisableCompression:  true,
+	}
+	r.http = &http.Client{Transport: r.transport, Timeout: cfg.Timeout}
+
+	c, err := client.New(client.Config{
+		Issuer:     cfg.Issuer,
+		ClientID:   cfg.ClientID,
+		Key:        cfg.Key,
+		HTTPClient: r.http,
+		Now:        cfg.Now,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("loadtest: %w", err)
+	}
+	r.client = c
+	if cfg.Bearer {
+		r.wantType = "Bearer"
+	} else {
+		key, err := keyfile.Signer(cfg.Key)
+		if err != nil {
+			return nil, fmt.Errorf("loadtest: %w", err)
+		}
+		if r.proofs, err = dpop.NewSigner(key, jose.SignatureAlgorithm(cfg.Key.Algorithm)); err != nil {
+			return nil, fmt.Errorf("loadtest: %w", err)
+		}
+	}
+	md, err := c.Metadata(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("loadtest: %w", err)
+	}
+	r.endpoint = md.TokenEndpoint
+
+	// The form is the same for every request but the assertion, which
+	// goes last; a compact JWS needs no escaping.
+	var b strings.Builder
+	b.WriteString("grant_type=" + grantTypeClientCredentials)
+	b.WriteString("&client_id=" + url.QueryEscape(cfg.ClientID))
+	if len(cfg.Scopes) > 0 {
+		b.WriteString("&scope=" + url.QueryEscape(strings.Join(cfg.Scopes, " ")))
+	}
+	if cfg.Resource != "" {
+		b.WriteString("&resource=" + url.QueryEscape(cfg.Resource))
+	}
+	b.WriteString("&client_assertion_type=" + url.QueryEscape(clientAssertionTypeJWTBearer))
+	b.WriteString("&client_assertion=")
+	r.bodyPrefix = b.String()
+
+	if cfg.ServerPID != 0 {
+		// Fail before the run rather than after it.
+		if _, err := processCPU(cfg.ServerPID); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+// snapshot is the CPU counters at one end of the window.
+type snapshot struct {
+	at         time.Time
+	self       time.Duration
+	selfErr    error
+	server     time.Duration
+	serverErr  error
+	machine    machineTimes
+	machineErr error
+}
+
+func (r *runner) snapshot() snapshot {
+	s := snapshot{at: time.Now()}
+	s.self, s.selfErr = selfCPU()
+	if r.cfg.ServerPID != 0 {
+		s.server, s.serverErr = processCPU(r.cfg.ServerPID)
+	}
+	s.machine, s.machineErr = machineCPU()
+	return s
+}
+
+func (r *runner) run(ctx context.Context) (*Result, error) {
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	start := time.Now()
+	r.winStart = start.Add(r.cfg.Warmup)
+	r.winEnd = r.winStart.Add(r.cfg.Duration)
+
+	workers := make([]*worker, r.cfg.Concurrency)
+	var wg sync.WaitGroup
+	for i := range workers {
+		w := &worker{r: r, errors: map[errorKey]*ErrorCount{}}
+		workers[i] = w
+		wg.Go(func() { w.run(wctx) })
+	}
+	finish := func(err error) (*Result, error) {
+		stop()
+		wg.Wait()
+		return nil, err
+	}
+
+	if err := sleepUntil(ctx, r.winStart); err != nil {
+		return finish(err)
+	}
+	before := r.snapshot()
+	if err := sleepUntil(ctx, r.winEnd); err != nil {
+		return finish(err)
+	}
+	after := r.snapshot()
+	// Requests still in flight end after the window and are not counted;
+	// cancelling them ends the run now rather than when they answer.
+	stop()
+	wg.Wait()
+	return r.result(workers, before, after), nil
+}
+
+func sleepUntil(ctx context.Context, t time.Time) error {
+	timer := time.NewTimer(time.Until(t))
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("loadtest: %w", ctx.Err())
+	}
+}
+
+func pause(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+}
+
+// worker is one client. Its counters are its own, so the hot path takes no
+// lock; they are added up after the run.
+type worker struct {
+	r         *runner
+	buf       bytes.Buffer
+	latencies []time.Duration
+	tokens    int64
+	requests  int64
+	trips     int64
+	errors    map[errorKey]*ErrorCount
+}
+
+type errorKey struct {
+	code   string
+	status int
+}
+
+// failure is why one token was not issued.
+type failure struct {
+	code   string
+	status int
+	detail string
+}
+
+func (w *worker) run(ctx context.Context) {
+	for ctx.Err() == nil {
+		start := time.Now()
+		if !start.Before(w.r.winEnd) {
+			return
+		}
+		attempts, trips, f := w.token(ctx)
+		end := time.Now()
+		if !end.Before(w.r.winStart) && !end.After(w.r.winEnd) {
+			w.record(end.Sub(start), attempts, trips, f)
+		}
+		if f != nil && f.code == LabelTransport {
+			// A server that is down refuses at once; without a pause the
+			// generator would spin and take the CPU from the server.
+			pause(ctx, 10*time.Millisecond)
+		}
+	}
+}
+
+func (w *worker) record(latency time.Duration, attempts, trips int64, f *failure) {
+	w.requests += attempts
+	w.trips += trips
+	if f == nil {
+		w.tokens++
+		w.latencies = append(w.latencies, latency)
+		return
+	}
+	k := errorKey{f.code, f.status}
+	if e := w.errors[k]; e != nil {
+		e.Count++
+		return
+	}
+	w.errors[k] = &ErrorCount{Error: f.code, Status: f.status, Count: 1, Example: printable(f.detail)}
+}
+
+// token gets one token: one request, or two when the server asks for a
+// nonce (RFC 9449 §8). A second use_dpop_nonce is a failure: a server
+// that keeps asking would otherwise hold the client in a loop.
+func (w *worker) token(ctx context.Context) (attempts, trips int64, f *failure) {
+	var nonce string
+	if w.r.proofs != nil && !w.r.cfg.FreshNonce {
+		if p := w.r.nonce.Load(); p != nil {
+			nonce = *p
+		}
+	}
+	for {
+		attempts++
+		fresh, f := w.attempt(ctx, nonce)
+		if fresh != "" && !w.r.cfg.FreshNonce {
+			w.r.keepNonce(fresh)
+		}
+		if f == nil {
+			return attempts, trips, nil
+		}
+		if f.code == codeUseDPoPNonce && f.status == http.StatusBadRequest && fresh != "" &&
+			w.r.proofs != nil && trips == 0 {
+			trips++
+			nonce = fresh
+			continue
+		}
+		return attempts, trips, f
+	}
+}
+
+// keepNonce remembers n unless it is already the one kept: a server may
+// send the same nonce with every answer, and storing it each time would
+// make every worker write the one shared cache line.
+func (r *runner) keepNonce(n string) {
+	if p := r.nonce.Load(); p != nil && *p == n {
+		return
+	}
+	r.nonce.Store(&n)
+}
+
+// Header values that never change, shared by all requests: the transport
+// only reads them.
+var (
+	contentTypeForm = []string{"application/x-www-form-urlencoded"}
+	acceptJSON      = []string{"application/json"}
+)
+
+// attempt sends one token request with a new assertion and, with DPoP, a
+// new proof carrying nonce. It returns the DPoP-Nonce the server sent, if
+// any, and nil or why no token came back.
+func (w *worker) attempt(ctx context.Context, nonce string) (string, *failure) {
+	r := w.r
+	assertion, err := r.client.ClientAssertion()
+	if err != nil {
+		return "", &failure{code: LabelClientFailure, detail: err.Error()}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.endpoint, strings.NewReader(r.bodyPrefix+assertion))
+	if err != nil {
+		return "", &failure{code: LabelClientFailure, detail: err.Error()}
+	}
+	req.Header["Content-Type"] = contentTypeForm
+	req.Header["Accept"] = acceptJSON
+	if r.proofs != nil {
+		proof, err := r.proofs.Proof(http.MethodPost, r.endpoint, dpop.ProofOptions{Nonce: nonce, Now: r.cfg.Now()})
+		if err != nil {
+			return "", &failure{code: LabelClientFailure, detail: err.Error()}
+		}
+		req.Header.Set("DPoP", proof)
+	}
+	resp, err := r.http.Do(req)
+	if err != nil {
+		return "", &failure{code: LabelTransport, detail: err.Error()}
+	}
+	w.buf.Reset()
+	_, err = w.buf.ReadFrom(io.LimitReader(resp.Body, maxResponseSize+1))
+	resp.Body.Close()
+	fresh := resp.Header.Get(headerDPoPNonce)
+	switch {
+	case err != nil:
+		return fresh, &failure{code: LabelTransport, status: resp.StatusCode, detail: err.Error()}
+	case w.buf.Len() > maxResponseSize:
+		return fresh, &failure{code: LabelBadResponse, status: resp.StatusCode, detail: "response larger than 1 MiB"}
+	case resp.StatusCode != http.StatusOK:
+		return fresh, oauthFailure(resp.StatusCode, w.buf.Bytes())
+	}
+	// The body is decoded to check that a token of the right type came
+	// back; the token itself is never kept or shown.
+	var t struct {
+		AccessToken string `json:"access_token"`
+		TokenType   string `json:"token_type"`
+	}
+	if err := json.Unmarshal(w.buf.Bytes(), &t); err != nil || t.AccessToken == "" {
+		return fresh, &failure{code: LabelBadResponse, status: resp.StatusCode, detail: "no access_token in a JSON body"}
+	}
+	if !strings.EqualFold(t.TokenType, r.wantType) {
+		return fresh, &failure{code: LabelWrongType, status: resp.StatusCode,
+			detail: fmt.Sprintf("token_type %q, want %q", t.TokenType, r.wantType)}
+	}
+	return fresh, nil
+}
+
+// oauthFailure reads an error answer (RFC 6749 §5.2).
+func oauthFailure(status int, body []byte) *failure {
+	var e struct {
+		Error       string `json:"error"`
+		Description string `json:"error_description"`
+	}
+	if err := json.Unmarshal(body, &e); err != nil || e.Error == "" {
+		return &failure{code: LabelNotOAuth, status: status}
+	}
+	return &failure{code: e.Error, status: status, detail: e.Description}
+}
+
+// printable keeps server text fit for a terminal: no control characters,
+// at most 200 bytes.
+func printable(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, s)
+	if len(s) > 200 {
+		i := 200
+		for i > 0 && !utf8.RuneStart(s[i]) {
+			i--
+		}
+		s = s[:i] + "…"
+	}
+	return s
+}
