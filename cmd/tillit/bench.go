@@ -1,0 +1,145 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/tillit-sts/tillit/internal/loadtest"
+	"github.com/tillit-sts/tillit/keyfile"
+)
+
+// benchCommands are the subcommands of "tillit bench".
+func benchCommands() []command {
+	return []command{
+		{"token", "drive a token endpoint as many HelseID clients at once", runBenchToken},
+	}
+}
+
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		benchUsage(stderr)
+		return errUsage
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		benchUsage(stderr)
+		return flag.ErrHelp
+	}
+	for _, c := range benchCommands() {
+		if c.name == args[0] {
+			return c.run(ctx, args[1:], stdout, stderr)
+		}
+	}
+	fmt.Fprintf(stderr, "tillit bench: unknown subcommand %q\n\n", args[0])
+	benchUsage(stderr)
+	return errUsage
+}
+
+func benchUsage(w io.Writer) {
+	fmt.Fprintln(w, "Usage: tillit bench <subcommand> [flags]")
+	fmt.Fprintln(w, "\nSubcommands:")
+	for _, c := range benchCommands() {
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+	}
+}
+
+// errNoTokens makes a run in which nothing was issued fail, after its
+// figures (the error counts) have been printed.
+var errNoTokens = errors.New("no token was issued")
+
+func runBenchToken(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fset := newFlagSet("bench token", stderr)
+	issuer := fset.String("issuer", "", "issuer URL of the token service; the token endpoint comes from its discovery document (required)")
+	clientID := fset.String("client-id", "", "client ID (required)")
+	keyPath := fset.String("key", "", "the client's private key, a JWK with alg or a PEM file (required); it also signs the DPoP proofs")
+	var scopes scopeFlag
+	fset.Var(&scopes, "scope", "scope to ask for; repeat the flag or separate scopes with spaces")
+	resource := fset.String("resource", "", "resource indicator: the audience of the API the tokens are for")
+	var concurrency int
+	fset.IntVar(&concurrency, "concurrency", loadtest.DefaultConcurrency, "number of clients, each with one request in flight on its own keep-alive connection")
+	fset.IntVar(&concurrency, "c", loadtest.DefaultConcurrency, "short for --concurrency")
+	var duration time.Duration
+	fset.DurationVar(&duration, "duration", loadtest.DefaultDuration, "measured time")
+	fset.DurationVar(&duration, "d", loadtest.DefaultDuration, "short for --duration")
+	warmup := fset.Duration("warmup", 2*time.Second, "time before the measurement that is not counted (connections, nonces, caches, JIT)")
+	timeout := fset.Duration("timeout", loadtest.DefaultTimeout, "limit on each HTTP request")
+	bearer := fset.Bool("bearer", false, "ask for Bearer tokens: send no DPoP proof")
+	freshNonce := fset.Bool("fresh-nonce", false, "never reuse a DPoP nonce, as NHN's libraries do: every token costs the use_dpop_nonce round trip")
+	serverPID := fset.Int("server-pid", 0, "PID of the server process, to report its CPU time per token (from /proc/PID/stat)")
+	asJSON := fset.Bool("json", false, "print the result as JSON")
+	fset.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: tillit bench token --issuer URL --client-id ID --key FILE [--scope S ...] [--resource R]")
+		fmt.Fprintln(stderr, "                          [-c N] [-d DURATION] [--warmup DURATION] [--bearer | --fresh-nonce]")
+		fmt.Fprintln(stderr, "                          [--server-pid PID] [--json]")
+		fmt.Fprintln(stderr, "\nDrives the token endpoint with N concurrent clients. Every token request has a new")
+		fmt.Fprintln(stderr, "client assertion and a new DPoP proof; the server's last DPoP-Nonce is kept and the")
+		fmt.Fprintln(stderr, "use_dpop_nonce round trip made when the server asks. Prints tokens/s, latency per")
+		fmt.Fprintln(stderr, "token, errors by OAuth error code, nonce round trips, and CPU per token of this")
+		fmt.Fprintln(stderr, "load generator, of the server (--server-pid) and of the whole machine.")
+		fmt.Fprintln(stderr)
+		fset.PrintDefaults()
+	}
+	if err := parseFlags(fset, args); err != nil {
+		return err
+	}
+	switch {
+	case fset.NArg() > 0:
+		return badArgs(stderr, "bench token", "unexpected argument %q", fset.Arg(0))
+	case *issuer == "" || *clientID == "" || *keyPath == "":
+		return badArgs(stderr, "bench token", "--issuer, --client-id and --key are required")
+	case concurrency < 1 || concurrency > loadtest.MaxConcurrency:
+		return badArgs(stderr, "bench token", "--concurrency must be between 1 and %d", loadtest.MaxConcurrency)
+	case duration <= 0:
+		return badArgs(stderr, "bench token", "--duration must be positive")
+	case *warmup < 0:
+		return badArgs(stderr, "bench token", "--warmup must not be negative")
+	case *timeout <= 0:
+		return badArgs(stderr, "bench token", "--timeout must be positive")
+	case *serverPID < 0:
+		return badArgs(stderr, "bench token", "--server-pid must be a process ID")
+	case *bearer && *freshNonce:
+		return badArgs(stderr, "bench token", "--fresh-nonce is about DPoP nonces; --bearer sends no DPoP proof")
+	}
+	key, err := keyfile.ReadFile(*keyPath)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "tillit bench token: %d clients, %v warm-up and %v measured, against %s\n", concurrency, *warmup, duration, *issuer)
+	res, err := loadtest.Run(ctx, loadtest.Config{
+		Issuer:      *issuer,
+		ClientID:    *clientID,
+		Key:         key,
+		Scopes:      scopes,
+		Resource:    *resource,
+		Concurrency: concurrency,
+		Duration:    duration,
+		Warmup:      *warmup,
+		Timeout:     *timeout,
+		Bearer:      *bearer,
+		FreshNonce:  *freshNonce,
+		ServerPID:   *serverPID,
+	})
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		b, err := json.MarshalIndent(res, "", "  ")
+		if err != nil {
+			return err
+		}
+		if _, err := stdout.Write(append(b, '\n')); err != nil {
+			return err
+		}
+	} else if err := res.WriteText(stdout); err != nil {
+		return err
+	}
+	if res.Tokens == 0 {
+		return errNoTokens
+	}
+	return nil
+}

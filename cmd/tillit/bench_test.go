@@ -1,0 +1,111 @@
+package main
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tillit-sts/tillit/internal/servertest"
+	"github.com/tillit-sts/tillit/keyfile"
+)
+
+// TestBenchArguments covers everything refused before any request. The
+// issuer does not resolve, so a test that got as far as the network would
+// fail with another message.
+func TestBenchArguments(t *testing.T) {
+	key := writeTestKey(t)
+	base := []string{"bench", "token", "--issuer", "https://sts.invalid", "--client-id", "c1", "--key", key}
+	with := func(extra ...string) []string { return append(append([]string{}, base...), extra...) }
+	tests := []struct {
+		name       string
+		args       []string
+		wantCode   int
+		wantStderr string
+	}{
+		{name: "bench alone", args: []string{"bench"}, wantCode: 2, wantStderr: "Usage: tillit bench <subcommand>"},
+		{name: "bench help", args: []string{"bench", "-h"}, wantCode: 0, wantStderr: "token      drive a token endpoint"},
+		{name: "unknown subcommand", args: []string{"bench", "api"}, wantCode: 2, wantStderr: `tillit bench: unknown subcommand "api"`},
+		{name: "token help", args: []string{"bench", "token", "-h"}, wantCode: 0, wantStderr: "Usage: tillit bench token --issuer URL"},
+		{name: "nothing", args: []string{"bench", "token"}, wantCode: 2, wantStderr: "tillit bench token: --issuer, --client-id and --key are required\n"},
+		{name: "extra argument", args: with("nhn:deft/api"), wantCode: 2, wantStderr: `tillit bench token: unexpected argument "nhn:deft/api"`},
+		{name: "unknown flag", args: with("--rate", "10"), wantCode: 2, wantStderr: "flag provided but not defined: -rate"},
+		{name: "zero clients", args: with("-c", "0"), wantCode: 2, wantStderr: "tillit bench token: --concurrency must be between 1 and 10000\n"},
+		{name: "too many clients", args: with("--concurrency", "10001"), wantCode: 2, wantStderr: "tillit bench token: --concurrency must be between 1 and 10000\n"},
+		{name: "zero duration", args: with("-d", "0s"), wantCode: 2, wantStderr: "tillit bench token: --duration must be positive\n"},
+		{name: "duration without unit", args: with("--duration", "10"), wantCode: 2, wantStderr: `invalid value "10" for flag -duration`},
+		{name: "negative warm-up", args: with("--warmup", "-1s"), wantCode: 2, wantStderr: "tillit bench token: --warmup must not be negative\n"},
+		{name: "zero timeout", args: with("--timeout", "0s"), wantCode: 2, wantStderr: "tillit bench token: --timeout must be positive\n"},
+		{name: "negative pid", args: with("--server-pid", "-1"), wantCode: 2, wantStderr: "tillit bench token: --server-pid must be a process ID\n"},
+		{name: "pid not a number", args: with("--server-pid", "tillit"), wantCode: 2, wantStderr: `invalid value "tillit" for flag -server-pid`},
+		{name: "fresh nonce with Bearer", args: with("--bearer", "--fresh-nonce"), wantCode: 2, wantStderr: "tillit bench token: --fresh-nonce is about DPoP nonces; --bearer sends no DPoP proof\n"},
+		{name: "empty scope", args: with("--scope", " "), wantCode: 2, wantStderr: `invalid value " " for flag -scope: empty scope`},
+		{name: "key file missing", args: []string{"bench", "token", "--issuer", "https://sts.invalid", "--client-id", "c1", "--key", key + ".missing"}, wantCode: 1, wantStderr: "tillit bench: keyfile: open " + key + ".missing: no such file or directory\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stdout, stderr := runCLI(t, tt.args...)
+			if code != tt.wantCode || !strings.Contains(stderr, tt.wantStderr) {
+				t.Fatalf("exit %d, stderr %q; want exit %d and %q", code, stderr, tt.wantCode, tt.wantStderr)
+			}
+			if stdout != "" {
+				t.Fatalf("stdout %q", stdout)
+			}
+		})
+	}
+}
+
+// TestBenchToken runs the command against a real Tillit. The command uses
+// the real clock, so the server's fake clock is set to now: the runs are
+// far shorter than the assertion lifetime and the proof window.
+func TestBenchToken(t *testing.T) {
+	srv := servertest.Start(t, servertest.Options{Clock: servertest.NewClock(time.Now())})
+	key := filepath.Join(t.TempDir(), "deft.jwk")
+	if err := keyfile.WritePrivate(key, srv.Key(t, "deft-client")); err != nil {
+		t.Fatal(err)
+	}
+	args := func(extra ...string) []string {
+		return append([]string{"bench", "token", "--issuer", srv.URL, "--client-id", "deft-client",
+			"--scope", "nhn:deft/api", "-c", "2", "-d", "150ms", "--warmup", "50ms"}, extra...)
+	}
+
+	t.Run("JSON", func(t *testing.T) {
+		code, stdout, stderr := runCLI(t, args("--key", key, "--fresh-nonce", "--json")...)
+		if code != 0 {
+			t.Fatalf("exit %d, stderr %q", code, stderr)
+		}
+		var res struct {
+			Mode            string  `json:"mode"`
+			Tokens          int64   `json:"tokens"`
+			TokensPerS      float64 `json:"tokens_per_s"`
+			NonceRoundTrips int64   `json:"nonce_round_trips"`
+			ErrorsTotal     int64   `json:"errors_total"`
+			GeneratorMS     float64 `json:"generator_cpu_ms_per_token"`
+		}
+		if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+			t.Fatalf("%v:\n%s", err, stdout)
+		}
+		if res.Mode != "dpop-fresh-nonce" || res.Tokens == 0 || res.TokensPerS <= 0 || res.ErrorsTotal != 0 ||
+			res.NonceRoundTrips != res.Tokens || res.GeneratorMS <= 0 {
+			t.Fatalf("result %+v", res)
+		}
+		if !strings.Contains(stderr, "tillit bench token: 2 clients, 50ms warm-up and 150ms measured, against "+srv.URL) {
+			t.Errorf("stderr %q", stderr)
+		}
+	})
+
+	t.Run("no token issued", func(t *testing.T) {
+		// A key the server does not know: every request is refused and
+		// counted, and the command fails after printing the counts.
+		code, stdout, stderr := runCLI(t, args("--key", writeTestKey(t))...)
+		if code != 1 || !strings.Contains(stderr, "tillit bench: no token was issued\n") {
+			t.Fatalf("exit %d, stderr %q", code, stderr)
+		}
+		for _, want := range []string{"tokens       0 = 0.0 tokens/s\n", "  invalid_client ", "HTTP 401"} {
+			if !strings.Contains(stdout, want) {
+				t.Errorf("stdout lacks %q:\n%s", want, stdout)
+			}
+		}
+	})
+}
