@@ -65,6 +65,9 @@ type Store struct {
 	closeOnce  sync.Once
 	closeErr   error
 
+	// replay is the writer goroutine's view of the unexpired jtis.
+	replay *replaySet
+
 	// stats feed the benchmark's ops/batch figure.
 	batches, batchedOps atomic.Int64
 }
@@ -120,6 +123,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		ops:        make(chan *op),
 		quit:       make(chan struct{}),
 		writerDone: make(chan struct{}),
+		replay:     newReplaySet(),
 	}
 	var err error
 	if s.writeDB, err = sql.Open("sqlite", dsn(path, write)); err != nil {

@@ -18,6 +18,9 @@ type op struct {
 	// returned to the caller; the batch goes on.
 	run  func(tx *wtx) error
 	done chan error // buffered: the writer never blocks on an answer
+	// replay marks an op that reads or changes the in-memory replay set:
+	// its batch first reads what other processes appended to jti_log.
+	replay bool
 }
 
 // wtx is the write connection as ops see it. Only the writer goroutine
@@ -76,10 +79,14 @@ func (t *wtx) close() {
 // true: nil means written and durable, an error means nothing was written.
 // That wait is one batch, bounded by the busy timeout.
 func (s *Store) write(ctx context.Context, fn func(tx *wtx) error) error {
+	return s.writeOp(ctx, false, fn)
+}
+
+func (s *Store) writeOp(ctx context.Context, replay bool, fn func(tx *wtx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	o := &op{ctx: ctx, run: fn, done: make(chan error, 1)}
+	o := &op{ctx: ctx, run: fn, done: make(chan error, 1), replay: replay}
 	select {
 	case s.ops <- o:
 	case <-ctx.Done():
@@ -139,13 +146,15 @@ func (s *Store) runBatch(tx *wtx, batch []*op) {
 		return
 	}
 	results := make([]error, len(live))
-	if err := commitBatch(tx, live, results); err != nil {
+	if err := s.commitBatch(tx, live, results); err != nil {
+		s.replay.reset()
 		// Nothing of the batch was committed, whatever each op said.
 		for _, o := range live {
 			o.done <- err
 		}
 		return
 	}
+	s.replay.committed()
 	for i, o := range live {
 		o.done <- results[i]
 	}
@@ -156,7 +165,7 @@ func (s *Store) runBatch(tx *wtx, batch []*op) {
 // commitBatch runs the ops in one transaction, each inside a savepoint, and
 // stores each op's own error in results. It returns an error, having rolled
 // everything back, when the transaction itself fails.
-func commitBatch(tx *wtx, ops []*op, results []error) (err error) {
+func (s *Store) commitBatch(tx *wtx, ops []*op, results []error) (err error) {
 	// IMMEDIATE takes the write lock now: a deferred transaction that
 	// reads first could fail with SQLITE_BUSY at its first write, without
 	// the busy timeout, when another process wrote in between.
@@ -170,11 +179,21 @@ func commitBatch(tx *wtx, ops []*op, results []error) (err error) {
 			tx.conn.ExecContext(context.Background(), "ROLLBACK")
 		}
 	}()
+	for _, o := range ops {
+		if o.replay {
+			if err := s.replay.sync(tx); err != nil {
+				return fmt.Errorf("sqlite: read the jti log: %w", err)
+			}
+			break
+		}
+	}
 	for i, o := range ops {
 		if _, err := tx.exec("SAVEPOINT op"); err != nil {
 			return fmt.Errorf("sqlite: savepoint: %w", err)
 		}
+		mark := s.replay.mark()
 		if results[i] = o.run(tx); results[i] != nil {
+			s.replay.rollbackTo(mark)
 			if _, err := tx.exec("ROLLBACK TO op"); err != nil {
 				// The op's error is quoted, not wrapped: it becomes
 				// every caller's error, and a sentinel such as

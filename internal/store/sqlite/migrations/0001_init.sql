@@ -25,12 +25,19 @@ CREATE TABLE registry_version (
 ) STRICT;
 INSERT INTO registry_version (id, version) VALUES (1, 0);
 
--- Spent single-use values (assertion and DPoP proof jtis).
-CREATE TABLE jti (
-	key     TEXT    PRIMARY KEY,
+-- Spent single-use values (assertion and DPoP proof jtis), as an
+-- append-only log. The writer keeps the unexpired keys in memory and checks
+-- them there; the table is what makes them durable and shared. Appending in
+-- seq order touches the last page or two per commit, where a unique index on
+-- the random keys dirtied a page per key. AUTOINCREMENT keeps seq rising even
+-- after the newest rows are deleted, so "rows after the last seq I read"
+-- tells a Store what another process added.
+CREATE TABLE jti_log (
+	seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+	key     TEXT    NOT NULL,
 	expires INTEGER NOT NULL
-) STRICT, WITHOUT ROWID;
-CREATE INDEX jti_expires ON jti (expires);
+) STRICT;
+CREATE INDEX jti_log_expires ON jti_log (expires);
 
 -- Signing keys and other service secrets. The unique (purpose, generation)
 -- is how instances racing to rotate agree on one key.
