@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
+	"math/big"
 	"net/http"
 	"net/url"
 	"strings"
@@ -203,3 +204,22 @@ func forgeAssertion(t testing.TB, h *harness, key crypto.Signer, clientID, kid s
 }
 
 func stdB64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+func bigInt(b []byte) *big.Int { return new(big.Int).SetBytes(b) }
+
+// proofPublicKey reads the jwk header of a proof.
+func proofPublicKey(t testing.TB, proof string) *ecdsa.PublicKey {
+	t.Helper()
+	head, _, _ := strings.Cut(proof, ".")
+	raw, err := base64.RawURLEncoding.DecodeString(head)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h struct {
+		JWK jose.JSONWebKey `json:"jwk"`
+	}
+	if err := json.Unmarshal(raw, &h); err != nil {
+		t.Fatal(err)
+	}
+	return h.JWK.Key.(*ecdsa.PublicKey)
+}

@@ -1,0 +1,137 @@
+package token_test
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/tillit-sts/tillit/internal/jwttest"
+	"github.com/tillit-sts/tillit/internal/servertest"
+)
+
+// benchParallelism × GOMAXPROCS goroutines send requests: enough that the
+// store's group commit has company, as it has under real load.
+const benchParallelism = 16
+
+// BenchmarkTokenEndpoint measures the whole token endpoint in-process: the
+// real handler with its middleware, SQLite as serve configures it
+// (synchronous=FULL, replay writes included), an ES256 client assertion and
+// an ES256 DPoP proof per request, and a token signed with RS256 or ES256.
+// The client-side signing happens before the timer starts.
+func BenchmarkTokenEndpoint(b *testing.B) {
+	for _, alg := range []string{"RS256", "ES256"} {
+		b.Run(alg, func(b *testing.B) {
+			h := start(b, servertest.Options{Algorithm: alg, Settings: "log: {level: warn}"})
+			handler := h.Srv.Handler()
+			bodies, proofs := prebuild(b, h, b.N)
+			var next atomic.Int64
+			b.SetParallelism(benchParallelism)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					i := next.Add(1) - 1
+					req := httptest.NewRequest(http.MethodPost, h.tokenURL(), strings.NewReader(bodies[i]))
+					req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+					req.Header.Set("DPoP", proofs[i])
+					rec := httptest.NewRecorder()
+					handler.ServeHTTP(rec, req)
+					if rec.Code != 200 {
+						b.Fatalf("status %d: %s", rec.Code, rec.Body)
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
+		})
+	}
+}
+
+// BenchmarkCryptoOnly measures, on the same inputs and with the same
+// algorithms, only the cryptography a token costs: verify the assertion's
+// signature, verify the proof's signature, sign the token. It is the
+// ceiling BenchmarkTokenEndpoint is compared with.
+func BenchmarkCryptoOnly(b *testing.B) {
+	for _, alg := range []string{"RS256", "ES256"} {
+		b.Run(alg, func(b *testing.B) {
+			h := start(b, servertest.Options{Algorithm: alg})
+			bodies, proofs := prebuild(b, h, 64)
+			assertionKey := h.Key(b, "deft-client").Key.(*ecdsa.PrivateKey)
+			type input struct {
+				aDigest, aSig, pDigest, pSig []byte
+				proofKey                     *ecdsa.PublicKey
+			}
+			inputs := make([]input, len(bodies))
+			for i := range bodies {
+				form, _ := url.ParseQuery(bodies[i])
+				ad, as := splitJWS(b, form.Get("client_assertion"))
+				pd, ps := splitJWS(b, proofs[i])
+				pk := proofPublicKey(b, proofs[i])
+				inputs[i] = input{ad, as, pd, ps, pk}
+			}
+			// A token-sized payload, signed with a key of the configured type.
+			payload := sha256.Sum256([]byte(strings.Repeat("x", 700)))
+			var signer crypto.Signer
+			var opts crypto.SignerOpts = crypto.SHA256
+			if alg == "RS256" {
+				signer, _ = rsa.GenerateKey(rand.Reader, 2048)
+			} else {
+				signer = assertionKey
+			}
+			var next atomic.Int64
+			b.SetParallelism(benchParallelism)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					in := inputs[next.Add(1)%int64(len(inputs))]
+					if !verifyES256(&assertionKey.PublicKey, in.aDigest, in.aSig) || !verifyES256(in.proofKey, in.pDigest, in.pSig) {
+						b.Fatal("signature did not verify")
+					}
+					if _, err := signer.Sign(rand.Reader, payload[:], opts); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
+		})
+	}
+}
+
+// prebuild signs n token requests (assertion and proof) for deft-client.
+func prebuild(b *testing.B, h *harness, n int) (bodies, proofs []string) {
+	b.Helper()
+	key := newP256(b)
+	bodies, proofs = make([]string, n), make([]string, n)
+	for i := 0; i < n; i++ {
+		bodies[i] = url.Values{
+			"grant_type": {"client_credentials"}, "scope": {"nhn:deft/api"}, "client_id": {"deft-client"},
+			"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
+			"client_assertion":      {h.assertion("deft-client", nil)},
+		}.Encode()
+		proofs[i] = h.proof(key, nil)
+	}
+	return bodies, proofs
+}
+
+func splitJWS(b *testing.B, jws string) (digest, sig []byte) {
+	i := strings.LastIndexByte(jws, '.')
+	d := sha256.Sum256([]byte(jws[:i]))
+	s, err := base64.RawURLEncoding.DecodeString(jws[i+1:])
+	if err != nil {
+		b.Fatal(err)
+	}
+	return d[:], s
+}
+
+func verifyES256(pub *ecdsa.PublicKey, digest, sig []byte) bool {
+	return ecdsa.Verify(pub, digest, bigInt(sig[:32]), bigInt(sig[32:]))
+}
+
+var _ = jwttest.Segment
