@@ -2,8 +2,12 @@ package token_test
 
 import (
 	"crypto/rsa"
+	"flag"
+	"fmt"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -118,10 +122,12 @@ func TestForgeOneFault(t *testing.T) {
 		{"journal id that is not a UUID", call{client: "sfm-client", assertion: details(map[string]any{"type": "nhn:sfm:journal-id", "value": map[string]any{"journal_id": "42"}})}, 400, "invalid_request", "UUID"},
 		{"multi-tenant client", call{client: "multi-client", assertion: details(multiDetail("NO:ORGNR:" + servertest.Customer + ":"))}, 400, "invalid_request", "multi-tenant"},
 	}
+	var golden strings.Builder
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h.t = t
 			r := h.do(tt.call)
+			fmt.Fprintf(&golden, "%s\n\t%d %s: %s\n", tt.name, r.status, r.code(), strings.NewReplacer(h.URL, "{issuer}", deftKey.KeyID, "{deft-client kid}").Replace(r.description()))
 			if r.status != tt.wantStatus || r.code() != tt.wantCode {
 				t.Fatalf("got %d %s (%s), want %d %s", r.status, r.code(), r.description(), tt.wantStatus, tt.wantCode)
 			}
@@ -139,6 +145,50 @@ func TestForgeOneFault(t *testing.T) {
 			}
 		})
 	}
+	// error_description is API (clients show it, some match on it): the
+	// golden file pins every text. go test -run TestForgeOneFault -update
+	// rewrites it.
+	checkGolden(t, "testdata/forge.golden", golden.String())
+}
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func checkGolden(t *testing.T, path, got string) {
+	t.Helper()
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if string(want) != got {
+		t.Fatalf("error responses differ from %s (run with -update if the change is meant):\n%s", path, diffLines(string(want), got))
+	}
+}
+
+func diffLines(a, b string) string {
+	al, bl := strings.Split(a, "\n"), strings.Split(b, "\n")
+	var out strings.Builder
+	for i := 0; i < len(al) || i < len(bl); i++ {
+		var x, y string
+		if i < len(al) {
+			x = al[i]
+		}
+		if i < len(bl) {
+			y = bl[i]
+		}
+		if x != y {
+			fmt.Fprintf(&out, "- %s\n+ %s\n", x, y)
+		}
+	}
+	return out.String()
 }
 
 func deftScope(f url.Values) { f.Set("scope", "nhn:deft/api") }
