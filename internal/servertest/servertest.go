@@ -308,6 +308,13 @@ clients:
     organisation: "310900036"
     scopes: [nhn:deft/api]
     jwks: {{jwks "deft-only-client" "ES256"}}
+  - id: code-only-client
+    name: Client for user login only
+    system: sys
+    organisation: "310900036"
+    scopes: [nhn:deft/api]
+    grant_types: [authorization_code]
+    jwks: {{jwks "code-only-client" "ES256"}}
   - id: nochild-client
     name: Client without child organisations
     system: sys

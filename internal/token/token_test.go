@@ -99,6 +99,7 @@ func TestForgeOneFault(t *testing.T) {
 		// The grant.
 		{"no grant_type", call{form: func(f url.Values) { f.Del("grant_type") }}, 400, "invalid_request", "grant_type is missing"},
 		{"unsupported grant_type", call{form: func(f url.Values) { f.Set("grant_type", "password") }}, 400, "unsupported_grant_type", "password"},
+		{"grant not allowed for the client", call{client: "code-only-client"}, 400, "unauthorized_client", "client_credentials"},
 		{"scope not allowed", call{form: func(f url.Values) { f.Set("scope", "e-helse:sfm.api/sfm.api") }}, 400, "invalid_scope", "not allowed for this client"},
 		{"identity scope", call{form: func(f url.Values) { f.Set("scope", "openid nhn:deft/api") }}, 400, "invalid_scope", "needs a user login"},
 		{"offline_access", call{form: func(f url.Values) { f.Set("scope", "offline_access") }}, 400, "invalid_scope", "needs a user login"},
