@@ -19,8 +19,6 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/tillit-sts/tillit/client"
-	"github.com/tillit-sts/tillit/dpop"
-	"github.com/tillit-sts/tillit/keyfile"
 )
 
 // Defaults for the zero values of Config.
@@ -43,6 +41,8 @@ const (
 	grantTypeClientCredentials   = "client_credentials"
 	clientAssertionTypeJWTBearer = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 	codeUseDPoPNonce             = "use_dpop_nonce"
+	assertionType                = "client-authentication+jwt"
+	proofType                    = "dpop+jwt"
 	headerDPoPNonce              = "DPoP-Nonce"
 )
 
@@ -156,8 +156,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 // counters is read-only once the workers start.
 type runner struct {
 	cfg        Config
-	client     *client.Client
-	proofs     *dpop.Signer // nil with Bearer
+	assertions *jwsSigner
+	proofs     *jwsSigner // nil with Bearer
+	claims     *claimWriter
 	http       *http.Client
 	transport  *http.Transport
 	endpoint   string
@@ -195,6 +196,9 @@ func newRunner(ctx context.Context, cfg Config) (*runner, error) {
 	}
 	r.http = &http.Client{Transport: r.transport, Timeout: cfg.Timeout}
 
+	// The client library reads the discovery document and checks it: the
+	// token endpoint is taken from the issuer the way a HelseID client
+	// takes it.
 	c, err := client.New(client.Config{
 		Issuer:     cfg.Issuer,
 		ClientID:   cfg.ClientID,
@@ -205,23 +209,30 @@ func newRunner(ctx context.Context, cfg Config) (*runner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loadtest: %w", err)
 	}
-	r.client = c
+	if r.assertions, err = newJWSSigner(cfg.Key, assertionType, false); err != nil {
+		return nil, err
+	}
 	if cfg.Bearer {
 		r.wantType = "Bearer"
-	} else {
-		key, err := keyfile.Signer(cfg.Key)
-		if err != nil {
-			return nil, fmt.Errorf("loadtest: %w", err)
-		}
-		if r.proofs, err = dpop.NewSigner(key, jose.SignatureAlgorithm(cfg.Key.Algorithm)); err != nil {
-			return nil, fmt.Errorf("loadtest: %w", err)
-		}
+	} else if r.proofs, err = newJWSSigner(cfg.Key, proofType, true); err != nil {
+		return nil, err
 	}
 	md, err := c.Metadata(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("loadtest: %w", err)
 	}
 	r.endpoint = md.TokenEndpoint
+	// htu is the endpoint without query and fragment (RFC 9449 §4.2), as
+	// dpop.Signer writes it.
+	u, err := url.Parse(r.endpoint)
+	if err != nil {
+		return nil, fmt.Errorf("loadtest: token endpoint: %w", err)
+	}
+	u.RawQuery, u.Fragment, u.RawFragment, u.ForceQuery = "", "", "", false
+	htu := u.String()
+	// Assertions are addressed to the issuer, as NHN's libraries and the
+	// client package address them.
+	r.claims = newClaimWriter(cfg.ClientID, cfg.Issuer, htu, client.DefaultAssertionLifetime)
 
 	// The form is the same for every request but the assertion, which
 	// goes last; a compact JWS needs no escaping.
@@ -326,8 +337,12 @@ func pause(ctx context.Context, d time.Duration) {
 // worker is one client. Its counters are its own, so the hot path takes no
 // lock; they are added up after the run.
 type worker struct {
-	r         *runner
+	r *runner
+	// Scratch space kept between requests: the response body, the
+	// claims and the JWS being signed.
 	buf       bytes.Buffer
+	claims    []byte
+	jws       []byte
 	latencies []time.Duration
 	tokens    int64
 	requests  int64
@@ -433,22 +448,9 @@ var (
 // any, and nil or why no token came back.
 func (w *worker) attempt(ctx context.Context, nonce string) (string, *failure) {
 	r := w.r
-	assertion, err := r.client.ClientAssertion()
+	req, err := w.newRequest(ctx, nonce)
 	if err != nil {
 		return "", &failure{code: LabelClientFailure, detail: err.Error()}
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.endpoint, strings.NewReader(r.bodyPrefix+assertion))
-	if err != nil {
-		return "", &failure{code: LabelClientFailure, detail: err.Error()}
-	}
-	req.Header["Content-Type"] = contentTypeForm
-	req.Header["Accept"] = acceptJSON
-	if r.proofs != nil {
-		proof, err := r.proofs.Proof(http.MethodPost, r.endpoint, dpop.ProofOptions{Nonce: nonce, Now: r.cfg.Now()})
-		if err != nil {
-			return "", &failure{code: LabelClientFailure, detail: err.Error()}
-		}
-		req.Header.Set("DPoP", proof)
 	}
 	resp, err := r.http.Do(req)
 	if err != nil {
@@ -480,6 +482,35 @@ func (w *worker) attempt(ctx context.Context, nonce string) (string, *failure) {
 			detail: fmt.Sprintf("token_type %q, want %q", t.TokenType, r.wantType)}
 	}
 	return fresh, nil
+}
+
+// newRequest builds one token request: the client-side cost of a token,
+// two signatures and little else.
+func (w *worker) newRequest(ctx context.Context, nonce string) (*http.Request, error) {
+	r := w.r
+	now := r.cfg.Now()
+	w.claims = r.claims.assertion(w.claims, now)
+	assertion, jws, err := r.assertions.sign(w.jws, w.claims)
+	w.jws = jws
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.endpoint, strings.NewReader(r.bodyPrefix+assertion))
+	if err != nil {
+		return nil, err
+	}
+	req.Header["Content-Type"] = contentTypeForm
+	req.Header["Accept"] = acceptJSON
+	if r.proofs != nil {
+		w.claims = r.claims.proof(w.claims, now, nonce)
+		proof, jws, err := r.proofs.sign(w.jws, w.claims)
+		w.jws = jws
+		if err != nil {
+			return nil, err
+		}
+		req.Header["Dpop"] = []string{proof}
+	}
+	return req, nil
 }
 
 // oauthFailure reads an error answer (RFC 6749 §5.2).

@@ -220,6 +220,7 @@ func TestRunConfig(t *testing.T) {
 }
 
 func TestResultOutput(t *testing.T) {
+	other := 0.82
 	res := &Result{
 		Endpoint: "http://127.0.0.1:8080/connect/token", ClientID: "c1", Concurrency: 32,
 		Duration: 2 * time.Second, Warmup: time.Second,
@@ -229,7 +230,7 @@ func TestResultOutput(t *testing.T) {
 		Connections: 33, GOMAXPROCS: 2,
 		Generator: &CPUUse{Time: 450 * time.Millisecond, PerToken: 150 * time.Microsecond, Cores: 0.225},
 		ServerPID: 42, Server: &CPUUse{Time: 1800 * time.Millisecond, PerToken: 600 * time.Microsecond, Cores: 0.9},
-		Machine: &MachineUse{Cores: 2, BusyPercent: 97.25, StealPercent: 0.5},
+		Machine: &MachineUse{Cores: 2, BusyPercent: 97.25, StealPercent: 0.5, BusyCores: 1.945, OtherCores: &other},
 	}
 	var text bytes.Buffer
 	if err := res.WriteText(&text); err != nil {
@@ -242,7 +243,7 @@ func TestResultOutput(t *testing.T) {
 		"  invalid_client               HTTP 401         5  unknown client\n",
 		"generator    CPU 0.150 ms/token, 0.23 cores (GOMAXPROCS 2)\n",
 		"server       CPU 0.600 ms/token, 0.90 cores (pid 42)\n",
-		"machine      97.2% busy of 2 cores, steal 0.5%\n",
+		"machine      97.2% busy of 2 cores (1.95 cores), steal 0.5%; other processes 0.82 cores\n",
 	} {
 		if !strings.Contains(text.String(), want) {
 			t.Errorf("text lacks %q:\n%s", want, text.String())
@@ -260,6 +261,7 @@ func TestResultOutput(t *testing.T) {
 	for k, want := range map[string]any{
 		"mode": "dpop", "tokens_per_s": 1500.0, "errors_total": 5.0, "nonce_round_trips": 10.0,
 		"server_cpu_ms_per_token": 0.6, "generator_cpu_ms_per_token": 0.15, "machine_busy_percent": 97.25,
+		"other_processes_cores": 0.82,
 	} {
 		if got[k] != want {
 			t.Errorf("JSON %s = %v, want %v", k, got[k], want)

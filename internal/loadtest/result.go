@@ -95,6 +95,12 @@ type MachineUse struct {
 	BusyPercent float64
 	// StealPercent is the share the hypervisor gave to other guests.
 	StealPercent float64
+	// BusyCores is the busy CPU time divided by the window.
+	BusyCores float64
+	// OtherCores is BusyCores less the generator's and the server's: what
+	// other processes took. It is only known with a server PID, and it is
+	// what tells that a figure was taken on a machine that was not quiet.
+	OtherCores *float64
 }
 
 // TokensPerSecond is the issue rate in the window.
@@ -190,10 +196,18 @@ func (rn *runner) result(workers []*worker, before, after snapshot) *Result {
 	} else if total := after.machine.total - before.machine.total; total > 0 {
 		idle := after.machine.idle - before.machine.idle
 		steal := after.machine.steal - before.machine.steal
+		busy := time.Duration(total-idle-steal) * tick
 		res.Machine = &MachineUse{
 			Cores:        after.machine.cores,
 			BusyPercent:  100 * float64(total-idle-steal) / float64(total),
 			StealPercent: 100 * float64(steal) / float64(total),
+			BusyCores:    busy.Seconds() / window.Seconds(),
+		}
+		if res.Generator != nil && res.Server != nil {
+			// Ticks are 10 ms, so a quiet machine can come out a hair
+			// below zero.
+			other := max(0, (busy-res.Generator.Time-res.Server.Time).Seconds()/window.Seconds())
+			res.Machine.OtherCores = &other
 		}
 	}
 
@@ -265,7 +279,11 @@ func (r *Result) WriteText(w io.Writer) error {
 		fmt.Fprintf(&b, "server       CPU %s/token, %.2f cores (pid %d)\n", ms(s.PerToken), s.Cores, r.ServerPID)
 	}
 	if m := r.Machine; m != nil {
-		fmt.Fprintf(&b, "machine      %.1f%% busy of %d cores, steal %.1f%%\n", m.BusyPercent, m.Cores, m.StealPercent)
+		fmt.Fprintf(&b, "machine      %.1f%% busy of %d cores (%.2f cores), steal %.1f%%", m.BusyPercent, m.Cores, m.BusyCores, m.StealPercent)
+		if m.OtherCores != nil {
+			fmt.Fprintf(&b, "; other processes %.2f cores", *m.OtherCores)
+		}
+		b.WriteByte('\n')
 	}
 	for _, s := range r.Warnings {
 		fmt.Fprintf(&b, "warning      %s\n", s)
@@ -312,6 +330,8 @@ type jsonResult struct {
 	MachineCores      int          `json:"machine_cores,omitempty"`
 	MachineBusy       *float64     `json:"machine_busy_percent,omitempty"`
 	MachineSteal      *float64     `json:"machine_steal_percent,omitempty"`
+	MachineBusyCores  *float64     `json:"machine_busy_cores,omitempty"`
+	OtherCores        *float64     `json:"other_processes_cores,omitempty"`
 	Warnings          []string     `json:"warnings"`
 }
 
@@ -364,6 +384,7 @@ func (r *Result) MarshalJSON() ([]byte, error) {
 	}
 	if m := r.Machine; m != nil {
 		j.MachineCores, j.MachineBusy, j.MachineSteal = m.Cores, ptr(m.BusyPercent), ptr(m.StealPercent)
+		j.MachineBusyCores, j.OtherCores = ptr(m.BusyCores), m.OtherCores
 	}
 	return json.Marshal(j)
 }
