@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/tillit-sts/tillit/internal/loadtest"
@@ -72,10 +73,11 @@ func runBenchToken(ctx context.Context, args []string, stdout, stderr io.Writer)
 	freshNonce := fset.Bool("fresh-nonce", false, "never reuse a DPoP nonce, as NHN's libraries do: every token costs the use_dpop_nonce round trip")
 	serverPID := fset.Int("server-pid", 0, "PID of the server process, to report its CPU time per token (from /proc/PID/stat)")
 	asJSON := fset.Bool("json", false, "print the result as JSON")
+	jsonOut := fset.String("json-out", "", "also write the result as JSON to this file, for scripts that print the text")
 	fset.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: tillit bench token --issuer URL --client-id ID --key FILE [--scope S ...] [--resource R]")
 		fmt.Fprintln(stderr, "                          [-c N] [-d DURATION] [--warmup DURATION] [--bearer | --fresh-nonce]")
-		fmt.Fprintln(stderr, "                          [--server-pid PID] [--json]")
+		fmt.Fprintln(stderr, "                          [--server-pid PID] [--json] [--json-out FILE]")
 		fmt.Fprintln(stderr, "\nDrives the token endpoint with N concurrent clients. Every token request has a new")
 		fmt.Fprintln(stderr, "client assertion and a new DPoP proof; the server's last DPoP-Nonce is kept and the")
 		fmt.Fprintln(stderr, "use_dpop_nonce round trip made when the server asks. Prints tokens/s, latency per")
@@ -127,15 +129,22 @@ func runBenchToken(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
+	b, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return err
+	}
+	b = append(b, '\n')
+	if *jsonOut != "" {
+		if err := os.WriteFile(*jsonOut, b, 0o644); err != nil {
+			return err
+		}
+	}
 	if *asJSON {
-		b, err := json.MarshalIndent(res, "", "  ")
-		if err != nil {
-			return err
-		}
-		if _, err := stdout.Write(append(b, '\n')); err != nil {
-			return err
-		}
-	} else if err := res.WriteText(stdout); err != nil {
+		_, err = stdout.Write(b)
+	} else {
+		err = res.WriteText(stdout)
+	}
+	if err != nil {
 		return err
 	}
 	if res.Tokens == 0 {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -98,7 +99,8 @@ func TestBenchToken(t *testing.T) {
 	t.Run("no token issued", func(t *testing.T) {
 		// A key the server does not know: every request is refused and
 		// counted, and the command fails after printing the counts.
-		code, stdout, stderr := runCLI(t, args("--key", writeTestKey(t))...)
+		out := filepath.Join(t.TempDir(), "result.json")
+		code, stdout, stderr := runCLI(t, args("--key", writeTestKey(t), "--json-out", out)...)
 		if code != 1 || !strings.Contains(stderr, "tillit bench: no token was issued\n") {
 			t.Fatalf("exit %d, stderr %q", code, stderr)
 		}
@@ -106,6 +108,21 @@ func TestBenchToken(t *testing.T) {
 			if !strings.Contains(stdout, want) {
 				t.Errorf("stdout lacks %q:\n%s", want, stdout)
 			}
+		}
+		b, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var res struct {
+			Errors []struct {
+				Error  string `json:"error"`
+				Status int    `json:"status"`
+				Count  int64  `json:"count"`
+			} `json:"errors"`
+		}
+		if err := json.Unmarshal(b, &res); err != nil || len(res.Errors) != 1 || res.Errors[0].Error != "invalid_client" ||
+			res.Errors[0].Status != 401 || res.Errors[0].Count < 1 {
+			t.Fatalf("--json-out: %v\n%s", err, b)
 		}
 	})
 }
