@@ -111,3 +111,17 @@ type Client struct {
 	AccessTokenLifetime time.Duration
 	Meta
 }
+
+// Delegation says that Organisation has delegated to Supplier the right to
+// act for it in HelseID (the Altinn right "Databehandler kan opptre på vegne
+// av min virksomhet i HelseID", profile §6.1). A multi-tenant client of that
+// supplier may then name Organisation as the one it acts for.
+type Delegation struct {
+	Organisation string
+	Supplier     string
+	// AcceptedAPIs are the audiences whose terms of use Organisation has
+	// accepted; scopes of other APIs are left out of its tokens and listed
+	// in rejected_scope.
+	AcceptedAPIs []string
+	Meta
+}

@@ -14,6 +14,11 @@ var (
 	ErrConflict = errors.New("store: version conflict")
 	// ErrReplay reports a single-use value (a jti) that was already spent.
 	ErrReplay = errors.New("store: already used")
+	// ErrRevoked reports a refresh token that was revoked or has expired.
+	ErrRevoked = errors.New("store: revoked or expired")
+	// ErrRefreshReused reports a refresh token used again after it was
+	// rotated: the store has revoked its whole family (RFC 9700 §4.14.2).
+	ErrRefreshReused = errors.New("store: refresh token reused; family revoked")
 )
 
 // Store is everything the token service persists. Every method is safe for
@@ -53,6 +58,15 @@ type Store interface {
 	Clients(ctx context.Context) ([]Client, error)
 	DeleteClient(ctx context.Context, id string) error
 
+	// Delegations: organisation → supplier, the stand-in for Altinn. They
+	// are registry records: writes bump RegistryVersion. The key is the
+	// pair (Organisation, Supplier).
+	CreateDelegation(ctx context.Context, d Delegation) (Delegation, error)
+	UpdateDelegation(ctx context.Context, d Delegation) (Delegation, error)
+	Delegation(ctx context.Context, organisation, supplier string) (Delegation, error)
+	Delegations(ctx context.Context) ([]Delegation, error)
+	DeleteDelegation(ctx context.Context, organisation, supplier string) error
+
 	// RegistryVersion is a number that changes whenever any registry record
 	// is created, updated or deleted, by this process or another. Servers
 	// keep an in-memory snapshot of the registry and poll this to know when
@@ -70,6 +84,25 @@ type Store interface {
 	// DeleteExpiredJTIs removes keys whose Expires is not after before and
 	// reports how many it removed.
 	DeleteExpiredJTIs(ctx context.Context, before time.Time) (int64, error)
+
+	// Refresh tokens, stored by the hash of their value (ID). Create fails
+	// with ErrAlreadyExists; RefreshToken with ErrNotFound.
+	CreateRefreshToken(ctx context.Context, t RefreshToken) error
+	RefreshToken(ctx context.Context, id string) (RefreshToken, error)
+	// RotateRefreshToken spends the active token oldID and creates next in
+	// the same family, atomically: of many concurrent calls for one oldID
+	// exactly one succeeds. A token that was already rotated means reuse:
+	// the whole family is revoked and the error is ErrRefreshReused. A
+	// revoked token, or one whose ExpiresAt is not after now, gives
+	// ErrRevoked; an unknown one ErrNotFound. next.FamilyID must be the
+	// family of oldID.
+	RotateRefreshToken(ctx context.Context, now time.Time, oldID string, next RefreshToken) error
+	// RevokeRefreshFamily revokes every token of a family and reports how
+	// many were active or rotated before.
+	RevokeRefreshFamily(ctx context.Context, familyID string) (int64, error)
+	// DeleteExpiredRefreshTokens removes tokens whose ExpiresAt is not
+	// after before.
+	DeleteExpiredRefreshTokens(ctx context.Context, before time.Time) (int64, error)
 
 	// Keys: signing keys and other service secrets (DPoP nonce keys), with
 	// their private parts sealed by the caller. CreateKey fails with

@@ -32,7 +32,21 @@ var (
 	clientKind = kind[store.Client]{"client",
 		func(r *store.Client) string { return r.ID },
 		func(r *store.Client) *store.Meta { return &r.Meta }}
+	delegationKind = kind[store.Delegation]{"delegation",
+		func(r *store.Delegation) string { return delegationKey(r.Organisation, r.Supplier) },
+		func(r *store.Delegation) *store.Meta { return &r.Meta }}
 )
+
+// delegationKey joins the two organisation numbers of a delegation. The tab
+// sorts below every printable character, so ordering by the key orders by
+// organisation, then supplier. An empty organisation makes the whole key
+// empty, which create refuses.
+func delegationKey(organisation, supplier string) string {
+	if organisation == "" {
+		return ""
+	}
+	return organisation + "\t" + supplier
+}
 
 // metaFields are the JSON names of store.Meta's fields, which the registry
 // keeps in columns and leaves out of the document.
@@ -310,4 +324,24 @@ func (s *Store) Clients(ctx context.Context) ([]store.Client, error) { return li
 
 func (s *Store) DeleteClient(ctx context.Context, id string) error {
 	return remove(ctx, s, clientKind, id)
+}
+
+func (s *Store) CreateDelegation(ctx context.Context, d store.Delegation) (store.Delegation, error) {
+	return create(ctx, s, delegationKind, d)
+}
+
+func (s *Store) UpdateDelegation(ctx context.Context, d store.Delegation) (store.Delegation, error) {
+	return update(ctx, s, delegationKind, d)
+}
+
+func (s *Store) Delegation(ctx context.Context, organisation, supplier string) (store.Delegation, error) {
+	return get(ctx, s, delegationKind, delegationKey(organisation, supplier))
+}
+
+func (s *Store) Delegations(ctx context.Context) ([]store.Delegation, error) {
+	return list(ctx, s, delegationKind)
+}
+
+func (s *Store) DeleteDelegation(ctx context.Context, organisation, supplier string) error {
+	return remove(ctx, s, delegationKind, delegationKey(organisation, supplier))
 }

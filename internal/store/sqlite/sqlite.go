@@ -10,7 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+	sqlitedriver "modernc.org/sqlite" // also registers the "sqlite" database/sql driver
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/tillit-sts/tillit/internal/store"
 )
@@ -130,7 +131,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
 	s.writeDB.SetMaxOpenConns(1)
-	if s.wconn, err = s.writeDB.Conn(ctx); err != nil {
+	if s.wconn, err = connectWhenFree(ctx, s.writeDB, busy); err != nil {
 		s.writeDB.Close()
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
@@ -148,6 +149,26 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// connectWhenFree opens the write connection. Its pragmas switch a new file
+// to WAL, which needs a lock that SQLite does not wait for with the busy
+// handler; when several processes open a new file at once, one may get
+// SQLITE_BUSY at once. It tries again until the busy timeout has passed.
+func connectWhenFree(ctx context.Context, db *sql.DB, busy time.Duration) (*sql.Conn, error) {
+	deadline := time.Now().Add(busy)
+	for {
+		conn, err := db.Conn(ctx)
+		var se *sqlitedriver.Error
+		if err == nil || !errors.As(err, &se) || se.Code()&0xff != sqlite3.SQLITE_BUSY || time.Now().After(deadline) {
+			return conn, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 // dsn builds a modernc.org/sqlite data source name. The file: form lets the

@@ -3,7 +3,10 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+
+	"github.com/tillit-sts/tillit/internal/store"
 )
 
 // maxBatch bounds how many writes share one transaction, so that one batch
@@ -19,7 +22,11 @@ type op struct {
 	run  func(tx *wtx) error
 	done chan error // buffered: the writer never blocks on an answer
 	// replay marks an op that reads or changes the in-memory replay set:
-	// its batch first reads what other processes appended to jti_log.
+	// its batch first reads what other processes appended to jti_log. Such
+	// an op runs at most one statement, which SQLite makes atomic by
+	// itself, so it needs no savepoint: that saves two statements per
+	// token on the hot path. It refuses with a *store.ReplayError before
+	// any SQL; any other error of its statement fails the whole batch.
 	replay bool
 }
 
@@ -188,6 +195,16 @@ func (s *Store) commitBatch(tx *wtx, ops []*op, results []error) (err error) {
 		}
 	}
 	for i, o := range ops {
+		if o.replay {
+			mark := s.replay.mark()
+			if results[i] = o.run(tx); results[i] != nil {
+				s.replay.rollbackTo(mark)
+				if !errors.Is(results[i], store.ErrReplay) {
+					return fmt.Errorf("sqlite: write failed (%q)", results[i].Error())
+				}
+			}
+			continue
+		}
 		if _, err := tx.exec("SAVEPOINT op"); err != nil {
 			return fmt.Errorf("sqlite: savepoint: %w", err)
 		}

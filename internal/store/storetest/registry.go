@@ -32,6 +32,8 @@ func runRegistry(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Organisation", func(t *testing.T) { runKind(t, open, organisationKind) })
 	t.Run("ClientSystem", func(t *testing.T) { runKind(t, open, clientSystemKind) })
 	t.Run("Client", func(t *testing.T) { runKind(t, open, clientKind) })
+	t.Run("Delegation", func(t *testing.T) { runKind(t, open, delegationKind) })
+	t.Run("DelegationPairs", func(t *testing.T) { testDelegationPairs(t, open) })
 	t.Run("KindsAreSeparate", func(t *testing.T) { testKindsAreSeparate(t, open) })
 }
 
@@ -180,6 +182,71 @@ var clientKind = kind[store.Client]{
 		r.AccessTokenLifetime = 0
 		r.ManagedBy = ""
 	},
+}
+
+var delegationKind = kind[store.Delegation]{
+	name: "Delegation",
+	create: func(ctx context.Context, s store.Store, r store.Delegation) (store.Delegation, error) {
+		return s.CreateDelegation(ctx, r)
+	},
+	update: func(ctx context.Context, s store.Store, r store.Delegation) (store.Delegation, error) {
+		return s.UpdateDelegation(ctx, r)
+	},
+	// The generic tests key a delegation by its organisation alone, with
+	// an empty supplier (as in their zero-value record); the pairs are
+	// tested by testDelegationPairs.
+	get: func(ctx context.Context, s store.Store, k string) (store.Delegation, error) {
+		return s.Delegation(ctx, k, "")
+	},
+	list: func(ctx context.Context, s store.Store) ([]store.Delegation, error) { return s.Delegations(ctx) },
+	delete: func(ctx context.Context, s store.Store, k string) error {
+		return s.DeleteDelegation(ctx, k, "")
+	},
+	key:  func(r *store.Delegation) *string { return &r.Organisation },
+	meta: func(r *store.Delegation) *store.Meta { return &r.Meta },
+	full: func(key string) store.Delegation {
+		return store.Delegation{
+			Organisation: key,
+			AcceptedAPIs: []string{"nhn:deft", "e-helse:sfm.api"},
+			Meta:         store.Meta{ManagedBy: store.ManagedByFile},
+		}
+	},
+	change: func(r *store.Delegation) {
+		r.AcceptedAPIs = []string{"nhn:kjernejournal"}
+		r.ManagedBy = "cli"
+	},
+}
+
+// testDelegationPairs checks that a delegation is keyed by both numbers:
+// one organisation may delegate to several suppliers and the reverse, and
+// Delegations lists them by organisation, then supplier.
+func testDelegationPairs(t *testing.T, open func(t *testing.T) store.Store) {
+	s := open(t)
+	ctx := t.Context()
+	pairs := [][2]string{{"111111111", "222222222"}, {"111111111", "333333333"}, {"444444444", "222222222"}}
+	for _, p := range pairs {
+		if _, err := s.CreateDelegation(ctx, store.Delegation{Organisation: p[0], Supplier: p[1]}); err != nil {
+			t.Fatalf("CreateDelegation(%v): %v", p, err)
+		}
+	}
+	if _, err := s.CreateDelegation(ctx, store.Delegation{Organisation: "111111111", Supplier: "222222222"}); !errors.Is(err, store.ErrAlreadyExists) {
+		t.Errorf("duplicate pair: err = %v, want %v", err, store.ErrAlreadyExists)
+	}
+	if _, err := s.Delegation(ctx, "444444444", "333333333"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("unknown pair: err = %v, want %v", err, store.ErrNotFound)
+	}
+	if err := s.DeleteDelegation(ctx, "111111111", "333333333"); err != nil {
+		t.Fatalf("DeleteDelegation: %v", err)
+	}
+	for _, p := range [][2]string{pairs[0], pairs[2]} {
+		if d, err := s.Delegation(ctx, p[0], p[1]); err != nil || d.Organisation != p[0] || d.Supplier != p[1] {
+			t.Errorf("Delegation(%v) = %+v, %v", p, d, err)
+		}
+	}
+	list, err := s.Delegations(ctx)
+	if err != nil || len(list) != 2 || list[0].Organisation != "111111111" || list[1].Organisation != "444444444" {
+		t.Errorf("Delegations = %+v, %v; want the two pairs in order", list, err)
+	}
 }
 
 func runKind[T any](t *testing.T, open func(t *testing.T) store.Store, k kind[T]) {

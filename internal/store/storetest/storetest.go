@@ -29,6 +29,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Registry", func(t *testing.T) { runRegistry(t, open) })
 	t.Run("JTI", func(t *testing.T) { runJTI(t, open) })
 	t.Run("Keys", func(t *testing.T) { runKeys(t, open) })
+	t.Run("Refresh", func(t *testing.T) { runRefresh(t, open) })
 	t.Run("Ping", func(t *testing.T) {
 		s := open(t)
 		if err := s.Ping(t.Context()); err != nil {

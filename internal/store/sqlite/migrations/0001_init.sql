@@ -52,3 +52,19 @@ CREATE TABLE service_key (
 	active_from INTEGER NOT NULL,
 	UNIQUE (purpose, generation)
 ) STRICT;
+
+-- Refresh tokens by the hash of their value. A family is the chain of tokens
+-- one login produced by rotation; reuse of a rotated token revokes it all.
+CREATE TABLE refresh_token (
+	id         TEXT    PRIMARY KEY,
+	family_id  TEXT    NOT NULL,
+	client_id  TEXT    NOT NULL,
+	jkt        TEXT    NOT NULL,
+	grant_doc  BLOB    NOT NULL,
+	issued_at  INTEGER NOT NULL,
+	expires_at INTEGER NOT NULL,
+	status     TEXT    NOT NULL,
+	used_at    INTEGER NOT NULL
+) STRICT;
+CREATE INDEX refresh_token_family ON refresh_token (family_id);
+CREATE INDEX refresh_token_expires ON refresh_token (expires_at);
