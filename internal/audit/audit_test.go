@@ -1,0 +1,141 @@
+package audit
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tillit-sts/tillit/internal/store"
+)
+
+func chain(t *testing.T, k Key, n int) ([]store.AuditRecord, store.AuditHead) {
+	t.Helper()
+	var recs []store.AuditRecord
+	head := store.AuditHead{Instance: "i1"}
+	base := time.Date(2026, 11, 24, 12, 0, 0, 123456789, time.UTC)
+	for i := 0; i < n; i++ {
+		r := store.AuditRecord{
+			Instance: "i1", Time: base.Add(time.Duration(i) * time.Second), RequestID: "req",
+			Endpoint: "token", GrantType: "client_credentials", ClientID: "c1", OrgParent: "310900036",
+			Audience: "nhn:deft", Scopes: []string{"nhn:deft/api"}, TokenID: "T", Outcome: OutcomeIssued,
+		}
+		k.Seal(&r, head.Seq, head.MAC)
+		head = store.AuditHead{Instance: "i1", Seq: r.Seq, MAC: r.MAC}
+		recs = append(recs, r)
+	}
+	return recs, head
+}
+
+func seq(recs []store.AuditRecord) func(func(store.AuditRecord, error) bool) {
+	return func(yield func(store.AuditRecord, error) bool) {
+		for _, r := range recs {
+			if !yield(r, nil) {
+				return
+			}
+		}
+	}
+}
+
+func TestVerify(t *testing.T) {
+	k, err := DeriveKey([]byte("0123456789abcdef0123456789abcdef"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := DeriveKey([]byte("another key-encryption key, 32 b"))
+	tests := []struct {
+		name string
+		// tamper changes the stored records and head.
+		tamper   func(recs []store.AuditRecord, head *store.AuditHead) []store.AuditRecord
+		want     *store.AuditHead
+		wantSeq  int64
+		wantWhat string
+	}{
+		{"intact", func(r []store.AuditRecord, h *store.AuditHead) []store.AuditRecord { return r }, nil, 0, ""},
+		{"a field changed", func(r []store.AuditRecord, h *store.AuditHead) []store.AuditRecord {
+			r[2].ClientID = "someone-else"
+			return r
+		}, nil, 3, "was changed"},
+		{"scopes changed", func(r []store.AuditRecord, h *store.AuditHead) []store.AuditRecord {
+			r[1].Scopes = append(r[1].Scopes, "e-helse:sfm.api/sfm.api")
+			return r
+		}, nil, 2, "was changed"},
+		{"outcome changed and MAC recomputed without the key", func(r []store.AuditRecord, h *store.AuditHead) []store.AuditRecord {
+			r[2].Outcome = OutcomeRefused
+			r[2].MAC = other.MAC(&r[2])
+			return r
+		}, nil, 3, "was changed"},
+		{"a record removed", func(r []store.AuditRecord, h *store.AuditHead) []store.AuditRecord {
+			return slices.Delete(r, 2, 3)
+		}, nil, 3, "records 3 to 3 are missing"},
+		{"truncated at the end", func(r []store.AuditRecord, h *store.AuditHead) []store.AuditRecord {
+			return r[:len(r)-1]
+		}, nil, 5, "records at the end were removed"},
+		{"truncated and head rolled back, caught by the head logged elsewhere", func(r []store.AuditRecord, h *store.AuditHead) []store.AuditRecord {
+			*h = store.AuditHead{Instance: "i1", Seq: r[3].Seq, MAC: r[3].MAC}
+			return r[:4]
+		}, &store.AuditHead{Instance: "i1", Seq: 5}, 5, "not in the log"},
+		{"a record added without the head", func(r []store.AuditRecord, h *store.AuditHead) []store.AuditRecord {
+			extra := r[4]
+			k.Seal(&extra, r[4].Seq, r[4].MAC)
+			return append(r, extra)
+		}, nil, 6, "added outside the store"},
+		{"records swapped", func(r []store.AuditRecord, h *store.AuditHead) []store.AuditRecord {
+			r[1], r[2] = r[2], r[1]
+			return r
+		}, nil, 2, "are missing"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			recs, head := chain(t, k, 5)
+			want := tt.want
+			if want != nil && want.MAC == nil {
+				want.MAC = recs[want.Seq-1].MAC
+			}
+			recs = tt.tamper(recs, &head)
+			res, err := k.Verify("i1", seq(recs), &head, want)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.wantWhat == "" {
+				if !res.OK() || res.Records != 5 || res.Last.Seq != 5 {
+					t.Fatalf("intact chain: %+v", res)
+				}
+				return
+			}
+			if res.OK() {
+				t.Fatal("tampering not detected")
+			}
+			p := res.Problems[0]
+			if p.Seq != tt.wantSeq || !strings.Contains(p.What, tt.wantWhat) {
+				t.Fatalf("first problem %v, want #%d %q (all: %v)", p, tt.wantSeq, tt.wantWhat, res.Problems)
+			}
+		})
+	}
+}
+
+func TestVerifyOtherKey(t *testing.T) {
+	k, _ := DeriveKey([]byte("0123456789abcdef0123456789abcdef"))
+	other, _ := DeriveKey([]byte("another key-encryption key, 32 b"))
+	recs, head := chain(t, k, 3)
+	res, err := other.Verify("i1", seq(recs), &head, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.OK() {
+		t.Fatal("a chain verified with another key")
+	}
+}
+
+func TestHeadRoundTrip(t *testing.T) {
+	h := store.AuditHead{Instance: "sts-1:a", Seq: 42, MAC: []byte{1, 2, 3, 250}}
+	got, err := ParseHead(FormatHead(h))
+	if err != nil || got.Instance != h.Instance || got.Seq != 42 || string(got.MAC) != string(h.MAC) {
+		t.Fatalf("got %+v, %v", got, err)
+	}
+	for _, bad := range []string{"", "x", "x:y", "i:0:AA", "i:1:!!"} {
+		if _, err := ParseHead(bad); err == nil {
+			t.Errorf("ParseHead(%q) accepted", bad)
+		}
+	}
+}

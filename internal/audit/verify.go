@@ -1,0 +1,123 @@
+package audit
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"encoding/base64"
+	"fmt"
+	"iter"
+
+	"github.com/tillit-sts/tillit/internal/store"
+)
+
+// Problem is one finding of Verify.
+type Problem struct {
+	Instance string
+	Seq      int64
+	What     string
+}
+
+func (p Problem) String() string {
+	return fmt.Sprintf("%s #%d: %s", p.Instance, p.Seq, p.What)
+}
+
+// Result is what Verify found in one chain.
+type Result struct {
+	Instance string
+	Records  int64
+	Last     store.AuditHead
+	Problems []Problem
+}
+
+// OK reports whether the chain is intact.
+func (r Result) OK() bool { return len(r.Problems) == 0 }
+
+// maxProblems bounds the findings reported for one chain: after a record
+// is changed, everything would otherwise be listed.
+const maxProblems = 100
+
+// Verify checks one instance's chain: records must come in Seq order. head
+// is the head the store kept (nil when it has none); want, when not nil, is
+// a head recorded elsewhere (the server's log) that the chain must contain.
+func (k Key) Verify(instance string, records iter.Seq2[store.AuditRecord, error], head, want *store.AuditHead) (Result, error) {
+	res := Result{Instance: instance, Last: store.AuditHead{Instance: instance}}
+	report := func(seq int64, format string, args ...any) {
+		if len(res.Problems) < maxProblems {
+			res.Problems = append(res.Problems, Problem{instance, seq, fmt.Sprintf(format, args...)})
+		}
+	}
+	var prevMAC []byte
+	wantSeen := false
+	for rec, err := range records {
+		if err != nil {
+			return res, fmt.Errorf("audit: read %s: %w", instance, err)
+		}
+		res.Records++
+		expected := res.Last.Seq + 1
+		switch {
+		case rec.Instance != instance:
+			report(rec.Seq, "record of instance %q in this chain", rec.Instance)
+		case rec.Seq > expected:
+			report(expected, "records %d to %d are missing", expected, rec.Seq-1)
+		case rec.Seq < expected:
+			report(rec.Seq, "sequence number repeats or goes back")
+		case !bytes.Equal(rec.Prev, prevMAC):
+			report(rec.Seq, "does not follow the record before it (a record before it was changed or removed)")
+		}
+		if !hmacEqual(k.MAC(&rec), rec.MAC) {
+			report(rec.Seq, "was changed (its MAC does not match its content)")
+		}
+		if want != nil && rec.Seq == want.Seq {
+			wantSeen = true
+			if !bytes.Equal(rec.MAC, want.MAC) {
+				report(rec.Seq, "differs from the head recorded elsewhere")
+			}
+		}
+		prevMAC = rec.MAC
+		res.Last = store.AuditHead{Instance: instance, Seq: rec.Seq, MAC: rec.MAC}
+	}
+	if head != nil {
+		switch {
+		case head.Seq > res.Last.Seq:
+			report(res.Last.Seq+1, "the log ends at #%d but its head is #%d: records at the end were removed", res.Last.Seq, head.Seq)
+		case head.Seq < res.Last.Seq:
+			report(head.Seq+1, "records after the head #%d were added outside the store", head.Seq)
+		case !bytes.Equal(head.MAC, res.Last.MAC):
+			report(head.Seq, "the last record differs from the head")
+		}
+	}
+	if want != nil && !wantSeen {
+		report(want.Seq, "the head recorded elsewhere (#%d) is not in the log: records were removed", want.Seq)
+	}
+	return res, nil
+}
+
+func hmacEqual(a, b []byte) bool { return hmac.Equal(a, b) }
+
+// FormatHead renders a head as "instance:seq:mac" for logs and for
+// `tillit audit verify --head`.
+func FormatHead(h store.AuditHead) string {
+	return fmt.Sprintf("%s:%d:%s", h.Instance, h.Seq, base64.RawURLEncoding.EncodeToString(h.MAC))
+}
+
+// ParseHead reads what FormatHead wrote.
+func ParseHead(s string) (store.AuditHead, error) {
+	var h store.AuditHead
+	i := bytes.LastIndexByte([]byte(s), ':')
+	if i < 0 {
+		return h, fmt.Errorf("audit: head %q is not instance:seq:mac", s)
+	}
+	j := bytes.LastIndexByte([]byte(s[:i]), ':')
+	if j < 0 {
+		return h, fmt.Errorf("audit: head %q is not instance:seq:mac", s)
+	}
+	mac, err := base64.RawURLEncoding.DecodeString(s[i+1:])
+	if err != nil {
+		return h, fmt.Errorf("audit: head %q: %w", s, err)
+	}
+	if _, err := fmt.Sscanf(s[j+1:i], "%d", &h.Seq); err != nil || h.Seq < 1 {
+		return h, fmt.Errorf("audit: head %q has no sequence number", s)
+	}
+	h.Instance, h.MAC = s[:j], mac
+	return h, nil
+}

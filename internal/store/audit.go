@@ -1,0 +1,60 @@
+package store
+
+import "time"
+
+// AuditRecord is one decision of the token service: a token issued or a
+// request refused (decisions.md, Audit). Records are append-only; each
+// instance writes its own chain, in which Seq counts from 1 and every
+// record carries the MAC of the one before it (Prev) and its own (MAC).
+// The store sets Seq, Prev and MAC when it appends, in commit order, with
+// the audit key it was given (see internal/audit).
+type AuditRecord struct {
+	Instance  string
+	Seq       int64
+	Time      time.Time
+	RequestID string
+	// Endpoint is "token", later also "par", "authorize", "introspect",
+	// "revocation".
+	Endpoint    string
+	GrantType   string
+	ClientID    string
+	OrgParent   string
+	OrgChild    string
+	OrgSupplier string
+	// Subject is the person's pseudonym (the token's sub), never the pid.
+	Subject  string
+	Audience string
+	Scopes   []string
+	// TokenID is the jti of the token issued.
+	TokenID string
+	// Outcome is "issued" or "refused"; Error the OAuth error code of a
+	// refusal.
+	Outcome string
+	Error   string
+	Prev    []byte
+	MAC     []byte
+}
+
+// AuditHead is the last record of an instance's chain, kept by the store in
+// the transaction of every append so that a log cut short is noticed.
+type AuditHead struct {
+	Instance string
+	Seq      int64
+	MAC      []byte
+}
+
+// AuditFilter selects audit records. Zero fields match everything.
+type AuditFilter struct {
+	Instance string
+	// AfterSeq returns records with a greater Seq (with Instance set).
+	AfterSeq int64
+	Since    time.Time
+	Until    time.Time
+	ClientID string
+	Outcome  string
+	// Limit bounds the number of records; zero means no limit.
+	Limit int
+	// Newest returns the last Limit records (still in ascending order)
+	// instead of the first.
+	Newest bool
+}
