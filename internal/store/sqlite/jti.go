@@ -130,30 +130,37 @@ func (s *Store) ConsumeJTIs(ctx context.Context, now time.Time, jtis []store.JTI
 		return nil
 	}
 	nowNanos := nanos(now)
-	return s.writeOp(ctx, true, func(tx *wtx) error {
-		r := s.replay
-		for _, j := range jtis {
-			if exp, ok := r.keys[j.Key]; ok && exp > nowNanos {
-				return fmt.Errorf("sqlite: %w", &store.ReplayError{Key: j.Key})
-			}
-		}
-		args := make([]any, 0, 2*len(jtis))
-		for _, j := range jtis {
-			exp := nanos(j.Expires)
-			args = append(args, j.Key, exp)
-			r.set(j.Key, exp)
-		}
-		res, err := tx.exec(insertJTIs(len(jtis)), args...)
-		if err != nil {
-			return fmt.Errorf("sqlite: consume jtis: %w", err)
-		}
-		last, err := res.LastInsertId()
-		if err != nil {
-			return fmt.Errorf("sqlite: consume jtis: %w", err)
-		}
-		r.seq = last
+	return s.writeOp(ctx, true, func(tx *wtx) error { return s.spendJTIs(tx, nowNanos, jtis) })
+}
+
+// spendJTIs checks the keys against the in-memory replay set and, when all
+// are free, records them with one INSERT. It runs on the writer goroutine.
+func (s *Store) spendJTIs(tx *wtx, nowNanos int64, jtis []store.JTI) error {
+	if len(jtis) == 0 {
 		return nil
-	})
+	}
+	r := s.replay
+	for _, j := range jtis {
+		if exp, ok := r.keys[j.Key]; ok && exp > nowNanos {
+			return fmt.Errorf("sqlite: %w", &store.ReplayError{Key: j.Key})
+		}
+	}
+	args := make([]any, 0, 2*len(jtis))
+	for _, j := range jtis {
+		exp := nanos(j.Expires)
+		args = append(args, j.Key, exp)
+		r.set(j.Key, exp)
+	}
+	res, err := tx.exec(insertJTIs(len(jtis)), args...)
+	if err != nil {
+		return fmt.Errorf("sqlite: consume jtis: %w", err)
+	}
+	last, err := res.LastInsertId()
+	if err != nil {
+		return fmt.Errorf("sqlite: consume jtis: %w", err)
+	}
+	r.seq = last
+	return nil
 }
 
 // insertJTIs is one INSERT for n keys: one statement per call, whatever n.

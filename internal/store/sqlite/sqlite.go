@@ -13,6 +13,7 @@ import (
 	sqlitedriver "modernc.org/sqlite" // also registers the "sqlite" database/sql driver
 	sqlite3 "modernc.org/sqlite/lib"
 
+	"github.com/tillit-sts/tillit/internal/audit"
 	"github.com/tillit-sts/tillit/internal/store"
 )
 
@@ -45,6 +46,9 @@ type Options struct {
 	BusyTimeout time.Duration
 	// ReadConns is the number of read connections. Zero means 4.
 	ReadConns int
+	// AuditKey seals audit records (internal/audit). A Store without one
+	// can do everything but CommitDecision.
+	AuditKey audit.Key
 	// Now is the clock for the CreatedAt and UpdatedAt of registry records.
 	// Nil means time.Now. ConsumeJTIs uses the now it is given instead.
 	Now func() time.Time
@@ -68,6 +72,10 @@ type Store struct {
 
 	// replay is the writer goroutine's view of the unexpired jtis.
 	replay *replaySet
+	// audit is the writer goroutine's view of the audit chain heads in the
+	// batch it runs; auditKey seals the records.
+	audit    auditBatch
+	auditKey audit.Key
 
 	// stats feed the benchmark's ops/batch figure.
 	batches, batchedOps atomic.Int64
@@ -125,6 +133,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		quit:       make(chan struct{}),
 		writerDone: make(chan struct{}),
 		replay:     newReplaySet(),
+		auditKey:   opts.AuditKey,
 	}
 	var err error
 	if s.writeDB, err = sql.Open("sqlite", dsn(path, write)); err != nil {

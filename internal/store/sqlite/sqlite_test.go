@@ -495,3 +495,9 @@ func TestBatchAborted(t *testing.T) {
 		t.Errorf("committed keys %q, want %q", got, want)
 	}
 }
+
+func TestAuditConformance(t *testing.T) {
+	storetest.RunAudit(t, func(t *testing.T) storetest.AuditStore {
+		return openTest(t, tempDB(t), Options{AuditKey: storetest.AuditKey})
+	})
+}

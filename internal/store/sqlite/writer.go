@@ -155,6 +155,7 @@ func (s *Store) runBatch(tx *wtx, batch []*op) {
 	results := make([]error, len(live))
 	if err := s.commitBatch(tx, live, results); err != nil {
 		s.replay.reset()
+		s.audit.reset()
 		// Nothing of the batch was committed, whatever each op said.
 		for _, o := range live {
 			o.done <- err
@@ -221,6 +222,9 @@ func (s *Store) commitBatch(tx *wtx, ops []*op, results []error) (err error) {
 		if _, err := tx.exec("RELEASE op"); err != nil {
 			return fmt.Errorf("sqlite: release savepoint: %w", err)
 		}
+	}
+	if err := s.audit.flush(tx); err != nil {
+		return err
 	}
 	if _, err := tx.exec("COMMIT"); err != nil {
 		return fmt.Errorf("sqlite: commit: %w", err)

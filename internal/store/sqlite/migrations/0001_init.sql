@@ -68,3 +68,36 @@ CREATE TABLE refresh_token (
 ) STRICT;
 CREATE INDEX refresh_token_family ON refresh_token (family_id);
 CREATE INDEX refresh_token_expires ON refresh_token (expires_at);
+
+-- The audit log: one chain per server instance (see internal/audit). Rows
+-- are only ever appended; audit_head holds each chain's last record, written
+-- in the same transaction as every append, so that a log cut short at the
+-- end is noticed.
+CREATE TABLE audit_log (
+	instance       TEXT    NOT NULL,
+	seq            INTEGER NOT NULL,
+	time           INTEGER NOT NULL,
+	request_id     TEXT    NOT NULL,
+	endpoint       TEXT    NOT NULL,
+	grant_type     TEXT    NOT NULL,
+	client_id      TEXT    NOT NULL,
+	orgnr_parent   TEXT    NOT NULL,
+	orgnr_child    TEXT    NOT NULL,
+	orgnr_supplier TEXT    NOT NULL,
+	subject        TEXT    NOT NULL,
+	audience       TEXT    NOT NULL,
+	scopes         TEXT    NOT NULL,
+	token_id       TEXT    NOT NULL,
+	outcome        TEXT    NOT NULL,
+	error          TEXT    NOT NULL,
+	prev           BLOB    NOT NULL,
+	mac            BLOB    NOT NULL,
+	PRIMARY KEY (instance, seq)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX audit_log_time ON audit_log (time);
+
+CREATE TABLE audit_head (
+	instance TEXT    PRIMARY KEY,
+	seq      INTEGER NOT NULL,
+	mac      BLOB    NOT NULL
+) STRICT;

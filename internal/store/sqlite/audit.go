@@ -1,0 +1,233 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"iter"
+	"strings"
+	"time"
+
+	"github.com/tillit-sts/tillit/internal/store"
+)
+
+// ErrNoAuditKey is returned by CommitDecision on a Store opened without
+// Options.AuditKey.
+var ErrNoAuditKey = errors.New("sqlite: no audit key: open the store with Options.AuditKey to write audit records")
+
+// auditBatch is the writer's view of the chain heads while one batch runs.
+// Heads are read from audit_head at their first use in a batch, inside the
+// transaction that holds the write lock, so a chain stays whole even if two
+// processes were given the same instance name; they are written back just
+// before the commit.
+type auditBatch struct {
+	heads map[string]store.AuditHead
+	dirty map[string]bool
+}
+
+func (a *auditBatch) reset() { a.heads, a.dirty = nil, nil }
+
+func (a *auditBatch) head(tx *wtx, instance string) (store.AuditHead, error) {
+	if h, ok := a.heads[instance]; ok {
+		return h, nil
+	}
+	h := store.AuditHead{Instance: instance}
+	err := tx.queryRow("SELECT seq, mac FROM audit_head WHERE instance = ?", instance).Scan(&h.Seq, &h.MAC)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return h, fmt.Errorf("sqlite: read audit head: %w", err)
+	}
+	if a.heads == nil {
+		a.heads, a.dirty = map[string]store.AuditHead{}, map[string]bool{}
+	}
+	a.heads[instance] = h
+	return h, nil
+}
+
+// flush writes the heads this batch moved, in its transaction.
+func (a *auditBatch) flush(tx *wtx) error {
+	for instance := range a.dirty {
+		h := a.heads[instance]
+		if _, err := tx.exec(`INSERT INTO audit_head (instance, seq, mac) VALUES (?, ?, ?)
+			ON CONFLICT (instance) DO UPDATE SET seq = excluded.seq, mac = excluded.mac`, instance, h.Seq, h.MAC); err != nil {
+			return fmt.Errorf("sqlite: write audit head: %w", err)
+		}
+	}
+	a.reset()
+	return nil
+}
+
+const auditColumns = `instance, seq, time, request_id, endpoint, grant_type, client_id, orgnr_parent, orgnr_child,
+	orgnr_supplier, subject, audience, scopes, token_id, outcome, error, prev, mac`
+
+// CommitDecision appends rec to the audit chain of rec.Instance and, in the
+// same transaction, spends jtis as ConsumeJTIs does: when one of them was
+// spent before, nothing is written and the error is a *store.ReplayError.
+// It returns once the record (and the jtis) are durable, with rec's place
+// in the chain filled in. Concurrent calls share one commit.
+func (s *Store) CommitDecision(ctx context.Context, now time.Time, jtis []store.JTI, rec store.AuditRecord) (store.AuditRecord, error) {
+	if s.auditKey == nil {
+		return rec, ErrNoAuditKey
+	}
+	if rec.Instance == "" {
+		return rec, errors.New("sqlite: audit record without an instance")
+	}
+	for i := range jtis {
+		for j := range i {
+			if jtis[i].Key == jtis[j].Key {
+				return rec, fmt.Errorf("sqlite: twice in one call: %w", &store.ReplayError{Key: jtis[i].Key})
+			}
+		}
+	}
+	scopes, err := json.Marshal(rec.Scopes)
+	if err != nil {
+		return rec, err
+	}
+	if rec.Scopes == nil {
+		scopes = []byte("[]")
+	}
+	nowNanos := nanos(now)
+	err = s.writeOp(ctx, true, func(tx *wtx) error {
+		if err := s.spendJTIs(tx, nowNanos, jtis); err != nil {
+			return err
+		}
+		h, err := s.audit.head(tx, rec.Instance)
+		if err != nil {
+			return err
+		}
+		s.auditKey.Seal(&rec, h.Seq, h.MAC)
+		if rec.Prev == nil {
+			rec.Prev = []byte{}
+		}
+		if _, err := tx.exec(`INSERT INTO audit_log (`+auditColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			rec.Instance, rec.Seq, micros(rec.Time), rec.RequestID, rec.Endpoint, rec.GrantType, rec.ClientID,
+			rec.OrgParent, rec.OrgChild, rec.OrgSupplier, rec.Subject, rec.Audience, string(scopes),
+			rec.TokenID, rec.Outcome, rec.Error, rec.Prev, rec.MAC); err != nil {
+			return fmt.Errorf("sqlite: append audit record: %w", err)
+		}
+		s.audit.heads[rec.Instance] = store.AuditHead{Instance: rec.Instance, Seq: rec.Seq, MAC: rec.MAC}
+		s.audit.dirty[rec.Instance] = true
+		return nil
+	})
+	return rec, err
+}
+
+func scanAudit(rows *sql.Rows) (store.AuditRecord, error) {
+	var r store.AuditRecord
+	var t int64
+	var scopes string
+	err := rows.Scan(&r.Instance, &r.Seq, &t, &r.RequestID, &r.Endpoint, &r.GrantType, &r.ClientID,
+		&r.OrgParent, &r.OrgChild, &r.OrgSupplier, &r.Subject, &r.Audience, &scopes, &r.TokenID,
+		&r.Outcome, &r.Error, &r.Prev, &r.MAC)
+	if err != nil {
+		return r, err
+	}
+	r.Time = fromMicros(t)
+	if err := json.Unmarshal([]byte(scopes), &r.Scopes); err != nil {
+		return r, fmt.Errorf("sqlite: audit record %s #%d: scopes: %w", r.Instance, r.Seq, err)
+	}
+	return r, nil
+}
+
+// AuditRecords returns the records f selects, by instance and sequence.
+func (s *Store) AuditRecords(ctx context.Context, f store.AuditFilter) ([]store.AuditRecord, error) {
+	var where []string
+	var args []any
+	add := func(cond string, v any) { where = append(where, cond); args = append(args, v) }
+	if f.Instance != "" {
+		add("instance = ?", f.Instance)
+	}
+	if f.AfterSeq > 0 {
+		add("seq > ?", f.AfterSeq)
+	}
+	if !f.Since.IsZero() {
+		add("time >= ?", micros(f.Since))
+	}
+	if !f.Until.IsZero() {
+		add("time < ?", micros(f.Until))
+	}
+	if f.ClientID != "" {
+		add("client_id = ?", f.ClientID)
+	}
+	if f.Outcome != "" {
+		add("outcome = ?", f.Outcome)
+	}
+	q := "SELECT " + auditColumns + " FROM audit_log"
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	order := " ORDER BY instance, seq"
+	if f.Newest {
+		order = " ORDER BY time DESC, instance DESC, seq DESC"
+	}
+	q += order
+	if f.Limit > 0 {
+		q += fmt.Sprintf(" LIMIT %d", f.Limit)
+	}
+	rows, err := s.readDB.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: read audit log: %w", err)
+	}
+	defer rows.Close()
+	var out []store.AuditRecord
+	for rows.Next() {
+		r, err := scanAudit(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: read audit log: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: read audit log: %w", err)
+	}
+	if f.Newest {
+		for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+			out[i], out[j] = out[j], out[i]
+		}
+	}
+	return out, nil
+}
+
+// AuditChain yields one instance's records in sequence order, a page at a
+// time, so that verifying a long log does not hold it all in memory.
+func (s *Store) AuditChain(ctx context.Context, instance string) iter.Seq2[store.AuditRecord, error] {
+	return func(yield func(store.AuditRecord, error) bool) {
+		const page = 1000
+		after := int64(0)
+		for {
+			recs, err := s.AuditRecords(ctx, store.AuditFilter{Instance: instance, AfterSeq: after, Limit: page})
+			if err != nil {
+				yield(store.AuditRecord{}, err)
+				return
+			}
+			for _, r := range recs {
+				if !yield(r, nil) {
+					return
+				}
+				after = r.Seq
+			}
+			if len(recs) < page {
+				return
+			}
+		}
+	}
+}
+
+// AuditHeads returns the head of every chain, by instance.
+func (s *Store) AuditHeads(ctx context.Context) ([]store.AuditHead, error) {
+	rows, err := s.readDB.QueryContext(ctx, "SELECT instance, seq, mac FROM audit_head ORDER BY instance")
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: read audit heads: %w", err)
+	}
+	defer rows.Close()
+	var out []store.AuditHead
+	for rows.Next() {
+		var h store.AuditHead
+		if err := rows.Scan(&h.Instance, &h.Seq, &h.MAC); err != nil {
+			return nil, fmt.Errorf("sqlite: read audit heads: %w", err)
+		}
+		out = append(out, h)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,182 @@
+package storetest
+
+import (
+	"context"
+	"fmt"
+	"iter"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tillit-sts/tillit/internal/audit"
+	"github.com/tillit-sts/tillit/internal/store"
+)
+
+// AuditStore is a store that keeps the audit log.
+//
+// TODO(issue 5): these methods join store.Store once every backend has them.
+type AuditStore interface {
+	store.Store
+	CommitDecision(ctx context.Context, now time.Time, jtis []store.JTI, rec store.AuditRecord) (store.AuditRecord, error)
+	AuditRecords(ctx context.Context, f store.AuditFilter) ([]store.AuditRecord, error)
+	AuditChain(ctx context.Context, instance string) iter.Seq2[store.AuditRecord, error]
+	AuditHeads(ctx context.Context) ([]store.AuditHead, error)
+}
+
+// AuditKey is the key RunAudit's stores must seal records with.
+var AuditKey = func() audit.Key {
+	k, err := audit.DeriveKey([]byte("storetest key-encryption key 32b"))
+	if err != nil {
+		panic(err)
+	}
+	return k
+}()
+
+func decision(instance, client string, i int) store.AuditRecord {
+	return store.AuditRecord{
+		Instance: instance, Time: base.Add(time.Duration(i) * time.Second), RequestID: fmt.Sprintf("req-%d", i),
+		Endpoint: "token", GrantType: "client_credentials", ClientID: client,
+		OrgParent: "994598759", OrgChild: "912345678", OrgSupplier: "987654321",
+		Subject: "tzto6gPhyTQw2bR/Wl0kgF/mTH+jdQoUBvaYSObfmlQ=", Audience: "nhn:deft",
+		Scopes: []string{"nhn:deft/api", "ø"}, TokenID: fmt.Sprintf("T%d", i), Outcome: audit.OutcomeIssued,
+	}
+}
+
+func verifyChain(t *testing.T, s AuditStore, instance string, want int64) {
+	t.Helper()
+	heads, err := s.AuditHeads(t.Context())
+	if err != nil {
+		t.Fatalf("AuditHeads: %v", err)
+	}
+	var head *store.AuditHead
+	for i := range heads {
+		if heads[i].Instance == instance {
+			head = &heads[i]
+		}
+	}
+	res, err := AuditKey.Verify(instance, s.AuditChain(t.Context(), instance), head, nil)
+	if err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	if !res.OK() || res.Records != want || head == nil || head.Seq != want {
+		t.Fatalf("chain %s: %d records, head %+v, problems %v; want %d intact", instance, res.Records, head, res.Problems, want)
+	}
+}
+
+// RunAudit is the conformance suite of the audit log.
+func RunAudit(t *testing.T, open func(t *testing.T) AuditStore) {
+	t.Run("AppendAndRead", func(t *testing.T) {
+		s := open(t)
+		ctx := t.Context()
+		var written []store.AuditRecord
+		for i := range 6 {
+			instance := []string{"sts-a", "sts-b"}[i%2]
+			rec, err := s.CommitDecision(ctx, base, nil, decision(instance, "c1", i))
+			if err != nil {
+				t.Fatalf("CommitDecision: %v", err)
+			}
+			if want := int64(i/2 + 1); rec.Seq != want || len(rec.MAC) == 0 {
+				t.Fatalf("record %d: seq %d, want %d; MAC %x", i, rec.Seq, want, rec.MAC)
+			}
+			written = append(written, rec)
+		}
+		got, err := s.AuditRecords(ctx, store.AuditFilter{Instance: "sts-a"})
+		if err != nil || len(got) != 3 {
+			t.Fatalf("AuditRecords: %d, %v", len(got), err)
+		}
+		for i, r := range got {
+			checkStoreTime(t, "Time", r.Time)
+			want := written[2*i]
+			want.Time = canonTime(want.Time)
+			r.Time = canonTime(r.Time)
+			if !reflect.DeepEqual(emptyToNil(r), emptyToNil(want)) {
+				t.Errorf("record %d:\n got %+v\nwant %+v", i, r, want)
+			}
+		}
+		verifyChain(t, s, "sts-a", 3)
+		verifyChain(t, s, "sts-b", 3)
+	})
+
+	t.Run("ReplayWritesNothing", func(t *testing.T) {
+		s := open(t)
+		ctx := t.Context()
+		j := []store.JTI{jti("a|x", time.Minute), jti("p|y", time.Minute)}
+		if _, err := s.CommitDecision(ctx, base, j, decision("sts", "c1", 1)); err != nil {
+			t.Fatal(err)
+		}
+		_, err := s.CommitDecision(ctx, base, []store.JTI{jti("a|z", time.Minute), j[1]}, decision("sts", "c1", 2))
+		checkReplay(t, "replayed proof jti", err, "p|y")
+		if err := s.ConsumeJTIs(ctx, base, []store.JTI{jti("a|z", time.Minute)}); err != nil {
+			t.Errorf("the fresh key of a refused decision was spent: %v", err)
+		}
+		// A refusal is recorded on its own, with no jtis.
+		refused := decision("sts", "c1", 3)
+		refused.Outcome, refused.Error, refused.TokenID = audit.OutcomeRefused, "invalid_client", ""
+		if _, err := s.CommitDecision(ctx, base, nil, refused); err != nil {
+			t.Fatal(err)
+		}
+		verifyChain(t, s, "sts", 2)
+	})
+
+	t.Run("Concurrent", func(t *testing.T) {
+		s := open(t)
+		var wg sync.WaitGroup
+		errs := make([]error, goroutines)
+		for i := range goroutines {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, errs[i] = s.CommitDecision(t.Context(), base, []store.JTI{jti(fmt.Sprintf("k%d", i), time.Minute)}, decision("sts", "c1", i))
+			}()
+		}
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		verifyChain(t, s, "sts", goroutines)
+	})
+
+	t.Run("Filters", func(t *testing.T) {
+		s := open(t)
+		ctx := t.Context()
+		for i := range 10 {
+			rec := decision("sts", []string{"c1", "c2"}[i%2], i)
+			if i >= 8 {
+				rec.Outcome, rec.Error = audit.OutcomeRefused, "invalid_scope"
+			}
+			if _, err := s.CommitDecision(ctx, base, nil, rec); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tests := []struct {
+			name string
+			f    store.AuditFilter
+			want []int64 // seqs
+		}{
+			{"client", store.AuditFilter{ClientID: "c2"}, []int64{2, 4, 6, 8, 10}},
+			{"outcome", store.AuditFilter{Outcome: audit.OutcomeRefused}, []int64{9, 10}},
+			{"time window", store.AuditFilter{Since: base.Add(3 * time.Second), Until: base.Add(5 * time.Second)}, []int64{4, 5}},
+			{"after seq", store.AuditFilter{Instance: "sts", AfterSeq: 8}, []int64{9, 10}},
+			{"first three", store.AuditFilter{Limit: 3}, []int64{1, 2, 3}},
+			{"newest three", store.AuditFilter{Limit: 3, Newest: true}, []int64{8, 9, 10}},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				got, err := s.AuditRecords(ctx, tt.f)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var seqs []int64
+				for _, r := range got {
+					seqs = append(seqs, r.Seq)
+				}
+				if !reflect.DeepEqual(seqs, tt.want) {
+					t.Errorf("seqs %v, want %v", seqs, tt.want)
+				}
+			})
+		}
+	})
+}
