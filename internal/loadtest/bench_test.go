@@ -1,7 +1,6 @@
 package loadtest
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/sha256"
@@ -49,11 +48,10 @@ func BenchmarkNewRequest(b *testing.B) {
 		b.Fatal(err)
 	}
 	w := newTestWorker(b, key, false)
-	ctx := context.Background()
 	nonce := dpop.NewJTI() + dpop.NewJTI()
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := w.newRequest(ctx, nonce); err != nil {
+		if _, _, err := w.newRequest(nonce); err != nil {
 			b.Fatal(err)
 		}
 	}

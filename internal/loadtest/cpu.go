@@ -38,6 +38,43 @@ func processCPU(pid int) (time.Duration, error) {
 	return d, nil
 }
 
+// threadCPU returns the CPU time of each thread of process pid, by thread
+// ID. A server whose busiest thread is near one core while the machine has
+// idle CPU is bound by that thread: Node's event loop, say.
+func threadCPU(pid int) (map[int]time.Duration, error) {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("loadtest: server pid %d: %w", pid, err)
+	}
+	out := make(map[int]time.Duration, len(entries))
+	for _, e := range entries {
+		tid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := readProc(dir + "/" + e.Name() + "/stat")
+		if err != nil {
+			continue // the thread has ended since ReadDir
+		}
+		if d, err := parseProcessStat(b); err == nil {
+			out[tid] = d
+		}
+	}
+	return out, nil
+}
+
+// busiestThread is the largest CPU time a thread used between two
+// readings of threadCPU; threads that started or ended in between count
+// from zero or not at all.
+func busiestThread(before, after map[int]time.Duration) time.Duration {
+	var most time.Duration
+	for tid, a := range after {
+		most = max(most, a-before[tid])
+	}
+	return most
+}
+
 // parseProcessStat reads utime and stime, fields 14 and 15 of
 // /proc/PID/stat (proc(5)). The second field, the command name in
 // parentheses, may itself hold spaces and parentheses, so the fields are
@@ -69,6 +106,9 @@ type machineTimes struct {
 	total uint64
 	// idle counts idle and iowait: time no task wanted the CPU.
 	idle uint64
+	// iowait is the part of idle in which a task waited for the disk:
+	// fsync, for a server that makes its writes durable.
+	iowait uint64
 	// steal is time the hypervisor gave to another guest although this one
 	// had work: on a shared VM it is CPU the benchmark did not get.
 	steal uint64
@@ -117,6 +157,7 @@ func parseMachineStat(b []byte) (machineTimes, error) {
 			m.total += n
 		}
 		m.idle = v[3] + v[4]
+		m.iowait = v[4]
 		m.steal = v[7]
 		found = true
 	}

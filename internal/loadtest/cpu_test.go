@@ -51,7 +51,7 @@ func TestParseMachineStat(t *testing.T) {
 			name: "two cores",
 			in:   "cpu  100 10 50 800 20 5 5 10 7 0\n" + cpus + "intr 1 2 3\nctxt 99\n",
 			// guest (7) is inside user already.
-			want: machineTimes{cores: 2, total: 1000, idle: 820, steal: 10},
+			want: machineTimes{cores: 2, total: 1000, idle: 820, iowait: 20, steal: 10},
 		},
 		{name: "old kernel without steal", in: "cpu  1 2 3 4 5 6 7\n", wantErr: "cpu line has too few fields"},
 		{name: "not a number", in: "cpu  1 2 3 x 5 6 7 8\n", wantErr: "cpu line: "},
@@ -81,11 +81,24 @@ func TestProcOfThisProcess(t *testing.T) {
 	if _, err := processCPU(os.Getpid()); err != nil {
 		t.Fatal(err)
 	}
+	threads, err := threadCPU(os.Getpid())
+	if err != nil || len(threads) == 0 {
+		t.Fatalf("threads %v, %v", threads, err)
+	}
 	m, err := machineCPU()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if m.cores < 1 || m.total == 0 || m.idle > m.total {
 		t.Fatalf("machine %+v", m)
+	}
+}
+
+func TestBusiestThread(t *testing.T) {
+	before := map[int]time.Duration{1: time.Second, 2: 5 * time.Second, 3: time.Second}
+	after := map[int]time.Duration{1: 3 * time.Second, 2: 6 * time.Second, 4: 500 * time.Millisecond}
+	// Thread 1 used 2 s; 2 used 1 s; 3 ended; 4 started and used 0.5 s.
+	if got := busiestThread(before, after); got != 2*time.Second {
+		t.Fatalf("busiest %v, want 2s", got)
 	}
 }

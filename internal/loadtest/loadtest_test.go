@@ -59,8 +59,8 @@ func TestRun(t *testing.T) {
 		if res.Requests != res.Tokens+res.NonceRoundTrips {
 			t.Errorf("requests %d, want tokens %d + round trips %d", res.Requests, res.Tokens, res.NonceRoundTrips)
 		}
-		if res.Connections > int64(res.Concurrency)+1 || len(res.Warnings) > 0 {
-			t.Errorf("%d connections for %d clients and discovery, warnings %q", res.Connections, res.Concurrency, res.Warnings)
+		if res.Connections != int64(res.Concurrency) || len(res.Warnings) > 0 {
+			t.Errorf("%d connections for %d clients, warnings %q", res.Connections, res.Concurrency, res.Warnings)
 		}
 		l := res.Latency
 		if !(0 < l.P50 && l.P50 <= l.P90 && l.P90 <= l.P99 && l.P99 <= l.Max) {
@@ -69,7 +69,7 @@ func TestRun(t *testing.T) {
 		if res.Generator == nil || res.Server == nil || res.Machine == nil {
 			t.Fatalf("CPU not measured: generator %v, server %v, machine %v, warnings %q", res.Generator, res.Server, res.Machine, res.Warnings)
 		}
-		if res.Server.Time <= 0 || res.Server.PerToken <= 0 || res.Machine.Cores < 1 {
+		if res.Server.Time <= 0 || res.Server.PerToken <= 0 || res.Server.BusiestThread <= 0 || res.Server.BusiestThread > res.Server.Cores || res.Machine.Cores < 1 {
 			t.Errorf("server CPU %+v, machine %+v", *res.Server, *res.Machine)
 		}
 		if res.Endpoint != srv.URL+"/connect/token" || res.Mode() != "dpop" {
@@ -229,8 +229,8 @@ func TestResultOutput(t *testing.T) {
 		Latency:     Latency{P50: 10 * time.Millisecond, P90: 12 * time.Millisecond, P99: 20 * time.Millisecond, Max: 31 * time.Millisecond, Mean: 11 * time.Millisecond},
 		Connections: 33, GOMAXPROCS: 2,
 		Generator: &CPUUse{Time: 450 * time.Millisecond, PerToken: 150 * time.Microsecond, Cores: 0.225},
-		ServerPID: 42, Server: &CPUUse{Time: 1800 * time.Millisecond, PerToken: 600 * time.Microsecond, Cores: 0.9},
-		Machine: &MachineUse{Cores: 2, BusyPercent: 97.25, StealPercent: 0.5, BusyCores: 1.945, OtherCores: &other},
+		ServerPID: 42, Server: &CPUUse{Time: 1800 * time.Millisecond, PerToken: 600 * time.Microsecond, Cores: 0.9, BusiestThread: 0.5},
+		Machine: &MachineUse{Cores: 2, BusyPercent: 97.25, StealPercent: 0.5, IOWaitPercent: 1.25, BusyCores: 1.945, OtherCores: &other},
 	}
 	var text bytes.Buffer
 	if err := res.WriteText(&text); err != nil {
@@ -242,8 +242,8 @@ func TestResultOutput(t *testing.T) {
 		"requests     3010, nonce round trips 10\n",
 		"  invalid_client               HTTP 401         5  unknown client\n",
 		"generator    CPU 0.150 ms/token, 0.23 cores (GOMAXPROCS 2)\n",
-		"server       CPU 0.600 ms/token, 0.90 cores (pid 42)\n",
-		"machine      97.2% busy of 2 cores (1.95 cores), steal 0.5%; other processes 0.82 cores\n",
+		"server       CPU 0.600 ms/token, 0.90 cores, busiest thread 0.50 (pid 42)\n",
+		"machine      97.2% busy of 2 cores (1.95 cores), iowait 1.2%, steal 0.5%; other processes 0.82 cores\n",
 	} {
 		if !strings.Contains(text.String(), want) {
 			t.Errorf("text lacks %q:\n%s", want, text.String())
@@ -261,7 +261,7 @@ func TestResultOutput(t *testing.T) {
 	for k, want := range map[string]any{
 		"mode": "dpop", "tokens_per_s": 1500.0, "errors_total": 5.0, "nonce_round_trips": 10.0,
 		"server_cpu_ms_per_token": 0.6, "generator_cpu_ms_per_token": 0.15, "machine_busy_percent": 97.25,
-		"other_processes_cores": 0.82,
+		"other_processes_cores": 0.82, "server_busiest_thread_cores": 0.5,
 	} {
 		if got[k] != want {
 			t.Errorf("JSON %s = %v, want %v", k, got[k], want)
@@ -293,6 +293,32 @@ func TestLatencyOf(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := latencyOf(tt.in); got != tt.want {
 				t.Fatalf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestTokenTypeOf(t *testing.T) {
+	tests := []struct {
+		name   string
+		body   string
+		want   string
+		wantOK bool
+	}{
+		{name: "compact", body: `{"access_token":"eyJ.x.y","token_type":"DPoP","expires_in":300}`, want: "DPoP", wantOK: true},
+		{name: "compact, type first", body: `{"token_type":"Bearer","access_token":"eyJ.x.y"}`, want: "Bearer", wantOK: true},
+		{name: "with spaces", body: "{\n  \"access_token\": \"eyJ.x.y\",\n  \"token_type\": \"DPoP\"\n}", want: "DPoP", wantOK: true},
+		{name: "escaped type", body: `{"access_token":"eyJ.x.y","token_type":"D\u0050oP"}`, want: "DPoP", wantOK: true},
+		{name: "no type", body: `{"access_token":"eyJ.x.y"}`, want: "", wantOK: true},
+		{name: "empty token", body: `{"access_token":"","token_type":"DPoP"}`, wantOK: false},
+		{name: "no token", body: `{"token_type":"DPoP"}`, wantOK: false},
+		{name: "not JSON", body: `<html>`, wantOK: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := tokenTypeOf([]byte(tt.body))
+			if got != tt.want || ok != tt.wantOK {
+				t.Fatalf("got %q, %v; want %q, %v", got, ok, tt.want, tt.wantOK)
 			}
 		})
 	}

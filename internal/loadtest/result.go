@@ -41,9 +41,9 @@ type Result struct {
 	// the last answer, so a nonce round trip is inside it.
 	Latency Latency
 
-	// Connections is the number of connections opened during the whole
-	// run, discovery included: at most Concurrency+1 when every client
-	// keeps its connection alive.
+	// Connections is the number of connections the clients opened during
+	// the whole run: Concurrency when the server keeps every connection
+	// alive.
 	Connections int64
 
 	// GOMAXPROCS is the generator's.
@@ -85,6 +85,10 @@ type CPUUse struct {
 	// Cores is Time divided by the window: 1.5 means one and a half cores
 	// were busy throughout.
 	Cores float64
+	// BusiestThread is the CPU of the process's busiest thread divided by
+	// the window, for the server only (zero when unknown). Near 1 it says
+	// that one thread limits the server, whatever the machine has left.
+	BusiestThread float64
 }
 
 // MachineUse is the machine's CPU in the window, over all cores.
@@ -95,6 +99,9 @@ type MachineUse struct {
 	BusyPercent float64
 	// StealPercent is the share the hypervisor gave to other guests.
 	StealPercent float64
+	// IOWaitPercent is the share that was idle while a task waited for
+	// the disk.
+	IOWaitPercent float64
 	// BusyCores is the busy CPU time divided by the window.
 	BusyCores float64
 	// OtherCores is BusyCores less the generator's and the server's: what
@@ -189,6 +196,9 @@ func (rn *runner) result(workers []*worker, before, after snapshot) *Result {
 			res.Warnings = append(res.Warnings, "server CPU not measured: "+err.Error())
 		} else {
 			res.Server = use(after.server - before.server)
+			if before.threadsErr == nil && after.threadsErr == nil && window > 0 {
+				res.Server.BusiestThread = busiestThread(before.threads, after.threads).Seconds() / window.Seconds()
+			}
 		}
 	}
 	if err := cmp.Or(before.machineErr, after.machineErr); err != nil {
@@ -196,12 +206,14 @@ func (rn *runner) result(workers []*worker, before, after snapshot) *Result {
 	} else if total := after.machine.total - before.machine.total; total > 0 {
 		idle := after.machine.idle - before.machine.idle
 		steal := after.machine.steal - before.machine.steal
+		iowait := after.machine.iowait - before.machine.iowait
 		busy := time.Duration(total-idle-steal) * tick
 		res.Machine = &MachineUse{
-			Cores:        after.machine.cores,
-			BusyPercent:  100 * float64(total-idle-steal) / float64(total),
-			StealPercent: 100 * float64(steal) / float64(total),
-			BusyCores:    busy.Seconds() / window.Seconds(),
+			Cores:         after.machine.cores,
+			BusyPercent:   100 * float64(total-idle-steal) / float64(total),
+			StealPercent:  100 * float64(steal) / float64(total),
+			IOWaitPercent: 100 * float64(iowait) / float64(total),
+			BusyCores:     busy.Seconds() / window.Seconds(),
 		}
 		if res.Generator != nil && res.Server != nil {
 			// Ticks are 10 ms, so a quiet machine can come out a hair
@@ -214,8 +226,8 @@ func (rn *runner) result(workers []*worker, before, after snapshot) *Result {
 	if n := res.ErrorTotal(); n > 0 {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("%d of %d tokens failed", n, n+res.Tokens))
 	}
-	if res.Connections > int64(res.Concurrency)+1 {
-		res.Warnings = append(res.Warnings, fmt.Sprintf("%d connections for %d clients: connections were not kept alive", res.Connections, res.Concurrency))
+	if res.Connections > int64(res.Concurrency) {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("%d connections for %d clients: the server closed keep-alive connections", res.Connections, res.Concurrency))
 	}
 	return res
 }
@@ -276,10 +288,10 @@ func (r *Result) WriteText(w io.Writer) error {
 		fmt.Fprintf(&b, "generator    CPU %s/token, %.2f cores (GOMAXPROCS %d)\n", ms(g.PerToken), g.Cores, r.GOMAXPROCS)
 	}
 	if s := r.Server; s != nil {
-		fmt.Fprintf(&b, "server       CPU %s/token, %.2f cores (pid %d)\n", ms(s.PerToken), s.Cores, r.ServerPID)
+		fmt.Fprintf(&b, "server       CPU %s/token, %.2f cores, busiest thread %.2f (pid %d)\n", ms(s.PerToken), s.Cores, s.BusiestThread, r.ServerPID)
 	}
 	if m := r.Machine; m != nil {
-		fmt.Fprintf(&b, "machine      %.1f%% busy of %d cores (%.2f cores), steal %.1f%%", m.BusyPercent, m.Cores, m.BusyCores, m.StealPercent)
+		fmt.Fprintf(&b, "machine      %.1f%% busy of %d cores (%.2f cores), iowait %.1f%%, steal %.1f%%", m.BusyPercent, m.Cores, m.BusyCores, m.IOWaitPercent, m.StealPercent)
 		if m.OtherCores != nil {
 			fmt.Fprintf(&b, "; other processes %.2f cores", *m.OtherCores)
 		}
@@ -327,9 +339,11 @@ type jsonResult struct {
 	ServerCPUS        *float64     `json:"server_cpu_s,omitempty"`
 	ServerMSPerTok    *float64     `json:"server_cpu_ms_per_token,omitempty"`
 	ServerCores       *float64     `json:"server_cores,omitempty"`
+	ServerThread      *float64     `json:"server_busiest_thread_cores,omitempty"`
 	MachineCores      int          `json:"machine_cores,omitempty"`
 	MachineBusy       *float64     `json:"machine_busy_percent,omitempty"`
 	MachineSteal      *float64     `json:"machine_steal_percent,omitempty"`
+	MachineIOWait     *float64     `json:"machine_iowait_percent,omitempty"`
 	MachineBusyCores  *float64     `json:"machine_busy_cores,omitempty"`
 	OtherCores        *float64     `json:"other_processes_cores,omitempty"`
 	Warnings          []string     `json:"warnings"`
@@ -381,10 +395,11 @@ func (r *Result) MarshalJSON() ([]byte, error) {
 	}
 	if s := r.Server; s != nil {
 		j.ServerCPUS, j.ServerMSPerTok, j.ServerCores = ptr(s.Time.Seconds()), ptr(msf(s.PerToken)), ptr(s.Cores)
+		j.ServerThread = ptr(s.BusiestThread)
 	}
 	if m := r.Machine; m != nil {
 		j.MachineCores, j.MachineBusy, j.MachineSteal = m.Cores, ptr(m.BusyPercent), ptr(m.StealPercent)
-		j.MachineBusyCores, j.OtherCores = ptr(m.BusyCores), m.OtherCores
+		j.MachineBusyCores, j.OtherCores, j.MachineIOWait = ptr(m.BusyCores), m.OtherCores, ptr(m.IOWaitPercent)
 	}
 	return json.Marshal(j)
 }
