@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -28,31 +27,7 @@ func keysCommands() []command {
 }
 
 func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		keysUsage(stderr)
-		return errUsage
-	}
-	switch args[0] {
-	case "-h", "-help", "--help", "help":
-		keysUsage(stderr)
-		return flag.ErrHelp
-	}
-	for _, c := range keysCommands() {
-		if c.name == args[0] {
-			return c.run(ctx, args[1:], stdout, stderr)
-		}
-	}
-	fmt.Fprintf(stderr, "tillit keys: unknown subcommand %q\n\n", args[0])
-	keysUsage(stderr)
-	return errUsage
-}
-
-func keysUsage(w io.Writer) {
-	fmt.Fprintln(w, "Usage: tillit keys <subcommand> [flags]")
-	fmt.Fprintln(w, "\nSubcommands:")
-	for _, c := range keysCommands() {
-		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
-	}
+	return runSubcommand(ctx, "keys", keysCommands(), args, stdout, stderr)
 }
 
 // keyBits are the RSA sizes offered: NHN's tools make 2048 or 4096, and

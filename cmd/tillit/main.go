@@ -27,6 +27,7 @@ func commands() []command {
 	return []command{
 		{"serve", "run the token service", runServe},
 		{"keys", "make client keys; rotate the signing key", runKeys},
+		{"audit", "verify, tail and export the audit log", runAudit},
 		{"token", "get an access token as a client", runToken},
 		{"decode", "print the header and claims of a JWT, unverified", runDecode},
 		{"bench", "measure a token endpoint under load: tillit bench token", runBench},
@@ -79,6 +80,33 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nRun 'tillit <command> -h' for the flags of a command.")
+}
+
+// runSubcommand dispatches "tillit <name> <sub> ..." to one of cmds.
+func runSubcommand(ctx context.Context, name string, cmds []command, args []string, stdout, stderr io.Writer) error {
+	usage := func() {
+		fmt.Fprintf(stderr, "Usage: tillit %s <subcommand> [flags]\n\nSubcommands:\n", name)
+		for _, c := range cmds {
+			fmt.Fprintf(stderr, "  %-10s %s\n", c.name, c.summary)
+		}
+	}
+	if len(args) == 0 {
+		usage()
+		return errUsage
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		usage()
+		return flag.ErrHelp
+	}
+	for _, c := range cmds {
+		if c.name == args[0] {
+			return c.run(ctx, args[1:], stdout, stderr)
+		}
+	}
+	fmt.Fprintf(stderr, "tillit %s: unknown subcommand %q\n\n", name, args[0])
+	usage()
+	return errUsage
 }
 
 // newFlagSet returns a flag set that reports errors instead of exiting, so

@@ -1,0 +1,281 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"iter"
+	"time"
+
+	"github.com/tillit-sts/tillit/internal/audit"
+	"github.com/tillit-sts/tillit/internal/config"
+	"github.com/tillit-sts/tillit/internal/server"
+	"github.com/tillit-sts/tillit/internal/store"
+)
+
+// auditLog is what the audit commands need from the store.
+type auditLog interface {
+	AuditRecords(ctx context.Context, f store.AuditFilter) ([]store.AuditRecord, error)
+	AuditChain(ctx context.Context, instance string) iter.Seq2[store.AuditRecord, error]
+	AuditHeads(ctx context.Context) ([]store.AuditHead, error)
+}
+
+func auditCommands() []command {
+	return []command{
+		{"verify", "check that no audit record was changed, removed or added", runAuditVerify},
+		{"tail", "print the newest audit records (JSON lines); -f follows", runAuditTail},
+		{"query", "print the audit records that match (JSON lines), for export", runAuditQuery},
+	}
+}
+
+func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return runSubcommand(ctx, "audit", auditCommands(), args, stdout, stderr)
+}
+
+// openAudit opens the store of the configuration for reading the audit log.
+func openAudit(ctx context.Context, sf *storeFlags) (auditLog, *config.Config, func(), error) {
+	cfg, err := sf.load()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	st, err := server.Open(ctx, cfg.Storage)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	log, ok := st.(auditLog)
+	if !ok {
+		st.Close()
+		return nil, nil, nil, fmt.Errorf("the %T store keeps no audit log", st)
+	}
+	return log, cfg, func() { st.Close() }, nil
+}
+
+// headList collects repeated --head flags.
+type headList []store.AuditHead
+
+func (h *headList) String() string { return fmt.Sprint(len(*h)) }
+
+func (h *headList) Set(s string) error {
+	head, err := audit.ParseHead(s)
+	if err != nil {
+		return err
+	}
+	*h = append(*h, head)
+	return nil
+}
+
+func runAuditVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("audit verify", stderr)
+	sf := addStoreFlags(fs)
+	var want headList
+	fs.Var(&want, "head", "a chain head recorded elsewhere (instance:seq:mac, from the server's log); may be repeated")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	log, cfg, done, err := openAudit(ctx, sf)
+	if err != nil {
+		return err
+	}
+	defer done()
+	kek, err := cfg.KeyEncryptionKey()
+	if err != nil {
+		return err
+	}
+	key, err := audit.DeriveKey(kek)
+	if err != nil {
+		return err
+	}
+	heads, err := log.AuditHeads(ctx)
+	if err != nil {
+		return err
+	}
+	byInstance := map[string]*store.AuditHead{}
+	var instances []string
+	for i := range heads {
+		byInstance[heads[i].Instance] = &heads[i]
+		instances = append(instances, heads[i].Instance)
+	}
+	wanted := map[string]*store.AuditHead{}
+	for i := range want {
+		wanted[want[i].Instance] = &want[i]
+		if byInstance[want[i].Instance] == nil {
+			instances = append(instances, want[i].Instance)
+		}
+	}
+	if len(instances) == 0 {
+		fmt.Fprintln(stdout, "The audit log is empty.")
+		return nil
+	}
+	bad := 0
+	for _, inst := range instances {
+		res, err := key.Verify(inst, log.AuditChain(ctx, inst), byInstance[inst], wanted[inst])
+		if err != nil {
+			return err
+		}
+		if res.OK() {
+			fmt.Fprintf(stdout, "%s: %d records, intact; head %s\n", inst, res.Records, audit.FormatHead(res.Last))
+			continue
+		}
+		bad++
+		fmt.Fprintf(stdout, "%s: %d records, %d problems:\n", inst, res.Records, len(res.Problems))
+		for _, p := range res.Problems {
+			fmt.Fprintf(stdout, "  %s\n", p)
+		}
+	}
+	if bad > 0 {
+		return fmt.Errorf("%d of %d audit chains are not intact", bad, len(instances))
+	}
+	return nil
+}
+
+func runAuditTail(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("audit tail", stderr)
+	sf := addStoreFlags(fs)
+	n := fs.Int("n", 20, "how many records")
+	follow := fs.Bool("f", false, "keep printing new records")
+	interval := fs.Duration("interval", time.Second, "with -f: how often to look for new records")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	log, _, done, err := openAudit(ctx, sf)
+	if err != nil {
+		return err
+	}
+	defer done()
+	recs, err := log.AuditRecords(ctx, store.AuditFilter{Limit: *n, Newest: true})
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(stdout)
+	// last remembers, per instance, the newest record printed.
+	last := map[string]int64{}
+	print := func(recs []store.AuditRecord) error {
+		for _, r := range recs {
+			if err := enc.Encode(exportRecord(r)); err != nil {
+				return err
+			}
+			last[r.Instance] = max(last[r.Instance], r.Seq)
+		}
+		return nil
+	}
+	if err := print(recs); err != nil || !*follow {
+		return err
+	}
+	t := time.NewTicker(*interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		heads, err := log.AuditHeads(ctx)
+		if err != nil {
+			return err
+		}
+		for _, h := range heads {
+			if h.Seq <= last[h.Instance] {
+				continue
+			}
+			recs, err := log.AuditRecords(ctx, store.AuditFilter{Instance: h.Instance, AfterSeq: last[h.Instance]})
+			if err != nil {
+				return err
+			}
+			if err := print(recs); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func runAuditQuery(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("audit query", stderr)
+	sf := addStoreFlags(fs)
+	var f store.AuditFilter
+	fs.StringVar(&f.ClientID, "client", "", "only this client")
+	fs.StringVar(&f.Outcome, "outcome", "", "only issued or refused")
+	fs.StringVar(&f.Instance, "instance", "", "only this server instance")
+	since := fs.String("since", "", "from this time (RFC 3339) or this long ago (e.g. 1h)")
+	until := fs.String("until", "", "before this time (RFC 3339) or this long ago")
+	fs.IntVar(&f.Limit, "limit", 0, "at most this many records (0: all)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	var err error
+	if f.Since, err = parseWhen(*since); err != nil {
+		return err
+	}
+	if f.Until, err = parseWhen(*until); err != nil {
+		return err
+	}
+	switch f.Outcome {
+	case "", audit.OutcomeIssued, audit.OutcomeRefused:
+	default:
+		return fmt.Errorf("--outcome must be %s or %s", audit.OutcomeIssued, audit.OutcomeRefused)
+	}
+	log, _, done, err := openAudit(ctx, sf)
+	if err != nil {
+		return err
+	}
+	defer done()
+	recs, err := log.AuditRecords(ctx, f)
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(stdout)
+	for _, r := range recs {
+		if err := enc.Encode(exportRecord(r)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// parseWhen reads an RFC 3339 time or a duration before now.
+func parseWhen(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
+		return time.Now().Add(-d), nil
+	}
+	return time.Time{}, fmt.Errorf("%q is neither an RFC 3339 time nor a duration", s)
+}
+
+// exported is one audit record as a JSON line: the names of the decision
+// record in decisions.md, the MACs in base64url.
+type exported struct {
+	Instance    string    `json:"instance"`
+	Seq         int64     `json:"seq"`
+	Time        time.Time `json:"time"`
+	RequestID   string    `json:"request_id"`
+	Endpoint    string    `json:"endpoint"`
+	GrantType   string    `json:"grant_type,omitempty"`
+	ClientID    string    `json:"client_id,omitempty"`
+	OrgParent   string    `json:"orgnr_parent,omitempty"`
+	OrgChild    string    `json:"orgnr_child,omitempty"`
+	OrgSupplier string    `json:"orgnr_supplier,omitempty"`
+	Subject     string    `json:"subject,omitempty"`
+	Audience    string    `json:"audience,omitempty"`
+	Scopes      []string  `json:"scopes,omitempty"`
+	TokenID     string    `json:"token_jti,omitempty"`
+	Outcome     string    `json:"outcome"`
+	Error       string    `json:"error,omitempty"`
+	Prev        string    `json:"prev"`
+	MAC         string    `json:"mac"`
+}
+
+func exportRecord(r store.AuditRecord) exported {
+	b64 := base64.RawURLEncoding.EncodeToString
+	return exported{
+		Instance: r.Instance, Seq: r.Seq, Time: r.Time, RequestID: r.RequestID, Endpoint: r.Endpoint,
+		GrantType: r.GrantType, ClientID: r.ClientID, OrgParent: r.OrgParent, OrgChild: r.OrgChild,
+		OrgSupplier: r.OrgSupplier, Subject: r.Subject, Audience: r.Audience, Scopes: r.Scopes,
+		TokenID: r.TokenID, Outcome: r.Outcome, Error: r.Error, Prev: b64(r.Prev), MAC: b64(r.MAC),
+	}
+}

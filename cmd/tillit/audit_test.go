@@ -1,0 +1,150 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	_ "modernc.org/sqlite"
+
+	"github.com/tillit-sts/tillit/internal/audit"
+	"github.com/tillit-sts/tillit/internal/demo"
+	"github.com/tillit-sts/tillit/internal/keys"
+	"github.com/tillit-sts/tillit/internal/store"
+	"github.com/tillit-sts/tillit/internal/store/sqlite"
+)
+
+// auditDir makes a dev data folder whose store holds n audit records of
+// instance sts-1, written as the server writes them.
+func auditDir(t *testing.T, n int) string {
+	t.Helper()
+	dir := t.TempDir()
+	if _, err := demo.Prepare(dir, "127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	kek, err := keys.ReadKEKFile(filepath.Join(dir, demo.KEKFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := audit.DeriveKey(kek)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "tillit.db"), sqlite.Options{AuditKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for i := 0; i < n; i++ {
+		rec := store.AuditRecord{Instance: "sts-1", Time: time.Now(), RequestID: "r", Endpoint: "token",
+			GrantType: "client_credentials", ClientID: []string{"demo-deft", "demo-sfm"}[i%2], Audience: "nhn:deft",
+			Scopes: []string{"nhn:deft/api"}, TokenID: "T", Outcome: audit.OutcomeIssued}
+		if i == n-1 {
+			rec.Outcome, rec.Error, rec.TokenID = audit.OutcomeRefused, "invalid_scope", ""
+		}
+		if _, err := st.CommitDecision(context.Background(), time.Now(), nil, rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func tamper(t *testing.T, dir, query string) {
+	t.Helper()
+	db, err := sql.Open("sqlite", filepath.Join(dir, "tillit.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(query); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestAuditVerify(t *testing.T) {
+	tests := []struct {
+		name     string
+		tamper   string
+		wantCode int
+		want     string
+	}{
+		{"intact", "", 0, "sts-1: 5 records, intact"},
+		{"a record changed", "UPDATE audit_log SET client_id = 'someone-else' WHERE seq = 2", 1, "#2: was changed"},
+		{"a record removed", "DELETE FROM audit_log WHERE seq = 3", 1, "records 3 to 3 are missing"},
+		{"truncated at the end", "DELETE FROM audit_log WHERE seq = 5", 1, "records at the end were removed"},
+		{"the outcome of a refusal rewritten", "UPDATE audit_log SET outcome = 'issued', error = '' WHERE seq = 5", 1, "#5: was changed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := auditDir(t, 5)
+			if tt.tamper != "" {
+				tamper(t, dir, tt.tamper)
+			}
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), []string{"audit", "verify", "--dev", "--data-dir", dir}, &stdout, &stderr)
+			if code != tt.wantCode || !strings.Contains(stdout.String(), tt.want) {
+				t.Fatalf("exit %d, want %d; output:\n%s%s", code, tt.wantCode, stdout.String(), stderr.String())
+			}
+		})
+	}
+}
+
+// A whole-database rollback is caught against a head logged elsewhere.
+func TestAuditVerifyAgainstLoggedHead(t *testing.T) {
+	dir := auditDir(t, 5)
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"audit", "verify", "--dev", "--data-dir", dir}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	head := strings.TrimSpace(stdout.String()[strings.Index(stdout.String(), "head ")+5:])
+	// Roll back the last two records and the head together.
+	tamper(t, dir, "DELETE FROM audit_log WHERE seq > 3")
+	tamper(t, dir, "UPDATE audit_head SET seq = 3, mac = (SELECT mac FROM audit_log WHERE seq = 3)")
+	stdout.Reset()
+	if code := run(context.Background(), []string{"audit", "verify", "--dev", "--data-dir", dir}, &stdout, &stderr); code != 0 {
+		t.Fatalf("a consistent rollback looks intact to the store alone, exit %d:\n%s", code, stdout.String())
+	}
+	stdout.Reset()
+	code := run(context.Background(), []string{"audit", "verify", "--dev", "--data-dir", dir, "--head", head}, &stdout, &stderr)
+	if code != 1 || !strings.Contains(stdout.String(), "not in the log") {
+		t.Fatalf("exit %d:\n%s%s", code, stdout.String(), stderr.String())
+	}
+}
+
+func TestAuditQueryAndTail(t *testing.T) {
+	dir := auditDir(t, 5)
+	lines := func(args ...string) []map[string]any {
+		t.Helper()
+		var stdout, stderr bytes.Buffer
+		if code := run(context.Background(), append(args, "--dev", "--data-dir", dir), &stdout, &stderr); code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, stderr.String())
+		}
+		var out []map[string]any
+		for _, l := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
+			var m map[string]any
+			if err := json.Unmarshal([]byte(l), &m); err != nil {
+				t.Fatalf("not a JSON line: %q", l)
+			}
+			out = append(out, m)
+		}
+		return out
+	}
+	if got := lines("audit", "query", "--client", "demo-sfm"); len(got) != 2 || got[0]["client_id"] != "demo-sfm" {
+		t.Fatalf("query --client: %v", got)
+	}
+	if got := lines("audit", "query", "--outcome", "refused"); len(got) != 1 || got[0]["error"] != "invalid_scope" || got[0]["seq"] != float64(5) {
+		t.Fatalf("query --outcome: %v", got)
+	}
+	if got := lines("audit", "tail", "-n", "2"); len(got) != 2 || got[1]["seq"] != float64(5) {
+		t.Fatalf("tail: %v", got)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"audit", "query", "--dev", "--data-dir", dir, "--outcome", "maybe"}, &stdout, &stderr); code != 1 {
+		t.Fatalf("bad --outcome: exit %d", code)
+	}
+}
