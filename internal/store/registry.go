@@ -56,6 +56,18 @@ type API struct {
 	// lifetime wins.
 	AccessTokenLifetime time.Duration
 	Status              Status
+	// Owners are the IDs of the clients that own the API (its "configuration
+	// owner" in HelseID): only they may exchange a token issued for it
+	// (RFC 8693, profile §4.6) and introspect its tokens.
+	Owners []string
+	// ExchangeByDefault lets the owners exchange tokens of any client for
+	// this API, without the subject client naming them in ExchangeActors.
+	ExchangeByDefault bool
+	// SubjectClaims are the API-specific claims this API accepts from the
+	// subject token of a token exchange, by full name
+	// ("e-helse:sfm.api/client/claims/sfm-id", "nhn:sfm:journal-id"). Other
+	// API-specific claims of the subject are not carried into its tokens.
+	SubjectClaims []string
 	Meta
 }
 
@@ -109,6 +121,13 @@ type Client struct {
 	// AccessTokenLifetime overrides the API's and the server's default;
 	// zero means no override. The shortest applies.
 	AccessTokenLifetime time.Duration
+	// ExchangeActors are the IDs of the clients that may exchange this
+	// client's tokens (HelseID's "allowed token exchange clients").
+	ExchangeActors []string
+	// RefreshTokenLifetime is the absolute lifetime of the refresh tokens
+	// of one login (a family); zero means the server default. Refresh
+	// tokens are issued only to clients with the refresh_token grant.
+	RefreshTokenLifetime time.Duration
 	Meta
 }
 
@@ -123,5 +142,15 @@ type Delegation struct {
 	// accepted; scopes of other APIs are left out of its tokens and listed
 	// in rejected_scope.
 	AcceptedAPIs []string
+	// Status is active or disabled; empty means active. A disabled
+	// delegation grants nothing. The file disables the delegations it no
+	// longer declares rather than deleting them, as it does clients.
+	Status Status
 	Meta
+}
+
+// Active reports whether the delegation grants anything: an empty Status
+// counts as active, as it does in the configuration file.
+func (d *Delegation) Active() bool {
+	return d.Status == "" || d.Status == StatusActive
 }

@@ -55,6 +55,9 @@ var apiKind = kind[store.API]{
 			AllowBearer:         true,
 			AccessTokenLifetime: 15 * time.Minute,
 			Status:              store.StatusActive,
+			Owners:              []string{"sfm-actor", "sfm-actor-2"},
+			ExchangeByDefault:   true,
+			SubjectClaims:       []string{"e-helse:sfm.api/client/claims/sfm-id", "nhn:sfm:journal-id"},
 			Meta:                store.Meta{ManagedBy: store.ManagedByFile},
 		}
 	},
@@ -65,6 +68,9 @@ var apiKind = kind[store.API]{
 		r.AllowBearer = !r.AllowBearer
 		r.AccessTokenLifetime += time.Second
 		r.Status = store.StatusDisabled
+		r.Owners = []string{"other-owner"}
+		r.ExchangeByDefault = !r.ExchangeByDefault
+		r.SubjectClaims = nil
 		r.ManagedBy = ""
 	},
 }
@@ -161,10 +167,12 @@ var clientKind = kind[store.Client]{
 				"e-helse:sfm.api/client/claims/sfm-id": "3fa85f64-5717-4562-b3fc-2c963f66afa6",
 				"nhn:sfm:journal-id":                   "journal-7",
 			},
-			Status:              store.StatusActive,
-			RequireDPoP:         true,
-			AccessTokenLifetime: 90 * time.Second,
-			Meta:                store.Meta{ManagedBy: store.ManagedByFile},
+			Status:               store.StatusActive,
+			RequireDPoP:          true,
+			AccessTokenLifetime:  90 * time.Second,
+			ExchangeActors:       []string{"sfm-actor"},
+			RefreshTokenLifetime: 10 * time.Hour,
+			Meta:                 store.Meta{ManagedBy: store.ManagedByFile},
 		}
 	},
 	change: func(r *store.Client) {
@@ -180,6 +188,8 @@ var clientKind = kind[store.Client]{
 		r.Status = store.StatusDisabled
 		r.RequireDPoP = false
 		r.AccessTokenLifetime = 0
+		r.ExchangeActors = []string{"sfm-actor", "kj-actor"}
+		r.RefreshTokenLifetime = time.Hour
 		r.ManagedBy = ""
 	},
 }
@@ -208,11 +218,13 @@ var delegationKind = kind[store.Delegation]{
 		return store.Delegation{
 			Organisation: key,
 			AcceptedAPIs: []string{"nhn:deft", "e-helse:sfm.api"},
+			Status:       store.StatusActive,
 			Meta:         store.Meta{ManagedBy: store.ManagedByFile},
 		}
 	},
 	change: func(r *store.Delegation) {
 		r.AcceptedAPIs = []string{"nhn:kjernejournal"}
+		r.Status = store.StatusDisabled
 		r.ManagedBy = "cli"
 	},
 }
