@@ -173,6 +173,7 @@ mode_text="DPoP, each client keeps the server's nonce"
 [ "$mode" = --bearer ] && mode_text="Bearer, no DPoP"
 cat <<EOF
 # Tillit vs oidc-provider $(date -u +%Y-%m-%dT%H:%M:%SZ)
+tillit:   commit $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)$( [ -n "$(git -C "$repo" status --porcelain --untracked-files=no 2>/dev/null)" ] && echo " with uncommitted changes in the tree")
 machine:  $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); $(go version | cut -d' ' -f3), node $(node --version)
 load:     $concurrency clients, $warmup warm-up, $duration measured; $mode_text
           client key ES256 (assertions and proofs), access tokens $alg
@@ -184,21 +185,33 @@ EOF
 bench tillit "http://127.0.0.1:$tillit_port" "$tillit_pid"
 bench oidc-provider "http://127.0.0.1:$peer_port" "$peer_pid"
 
+# One line per figure: Tillit, the peer, and Tillit divided by the peer.
 jq -r -n --slurpfile t "$work/tillit.json" --slurpfile p "$work/oidc-provider.json" --arg alg "$alg" '
-  def f(x; n): if x == null then "-" else (x * pow(10; n) | round / pow(10; n) | tostring) end;
-  def row(name; r): [name, f(r.tokens_per_s; 0), f(r.latency_ms.p50; 1), f(r.latency_ms.p99; 1),
-    f(r.server_cpu_ms_per_token; 3), f(r.generator_cpu_ms_per_token; 3), f(r.server_cores; 2),
-    f(r.generator_cores; 2), f(r.machine_busy_percent; 0), f(r.other_processes_cores; 2),
-    (r.errors_total | tostring), (r.nonce_round_trips | tostring)];
-  def ratio(a; b; n): if a == null or b == null or b == 0 then "-" else f(a / b; n) end;
+  def f(x; n): x as $x | n as $n |
+    if $x == null then "-" else ($x * pow(10; $n) | round / pow(10; $n) | tostring) end;
+  def ratio(a; b): a as $a | b as $b |
+    if $a == null or $b == null or $b == 0 then "" else f($a / $b; 2) + "x" end;
   $t[0] as $t | $p[0] as $p |
-  (["", "tokens/s", "p50 ms", "p99 ms", "server ms/token", "generator ms/token", "server cores",
-    "generator cores", "machine busy %", "other cores", "errors", "nonce trips"]),
-  row("tillit " + $alg; $t), row("oidc-provider " + $alg; $p),
-  (["tillit / peer", ratio($t.tokens_per_s; $p.tokens_per_s; 2), ratio($t.latency_ms.p50; $p.latency_ms.p50; 2),
-    ratio($t.latency_ms.p99; $p.latency_ms.p99; 2), ratio($t.server_cpu_ms_per_token; $p.server_cpu_ms_per_token; 2),
-    ratio($t.generator_cpu_ms_per_token; $p.generator_cpu_ms_per_token; 2), "", "", "", "", "", ""])
+  ["figure", "tillit", "oidc-provider", "tillit/peer"],
+  ["access tokens", $alg, $alg, ""],
+  (
+    ["tokens/s", ($t.tokens_per_s), ($p.tokens_per_s), 0, true],
+    ["latency p50 ms", $t.latency_ms.p50, $p.latency_ms.p50, 1, true],
+    ["latency p99 ms", $t.latency_ms.p99, $p.latency_ms.p99, 1, true],
+    ["server CPU ms/token", $t.server_cpu_ms_per_token, $p.server_cpu_ms_per_token, 3, true],
+    ["generator CPU ms/token", $t.generator_cpu_ms_per_token, $p.generator_cpu_ms_per_token, 3, true],
+    ["server cores", $t.server_cores, $p.server_cores, 2, false],
+    ["server busiest thread, cores", $t.server_busiest_thread_cores, $p.server_busiest_thread_cores, 2, false],
+    ["generator cores", $t.generator_cores, $p.generator_cores, 2, false],
+    ["machine busy %", $t.machine_busy_percent, $p.machine_busy_percent, 0, false],
+    ["machine iowait %", $t.machine_iowait_percent, $p.machine_iowait_percent, 1, false],
+    ["other processes, cores", $t.other_processes_cores, $p.other_processes_cores, 2, false],
+    ["nonce round trips", $t.nonce_round_trips, $p.nonce_round_trips, 0, false],
+    ["errors", $t.errors_total, $p.errors_total, 0, false]
+    | [.[0], f(.[1]; .[3]), f(.[2]; .[3]), (if .[4] then ratio(.[1]; .[2]) else "" end)]
+  )
   | @tsv' | column -t -s $'\t'
+echo
 
 status=0
 for name in tillit oidc-provider; do
