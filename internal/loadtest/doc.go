@@ -9,8 +9,10 @@
 // costs that round trip.
 //
 // The generator's own CPU is measured (getrusage) and reported per token,
-// next to the server's (from /proc/PID/stat) and the machine's (/proc/stat):
-// on a small machine the client-side signing is a real share of the work,
-// and a figure without it would flatter whichever server shares the
-// machine with the cheaper generator.
+// next to the server's (/proc/PID/stat) and the machine's (/proc/stat): on
+// a small machine the client-side signing is a real share of the work, and
+// a figure without it would flatter whichever server shares the machine
+// with the cheaper generator. For the same reason the generator signs with
+// a header encoded once (jws.go) and speaks HTTP/1.1 on its connections
+// itself (conn.go); both say what they save.
 package loadtest
