@@ -1,5 +1,5 @@
 // Package registry applies the declared registry (APIs, organisations,
-// client systems and clients) to the store, and keeps the immutable
+// client systems, clients and delegations) to the store, and keeps the immutable
 // in-memory view of it that the token endpoint reads on every request.
 //
 // The store is the source of truth (shared/spec/decisions.md, "Where the

@@ -15,6 +15,7 @@ type Registry struct {
 	Organisations []store.Organisation
 	ClientSystems []store.ClientSystem
 	Clients       []store.Client
+	Delegations   []store.Delegation
 }
 
 // Kind names a kind of registry record in reports and errors.
@@ -25,16 +26,26 @@ const (
 	KindOrganisation Kind = "organisation"
 	KindClientSystem Kind = "client system"
 	KindClient       Kind = "client"
+	KindDelegation   Kind = "delegation"
 )
 
 // Ref names one registry record: an API by audience, an organisation by
-// number, a client system or client by ID.
+// number, a client system or client by ID, a delegation by DelegationID.
 type Ref struct {
 	Kind Kind
 	ID   string
 }
 
 func (r Ref) String() string { return fmt.Sprintf("%s %q", r.Kind, r.ID) }
+
+// DelegationID names a delegation in a Ref: "<organisation>:<supplier>".
+func DelegationID(organisation, supplier string) string { return organisation + ":" + supplier }
+
+// splitDelegationID is the inverse of DelegationID.
+func splitDelegationID(id string) (organisation, supplier string) {
+	organisation, supplier, _ = strings.Cut(id, ":")
+	return organisation, supplier
+}
 
 // Report says what Sync changed. A Sync that changed nothing has an empty
 // Report and did not write to the store.

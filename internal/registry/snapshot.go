@@ -24,6 +24,8 @@ type Snapshot struct {
 	orgs    map[string]*store.Organisation
 	systems map[string]*store.ClientSystem
 	clients map[string]*Client
+	// delegations by organisation, then supplier.
+	delegations map[string]map[string]*store.Delegation
 }
 
 // Client is a registered client with what the token endpoint needs ready:
@@ -77,10 +79,14 @@ func Load(ctx context.Context, s store.Store) (*Snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("registry: load clients: %w", err)
 	}
-	return newSnapshot(version, apis, orgs, systems, clients), nil
+	delegations, err := s.Delegations(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("registry: load delegations: %w", err)
+	}
+	return newSnapshot(version, apis, orgs, systems, clients, delegations), nil
 }
 
-func newSnapshot(version int64, apis []store.API, orgs []store.Organisation, systems []store.ClientSystem, clients []store.Client) *Snapshot {
+func newSnapshot(version int64, apis []store.API, orgs []store.Organisation, systems []store.ClientSystem, clients []store.Client, delegations []store.Delegation) *Snapshot {
 	snap := &Snapshot{
 		version: version,
 		apis:    make([]*store.API, 0, len(apis)),
@@ -89,6 +95,8 @@ func newSnapshot(version int64, apis []store.API, orgs []store.Organisation, sys
 		orgs:    make(map[string]*store.Organisation, len(orgs)),
 		systems: make(map[string]*store.ClientSystem, len(systems)),
 		clients: make(map[string]*Client, len(clients)),
+
+		delegations: make(map[string]map[string]*store.Delegation),
 	}
 	for i := range apis {
 		a := &apis[i]
@@ -117,6 +125,15 @@ func newSnapshot(version int64, apis []store.API, orgs []store.Organisation, sys
 	}
 	for _, c := range clients {
 		snap.clients[c.ID] = snap.newClient(c)
+	}
+	for i := range delegations {
+		d := &delegations[i]
+		bySupplier := snap.delegations[d.Organisation]
+		if bySupplier == nil {
+			bySupplier = make(map[string]*store.Delegation)
+			snap.delegations[d.Organisation] = bySupplier
+		}
+		bySupplier[d.Supplier] = d
 	}
 	return snap
 }
@@ -179,4 +196,11 @@ func (snap *Snapshot) Organisation(number string) (*store.Organisation, bool) {
 func (snap *Snapshot) ClientSystem(id string) (*store.ClientSystem, bool) {
 	s, ok := snap.systems[id]
 	return s, ok
+}
+
+// Delegation returns the delegation from organisation to supplier, whatever
+// its status (store.Delegation.Active says whether it grants anything).
+func (snap *Snapshot) Delegation(organisation, supplier string) (*store.Delegation, bool) {
+	d, ok := snap.delegations[organisation][supplier]
+	return d, ok
 }

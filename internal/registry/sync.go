@@ -37,7 +37,8 @@ const maxAttempts = 3
 //   - A file-managed record that want no longer declares is disabled
 //     (Status store.StatusDisabled), never deleted, so that audit records
 //     keep their references. Organisations have no status and are left
-//     alone (Report.Kept).
+//     alone (Report.Kept). Delegations are disabled like clients: one that
+//     stayed active would still let a supplier act for the organisation.
 //   - Records with an empty ManagedBy (made by the CLI or the API) are never
 //     touched. If want declares one of their IDs, Sync returns an error
 //     wrapping ErrNotFileManaged for each and writes nothing.
@@ -51,6 +52,7 @@ func Sync(ctx context.Context, s store.Store, want Registry) (Report, error) {
 	apis := apiOps(s)
 	systems := systemOps(s)
 	clients := clientOps(s)
+	delegations := delegationOps(s)
 
 	// Read and check everything before the first write, so that a refused
 	// takeover or a duplicate leaves the store as it was.
@@ -62,6 +64,8 @@ func Sync(ctx context.Context, s store.Store, want Registry) (Report, error) {
 	systemHave, e := systems.plan(ctx, want.ClientSystems)
 	errs = append(errs, e...)
 	clientHave, e := clients.plan(ctx, want.Clients)
+	errs = append(errs, e...)
+	delegationHave, e := delegations.plan(ctx, want.Delegations)
 	errs = append(errs, e...)
 	if len(errs) > 0 {
 		return rep, errors.Join(errs...)
@@ -80,6 +84,12 @@ func Sync(ctx context.Context, s store.Store, want Registry) (Report, error) {
 		return rep, err
 	}
 	if err := clients.apply(ctx, want.Clients, clientHave, &rep); err != nil {
+		return rep, err
+	}
+	if err := delegations.apply(ctx, want.Delegations, delegationHave, &rep); err != nil {
+		return rep, err
+	}
+	if err := delegations.retire(ctx, want.Delegations, delegationHave, &rep); err != nil {
 		return rep, err
 	}
 	if err := clients.retire(ctx, want.Clients, clientHave, &rep); err != nil {
@@ -334,6 +344,8 @@ func apiOps(s store.Store) kindOps[store.API] {
 			a.Meta = store.Meta{}
 			a.Scopes = sortedSet(a.Scopes)
 			a.ClientClaims = sortedSet(a.ClientClaims)
+			a.Owners = sortedSet(a.Owners)
+			a.SubjectClaims = sortedSet(a.SubjectClaims)
 			return a
 		},
 	}
@@ -372,11 +384,33 @@ func clientOps(s store.Store) kindOps[store.Client] {
 			c.ChildOrganisations = sortedSet(c.ChildOrganisations)
 			c.GrantTypes = sortedSet(c.GrantTypes)
 			c.Scopes = sortedSet(c.Scopes)
+			c.ExchangeActors = sortedSet(c.ExchangeActors)
 			if len(c.Claims) == 0 {
 				c.Claims = nil
 			}
 			c.JWKS = compactJSON(c.JWKS)
 			return c
+		},
+	}
+}
+
+func delegationOps(s store.Store) kindOps[store.Delegation] {
+	return kindOps[store.Delegation]{
+		kind:   KindDelegation,
+		id:     func(d *store.Delegation) string { return DelegationID(d.Organisation, d.Supplier) },
+		meta:   func(d *store.Delegation) *store.Meta { return &d.Meta },
+		status: func(d *store.Delegation) *store.Status { return &d.Status },
+		list:   s.Delegations,
+		get: func(ctx context.Context, id string) (store.Delegation, error) {
+			org, supplier := splitDelegationID(id)
+			return s.Delegation(ctx, org, supplier)
+		},
+		create: s.CreateDelegation,
+		update: s.UpdateDelegation,
+		canonical: func(d store.Delegation) store.Delegation {
+			d.Meta = store.Meta{}
+			d.AcceptedAPIs = sortedSet(d.AcceptedAPIs)
+			return d
 		},
 	}
 }
