@@ -41,6 +41,11 @@ const (
 	maxTokenResponseSize = 1 << 20
 )
 
+// DefaultExpiryMargin is Config.ExpiryMargin when zero. HelseID's tokens
+// live an hour; renewing 30 s early covers clock skew at the API and a slow
+// network, and costs one token request in 120.
+const DefaultExpiryMargin = 30 * time.Second
+
 // Config describes one HelseID client configuration.
 type Config struct {
 	// Issuer is the STS's issuer URL exactly as its discovery document
@@ -55,16 +60,47 @@ type Config struct {
 	// the algorithm the registered key is meant for (NHN's libraries refuse a
 	// JWK without one); its kid, when set, goes in the assertion header.
 	Key *jose.JSONWebKey
+	// Algorithm, when set, is the algorithm Key signs assertions with,
+	// for a JWK that has no alg; it must fit the key, and must equal the
+	// JWK's alg if that is set. keyfile.ReadFile and keyfile.Parse read
+	// keys from JWK or PEM files and strings.
+	Algorithm jose.SignatureAlgorithm
 	// DPoPKey signs DPoP proofs. Nil means Key, as NHN's libraries do; a
 	// separate key keeps the long-lived client key out of every API call.
 	// Without alg it signs with dpop.DefaultAlgorithm for its type.
 	DPoPKey *jose.JSONWebKey
+	// GenerateDPoPKey makes a new P-256 DPoP key for this Client instead of
+	// using DPoPKey or Key. Tokens are then bound to a key that exists only
+	// in this process and dies with it: a token copied elsewhere is
+	// useless. The cost is that tokens cannot be shared between processes.
+	GenerateDPoPKey bool
+
+	// Scopes and Resource are the defaults of token requests that name
+	// neither.
+	Scopes   []string
+	Resource string
+	// Tenancy says how an Organization is written in assertion_details.
+	// Zero means SingleTenant.
+	Tenancy Tenancy
+	// Organization is the default organisation of token requests that
+	// name none: a single-tenant client's child, or the organisation a
+	// multi-tenant client acts for when it acts for one only.
+	Organization Organization
+	// ExpiryMargin is how long before a cached token expires a
+	// TokenSource gets a new one, so that a token is not sent to an API in
+	// its last seconds and refused on arrival. Zero means
+	// DefaultExpiryMargin; a token that lives less than twice the margin
+	// is renewed half-way through its life.
+	ExpiryMargin time.Duration
 	// HTTPClient sends the requests. Nil means a client with
 	// DefaultHTTPTimeout.
 	HTTPClient *http.Client
 	// Now is the clock for assertion and proof times and for the metadata
 	// cache. Nil means time.Now. Tests set it; nothing else should.
 	Now func() time.Time
+	// MetadataMaxAge is how long the discovery document is used before it
+	// is read again. Zero means MetadataMaxAge, a day.
+	MetadataMaxAge time.Duration
 	// AssertionLifetime is exp - iat of client assertions. Zero means
 	// DefaultAssertionLifetime; at least a second, at most
 	// MaxAssertionLifetime.
@@ -75,14 +111,26 @@ type Config struct {
 // safe for concurrent use. Make it once and share it: it caches the
 // discovery document and the token endpoint's last DPoP nonce.
 type Client struct {
-	issuer    string
-	clientID  string
-	alg       jose.SignatureAlgorithm
-	assertion jose.Signer
-	dpop      *dpop.Signer
-	http      *http.Client
-	now       func() time.Time
-	lifetime  time.Duration
+	issuer     string
+	clientID   string
+	alg        jose.SignatureAlgorithm
+	assertion  jose.Signer
+	dpop       *dpop.Signer
+	http       *http.Client
+	now        func() time.Time
+	lifetime   time.Duration
+	margin     time.Duration
+	metaMaxAge time.Duration
+
+	scopes   []string
+	resource string
+	tenancy  Tenancy
+	org      Organization
+
+	// sources is the token cache: one entry per kind of token request.
+	sources sync.Map // sourceKey → *sourceEntry
+	// apiNonces are the DPoP nonces APIs gave, per origin.
+	apiNonces nonceCache
 
 	mu          sync.Mutex
 	meta        *Metadata
@@ -109,7 +157,12 @@ func New(cfg Config) (*Client, error) {
 		return nil, fmt.Errorf("client: key: %w", err)
 	}
 	alg := jose.SignatureAlgorithm(cfg.Key.Algorithm)
-	if alg == "" {
+	switch {
+	case cfg.Algorithm != "" && alg != "" && cfg.Algorithm != alg:
+		return nil, fmt.Errorf("client: Algorithm %s differs from the key's alg %s", cfg.Algorithm, alg)
+	case cfg.Algorithm != "":
+		alg = cfg.Algorithm
+	case alg == "":
 		return nil, errors.New("client: key has no alg")
 	}
 	if err := dpop.CheckKey(alg, key.Public()); err != nil {
@@ -121,16 +174,52 @@ func New(cfg Config) (*Client, error) {
 	}
 
 	dk := cfg.DPoPKey
-	if dk == nil {
-		dk = cfg.Key
+	dalg := jose.SignatureAlgorithm("")
+	switch {
+	case cfg.GenerateDPoPKey && dk != nil:
+		return nil, errors.New("client: GenerateDPoPKey and DPoPKey exclude each other")
+	case cfg.GenerateDPoPKey:
+		if dk, err = keyfile.Generate(jose.ES256, 0); err != nil {
+			return nil, fmt.Errorf("client: DPoP key: %w", err)
+		}
+	case dk == nil:
+		dk, dalg = cfg.Key, alg
+	}
+	if dalg == "" {
+		dalg = jose.SignatureAlgorithm(dk.Algorithm)
 	}
 	dkey, err := keyfile.Signer(dk)
 	if err != nil {
 		return nil, fmt.Errorf("client: DPoP key: %w", err)
 	}
-	proofs, err := dpop.NewSigner(dkey, jose.SignatureAlgorithm(dk.Algorithm))
+	proofs, err := dpop.NewSigner(dkey, dalg)
 	if err != nil {
 		return nil, fmt.Errorf("client: DPoP key: %w", err)
+	}
+
+	tenancy := cfg.Tenancy
+	if tenancy == "" {
+		tenancy = SingleTenant
+	}
+	if err := cfg.Organization.check(tenancy); err != nil {
+		return nil, err
+	}
+	if err := checkScopes(cfg.Scopes); err != nil {
+		return nil, err
+	}
+	metaMaxAge := cfg.MetadataMaxAge
+	switch {
+	case metaMaxAge == 0:
+		metaMaxAge = MetadataMaxAge
+	case metaMaxAge < 0:
+		return nil, fmt.Errorf("client: metadata max age %v is negative", metaMaxAge)
+	}
+	margin := cfg.ExpiryMargin
+	switch {
+	case margin == 0:
+		margin = DefaultExpiryMargin
+	case margin < 0:
+		return nil, fmt.Errorf("client: expiry margin %v is negative", margin)
 	}
 
 	lifetime := cfg.AssertionLifetime
@@ -149,14 +238,20 @@ func New(cfg Config) (*Client, error) {
 		now = time.Now
 	}
 	return &Client{
-		issuer:    cfg.Issuer,
-		clientID:  cfg.ClientID,
-		alg:       alg,
-		assertion: assertion,
-		dpop:      proofs,
-		http:      hc,
-		now:       now,
-		lifetime:  lifetime,
+		issuer:     cfg.Issuer,
+		clientID:   cfg.ClientID,
+		alg:        alg,
+		assertion:  assertion,
+		dpop:       proofs,
+		http:       hc,
+		now:        now,
+		lifetime:   lifetime,
+		margin:     margin,
+		metaMaxAge: metaMaxAge,
+		scopes:     append([]string(nil), cfg.Scopes...),
+		resource:   cfg.Resource,
+		tenancy:    tenancy,
+		org:        cfg.Organization,
 	}, nil
 }
 

@@ -6,16 +6,27 @@ import (
 	"testing"
 )
 
-// TestNoInternalDependencies keeps the package usable from other modules:
-// Go refuses their imports of anything that pulls in tillit/internal.
-func TestNoInternalDependencies(t *testing.T) {
+// TestNoServerDependencies keeps the package usable from other modules:
+// Go refuses their imports of anything that pulls in tillit/internal, and a
+// client should not link a database driver because it gets tokens.
+func TestNoServerDependencies(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", ".").Output()
 	if err != nil {
 		t.Fatalf("go list: %v", err)
 	}
+	forbidden := []string{
+		"github.com/tillit-sts/tillit/internal",
+		"database/sql",
+		"modernc.org/sqlite",
+		"github.com/jackc/pgx",
+		"github.com/lib/pq",
+		"github.com/mattn/go-sqlite3",
+	}
 	for _, p := range strings.Fields(string(out)) {
-		if strings.HasPrefix(p, "github.com/tillit-sts/tillit/internal") {
-			t.Errorf("client depends on %s", p)
+		for _, f := range forbidden {
+			if p == f || strings.HasPrefix(p, f+"/") {
+				t.Errorf("client depends on %s", p)
+			}
 		}
 	}
 }

@@ -33,7 +33,9 @@ type Metadata struct {
 }
 
 // Metadata returns the issuer's discovery document, read from
-// <issuer>/.well-known/openid-configuration at most once per MetadataMaxAge.
+// <issuer>/.well-known/openid-configuration at most once per
+// Config.MetadataMaxAge, and again after a token request failed in a way a
+// moved endpoint would explain (no answer, or an answer that is not OAuth).
 // The document must name the configured issuer exactly (OpenID Connect
 // Discovery §4.3), or a server could make the client trust another
 // issuer's endpoints. The result is a copy; its slices are shared and must
@@ -55,10 +57,20 @@ func (c *Client) Metadata(ctx context.Context) (*Metadata, error) {
 		return nil, err
 	}
 	c.mu.Lock()
-	c.meta, c.metaExpires = m, now.Add(MetadataMaxAge)
+	c.meta, c.metaExpires = m, now.Add(c.metaMaxAge)
 	c.mu.Unlock()
 	cp := *m
 	return &cp, nil
+}
+
+// forgetMetadata drops the cached document if it is still md, after a
+// failure that a moved endpoint would explain.
+func (c *Client) forgetMetadata(md *Metadata) {
+	c.mu.Lock()
+	if c.meta != nil && c.meta.TokenEndpoint == md.TokenEndpoint {
+		c.meta = nil
+	}
+	c.mu.Unlock()
 }
 
 func (c *Client) fetchMetadata(ctx context.Context) (*Metadata, error) {

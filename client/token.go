@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,16 +27,26 @@ const (
 // near it, and it keeps Expiry from overflowing time.Duration.
 const maxLifetimeSeconds = 10 * 365 * 24 * 3600
 
-// TokenRequest is a client_credentials token request.
+// TokenRequest is a client_credentials token request. Empty fields take
+// the Client's defaults (Config.Scopes, Resource and Organization).
 type TokenRequest struct {
-	// Scopes are sent space-separated. None means every scope the client
-	// may have, if the STS can tell which API is meant.
+	// Scopes are sent space-separated. None (here and in Config) means
+	// every scope the client may have, if the STS can tell which API is
+	// meant.
 	Scopes []string
 	// Resource is the RFC 8707 resource indicator: the audience of the API
 	// the token is for, e.g. "nhn:deft".
 	Resource string
-	// AssertionDetails go in the client assertion's assertion_details: the
-	// organisation to act for, an SFM journal id (see the helseid builders).
+	// Organization is the organisation to act for, written into
+	// assertion_details as Config.Tenancy says.
+	Organization Organization
+	// SFMJournalID is the patient journal (a UUID) a request to
+	// Sentral forskrivningsmodul concerns; it goes into assertion_details
+	// as an nhn:sfm:journal-id entry.
+	SFMJournalID string
+	// AssertionDetails are further entries for the client assertion's
+	// assertion_details, after those for Organization and SFMJournalID
+	// (see the helseid builders; helseid.RawDetail for Tillitsrammeverk).
 	AssertionDetails []helseid.Detail
 	// Bearer asks for a Bearer token: no DPoP proof is sent. Only APIs that
 	// allow Bearer accept such tokens.
@@ -82,19 +93,109 @@ type TokenResponse struct {
 //
 // Errors from the token endpoint are *Error.
 func (c *Client) Token(ctx context.Context, r TokenRequest) (*TokenResponse, error) {
-	form := url.Values{"grant_type": {grantTypeClientCredentials}}
-	if len(r.Scopes) > 0 {
-		for _, s := range r.Scopes {
-			if s == "" || strings.ContainsAny(s, " \t\r\n") {
-				return nil, fmt.Errorf("client: scope %q is empty or has white space", s)
-			}
+	p, err := c.prepare(r)
+	if err != nil {
+		return nil, err
+	}
+	return c.token(ctx, p.form, p.details, p.bearer)
+}
+
+// prepared is a TokenRequest with the defaults applied, checked and
+// rendered: what goes on the wire, and the cache key that stands for it.
+type prepared struct {
+	form    url.Values
+	details []helseid.Detail
+	bearer  bool
+	key     sourceKey
+}
+
+// sourceKey tells token requests apart for the cache: two requests with
+// the same key would get interchangeable tokens.
+type sourceKey struct {
+	scope, resource string
+	org             Organization
+	journalID       string
+	extra           string // the further assertion_details, as JSON
+	bearer          bool
+}
+
+func (c *Client) prepare(r TokenRequest) (*prepared, error) {
+	scopes := r.Scopes
+	if len(scopes) == 0 {
+		scopes = c.scopes
+	}
+	if err := checkScopes(scopes); err != nil {
+		return nil, err
+	}
+	resource := r.Resource
+	if resource == "" {
+		resource = c.resource
+	}
+	org := r.Organization
+	if org.IsZero() {
+		org = c.org
+	}
+	p := &prepared{form: url.Values{"grant_type": {grantTypeClientCredentials}}, bearer: r.Bearer}
+	if len(scopes) > 0 {
+		p.form.Set("scope", strings.Join(scopes, " "))
+	}
+	if resource != "" {
+		p.form.Set("resource", resource)
+	}
+
+	d, err := org.detail(c.tenancy)
+	if err != nil {
+		return nil, err
+	}
+	named := d != nil
+	if named {
+		p.details = append(p.details, d)
+	}
+	if r.SFMJournalID != "" {
+		j, err := helseid.NewSFMJournalID(r.SFMJournalID)
+		if err != nil {
+			return nil, fmt.Errorf("client: %w", err)
 		}
-		form.Set("scope", strings.Join(r.Scopes, " "))
+		p.details = append(p.details, j)
 	}
-	if r.Resource != "" {
-		form.Set("resource", r.Resource)
+	for _, e := range r.AssertionDetails {
+		if e == nil {
+			return nil, errors.New("client: nil assertion detail")
+		}
+		if e.DetailType() == helseid.DetailTypeAuthorization {
+			if named {
+				return nil, errors.New("client: the request names two organisations")
+			}
+			named = true
+		}
 	}
-	return c.token(ctx, form, r.AssertionDetails, r.Bearer)
+	if c.tenancy == MultiTenant && !named {
+		return nil, errors.New("client: a multi-tenant client must name the organisation it acts for")
+	}
+	p.details = append(p.details, r.AssertionDetails...)
+
+	// The cache key holds the scopes in order of name, so that the same
+	// set asked for in another order shares a token.
+	sorted := slices.Clone(scopes)
+	slices.Sort(sorted)
+	p.key = sourceKey{scope: strings.Join(sorted, " "), resource: resource, org: org, journalID: r.SFMJournalID, bearer: r.Bearer}
+	if len(r.AssertionDetails) > 0 {
+		b, err := helseid.MarshalDetails(r.AssertionDetails)
+		if err != nil {
+			return nil, fmt.Errorf("client: assertion details: %w", err)
+		}
+		p.key.extra = string(b)
+	}
+	return p, nil
+}
+
+func checkScopes(scopes []string) error {
+	for _, s := range scopes {
+		if s == "" || strings.ContainsAny(s, " \t\r\n") {
+			return fmt.Errorf("client: scope %q is empty or has white space", s)
+		}
+	}
+	return nil
 }
 
 // token posts form to the token endpoint with client authentication and,
@@ -114,6 +215,9 @@ func (c *Client) token(ctx context.Context, form url.Values, details []helseid.D
 		}
 		resp, err := c.http.Do(req)
 		if err != nil {
+			// The endpoint may have moved: read the discovery document
+			// again next time rather than for a day to come.
+			c.forgetMetadata(md)
 			return nil, fmt.Errorf("client: token request: %w", err)
 		}
 		tok, fresh, err := readTokenResponse(resp, sent)
@@ -126,6 +230,9 @@ func (c *Client) token(ctx context.Context, form url.Values, details []helseid.D
 			return tok, nil
 		}
 		var oe *Error
+		if errors.As(err, &oe) && oe.Code == "" {
+			c.forgetMetadata(md) // not an OAuth answer: maybe not the endpoint either
+		}
 		if attempt == 1 && !bearer && fresh != "" && errors.As(err, &oe) &&
 			oe.Code == codeUseDPoPNonce && oe.StatusCode == http.StatusBadRequest {
 			nonce = fresh

@@ -1,0 +1,148 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/oauth2"
+)
+
+// TokenSource hands out access tokens for one kind of token request,
+// from a cache shared by every TokenSource of the same Client and request:
+// HelseID asks clients not to fetch a new token while they hold a valid one
+// (FK3). It is safe for concurrent use; make one per API and keep it.
+//
+// A token is renewed Config.ExpiryMargin before it expires. When many
+// goroutines need a new token at once, one request goes to the STS and the
+// others wait for its answer.
+type TokenSource struct {
+	c     *Client
+	p     *prepared
+	entry *sourceEntry
+}
+
+// sourceEntry is the cache slot of one sourceKey.
+type sourceEntry struct {
+	cur atomic.Pointer[cachedToken]
+
+	mu     sync.Mutex
+	flight *flight // the request in progress, if any
+}
+
+type cachedToken struct {
+	tok     *TokenResponse
+	renewAt time.Time
+}
+
+// flight is one token request that several callers wait for.
+type flight struct {
+	done chan struct{}
+	tok  *TokenResponse
+	err  error
+}
+
+// TokenSource checks r and returns a TokenSource for it. Empty fields of r
+// take the Client's defaults, as in Token. It does no I/O.
+func (c *Client) TokenSource(r TokenRequest) (*TokenSource, error) {
+	p, err := c.prepare(r)
+	if err != nil {
+		return nil, err
+	}
+	e, _ := c.sources.LoadOrStore(p.key, new(sourceEntry))
+	return &TokenSource{c: c, p: p, entry: e.(*sourceEntry)}, nil
+}
+
+// Token returns a valid access token: the cached one, or a new one. The
+// result is shared with other callers and must not be modified. Errors from
+// the token endpoint are *Error and are not cached: the next call tries
+// again.
+func (s *TokenSource) Token(ctx context.Context) (*TokenResponse, error) {
+	e := s.entry
+	for {
+		if t := e.cur.Load(); t != nil && s.c.now().Before(t.renewAt) {
+			return t.tok, nil
+		}
+		e.mu.Lock()
+		if t := e.cur.Load(); t != nil && s.c.now().Before(t.renewAt) {
+			e.mu.Unlock()
+			return t.tok, nil
+		}
+		f := e.flight
+		if f == nil {
+			f = &flight{done: make(chan struct{})}
+			e.flight = f
+			e.mu.Unlock()
+			s.fetch(ctx, f)
+			return f.tok, f.err
+		}
+		e.mu.Unlock()
+
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("client: waiting for a token: %w", ctx.Err())
+		}
+		// A request that failed because its caller gave up says nothing
+		// about this caller's chances: try again, possibly as the leader.
+		if f.err != nil && isContextErr(f.err) && ctx.Err() == nil {
+			continue
+		}
+		return f.tok, f.err
+	}
+}
+
+// fetch makes the token request for f and publishes the result.
+func (s *TokenSource) fetch(ctx context.Context, f *flight) {
+	f.tok, f.err = s.c.token(ctx, s.p.form, s.p.details, s.p.bearer)
+	e := s.entry
+	e.mu.Lock()
+	if f.err == nil {
+		e.cur.Store(&cachedToken{tok: f.tok, renewAt: s.c.renewAt(f.tok)})
+	}
+	e.flight = nil
+	e.mu.Unlock()
+	close(f.done)
+}
+
+// renewAt is when a token should be replaced: the margin before its
+// expiry, or half-way through a life shorter than two margins. A token
+// without expires_in is not kept at all.
+func (c *Client) renewAt(t *TokenResponse) time.Time {
+	if t.Expiry.IsZero() {
+		return time.Time{}
+	}
+	life := time.Duration(t.ExpiresIn) * time.Second
+	return t.Expiry.Add(-min(c.margin, life/2))
+}
+
+func isContextErr(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// OAuth2 adapts s to golang.org/x/oauth2's TokenSource, for code that
+// already takes one. That interface has no context, so ctx is used for
+// every token request the adapter makes.
+//
+// oauth2.Transport sends a token but no DPoP proof, so an API that requires
+// DPoP refuses its requests: use Transport for those. The adapter suits a
+// Bearer token source, or code that only reads the token.
+func (s *TokenSource) OAuth2(ctx context.Context) oauth2.TokenSource {
+	return oauth2Source{s: s, ctx: ctx}
+}
+
+type oauth2Source struct {
+	s   *TokenSource
+	ctx context.Context
+}
+
+func (o oauth2Source) Token() (*oauth2.Token, error) {
+	t, err := o.s.Token(o.ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &oauth2.Token{AccessToken: t.AccessToken, TokenType: t.TokenType, Expiry: t.Expiry, ExpiresIn: t.ExpiresIn}, nil
+}

@@ -1,0 +1,161 @@
+package client
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+
+	"github.com/tillit-sts/tillit/dpop"
+)
+
+// Transport is an http.RoundTripper that calls an API as the client: it
+// adds "Authorization: DPoP <token>" with a token from Source and a new
+// DPoP proof (with ath) to every request, so that
+//
+//	http.Client{Transport: &client.Transport{Source: ts}}
+//
+// is all an application needs. For a Bearer token it adds
+// "Authorization: Bearer <token>" and no proof.
+//
+// When the API answers 401 with WWW-Authenticate: DPoP
+// error="use_dpop_nonce" and a DPoP-Nonce header (RFC 9449 §9), the request
+// is sent once more with a proof carrying that nonce. The nonce is kept per
+// origin for the next requests. A request with a body is sent again only if
+// it has GetBody, which http.NewRequest sets for bytes, strings and
+// bytes.Buffer bodies; otherwise the 401 is returned as it is.
+//
+// The caller's request is never modified.
+type Transport struct {
+	// Source gets the tokens. Required.
+	Source *TokenSource
+	// Base sends the requests; nil means http.DefaultTransport.
+	Base http.RoundTripper
+}
+
+// maxDrain bounds what is read from a refused response before it is closed,
+// so that its connection can be reused without reading a large body.
+const maxDrain = 64 << 10
+
+// RoundTrip implements http.RoundTripper.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	closeBody := func() {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+	}
+	if t.Source == nil {
+		closeBody()
+		return nil, fmt.Errorf("client: Transport has no Source")
+	}
+	c := t.Source.c
+	tok, err := t.Source.Token(req.Context())
+	if err != nil {
+		closeBody()
+		return nil, err
+	}
+	base := t.Base
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	if !strings.EqualFold(tok.TokenType, "DPoP") {
+		r := req.Clone(req.Context())
+		r.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		r.Header.Del(headerDPoP)
+		return base.RoundTrip(r)
+	}
+
+	origin := originOf(req.URL)
+	nonce := c.apiNonces.get(origin)
+	for attempt := 1; ; attempt++ {
+		r := req.Clone(req.Context())
+		if attempt > 1 {
+			if r.Body, err = req.GetBody(); err != nil {
+				return nil, fmt.Errorf("client: request body for the nonce retry: %w", err)
+			}
+		}
+		proof, err := c.dpop.Proof(req.Method, req.URL.String(), dpop.ProofOptions{AccessToken: tok.AccessToken, Nonce: nonce, Now: c.now()})
+		if err != nil {
+			if r.Body != nil {
+				r.Body.Close()
+			}
+			return nil, fmt.Errorf("client: %w", err)
+		}
+		r.Header.Set("Authorization", "DPoP "+tok.AccessToken)
+		r.Header.Set(headerDPoP, proof)
+
+		resp, err := base.RoundTrip(r)
+		if err != nil {
+			return nil, err
+		}
+		fresh := resp.Header.Get(headerDPoPNonce)
+		if fresh != "" {
+			c.apiNonces.set(origin, fresh)
+		}
+		if attempt > 1 || fresh == "" || fresh == nonce || !asksForNonce(resp) || !replayable(req) {
+			return resp, nil
+		}
+		io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
+		resp.Body.Close()
+		nonce = fresh
+	}
+}
+
+// asksForNonce reports whether resp is an API's request for a DPoP nonce
+// (RFC 9449 §9): 401 with a DPoP challenge whose error is use_dpop_nonce.
+func asksForNonce(resp *http.Response) bool {
+	if resp.StatusCode != http.StatusUnauthorized {
+		return false
+	}
+	for _, v := range resp.Header.Values("WWW-Authenticate") {
+		scheme, params, _ := strings.Cut(strings.TrimSpace(v), " ")
+		if strings.EqualFold(scheme, "DPoP") && strings.Contains(params, `error="use_dpop_nonce"`) {
+			return true
+		}
+	}
+	return false
+}
+
+// replayable reports whether req can be sent a second time.
+func replayable(req *http.Request) bool {
+	return req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
+}
+
+// originOf is scheme://host[:port], the unit a server's nonces belong to.
+func originOf(u *url.URL) string {
+	return strings.ToLower(u.Scheme) + "://" + strings.ToLower(u.Host)
+}
+
+// maxNonceOrigins bounds the nonce cache: a client that follows links to
+// many hosts must not grow it without end. Losing a nonce costs one round
+// trip.
+const maxNonceOrigins = 256
+
+// nonceCache holds the last DPoP nonce of each origin.
+type nonceCache struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+func (n *nonceCache) get(origin string) string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.m[origin]
+}
+
+func (n *nonceCache) set(origin, nonce string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.m == nil {
+		n.m = map[string]string{}
+	}
+	if _, ok := n.m[origin]; !ok && len(n.m) >= maxNonceOrigins {
+		for k := range n.m { // drop any one
+			delete(n.m, k)
+			break
+		}
+	}
+	n.m[origin] = nonce
+}
