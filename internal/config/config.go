@@ -61,6 +61,9 @@ type Config struct {
 	Organisations []Organisation `yaml:"organisations"`
 	ClientSystems []ClientSystem `yaml:"client_systems"`
 	Clients       []Client       `yaml:"clients"`
+	// Delegations say which organisations let which suppliers' multi-tenant
+	// clients act for them: the stand-in for Altinn.
+	Delegations []Delegation `yaml:"delegations"`
 
 	// Where the configuration came from, for messages and relative paths.
 	src source
@@ -95,6 +98,9 @@ type Tokens struct {
 	// AccessTokenLifetime is the default access token lifetime; an API or
 	// client may set a shorter one. Default 1h (HelseID's).
 	AccessTokenLifetime time.Duration `yaml:"access_token_lifetime"`
+	// RefreshTokenLifetime is the default absolute lifetime of the refresh
+	// tokens of one login; a client may set its own. Default 10h.
+	RefreshTokenLifetime time.Duration `yaml:"refresh_token_lifetime"`
 }
 
 // ClientAssertion configures private_key_jwt client authentication.
@@ -190,6 +196,17 @@ type API struct {
 	AccessTokenLifetime time.Duration `yaml:"access_token_lifetime"`
 	// Status is active (default), pending or disabled.
 	Status store.Status `yaml:"status"`
+	// Owners are the IDs of the clients that own the API: only they may
+	// exchange its tokens (token exchange) and introspect them. Each must
+	// be declared in the file.
+	Owners []string `yaml:"owners"`
+	// ExchangeByDefault lets the owners exchange any client's tokens for
+	// this API, without the client naming them in exchange_actors.
+	ExchangeByDefault bool `yaml:"exchange_by_default"`
+	// SubjectClaims are API-specific claims of other APIs that this API
+	// accepts from the subject token of a token exchange, by full name
+	// (e-helse:sfm.api/client/claims/sfm-id) or nhn:sfm:journal-id.
+	SubjectClaims []string `yaml:"subject_claims"`
 }
 
 // Organisation declares an organisation (store.Organisation).
@@ -252,9 +269,33 @@ type Client struct {
 	// AccessTokenLifetime overrides the API's and the server's when
 	// shorter. Default: none.
 	AccessTokenLifetime time.Duration `yaml:"access_token_lifetime"`
+	// ExchangeActors are the IDs of the clients that may exchange this
+	// client's tokens (token exchange). Each must be declared in the file.
+	ExchangeActors []string `yaml:"exchange_actors"`
+	// RefreshTokenLifetime is the absolute lifetime of the client's refresh
+	// tokens, replacing tokens.refresh_token_lifetime. Only for clients
+	// with the refresh_token grant. Default: the server's.
+	RefreshTokenLifetime time.Duration `yaml:"refresh_token_lifetime"`
 
 	fileKeys []byte // contents of JWKSFile, read by Parse
 	fileErr  error  // why reading JWKSFile failed
+}
+
+// Delegation declares that an organisation lets a supplier's multi-tenant
+// clients act for it (store.Delegation), the Altinn right "Databehandler kan
+// opptre på vegne av min virksomhet i HelseID".
+type Delegation struct {
+	// Organisation is the delegating organisation's number. Required.
+	Organisation string `yaml:"organisation"`
+	// Supplier is the number of the supplier the right is delegated to: the
+	// supplier of the multi-tenant client's client system. Required.
+	Supplier string `yaml:"supplier"`
+	// APIs are the audiences whose terms of use the organisation has
+	// accepted. Scopes of other APIs are left out of its tokens and listed
+	// in rejected_scope.
+	APIs []string `yaml:"apis"`
+	// Status is active (default) or disabled.
+	Status store.Status `yaml:"status"`
 }
 
 // Default returns the settings Parse starts from before it reads a file.
@@ -270,7 +311,7 @@ func Default() *Config {
 			RotationPeriod:   90 * 24 * time.Hour,
 			ExpiredRetention: 90 * 24 * time.Hour,
 		},
-		Tokens: Tokens{AccessTokenLifetime: time.Hour},
+		Tokens: Tokens{AccessTokenLifetime: time.Hour, RefreshTokenLifetime: 10 * time.Hour},
 		ClientAssertion: ClientAssertion{
 			AllowRSAlgorithms: true,
 			MaxLifetime:       60 * time.Second,

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 
@@ -79,6 +80,10 @@ apis:
   - audience: e-helse:sfm.api
     scopes: [e-helse:sfm.api/sfm.api]
     client_claims: [sfm-id, orgnr_supplier]
+    owners: [single]
+  - audience: e-helse:rf
+    scopes: [e-helse:rf/api]
+    subject_claims: [e-helse:sfm.api/client/claims/sfm-id, nhn:sfm:journal-id]
 organisations:
   - number: "310202029"
     name: Supplier
@@ -110,9 +115,16 @@ clients:
     tenancy: multi-tenant
     scopes: [e-helse:sfm.api/sfm.api]
     jwks_file: keys.json
+    grant_types: [client_credentials, refresh_token]
+    refresh_token_lifetime: 8h
+    exchange_actors: [single]
     claims:
       e-helse:sfm.api:
         sfm-id: 0c4c1b49-6a8e-4c2f-9d3b-5e7f1a2b3c4d
+delegations:
+  - organisation: "310303038"
+    supplier: "310202029"
+    apis: [e-helse:sfm.api]
 `
 
 // writeConfig writes doc and keys.json (holding fileKeys, by default the
@@ -280,6 +292,32 @@ func TestValidationRules(t *testing.T) {
 		{name: "alg not allowed", old: `{"keys": [<EC-KEY>]}`, new: `{"keys": [` + strings.Replace(keys.ec, `"ES256"`, `"HS256"`, 1) + `]}`, wantErr: `alg "HS256" is not one of`},
 		{name: "kid twice", old: `{"keys": [<EC-KEY>]}`, new: `{"keys": [<EC-KEY>, ` + strings.Replace(keys.ec2, `"ec-2"`, `"ec-1"`, 1) + `]}`, wantErr: `key 1 (kid "ec-1"): kid is also used by key 0`},
 		{name: "same key twice", old: `{"keys": [<EC-KEY>]}`, new: `{"keys": [<EC-KEY>, ` + strings.Replace(keys.ec, `"ec-1"`, `"ec-copy"`, 1) + `]}`, wantErr: `key 1 (kid "ec-copy"): is the same key as key 0`},
+		// Token exchange.
+		{name: "owner not declared", old: "owners: [single]", new: "owners: [single, nobody]", wantErr: `apis[1].owners[1]: client "nobody" is not declared`},
+		{name: "owner twice", old: "owners: [single]", new: "owners: [single, single]", wantErr: `apis[1].owners[1]: client "single" is listed twice`},
+		{name: "exchange by default without owners", old: "    owners: [single]\n", new: "    exchange_by_default: true\n", wantErr: "apis[1].exchange_by_default: lets the owners exchange any client's tokens, but the api has no owners"},
+		{name: "subject claim of no form", old: "subject_claims: [e-helse:sfm.api/client/claims/sfm-id", new: "subject_claims: [sfm-id", wantErr: `apis[2].subject_claims[0]: "sfm-id" is not nhn:sfm:journal-id or an API-specific claim`},
+		{name: "subject claim of an undeclared api", old: "subject_claims: [e-helse:sfm.api/client/claims/sfm-id", new: "subject_claims: [nhn:vkp/client/claims/vkp-id", wantErr: `apis[2].subject_claims[0]: api "nhn:vkp" is not declared`},
+		{name: "subject claim no token carries", old: "subject_claims: [e-helse:sfm.api/client/claims/sfm-id", new: "subject_claims: [e-helse:sfm.api/client/claims/vkp-id", wantErr: `api "e-helse:sfm.api" does not list "vkp-id" in client_claims, so no subject token carries it`},
+		{name: "subject claim twice", old: "nhn:sfm:journal-id]", new: "nhn:sfm:journal-id, nhn:sfm:journal-id]", wantErr: `apis[2].subject_claims[2]: claim "nhn:sfm:journal-id" is listed twice`},
+		{name: "exchange actor not declared", old: "exchange_actors: [single]", new: "exchange_actors: [sfm-actor]", wantErr: `clients[1].exchange_actors[0]: client "sfm-actor" is not declared`},
+		{name: "exchange actor twice", old: "exchange_actors: [single]", new: "exchange_actors: [single, single]", wantErr: `clients[1].exchange_actors[1]: client "single" is listed twice`},
+
+		// Refresh tokens.
+		{name: "refresh token lifetime zero", old: "access_token_lifetime: 1h", new: "access_token_lifetime: 1h\n  refresh_token_lifetime: 0s", wantErr: "tokens.refresh_token_lifetime: must be positive"},
+		{name: "client refresh token lifetime negative", old: "refresh_token_lifetime: 8h", new: "refresh_token_lifetime: -8h", wantErr: "clients[1].refresh_token_lifetime: must not be negative"},
+		{name: "client refresh token lifetime without the grant", old: "grant_types: [client_credentials, refresh_token]", new: "grant_types: [client_credentials]", wantErr: "clients[1].refresh_token_lifetime: is set, but only clients with the refresh_token grant get refresh tokens"},
+
+		// Delegations.
+		{name: "delegation organisation missing", old: "  - organisation: \"310303038\"\n    supplier", new: "  - supplier", wantErr: "delegations[0].organisation: is required"},
+		{name: "delegation organisation invalid", old: "  - organisation: \"310303038\"\n    supplier", new: "  - organisation: \"310303039\"\n    supplier", wantErr: `delegations[0].organisation: "310303039" is not a valid organisation number`},
+		{name: "delegation supplier missing", old: "    supplier: \"310202029\"\n    apis: [e-helse:sfm.api]", new: "    apis: [e-helse:sfm.api]", wantErr: "delegations[0].supplier: is required"},
+		{name: "delegation supplier invalid", old: "    supplier: \"310202029\"\n    apis: [e-helse:sfm.api]", new: "    supplier: \"12\"\n    apis: [e-helse:sfm.api]", wantErr: `delegations[0].supplier: "12" is not a valid organisation number`},
+		{name: "delegation api not declared", old: "    apis: [e-helse:sfm.api]\n", new: "    apis: [e-helse:sfm.api, nhn:msh]\n", wantErr: `delegations[0].apis[1]: api "nhn:msh" is not declared`},
+		{name: "delegation api twice", old: "    apis: [e-helse:sfm.api]\n", new: "    apis: [e-helse:sfm.api, e-helse:sfm.api]\n", wantErr: `delegations[0].apis[1]: api "e-helse:sfm.api" is listed twice`},
+		{name: "delegation declared twice", old: "    apis: [e-helse:sfm.api]\n", new: "    apis: [e-helse:sfm.api]\n  - {organisation: \"310303038\", supplier: \"310202029\"}\n", wantErr: `delegations[1]: the delegation from "310303038" to "310202029" is already declared at delegations[0]`},
+		{name: "delegation status", old: "    apis: [e-helse:sfm.api]\n", new: "    apis: [e-helse:sfm.api]\n    status: pending\n", wantErr: `delegations[0].status: "pending" is not active or disabled`},
+
 		{name: "file key also inline", old: `{"keys": [<EC-KEY>]}`, new: `{"keys": [<EC-KEY>]}` + "\n    jwks_file: keys.json", fileKeys: `{"keys": [` + keys.ec + `]}`, wantErr: `clients[0].jwks_file: key "ec-1" is also in jwks`},
 	}
 	for _, tt := range tests {
@@ -607,7 +645,7 @@ func TestRegistry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(r.APIs) != 2 || len(r.Organisations) != 3 || len(r.ClientSystems) != 2 || len(r.Clients) != 2 {
+	if len(r.APIs) != 3 || len(r.Organisations) != 3 || len(r.ClientSystems) != 2 || len(r.Clients) != 2 || len(r.Delegations) != 1 {
 		t.Fatalf("Registry() = %+v", r)
 	}
 	if s := r.ClientSystems[1].Status; s != store.StatusActive {
@@ -617,8 +655,21 @@ func TestRegistry(t *testing.T) {
 	if multi.Tenancy != store.MultiTenant || multi.Status != store.StatusActive {
 		t.Errorf("multi = %+v", multi)
 	}
-	if got := multi.GrantTypes; len(got) != 1 || got[0] != "client_credentials" {
-		t.Errorf("default grant types = %v", got)
+	if got := r.Clients[0].GrantTypes; len(got) != 1 || got[0] != "client_credentials" {
+		t.Errorf("grant types = %v", got)
+	}
+	if multi.RefreshTokenLifetime != 8*time.Hour || len(multi.ExchangeActors) != 1 || multi.ExchangeActors[0] != "single" {
+		t.Errorf("multi refresh lifetime %v, exchange actors %v", multi.RefreshTokenLifetime, multi.ExchangeActors)
+	}
+	if sfm := r.APIs[1]; len(sfm.Owners) != 1 || sfm.Owners[0] != "single" || sfm.ExchangeByDefault {
+		t.Errorf("sfm api = %+v", sfm)
+	}
+	if rf := r.APIs[2]; len(rf.SubjectClaims) != 2 {
+		t.Errorf("rf subject claims = %v", rf.SubjectClaims)
+	}
+	if d := r.Delegations[0]; d.Organisation != "310303038" || d.Supplier != "310202029" || d.Status != store.StatusActive ||
+		len(d.AcceptedAPIs) != 1 || d.AcceptedAPIs[0] != "e-helse:sfm.api" {
+		t.Errorf("delegation = %+v", d)
 	}
 	if got := multi.Claims["e-helse:sfm.api/client/claims/sfm-id"]; got != "0c4c1b49-6a8e-4c2f-9d3b-5e7f1a2b3c4d" || len(multi.Claims) != 1 {
 		t.Errorf("claims = %v", multi.Claims)

@@ -11,8 +11,8 @@ import (
 )
 
 // Registry turns the declared registry into store records for
-// registry.Sync, with defaults filled in: status active, tenancy
-// single-tenant, grant type client_credentials. A client's inline and file
+// registry.Sync, with defaults filled in: status active (for delegations
+// too), tenancy single-tenant, grant type client_credentials. A client's inline and file
 // keys become one JWKS in registry.MarshalJWKS form, each key with a kid;
 // its claims become flat API-specific claim names
 // ("e-helse:sfm.api/client/claims/sfm-id"). Call it on a validated Config;
@@ -28,6 +28,9 @@ func (c *Config) Registry() (registry.Registry, error) {
 			AllowBearer:         a.AllowBearer,
 			AccessTokenLifetime: a.AccessTokenLifetime,
 			Status:              orDefault(a.Status, store.StatusActive),
+			Owners:              slices.Clone(a.Owners),
+			ExchangeByDefault:   a.ExchangeByDefault,
+			SubjectClaims:       slices.Clone(a.SubjectClaims),
 		})
 	}
 	for _, o := range c.Organisations {
@@ -69,19 +72,29 @@ func (c *Config) Registry() (registry.Registry, error) {
 			grants = []string{oauth.GrantTypeClientCredentials}
 		}
 		r.Clients = append(r.Clients, store.Client{
-			ID:                  cl.ID,
-			Name:                cl.Name,
-			System:              cl.System,
-			Tenancy:             orDefault(cl.Tenancy, store.SingleTenant),
-			Organisation:        cl.Organisation,
-			ChildOrganisations:  slices.Clone(cl.ChildOrganisations),
-			JWKS:                jwks,
-			GrantTypes:          grants,
-			Scopes:              slices.Clone(cl.Scopes),
-			Claims:              claims,
-			Status:              orDefault(cl.Status, store.StatusActive),
-			RequireDPoP:         cl.RequireDPoP,
-			AccessTokenLifetime: cl.AccessTokenLifetime,
+			ID:                   cl.ID,
+			Name:                 cl.Name,
+			System:               cl.System,
+			Tenancy:              orDefault(cl.Tenancy, store.SingleTenant),
+			Organisation:         cl.Organisation,
+			ChildOrganisations:   slices.Clone(cl.ChildOrganisations),
+			JWKS:                 jwks,
+			GrantTypes:           grants,
+			Scopes:               slices.Clone(cl.Scopes),
+			Claims:               claims,
+			Status:               orDefault(cl.Status, store.StatusActive),
+			RequireDPoP:          cl.RequireDPoP,
+			AccessTokenLifetime:  cl.AccessTokenLifetime,
+			ExchangeActors:       slices.Clone(cl.ExchangeActors),
+			RefreshTokenLifetime: cl.RefreshTokenLifetime,
+		})
+	}
+	for _, d := range c.Delegations {
+		r.Delegations = append(r.Delegations, store.Delegation{
+			Organisation: d.Organisation,
+			Supplier:     d.Supplier,
+			AcceptedAPIs: slices.Clone(d.APIs),
+			Status:       orDefault(d.Status, store.StatusActive),
 		})
 	}
 	return r, nil

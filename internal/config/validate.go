@@ -275,6 +275,7 @@ func (c *Config) checkServer(k *checker) {
 	}
 
 	positive(path{"tokens", "access_token_lifetime"}, c.Tokens.AccessTokenLifetime)
+	positive(path{"tokens", "refresh_token_lifetime"}, c.Tokens.RefreshTokenLifetime)
 
 	positive(path{"client_assertion", "max_lifetime"}, c.ClientAssertion.MaxLifetime)
 	if c.ClientAssertion.MaxLifetime > 60*time.Second {
@@ -322,7 +323,9 @@ func (c *Config) checkRegistry(k *checker) {
 	orgs := c.checkOrganisations(k)
 	apis, scopeAPI := c.checkAPIs(k)
 	systems := c.checkClientSystems(k, apis)
-	c.checkClients(k, orgs, apis, scopeAPI, systems)
+	clients := c.checkClients(k, orgs, apis, scopeAPI, systems)
+	c.checkExchange(k, apis, clients)
+	c.checkDelegations(k, apis)
 }
 
 func (c *Config) checkOrgNumber(k *checker, p path, number string) bool {
@@ -474,7 +477,7 @@ func (c *Config) checkClientSystems(k *checker, apis index) index {
 	return systems
 }
 
-func (c *Config) checkClients(k *checker, orgs, apis index, scopeAPI map[string]string, systems index) {
+func (c *Config) checkClients(k *checker, orgs, apis index, scopeAPI map[string]string, systems index) index {
 	ids := make(index)
 	for i := range c.Clients {
 		cl := &c.Clients[i]
@@ -576,6 +579,106 @@ func (c *Config) checkClients(k *checker, orgs, apis index, scopeAPI map[string]
 		}
 		if cl.AccessTokenLifetime < 0 {
 			k.add(p.with("access_token_lifetime"), "must not be negative, got %v", cl.AccessTokenLifetime)
+		}
+		switch {
+		case cl.RefreshTokenLifetime < 0:
+			k.add(p.with("refresh_token_lifetime"), "must not be negative, got %v", cl.RefreshTokenLifetime)
+		case cl.RefreshTokenLifetime > 0 && !slices.Contains(cl.GrantTypes, oauth.GrantTypeRefreshToken):
+			k.add(p.with("refresh_token_lifetime"), "is set, but only clients with the %s grant get refresh tokens", oauth.GrantTypeRefreshToken)
+		}
+	}
+	return ids
+}
+
+// checkExchange checks who may exchange whose tokens: API owners and
+// client exchange actors name clients of the file, and the claims an API
+// accepts from subject tokens are claims some API's tokens can carry.
+func (c *Config) checkExchange(k *checker, apis, clients index) {
+	clientList := func(p path, ids []string) {
+		seen := make(map[string]bool)
+		for j, id := range ids {
+			if !declared(clients, id) {
+				k.add(p.with(j), "client %q is not declared", id)
+			}
+			if seen[id] {
+				k.add(p.with(j), "client %q is listed twice", id)
+			}
+			seen[id] = true
+		}
+	}
+	for i, a := range c.APIs {
+		p := path{"apis", i}
+		clientList(p.with("owners"), a.Owners)
+		if a.ExchangeByDefault && len(a.Owners) == 0 {
+			k.add(p.with("exchange_by_default"), "lets the owners exchange any client's tokens, but the api has no owners")
+		}
+		seen := make(map[string]bool)
+		for j, name := range a.SubjectClaims {
+			cp := p.with("subject_claims", j)
+			if seen[name] {
+				k.add(cp, "claim %q is listed twice", name)
+			}
+			seen[name] = true
+			if name == helseid.ClaimSFMJournalID {
+				continue
+			}
+			aud, short, ok := strings.Cut(name, "/client/claims/")
+			if !ok || short == "" || !claimNameRE.MatchString(short) {
+				k.add(cp, "%q is not %s or an API-specific claim <audience>/client/claims/<name>", name, helseid.ClaimSFMJournalID)
+				continue
+			}
+			j, ok := apis[aud]
+			switch {
+			case !ok:
+				k.add(cp, "api %q is not declared", aud)
+			case !slices.Contains(c.APIs[j].ClientClaims, short):
+				// No token of that API carries it, so accepting it
+				// would only mislead the reader of the file.
+				k.add(cp, "api %q does not list %q in client_claims, so no subject token carries it", aud, short)
+			}
+		}
+	}
+	for i, cl := range c.Clients {
+		clientList(path{"clients", i, "exchange_actors"}, cl.ExchangeActors)
+	}
+}
+
+// checkDelegations checks the delegation registry: valid numbers, declared
+// APIs, one delegation per pair.
+func (c *Config) checkDelegations(k *checker, apis index) {
+	pairs := make(index)
+	for i, d := range c.Delegations {
+		p := path{"delegations", i}
+		orgOK, supplierOK := false, false
+		if d.Organisation == "" {
+			k.add(p.with("organisation"), "is required: the number of the delegating organisation")
+		} else {
+			orgOK = c.checkOrgNumber(k, p.with("organisation"), d.Organisation)
+		}
+		if d.Supplier == "" {
+			k.add(p.with("supplier"), "is required: the number of the supplier the right is delegated to")
+		} else {
+			supplierOK = c.checkOrgNumber(k, p.with("supplier"), d.Supplier)
+		}
+		if orgOK && supplierOK {
+			if j, ok := pairs.declare(registry.DelegationID(d.Organisation, d.Supplier), i); !ok {
+				k.add(p, "the delegation from %q to %q is already declared at delegations[%d]", d.Organisation, d.Supplier, j)
+			}
+		}
+		seen := make(map[string]bool)
+		for j, aud := range d.APIs {
+			if !declared(apis, aud) {
+				k.add(p.with("apis", j), "api %q is not declared", aud)
+			}
+			if seen[aud] {
+				k.add(p.with("apis", j), "api %q is listed twice", aud)
+			}
+			seen[aud] = true
+		}
+		switch d.Status {
+		case "", store.StatusActive, store.StatusDisabled:
+		default:
+			k.add(p.with("status"), "%q is not active or disabled", d.Status)
 		}
 	}
 }
