@@ -71,7 +71,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	nonce := c.apiNonces.get(origin)
 	for attempt := 1; ; attempt++ {
 		r := req.Clone(req.Context())
-		if attempt > 1 {
+		if attempt > 1 && req.GetBody != nil {
 			if r.Body, err = req.GetBody(); err != nil {
 				return nil, fmt.Errorf("client: request body for the nonce retry: %w", err)
 			}
