@@ -61,9 +61,9 @@ type Claims struct {
 
 // Organization holds organisation numbers (nine digits, Enhetsregisteret).
 type Organization struct {
-	Parent   string
-	Child    string
-	Supplier string
+	Parent   string `json:"parent,omitempty"`
+	Child    string `json:"child,omitempty"`
+	Supplier string `json:"supplier,omitempty"`
 }
 
 // Person is the user behind a token from a user login.
