@@ -29,6 +29,7 @@ func commands() []command {
 		{"keys", "make client keys; rotate the signing key", runKeys},
 		{"audit", "verify, tail and export the audit log", runAudit},
 		{"token", "get an access token as a client", runToken},
+		{"call", "call an API as a client, with a DPoP-bound token", runCall},
 		{"decode", "print the header and claims of a JWT, unverified", runDecode},
 		{"bench", "measure a token endpoint under load: tillit bench token", runBench},
 	}
