@@ -50,6 +50,14 @@ type Config struct {
 	HTTP            HTTP            `yaml:"http"`
 	Log             Log             `yaml:"log"`
 
+	// Instance names this server in the audit log, where each instance
+	// writes its own chain of records. Two servers running at once must not
+	// share a name. Default: the host name.
+	Instance string `yaml:"instance"`
+
+	// RateLimit limits the token endpoint.
+	RateLimit RateLimit `yaml:"rate_limit"`
+
 	// RegistryPoll is how often a server checks the store for registry
 	// changes made by other processes, and so bounds how long they take to
 	// apply. Default 2s.
@@ -155,6 +163,24 @@ type HTTP struct {
 	// ShutdownTimeout is how long a stopping server lets requests in flight
 	// finish. Default 10s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// RateLimit limits token requests per source address (checked first, before
+// any signature is verified) and per authenticated client. A limited request
+// is answered 429 with Retry-After. Rates of 0 switch a limit off, which is
+// the default: a development STS under a load test should not refuse it.
+type RateLimit struct {
+	// PerAddress is the requests per second one source address may make.
+	PerAddress float64 `yaml:"per_address"`
+	// AddressBurst is how many it may make at once. Default 2 × per_address.
+	AddressBurst int `yaml:"address_burst"`
+	// PerClient is the requests per second one client may make.
+	PerClient float64 `yaml:"per_client"`
+	// ClientBurst is how many it may make at once. Default 2 × per_client.
+	ClientBurst int `yaml:"client_burst"`
+	// TrustForwardedFor takes the source address from the first
+	// X-Forwarded-For entry: only behind a proxy that sets it.
+	TrustForwardedFor bool `yaml:"trust_forwarded_for"`
 }
 
 // Log configures logging.

@@ -206,6 +206,8 @@ func TestValidationRules(t *testing.T) {
 		{name: "log level", old: "level: info", new: "level: verbose", wantErr: `log.level: "verbose" is not one of debug, info, warn, error`},
 		{name: "log format", old: "format: json", new: "format: xml", wantErr: `log.format: "xml" is not json or text`},
 		{name: "registry poll zero", old: "registry_poll: 2s", new: "registry_poll: 0s", wantErr: "registry_poll: must be positive"},
+		{name: "negative rate limit", old: "registry_poll: 2s", new: "registry_poll: 2s\nrate_limit: {per_client: -1}", wantErr: "rate_limit.per_client: must not be negative"},
+		{name: "instance on two lines", old: "registry_poll: 2s", new: "registry_poll: 2s\ninstance: \"a\\nb\"", wantErr: "instance: must be one line"},
 		{name: "duration not a duration", old: "registry_poll: 2s", new: "registry_poll: soon", wantErr: `registry_poll: want a duration such as "90s" or "1h", got "soon"`},
 		{name: "duration without unit", old: "registry_poll: 2s", new: "registry_poll: 2", wantErr: `registry_poll: want a duration such as "90s" or "1h", got "2"`},
 		{name: "bool not a bool", old: "max_lifetime: 60s", new: "max_lifetime: 60s\n  allow_rs_algorithms: maybe", wantErr: `client_assertion.allow_rs_algorithms: want true or false, got "maybe"`},
@@ -432,6 +434,7 @@ func TestDefaults(t *testing.T) {
 	want := Default()
 	want.Issuer = "https://sts.example.org"
 	want.Storage = filepath.Join("data", "tillit.db")
+	want.Instance = defaultInstance()
 	want.src = c.src
 	if !equalConfig(c, want) {
 		t.Errorf("got %+v\nwant %+v", c, want)

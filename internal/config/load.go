@@ -138,6 +138,15 @@ func (c *Config) prepare(errs *Errors) {
 	if c.Dev && c.Issuer == "" {
 		c.Issuer = devIssuer(c.Listen)
 	}
+	if c.Instance == "" {
+		c.Instance = defaultInstance()
+	}
+	if c.RateLimit.AddressBurst == 0 {
+		c.RateLimit.AddressBurst = int(2 * c.RateLimit.PerAddress)
+	}
+	if c.RateLimit.ClientBurst == 0 {
+		c.RateLimit.ClientBurst = int(2 * c.RateLimit.PerClient)
+	}
 
 	if v := os.Getenv(EnvKeyEncryptionKey); v != "" {
 		key, err := decodeKey(v)
@@ -622,4 +631,13 @@ func nodeJSON(n *yaml.Node) any {
 		return nil
 	}
 	return n.Value
+}
+
+// defaultInstance is the host name, so that a restarted server continues
+// its own audit chain.
+func defaultInstance() string {
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return h
+	}
+	return "tillit"
 }

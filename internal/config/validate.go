@@ -305,6 +305,22 @@ func (c *Config) checkServer(k *checker) {
 		k.add(path{"log", "format"}, "%q is not json or text", c.Log.Format)
 	}
 	positive(path{"registry_poll"}, c.RegistryPoll)
+
+	if strings.ContainsAny(c.Instance, "\x00\n\r") || len(c.Instance) > 200 {
+		k.add(path{"instance"}, "must be one line of at most 200 characters")
+	}
+	for _, r := range []struct {
+		name  string
+		rate  float64
+		burst int
+	}{{"per_address", c.RateLimit.PerAddress, c.RateLimit.AddressBurst}, {"per_client", c.RateLimit.PerClient, c.RateLimit.ClientBurst}} {
+		if r.rate < 0 {
+			k.add(path{"rate_limit", r.name}, "must not be negative, got %v", r.rate)
+		}
+		if r.rate > 0 && r.burst < 1 {
+			k.add(path{"rate_limit", r.name}, "its burst must be at least 1")
+		}
+	}
 }
 
 // index remembers where each ID was first declared.
