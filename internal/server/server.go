@@ -125,6 +125,8 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (*Server, error) 
 		Issuer:        s.issuer,
 		Registry:      s.registry.Current,
 		Replay:        s.store,
+		Refresh:       s.store,
+		PublicKeys:    s.keys.JWKS,
 		Keys:          s.keys,
 		Assertions:    s.assertions,
 		Proofs:        s.proofs,
@@ -173,6 +175,10 @@ func (s *Server) Handler() http.Handler { return s.handler }
 
 // Keys is the key manager, for operator commands.
 func (s *Server) Keys() *keys.Manager { return s.keys }
+
+// Registry is the registry watcher; its Refresh applies a change made in
+// the store at once, without waiting for the next poll.
+func (s *Server) Registry() *registry.Watcher { return s.registry }
 
 // Store is the store the server uses.
 func (s *Server) Store() store.Store { return s.store }

@@ -61,7 +61,7 @@ func TestDiscovery(t *testing.T) {
 	if got := list("token_endpoint_auth_methods_supported"); !slices.Equal(got, []string{"private_key_jwt"}) {
 		t.Errorf("auth methods %v", got)
 	}
-	if got := list("grant_types_supported"); !slices.Equal(got, []string{"client_credentials"}) {
+	if got := list("grant_types_supported"); !slices.Equal(got, []string{"client_credentials", "refresh_token", "urn:ietf:params:oauth:grant-type:token-exchange"}) {
 		t.Errorf("grant types %v", got)
 	}
 	// What discovery says is what is enforced: RS* switched off here.

@@ -29,6 +29,7 @@ import (
 	"github.com/tillit-sts/tillit/internal/server"
 	"github.com/tillit-sts/tillit/internal/store"
 	"github.com/tillit-sts/tillit/internal/store/sqlite"
+	"github.com/tillit-sts/tillit/internal/token"
 	"github.com/tillit-sts/tillit/keyfile"
 )
 
@@ -146,6 +147,44 @@ func Start(t testing.TB, opt Options) *Server {
 	return s
 }
 
+// RefreshToken stores the first refresh token of a new login of clientID
+// and returns its value, as the authorization_code grant (a later release)
+// will: bound to the DPoP key with RFC 7638 thumbprint jkt (empty for an
+// unbound token), living the client's refresh_token_lifetime, or the
+// default 10 h, from the clock's now. It writes to the store directly: only
+// tests make logins this way, never a request to the server.
+func (s *Server) RefreshToken(t testing.TB, clientID, jkt string, g token.RefreshGrant) string {
+	t.Helper()
+	ctx := context.Background()
+	c, err := s.Store.Client(ctx, clientID)
+	if err != nil {
+		t.Fatalf("servertest: refresh token for %q: %v", clientID, err)
+	}
+	lifetime := c.RefreshTokenLifetime
+	if lifetime == 0 {
+		lifetime = config.Default().Tokens.RefreshTokenLifetime
+	}
+	grant, err := json.Marshal(g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	value := token.NewRefreshTokenValue()
+	now := s.Clock.Now()
+	err = s.Store.CreateRefreshToken(ctx, store.RefreshToken{
+		ID:        token.RefreshTokenID(value),
+		FamilyID:  "family-" + token.NewRefreshTokenValue()[:16],
+		ClientID:  clientID,
+		JKT:       jkt,
+		Grant:     grant,
+		IssuedAt:  now,
+		ExpiresAt: now.Add(lifetime),
+	})
+	if err != nil {
+		t.Fatalf("servertest: refresh token for %q: %v", clientID, err)
+	}
+	return value
+}
+
 // Key is the private key generated for clientID.
 func (s *Server) Key(t testing.TB, clientID string) *jose.JSONWebKey {
 	t.Helper()
@@ -222,6 +261,24 @@ const (
 	OtherChild = "310900052"
 	Stranger   = "310900060" // valid, not in the registry
 	SFMID      = "6a0d3f3e-0a49-4b0e-9a56-1f8e8c1d2b3a"
+
+	// Tenant has delegated to Supplier and accepted the terms of nhn:deft
+	// only; TenantAll those of nhn:deft and test:bearer; Revoked's
+	// delegation is disabled. Customer has delegated nothing.
+	Tenant    = "310900079"
+	TenantAll = "310900087"
+	Revoked   = "310900095"
+	// SFMOrg is the organisation behind the SFM API and its actor client.
+	SFMOrg = "310900109"
+)
+
+// Audiences and scopes of the token exchange setup: the SFM API, owned by
+// the client sfm-actor, exchanges tokens of sfm-client for the downstream
+// Reseptformidleren API.
+const (
+	SFMAudience = "e-helse:sfm.api"
+	RFAudience  = "e-helse:reseptformidleren"
+	RFScope     = "e-helse:reseptformidleren/rf"
 )
 
 // DefaultRegistry covers the cases the token endpoint distinguishes.
@@ -235,6 +292,16 @@ apis:
     name: SFM
     scopes: [e-helse:sfm.api/sfm.api]
     client_claims: [sfm-id, nhn:sfm:journal-id]
+    owners: [sfm-actor, sfm-other-actor]
+  - audience: e-helse:reseptformidleren
+    name: Reseptformidleren
+    scopes: [e-helse:reseptformidleren/rf]
+    subject_claims: [e-helse:sfm.api/client/claims/sfm-id, nhn:sfm:journal-id]
+  - audience: test:chain
+    name: An API whose owner exchanges its tokens for itself, to build chains
+    scopes: [test:chain/api]
+    owners: [chain-actor]
+    exchange_by_default: true
   - audience: test:bearer
     name: An API that allows Bearer tokens
     scopes: [test:bearer/read, test:bearer/write]
@@ -245,8 +312,13 @@ organisations:
   - {number: "310900036", name: Customer AS}
   - {number: "310900044", name: Customer child, parent: "310900036"}
   - {number: "310900052", name: Customer other child, parent: "310900036"}
+  - {number: "310900079", name: Tenant}
+  - {number: "310900087", name: Tenant that accepted every API}
+  - {number: "310900095", name: Tenant whose delegation is disabled}
+  - {number: "310900109", name: SFM}
 client_systems:
   - {id: sys, name: Test EPJ, supplier: "310900028"}
+  - {id: sfm-sys, name: SFM, supplier: "310900109"}
   - {id: deft-only, name: DEFT-only system, supplier: "310900028", apis: [nhn:deft]}
 clients:
   - id: deft-client
@@ -262,7 +334,29 @@ clients:
     organisation: "310900036"
     scopes: [e-helse:sfm.api/sfm.api]
     claims: {e-helse:sfm.api: {sfm-id: 6a0d3f3e-0a49-4b0e-9a56-1f8e8c1d2b3a}}
+    exchange_actors: [sfm-actor]
     jwks: {{jwks "sfm-client" "ES256"}}
+  - id: sfm-actor
+    name: SFM's own client
+    system: sfm-sys
+    organisation: "310900109"
+    grant_types: [client_credentials, urn:ietf:params:oauth:grant-type:token-exchange]
+    scopes: [e-helse:reseptformidleren/rf]
+    jwks: {{jwks "sfm-actor" "ES256"}}
+  - id: sfm-other-actor
+    name: Another owner of SFM that sfm-client does not allow
+    system: sfm-sys
+    organisation: "310900109"
+    grant_types: [urn:ietf:params:oauth:grant-type:token-exchange]
+    scopes: [e-helse:reseptformidleren/rf]
+    jwks: {{jwks "sfm-other-actor" "ES256"}}
+  - id: chain-actor
+    name: Owner of test:chain
+    system: sys
+    organisation: "310900036"
+    grant_types: [client_credentials, urn:ietf:params:oauth:grant-type:token-exchange]
+    scopes: [test:chain/api, e-helse:reseptformidleren/rf]
+    jwks: {{jwks "chain-actor" "ES256"}}
   - id: rsa-client
     name: RSA client
     system: sys
@@ -273,8 +367,18 @@ clients:
     name: Multi-tenant client
     system: sys
     tenancy: multi-tenant
-    scopes: [nhn:deft/api]
+    grant_types: [client_credentials, refresh_token]
+    scopes: [nhn:deft/api, test:bearer/read]
     jwks: {{jwks "multi-client" "ES256"}}
+  - id: refresh-client
+    name: Client with refresh tokens
+    system: sys
+    organisation: "310900036"
+    child_organisations: ["310900044"]
+    grant_types: [refresh_token]
+    scopes: [nhn:deft/api, test:bearer/read]
+    refresh_token_lifetime: 2h
+    jwks: {{jwks "refresh-client" "ES256"}}
   - id: pending-client
     name: Pending client
     system: sys
@@ -321,4 +425,8 @@ clients:
     organisation: "310900036"
     scopes: [nhn:deft/api]
     jwks: {{jwks "nochild-client" "ES256"}}
+delegations:
+  - {organisation: "310900079", supplier: "310900028", apis: [nhn:deft]}
+  - {organisation: "310900087", supplier: "310900028", apis: [nhn:deft, test:bearer]}
+  - {organisation: "310900095", supplier: "310900028", apis: [nhn:deft], status: disabled}
 `

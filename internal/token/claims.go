@@ -21,6 +21,11 @@ type AccessClaims struct {
 	ClientID  string        `json:"client_id"`
 	JTI       string        `json:"jti"`
 	Cnf       *Confirmation `json:"cnf,omitempty"`
+	// Identity is the user the token speaks for; empty in machine tokens.
+	Identity
+	// Act names who exchanged the token (token exchange), the earlier
+	// actors nested inside.
+	Act *Actor `json:"act,omitempty"`
 
 	ClientAMR        string `json:"client_amr"`
 	HelseIDClientAMR string `json:"helseid://claims/client/amr"`
@@ -30,10 +35,52 @@ type AccessClaims struct {
 	OrgNrChild       string `json:"helseid://claims/client/claims/orgnr_child,omitempty"`
 	OrgNrSupplier    string `json:"helseid://claims/client/claims/orgnr_supplier,omitempty"`
 	SFMJournalID     string `json:"nhn:sfm:journal-id,omitempty"`
+	// OriginalClientID is the client of the first token of an exchange
+	// chain (profile §4.6); the client_id of an exchanged token is the actor.
+	OriginalClientID string `json:"helseid://claims/client/original_client_id,omitempty"`
 
 	// APIClaims are API-specific client claims by full name, such as
 	// "e-helse:sfm.api/client/claims/sfm-id".
 	APIClaims map[string]string `json:"-"`
+}
+
+// Identity is what a token says about the user behind it (profile §5.2,
+// §5.3): the login's claims, carried by refresh and token exchange. Every
+// field is left out when empty, so machine tokens carry none of them.
+type Identity struct {
+	Subject        string   `json:"sub,omitempty"`
+	AuthTime       int64    `json:"auth_time,omitempty"`
+	IDP            string   `json:"idp,omitempty"`
+	AMR            []string `json:"amr,omitempty"`
+	SID            string   `json:"sid,omitempty"`
+	PID            string   `json:"helseid://claims/identity/pid,omitempty"`
+	PIDPseudonym   string   `json:"helseid://claims/identity/pid_pseudonym,omitempty"`
+	SecurityLevel  string   `json:"helseid://claims/identity/security_level,omitempty"`
+	AssuranceLevel string   `json:"helseid://claims/identity/assurance_level,omitempty"`
+	Network        string   `json:"helseid://claims/identity/network,omitempty"`
+	HPRNumber      string   `json:"helseid://claims/hpr/hpr_number,omitempty"`
+}
+
+// Actor is the act claim of an exchanged token (RFC 8693 §4.1, profile
+// §4.6): the client that exchanged it and the organisation it acted for. The
+// actor of the token it exchanged is nested inside, so the innermost act is
+// the oldest.
+type Actor struct {
+	Issuer      string `json:"iss,omitempty"`
+	ClientID    string `json:"client_id"`
+	OrgNrParent string `json:"helseid://claims/client/claims/orgnr_parent,omitempty"`
+	OrgNrChild  string `json:"helseid://claims/client/claims/orgnr_child,omitempty"`
+	Act         *Actor `json:"act,omitempty"`
+}
+
+// depth counts the act levels of a chain: the number of exchanges behind a
+// token (decisions.md, token exchange depth).
+func (a *Actor) depth() int {
+	n := 0
+	for ; a != nil; a = a.Act {
+		n++
+	}
+	return n
 }
 
 // Confirmation binds a token to a key (RFC 7800, RFC 9449 §6.1).

@@ -18,6 +18,16 @@ type organisation struct {
 	Supplier  string
 	Tenancy   string
 	JournalID string
+	// Delegation is what lets a multi-tenant client act for Parent; nil
+	// for a single-tenant client, whose organisation accepted every API's
+	// terms when it got the client.
+	Delegation *store.Delegation
+}
+
+// orgChoice is an organisation named earlier, at login, that a refresh
+// uses when its assertion names none.
+type orgChoice struct {
+	Parent, Child string
 }
 
 // hid builds the invalid_request errors for organisation numbers. HelseID
@@ -26,12 +36,20 @@ func hid(code, format string, args ...any) *oauth.Error {
 	return oauth.Newf(oauth.CodeInvalidRequest, code+": "+format, args...)
 }
 
+// multiTenantHowTo ends the errors of a multi-tenant client that did not
+// name its organisation the way profile §6.2 says.
+const multiTenantHowTo = "assertion_details with a helseid_authorization entry whose identifier has system " +
+	helseid.SystemISO6523 + " and value NO:ORGNR:<parent> or NO:ORGNR:<parent>:<child>"
+
 // selectOrganisation reads assertion_details (or authorization_details) and
 // decides the organisation claims. A single-tenant client acts for its own
-// organisation and may name one of its whitelisted children; a multi-tenant
-// client must name the organisation it acts for, which needs the delegation
-// registry (not in this release).
-func selectOrganisation(c *registry.Client, a *clientauth.Assertion) (organisation, error) {
+// organisation and may name one of its whitelisted children. A
+// multi-tenant client must name the organisation it acts for, which must
+// have delegated to the client's supplier (profile §6.1). When the
+// assertion names no organisation, earlier (the login a refresh token comes
+// from) is used in its place; it is checked the same way, since the
+// client's list or a delegation may have changed since.
+func selectOrganisation(snap *registry.Snapshot, c *registry.Client, a *clientauth.Assertion, earlier *orgChoice) (organisation, error) {
 	org := organisation{Tenancy: string(c.Tenancy)}
 	if c.System != nil {
 		org.Supplier = c.System.Supplier
@@ -66,31 +84,41 @@ func selectOrganisation(c *registry.Client, a *clientauth.Assertion) (organisati
 			}
 		}
 	}
-	if c.Tenancy == store.MultiTenant {
-		// TODO(issue 4): delegation registry for multi-tenant clients.
-		return org, oauth.InvalidRequest("multi-tenant clients are not supported yet: choosing the organisation a multi-tenant client acts for needs the delegation registry")
+	var choice *orgChoice
+	if auth != nil {
+		parent, child, err := auth.OrgNumbers()
+		if err != nil {
+			return org, hid("HID-1007", "%s helseid_authorization does not follow the specification", a.DetailsClaim).Wrap(err)
+		}
+		choice = &orgChoice{Parent: parent, Child: child}
+	} else if earlier != nil && (earlier.Parent != "" || earlier.Child != "") {
+		choice = earlier
 	}
+	if c.Tenancy == store.MultiTenant {
+		return multiTenant(snap, org, choice)
+	}
+	return singleTenant(c, org, choice)
+}
+
+func singleTenant(c *registry.Client, org organisation, choice *orgChoice) (organisation, error) {
 	org.Parent = c.Organisation
-	if auth == nil {
+	if choice == nil {
 		return org, nil
 	}
-	parent, child, err := auth.OrgNumbers()
-	if err != nil {
-		return org, hid("HID-1007", "%s helseid_authorization does not follow the specification", a.DetailsClaim).Wrap(err)
-	}
-	if parent != "" {
-		if !helseid.ValidOrgNumber(parent) {
-			return org, hid("HID-1004", "organisation number %q is not nine digits with a valid check digit", parent)
+	if choice.Parent != "" {
+		if !helseid.ValidOrgNumber(choice.Parent) {
+			return org, badOrgNumber(choice.Parent)
 		}
-		if parent != c.Organisation {
-			return org, hid("HID-1001", "parent organisation %s is not the organisation of this single-tenant client", parent)
+		if choice.Parent != c.Organisation {
+			return org, hid("HID-1001", "parent organisation %s is not the organisation of this single-tenant client", choice.Parent)
 		}
 	}
+	child := choice.Child
 	if child == "" {
 		return org, nil
 	}
 	if !helseid.ValidOrgNumber(child) {
-		return org, hid("HID-1004", "organisation number %q is not nine digits with a valid check digit", child)
+		return org, badOrgNumber(child)
 	}
 	if len(c.ChildOrganisations) == 0 {
 		return org, hid("HID-1006", "this client is not set up to pass child organisation numbers")
@@ -100,4 +128,70 @@ func selectOrganisation(c *registry.Client, a *clientauth.Assertion) (organisati
 	}
 	org.Child = child
 	return org, nil
+}
+
+// multiTenant decides for a multi-tenant client: the organisation it names
+// must have delegated to the client's supplier (the Altinn right of profile
+// §6.1). A child is not checked against any list (profile §6.3).
+func multiTenant(snap *registry.Snapshot, org organisation, choice *orgChoice) (organisation, error) {
+	if choice == nil {
+		return org, oauth.InvalidRequest("a multi-tenant client must name the organisation it acts for: " + multiTenantHowTo)
+	}
+	if choice.Parent == "" {
+		// A bare number in the Enhetsregisteret system names a child of
+		// a single-tenant client's own organisation; a multi-tenant
+		// client has none.
+		return org, oauth.InvalidRequest("a multi-tenant client names its parent organisation, not only a child: " + multiTenantHowTo)
+	}
+	if !helseid.ValidOrgNumber(choice.Parent) {
+		return org, badOrgNumber(choice.Parent)
+	}
+	if choice.Child != "" && !helseid.ValidOrgNumber(choice.Child) {
+		return org, badOrgNumber(choice.Child)
+	}
+	d, ok := snap.Delegation(choice.Parent, org.Supplier)
+	if !ok || !d.Active() {
+		// HelseID's text for this is not public (profile §6.3), and no
+		// HID code is documented for it.
+		return org, oauth.Newf(oauth.CodeInvalidRequest,
+			"organisation %s has not delegated to the client's supplier %s the right to act for it in HelseID", choice.Parent, org.Supplier)
+	}
+	org.Parent, org.Child, org.Delegation = choice.Parent, choice.Child, d
+	return org, nil
+}
+
+func badOrgNumber(n string) *oauth.Error {
+	return hid("HID-1004", "organisation number %q is not nine digits with a valid check digit", n)
+}
+
+// accepted splits scopes into those the organisation may have and those of
+// APIs whose terms of use it has not accepted, which a multi-tenant client
+// gets left out of its token and listed in rejected_scope (profile §6.3).
+// Scopes that belong to no API (openid, offline_access, ...) are always
+// kept. A single-tenant client's organisation is taken to have accepted
+// every API its client may use.
+func (o organisation) accepted(snap *registry.Snapshot, scopes []string) (kept, rejected []string) {
+	if o.Delegation == nil {
+		return scopes, nil
+	}
+	for _, s := range scopes {
+		api, ok := snap.APIForScope(s)
+		if ok && !slices.Contains(o.Delegation.AcceptedAPIs, api.Audience) {
+			rejected = append(rejected, s)
+			continue
+		}
+		kept = append(kept, s)
+	}
+	return kept, rejected
+}
+
+// termsNotAccepted refuses a request whose every scope was rejected: a
+// token without any of its API's scopes would still open that API to APIs
+// that do not check scopes.
+func (o organisation) termsNotAccepted(snap *registry.Snapshot, rejected []string) *oauth.Error {
+	aud := "the API"
+	if api, ok := snap.APIForScope(rejected[0]); ok {
+		aud = api.Audience
+	}
+	return oauth.Newf(oauth.CodeInvalidScope, "organisation %s has not accepted the terms of use of %s", o.Parent, aud)
 }

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
+
 	"github.com/tillit-sts/tillit/dpop"
 	"github.com/tillit-sts/tillit/internal/clientauth"
 	"github.com/tillit-sts/tillit/internal/keys"
@@ -37,6 +39,13 @@ type SignerSource interface {
 	Signer() (*keys.Signer, error)
 }
 
+// RefreshStore keeps refresh tokens (store.Store).
+type RefreshStore interface {
+	RefreshToken(ctx context.Context, id string) (store.RefreshToken, error)
+	RotateRefreshToken(ctx context.Context, now time.Time, oldID string, next store.RefreshToken) error
+	RevokeRefreshFamily(ctx context.Context, familyID string) (int64, error)
+}
+
 // Config wires the endpoint.
 type Config struct {
 	Issuer string
@@ -50,6 +59,14 @@ type Config struct {
 	// Proofs checks DPoP proofs. Its Nonces, when set, makes nonces
 	// mandatory (HelseID behaviour); the endpoint then also hands them out.
 	Proofs *dpop.Verifier
+	// Refresh keeps refresh tokens. Nil leaves the refresh_token grant out.
+	Refresh RefreshStore
+	// PublicKeys returns the published signing keys (keys.Manager.JWKS:
+	// the next, the active and the retired ones whose tokens may still
+	// live), which verify the access tokens this service issued: the
+	// subject tokens of token exchange and the tokens APIs introspect. Nil
+	// leaves token exchange out.
+	PublicKeys func() jose.JSONWebKeySet
 	// TokenLifetime is the default access token lifetime.
 	TokenLifetime time.Duration
 	MaxBody       int64
@@ -87,6 +104,23 @@ type issue struct {
 	Scopes   []string
 	Claims   AccessClaims // iss, times, jti and cnf are filled in by the pipeline
 	Lifetime time.Duration
+	// RejectedScopes were asked for and left out because the organisation
+	// has not accepted their API's terms of use (profile §6.3).
+	RejectedScopes []string
+	// IssuedTokenType is the issued_token_type of token exchange
+	// (RFC 8693 §2.2.1); empty for the other grants.
+	IssuedTokenType string
+	// Rotate is the refresh token the grant spends and its successor. The
+	// pipeline rotates only after everything else has passed.
+	Rotate *rotation
+}
+
+// rotation replaces a refresh token by its successor in the same family.
+type rotation struct {
+	OldID string
+	Next  store.RefreshToken
+	// Value is the successor's value, sent to the client and never stored.
+	Value string
 }
 
 // New returns the endpoint.
@@ -103,6 +137,12 @@ func New(cfg Config) *Endpoint {
 	e := &Endpoint{cfg: cfg, tokenURL: strings.TrimSuffix(cfg.Issuer, "/") + Path}
 	e.grants = map[string]grant{
 		oauth.GrantTypeClientCredentials: clientCredentials{e},
+	}
+	if cfg.PublicKeys != nil {
+		e.grants[oauth.GrantTypeTokenExchange] = tokenExchange{e}
+	}
+	if cfg.Refresh != nil {
+		e.grants[oauth.GrantTypeRefreshToken] = refreshGrant{e}
 	}
 	return e
 }
@@ -141,18 +181,29 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// response is the success body (RFC 6749 §5.1, RFC 9449 §5).
+// response is the success body (RFC 6749 §5.1, RFC 9449 §5). The fields
+// after scope appear only where a grant sets them, so a client_credentials
+// answer is what it always was.
 type response struct {
 	AccessToken string `json:"access_token"`
-	TokenType   string `json:"token_type"`
-	ExpiresIn   int64  `json:"expires_in"`
-	Scope       string `json:"scope,omitempty"`
+	// IssuedTokenType is set by token exchange (RFC 8693 §2.2.1).
+	IssuedTokenType string `json:"issued_token_type,omitempty"`
+	TokenType       string `json:"token_type"`
+	ExpiresIn       int64  `json:"expires_in"`
+	Scope           string `json:"scope,omitempty"`
+	RefreshToken    string `json:"refresh_token,omitempty"`
+	// RTExpiresIn is HelseID's: seconds until the refresh token expires
+	// (profile §4.1).
+	RTExpiresIn int64 `json:"rt_expires_in,omitempty"`
+	// RejectedScope lists scopes of APIs whose terms the organisation has
+	// not accepted, space-separated like scope (profile §4.1).
+	RejectedScope string `json:"rejected_scope,omitempty"`
 }
 
 // handle is the fixed pipeline.
 func (e *Endpoint) handle(w http.ResponseWriter, r *http.Request) (*response, error) {
 	// 1–3: transport, body bound, one parse of the form.
-	req, err := parseRequest(w, r, e.cfg.MaxBody)
+	req, err := parseRequest(w, r, e.cfg.MaxBody, "token")
 	if err != nil {
 		return nil, err
 	}
@@ -160,7 +211,7 @@ func (e *Endpoint) handle(w http.ResponseWriter, r *http.Request) (*response, er
 	snap := e.cfg.Registry()
 
 	// 4: private_key_jwt.
-	client, assertion, err := e.authenticate(req, snap, now)
+	client, assertion, err := authenticate(e.cfg.Assertions, req, snap, now)
 	if err != nil {
 		return nil, err
 	}
@@ -202,21 +253,51 @@ func (e *Endpoint) handle(w http.ResponseWriter, r *http.Request) (*response, er
 		jtis = append(jtis, store.JTI{Key: proofKey(t.Proof), Expires: t.Proof.Expires})
 	}
 	if err := e.cfg.Replay.ConsumeJTIs(r.Context(), now, jtis); err != nil {
-		var re *store.ReplayError
-		switch {
-		case errors.As(err, &re) && strings.HasPrefix(re.Key, "p|"):
-			return nil, oauth.InvalidDPoPProof("DPoP proof was already used (jti)")
-		case errors.Is(err, store.ErrReplay):
-			return nil, oauth.InvalidClient("client_assertion was already used (jti)")
-		}
-		return nil, err
+		return nil, replayError(err)
 	}
 
-	// 8: sign and answer.
-	return e.sign(r.Context(), t, is)
+	// 8: sign, rotate the refresh token (the refresh grant's own spend), and
+	// answer. The jtis go first and the rotation last, because the two are
+	// separate store calls and only this order cannot hurt the client: if
+	// the rotation fails after the jtis were spent, the client makes a new
+	// assertion and proof (as it must for any request) and its refresh
+	// token is still good, unless another request rotated it, in which
+	// case it was lost anyway. The other order could rotate the token and
+	// then refuse a replayed jti, leaving the client without its new
+	// refresh token and its old one spent. Signing comes before the
+	// rotation too, so that nothing can fail once the token is rotated.
+	resp, err := e.sign(r.Context(), t, is)
+	if err != nil {
+		return nil, err
+	}
+	if is.Rotate != nil {
+		if err := e.cfg.Refresh.RotateRefreshToken(r.Context(), now, is.Rotate.OldID, is.Rotate.Next); err != nil {
+			return nil, rotationError(err)
+		}
+		resp.RefreshToken = is.Rotate.Value
+		resp.RTExpiresIn = int64(is.Rotate.Next.ExpiresAt.Sub(now) / time.Second)
+		e.cfg.Log.Debug("refresh token rotated", "request_id", requestid.From(r.Context()), "client_id", client.ID,
+			"family", is.Rotate.Next.FamilyID)
+	}
+	return resp, nil
 }
 
-func (e *Endpoint) authenticate(req *Request, snap *registry.Snapshot, now time.Time) (*registry.Client, *clientauth.Assertion, error) {
+// replayError maps a refused ConsumeJTIs to what the client sent twice.
+func replayError(err error) error {
+	var re *store.ReplayError
+	switch {
+	case errors.As(err, &re) && strings.HasPrefix(re.Key, "p|"):
+		return oauth.InvalidDPoPProof("DPoP proof was already used (jti)")
+	case errors.Is(err, store.ErrReplay):
+		return oauth.InvalidClient("client_assertion was already used (jti)")
+	}
+	return err
+}
+
+// authenticate checks the client authentication of a request to any
+// endpoint that takes private_key_jwt, with that endpoint's verifier (whose
+// Audiences name it). It spends nothing.
+func authenticate(v *clientauth.Verifier, req *Request, snap *registry.Snapshot, now time.Time) (*registry.Client, *clientauth.Assertion, error) {
 	secret := req.Form.Has("client_secret")
 	hasAssertion := req.ClientAssertion != "" || req.ClientAssertionType != ""
 	switch {
@@ -230,7 +311,7 @@ func (e *Endpoint) authenticate(req *Request, snap *registry.Snapshot, now time.
 	case req.ClientAssertionType != oauth.ClientAssertionTypeJWTBearer:
 		return nil, nil, oauth.InvalidClient("client_assertion_type must be " + oauth.ClientAssertionTypeJWTBearer)
 	}
-	a, err := e.cfg.Assertions.Parse(req.ClientAssertion)
+	a, err := v.Parse(req.ClientAssertion)
 	if err != nil {
 		return nil, nil, assertionError(err)
 	}
@@ -248,7 +329,7 @@ func (e *Endpoint) authenticate(req *Request, snap *registry.Snapshot, now time.
 	case !c.Active():
 		return nil, nil, oauth.InvalidClient("the client is disabled")
 	}
-	if err := e.cfg.Assertions.Verify(a, c.Keys, now); err != nil {
+	if err := v.Verify(a, c.Keys, now); err != nil {
 		return nil, nil, assertionError(err)
 	}
 	return c, a, nil
@@ -314,7 +395,14 @@ func (e *Endpoint) sign(ctx context.Context, t *tokenRequest, is *issue) (*respo
 	}
 	e.cfg.Log.Debug("token issued", "request_id", requestid.From(ctx), "client_id", t.Client.ID,
 		"grant_type", t.GrantType, "aud", c.Audience, "jti", c.JTI, "dpop", t.Proof != nil)
-	return &response{AccessToken: at, TokenType: typ, ExpiresIn: int64(lifetime / time.Second), Scope: strings.Join(is.Scopes, " ")}, nil
+	return &response{
+		AccessToken:     at,
+		IssuedTokenType: is.IssuedTokenType,
+		TokenType:       typ,
+		ExpiresIn:       int64(lifetime / time.Second),
+		Scope:           strings.Join(is.Scopes, " "),
+		RejectedScope:   strings.Join(is.RejectedScopes, " "),
+	}, nil
 }
 
 // writeError renders err and logs it under the request ID. Refusals are

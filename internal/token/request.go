@@ -31,12 +31,13 @@ type Request struct {
 	Basic bool
 }
 
-// parseRequest reads and checks the transport of a token request: method,
-// content type, body size, form syntax, repeated parameters, DPoP header
-// count. A request that fails here spends nothing.
-func parseRequest(w http.ResponseWriter, r *http.Request, maxBody int64) (*Request, error) {
+// parseRequest reads and checks the transport of a request to the token
+// endpoint, or to another endpoint (named in errors) that takes a form and
+// private_key_jwt: method, content type, body size, form syntax, repeated
+// parameters, DPoP header count. A request that fails here spends nothing.
+func parseRequest(w http.ResponseWriter, r *http.Request, maxBody int64, endpoint string) (*Request, error) {
 	if r.Method != http.MethodPost {
-		return nil, oauth.InvalidRequest("the token endpoint accepts POST only").WithStatus(http.StatusMethodNotAllowed)
+		return nil, oauth.InvalidRequest("the " + endpoint + " endpoint accepts POST only").WithStatus(http.StatusMethodNotAllowed)
 	}
 	ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || ct != "application/x-www-form-urlencoded" {

@@ -121,7 +121,27 @@ func TestForgeOneFault(t *testing.T) {
 		{"details neither object nor array", call{assertion: details("a string"), form: deftScope}, 400, "invalid_request", "HID-1007"},
 		{"two helseid_authorization entries", call{assertion: details([]any{childDetail(servertest.Child), childDetail(servertest.Child)}), form: deftScope}, 400, "invalid_request", "HID-1007"},
 		{"journal id that is not a UUID", call{client: "sfm-client", assertion: details(map[string]any{"type": "nhn:sfm:journal-id", "value": map[string]any{"journal_id": "42"}})}, 400, "invalid_request", "UUID"},
-		{"multi-tenant client", call{client: "multi-client", assertion: details(multiDetail("NO:ORGNR:" + servertest.Customer + ":"))}, 400, "invalid_request", "multi-tenant"},
+		{"multi-tenant client", call{client: "multi-client", assertion: details(multiDetail("NO:ORGNR:" + servertest.Customer + ":"))}, 400, "invalid_request", "has not delegated"},
+
+		// Multi-tenant clients and the delegation registry (profile §6.1).
+		{"multi-tenant client naming no organisation", call{client: "multi-client", form: deftScope}, 400, "invalid_request", "must name the organisation it acts for"},
+		{"multi-tenant client naming only a child", call{client: "multi-client", assertion: details(childDetail(servertest.Child)), form: deftScope}, 400, "invalid_request", "names its parent organisation"},
+		{"multi-tenant parent number malformed", call{client: "multi-client", assertion: details(multiDetail("NO:ORGNR:31090007")), form: deftScope}, 400, "invalid_request", "HID-1004"},
+		{"multi-tenant parent with a bad check digit", call{client: "multi-client", assertion: details(multiDetail("NO:ORGNR:310900078:")), form: deftScope}, 400, "invalid_request", "HID-1004"},
+		{"multi-tenant child number malformed", call{client: "multi-client", assertion: details(multiDetail("NO:ORGNR:" + servertest.Tenant + ":abc")), form: deftScope}, 400, "invalid_request", "HID-1004"},
+		{"multi-tenant value without a parent", call{client: "multi-client", assertion: details(multiDetail("NO:ORGNR:")), form: deftScope}, 400, "invalid_request", "HID-1007"},
+		{"multi-tenant value with three numbers", call{client: "multi-client", assertion: details(multiDetail("NO:ORGNR:" + servertest.Tenant + ":" + servertest.Child + ":" + servertest.Child)), form: deftScope}, 400, "invalid_request", "HID-1007"},
+		{"multi-tenant value without the NO:ORGNR prefix", call{client: "multi-client", assertion: details(multiDetail(servertest.Tenant)), form: deftScope}, 400, "invalid_request", "HID-1007"},
+		{"multi-tenant organisation unknown to the registry", call{client: "multi-client", assertion: details(multiDetail("NO:ORGNR:" + servertest.Stranger)), form: deftScope}, 400, "invalid_request", "has not delegated"},
+		{"multi-tenant organisation whose delegation is disabled", call{client: "multi-client", assertion: details(multiDetail("NO:ORGNR:" + servertest.Revoked + ":")), form: deftScope}, 400, "invalid_request", "has not delegated"},
+		{"multi-tenant organisation that has not accepted the API's terms", call{client: "multi-client", assertion: details(multiDetail("NO:ORGNR:" + servertest.Tenant + ":")), form: func(f url.Values) { f.Set("scope", "test:bearer/read") }}, 400, "invalid_scope", "has not accepted the terms of use of test:bearer"},
+		{"multi-tenant resource whose terms are not accepted", call{client: "multi-client", assertion: details(multiDetail("NO:ORGNR:" + servertest.Tenant)), form: func(f url.Values) { f.Set("resource", "test:bearer") }}, 400, "invalid_scope", "has not accepted the terms of use of test:bearer"},
+		{"multi-tenant both details claims", call{client: "multi-client", assertion: func(h, c map[string]any) {
+			c["assertion_details"] = multiDetail("NO:ORGNR:" + servertest.Tenant)
+			c["authorization_details"] = multiDetail("NO:ORGNR:" + servertest.Tenant)
+		}, form: deftScope}, 400, "invalid_request", "both assertion_details and authorization_details"},
+		{"multi-tenant accepted terms of two APIs, scope omitted", call{client: "multi-client", assertion: details(multiDetail("NO:ORGNR:" + servertest.TenantAll))}, 400, "invalid_target", "name one API"},
+		{"client_credentials for a client with only the refresh_token grant", call{client: "refresh-client", form: deftScope}, 400, "unauthorized_client", "client_credentials"},
 	}
 	var golden strings.Builder
 	for _, tt := range tests {
