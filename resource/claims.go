@@ -117,7 +117,8 @@ func (c *Claims) HasScope(s string) bool { return slices.Contains(c.Scopes, s) }
 type ctxKey struct{}
 
 // ClaimsFromContext returns the claims the middleware validated for the
-// request whose context ctx is.
+// request whose context ctx is. They are shared with other requests that
+// carry the same token (Config.TokenCache): read them, never modify them.
 func ClaimsFromContext(ctx context.Context) (*Claims, bool) {
 	c, ok := ctx.Value(ctxKey{}).(*Claims)
 	return c, ok

@@ -2,6 +2,7 @@ package resource
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -32,6 +33,9 @@ const (
 	// again, so that a key the STS withdrew stops verifying. Tillit
 	// publishes keys a day before they sign, so an hour loses nothing.
 	DefaultKeysMaxAge = time.Hour
+	// DefaultTokenCache is Config.TokenCache when zero: room for the
+	// tokens of a few thousand clients, about 10 MiB at most.
+	DefaultTokenCache = 4096
 	// DefaultHTTPTimeout bounds each read of discovery or keys when
 	// Config.HTTPClient is nil.
 	DefaultHTTPTimeout = 10 * time.Second
@@ -91,6 +95,14 @@ type Config struct {
 	// behind one load balancer must share one cache.
 	Replay ReplayCache
 
+	// TokenCache is how many verified access tokens are remembered, so
+	// that a client that sends one token with many requests (HelseID's
+	// live an hour) costs one token signature check, not one per request;
+	// the proof is still checked every time. A token is remembered until
+	// it expires or KeysMaxAge has passed, whichever is first. Zero means
+	// DefaultTokenCache; a negative number turns the cache off.
+	TokenCache int
+
 	// InsecureBearer makes the validator serve a Bearer route instead of
 	// a DPoP one: a token is accepted without a proof, so whoever copies
 	// it can use it. HelseID allows this only on a route of its own with a
@@ -129,6 +141,7 @@ type Validator struct {
 	now      func() time.Time
 	onError  func(*http.Request, error)
 	algNames string
+	tokens   *tokenCache // nil when off
 }
 
 // New checks cfg and returns a Validator. It does no I/O: keys are read on
@@ -204,7 +217,15 @@ func New(cfg Config) (*Validator, error) {
 	if replay == nil && !cfg.InsecureBearer {
 		replay = NewMemoryReplayCache(0)
 	}
+	var tokens *tokenCache
+	switch {
+	case cfg.TokenCache == 0:
+		tokens = newTokenCache(DefaultTokenCache, maxAge)
+	case cfg.TokenCache > 0:
+		tokens = newTokenCache(cfg.TokenCache, maxAge)
+	}
 	return &Validator{
+		tokens:   tokens,
 		issuer:   cfg.Issuer,
 		audience: cfg.Audience,
 		single:   cfg.SingleAudience,
@@ -331,8 +352,29 @@ func (v *Validator) scheme() string {
 	return "DPoP"
 }
 
-// validateToken checks the access token (profile §10.3, RFC 9068 §4).
+// validateToken checks the access token (profile §10.3, RFC 9068 §4), or
+// finds it among those checked before: then only exp is looked at again,
+// since nothing else that was checked changes with time.
 func (v *Validator) validateToken(ctx context.Context, token string, now time.Time) (*Claims, error) {
+	if v.tokens == nil {
+		return v.verifyToken(ctx, token, now)
+	}
+	key := sha256.Sum256([]byte(token))
+	if c, ok := v.tokens.get(key, now); ok {
+		if !now.Before(c.Expiry.Add(v.leeway)) {
+			return nil, fail(ErrInvalidToken, "access token has expired", nil)
+		}
+		return c, nil
+	}
+	c, err := v.verifyToken(ctx, token, now)
+	if err == nil {
+		v.tokens.put(key, c, now, c.Expiry.Add(v.leeway))
+	}
+	return c, err
+}
+
+// verifyToken checks the access token's signature and claims.
+func (v *Validator) verifyToken(ctx context.Context, token string, now time.Time) (*Claims, error) {
 	jws, err := jose.ParseSignedCompact(token, v.algs)
 	if err != nil {
 		return nil, fail(ErrInvalidToken, "access token is not a JWS signed with an allowed algorithm", nil)

@@ -563,3 +563,28 @@ func TestClaimNames(t *testing.T) {
 		}
 	}
 }
+
+// TestTokenCache: a cached token is still refused once it expires, and a
+// validator without the cache checks every token in full.
+func TestTokenCache(t *testing.T) {
+	h := newHarness(t)
+	tok := h.token(t, client.TokenRequest{})
+	exp := time.Unix(int64(claimsOf(t, tok)["exp"].(float64)), 0)
+	for _, size := range []int{0, 1, -1} {
+		t.Run(fmt.Sprint("size ", size), func(t *testing.T) {
+			clock := servertest.NewClock(h.sts.Clock.Now())
+			vc := h.validator(t, func(c *resource.Config) { c.TokenCache, c.Now = size, clock.Now })
+			for _, at := range []time.Time{clock.Now(), clock.Now().Add(time.Second), exp.Add(resource.DefaultLeeway - time.Second)} {
+				clock.Advance(at.Sub(clock.Now()))
+				if resp, _ := call(vc, newRequest("GET", apiURL, "DPoP "+tok, h.proof(t, "GET", apiURL, tok, at))); resp.StatusCode != 200 {
+					t.Fatalf("at %v: %d %s", at, resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+				}
+			}
+			clock.Advance(time.Second)
+			resp, _ := call(vc, newRequest("GET", apiURL, "DPoP "+tok, h.proof(t, "GET", apiURL, tok, clock.Now())))
+			if ch := resp.Header.Get("WWW-Authenticate"); resp.StatusCode != 401 || !strings.Contains(ch, "access token has expired") {
+				t.Fatalf("after exp: %d %s", resp.StatusCode, ch)
+			}
+		})
+	}
+}
