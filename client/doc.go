@@ -1,32 +1,44 @@
 // Package client gets access tokens from HelseID, or from Tillit, as a
-// HelseID client does: it authenticates with a private_key_jwt client
-// assertion, binds tokens to a key with DPoP and handles the use_dpop_nonce
-// round trip that HelseID asks for on the first token request.
+// HelseID client does, and calls APIs with them: it authenticates with a
+// private_key_jwt client assertion, binds tokens to a key with DPoP, handles
+// the use_dpop_nonce round trips that HelseID and APIs ask for, caches tokens
+// and signs a DPoP proof for every API call.
 //
 // A Client is made once per client configuration and shared; it is safe for
 // concurrent use. It reads the issuer's discovery document once a day and
-// remembers the last DPoP nonce the token endpoint gave, so that most
-// requests need one round trip:
+// remembers the DPoP nonces servers give, so that most requests need one
+// round trip. For a machine client that calls one API, three values are
+// all it takes:
 //
-//	key, err := keyfile.ReadFile("client.jwk")
+//	key, err := keyfile.ReadFile("client.jwk") // a JWK with alg, or a PEM key
 //	...
 //	c, err := client.New(client.Config{
 //		Issuer:   "https://helseid-sts.test.nhn.no",
 //		ClientID: "8cd7c619-92db-4d55-89e2-383b75efc758",
 //		Key:      key,
+//		Scopes:   []string{"nhn:deft/api"},
 //	})
 //	...
-//	org, err := helseid.NewMultiTenantOrganization("994598759", "")
+//	ts, err := c.TokenSource(client.TokenRequest{})
 //	...
-//	tok, err := c.Token(ctx, client.TokenRequest{
-//		Scopes:           []string{"nhn:deft/api"},
-//		AssertionDetails: []helseid.Detail{org},
-//	})
-//	var oerr *client.Error
-//	if errors.As(err, &oerr) && oerr.Code == "invalid_scope" {
-//		...
-//	}
+//	api := &http.Client{Transport: &client.Transport{Source: ts}}
+//	resp, err := api.Get("https://deft.test.nhn.no/whoami")
 //
-// Only the client_credentials grant exists so far. The package imports no
-// Tillit server code: it is meant to be used by other modules.
+// TokenSource keeps a token per kind of request (scopes, resource,
+// organisation) and renews it shortly before it expires, one request at a
+// time however many goroutines ask. Transport adds "Authorization: DPoP" and
+// a new proof to each request. Client.Token gets a token without the cache.
+//
+// The organisation a client acts for goes into the client assertion's
+// assertion_details as NHN's libraries write it: Config.Tenancy says whether
+// the client is single-tenant (it may name a child organisation) or
+// multi-tenant (it must name the organisation, and may name its child), and
+// Config.Organization or TokenRequest.Organization names them.
+//
+// Refusals by the token endpoint are *Error, with the OAuth error code,
+// description and HTTP status. Only the client_credentials grant exists so
+// far; the token-exchange and refresh helpers will build on the same token
+// request (Client.Token) and cache (TokenSource). The package imports no
+// Tillit server code and no database driver: it is meant to be used by
+// other modules.
 package client

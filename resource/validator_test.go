@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -584,6 +585,36 @@ func TestTokenCache(t *testing.T) {
 			resp, _ := call(vc, newRequest("GET", apiURL, "DPoP "+tok, h.proof(t, "GET", apiURL, tok, clock.Now())))
 			if ch := resp.Header.Get("WWW-Authenticate"); resp.StatusCode != 401 || !strings.Contains(ch, "access token has expired") {
 				t.Fatalf("after exp: %d %s", resp.StatusCode, ch)
+			}
+		})
+	}
+}
+
+// TestRequireScopes: a route that needs a further scope answers 403 with
+// the scopes it needs.
+func TestRequireScopes(t *testing.T) {
+	h := newHarness(t)
+	v := h.validator(t, nil)
+	now := h.sts.Clock.Now()
+	tok := h.token(t, client.TokenRequest{})
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})
+	tests := []struct {
+		name      string
+		handler   http.Handler
+		wantCode  int
+		wantChall string
+	}{
+		{"scope held", v.Middleware(v.RequireScopes("nhn:deft/api")(ok)), 200, ""},
+		{"scope missing", v.Middleware(v.RequireScopes("nhn:deft/api", "nhn:deft/write")(ok)), 403,
+			`DPoP error="insufficient_scope", error_description="access token lacks scope nhn:deft/write", scope="nhn:deft/api nhn:deft/write", algs=`},
+		{"outside Middleware", v.RequireScopes("nhn:deft/api")(ok), 401, `DPoP algs=`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			tt.handler.ServeHTTP(rec, newRequest("GET", apiURL, "DPoP "+tok, h.proof(t, "GET", apiURL, tok, now)))
+			if ch := rec.Header().Get("WWW-Authenticate"); rec.Code != tt.wantCode || !strings.HasPrefix(ch, tt.wantChall) {
+				t.Fatalf("%d %q, want %d %q", rec.Code, ch, tt.wantCode, tt.wantChall)
 			}
 		})
 	}
