@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/tillit-sts/tillit/client"
 	"github.com/tillit-sts/tillit/dpop"
+	"github.com/tillit-sts/tillit/internal/servertest"
 	"github.com/tillit-sts/tillit/resource"
 )
 
@@ -125,7 +127,7 @@ func TestE2ETokenSourceErrors(t *testing.T) {
 	for range 2 {
 		_, err := ts.Token(context.Background())
 		var oe *client.Error
-		if !errorsAs(err, &oe) || oe.Code != "invalid_scope" || oe.StatusCode != 400 {
+		if !errors.As(err, &oe) || oe.Code != "invalid_scope" || oe.StatusCode != 400 {
 			t.Fatalf("got %v", err)
 		}
 	}
@@ -171,7 +173,8 @@ func (e *e2e) api(t *testing.T) *httptest.Server {
 	api := httptest.NewServer(v.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, _ := resource.ClaimsFromContext(r.Context())
 		body, _ := io.ReadAll(r.Body)
-		json.NewEncoder(w).Encode(map[string]string{"client_id": c.ClientID, "body": string(body)})
+		json.NewEncoder(w).Encode(map[string]string{"client_id": c.ClientID, "body": string(body),
+			"tenancy": c.Tenancy, "parent": c.Organization.Parent, "supplier": c.Organization.Supplier})
 	})))
 	t.Cleanup(api.Close)
 	return api
@@ -266,10 +269,45 @@ func TestE2ETransport(t *testing.T) {
 	}
 }
 
-func errorsAs(err error, target **client.Error) bool {
-	oe, ok := err.(*client.Error)
-	if ok {
-		*target = oe
+// TestE2EMultiTenant: a multi-tenant client names the organisation it acts
+// for, one TokenSource per organisation, and the API sees it as the parent
+// with the client's supplier; an organisation that has not delegated to the
+// supplier is refused by the STS.
+func TestE2EMultiTenant(t *testing.T) {
+	e := startE2E(t)
+	api := e.api(t)
+	c := e.client(t, "multi-client", func(cfg *client.Config) {
+		cfg.Tenancy, cfg.Scopes = client.MultiTenant, []string{"nhn:deft/api"}
+	})
+	call := func(org string) (map[string]string, error) {
+		ts, err := c.TokenSource(client.TokenRequest{Organization: client.Organization{Parent: org}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := (&http.Client{Transport: &client.Transport{Source: ts}}).Get(api.URL + "/whoami")
+		if err != nil {
+			return nil, err
+		}
+		defer resp.Body.Close()
+		var out map[string]string
+		json.NewDecoder(resp.Body).Decode(&out)
+		return out, nil
 	}
-	return ok
+	for _, org := range []string{servertest.Tenant, servertest.TenantAll} {
+		out, err := call(org)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out["tenancy"] != "multi-tenant" || out["parent"] != org || out["supplier"] != servertest.Supplier {
+			t.Fatalf("acting for %s, the API saw %v", org, out)
+		}
+	}
+	_, err := call(servertest.Customer)
+	var oe *client.Error
+	if !errors.As(err, &oe) || oe.Code != "invalid_request" {
+		t.Fatalf("an organisation without delegation: %v", err)
+	}
+	if _, err := c.TokenSource(client.TokenRequest{}); err == nil || err.Error() != "client: a multi-tenant client must name the organisation it acts for" {
+		t.Fatalf("no organisation: %v", err)
+	}
 }
