@@ -2,17 +2,20 @@ package server
 
 import (
 	"context"
-	"fmt"
 	"strings"
 
 	"github.com/tillit-sts/tillit/internal/store"
+	"github.com/tillit-sts/tillit/internal/store/postgres"
 	"github.com/tillit-sts/tillit/internal/store/sqlite"
 )
 
+// openStore opens the backend a storage setting names: a postgres:// or
+// postgresql:// URL is PostgreSQL, anything else a SQLite file (a path or
+// a sqlite: URL). Both bring their schema up to date before they return.
 func openStore(ctx context.Context, storage string) (store.Store, error) {
 	switch {
 	case strings.HasPrefix(storage, "postgres://"), strings.HasPrefix(storage, "postgresql://"):
-		return nil, fmt.Errorf("server: PostgreSQL storage is not in this build yet")
+		return postgres.Open(ctx, storage, postgres.Options{})
 	case strings.HasPrefix(storage, "sqlite:"):
 		storage = strings.TrimPrefix(strings.TrimPrefix(storage, "sqlite:"), "//")
 	}
