@@ -26,6 +26,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"serve", "run the token service", runServe},
+		{"migrate", "apply the store's schema migrations", runMigrate},
 		{"keys", "make client keys; rotate the signing key", runKeys},
 		{"audit", "verify, tail and export the audit log", runAudit},
 		{"token", "get an access token as a client", runToken},
