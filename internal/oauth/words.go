@@ -39,4 +39,7 @@ const (
 	CodeTemporarilyUnavail   = "temporarily_unavailable"
 	CodeInvalidToken         = "invalid_token"
 	CodeInsufficientScope    = "insufficient_scope"
+	// CodeUnsupportedTokenType answers a revocation of a token type the
+	// server cannot revoke (RFC 7009 §2.2.1).
+	CodeUnsupportedTokenType = "unsupported_token_type"
 )

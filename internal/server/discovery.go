@@ -24,8 +24,7 @@ const (
 
 // metadata is the discovery document. It advertises what this build
 // enforces, with HelseID's field names (decisions.md: Discovery); fields for
-// login, PAR, userinfo, introspection and revocation appear with those
-// endpoints.
+// login, PAR and userinfo appear with those endpoints.
 type metadata struct {
 	Issuer                   string   `json:"issuer"`
 	JWKSURI                  string   `json:"jwks_uri"`
@@ -39,6 +38,15 @@ type metadata struct {
 	TokenEndpointAuthAlgs    []string `json:"token_endpoint_auth_signing_alg_values_supported"`
 	DPoPAlgs                 []string `json:"dpop_signing_alg_values_supported"`
 	ExpiredJWKSURI           string   `json:"expired_jwks_uri"`
+
+	// Introspection (RFC 7662) and revocation (RFC 7009), with the
+	// authentication they take (RFC 8414 §2).
+	IntrospectionEndpoint            string   `json:"introspection_endpoint"`
+	IntrospectionEndpointAuthMethods []string `json:"introspection_endpoint_auth_methods_supported"`
+	IntrospectionEndpointAuthAlgs    []string `json:"introspection_endpoint_auth_signing_alg_values_supported"`
+	RevocationEndpoint               string   `json:"revocation_endpoint"`
+	RevocationEndpointAuthMethods    []string `json:"revocation_endpoint_auth_methods_supported"`
+	RevocationEndpointAuthAlgs       []string `json:"revocation_endpoint_auth_signing_alg_values_supported"`
 }
 
 // discovery builds the document from the same settings the endpoints
@@ -60,8 +68,14 @@ func (s *Server) discovery(snap *registry.Snapshot) metadata {
 		ClaimsSupported: []string{
 			helseid.ClaimClientAMR, helseid.ClaimClientAMRHelseID, helseid.ClaimClientName,
 			helseid.ClaimClientTenancy, helseid.ClaimOrgNrParent, helseid.ClaimOrgNrChild,
-			helseid.ClaimOrgNrSupplier, helseid.ClaimSFMJournalID,
+			helseid.ClaimOrgNrSupplier, helseid.ClaimSFMJournalID, helseid.ClaimOriginalClientID,
 		},
+		IntrospectionEndpoint:            s.introspect.URL(),
+		IntrospectionEndpointAuthMethods: []string{oauth.AuthMethodPrivateKeyJWT},
+		IntrospectionEndpointAuthAlgs:    dpop.AlgorithmNames(s.assertions.Algorithms),
+		RevocationEndpoint:               s.revoke.URL(),
+		RevocationEndpointAuthMethods:    []string{oauth.AuthMethodPrivateKeyJWT},
+		RevocationEndpointAuthAlgs:       dpop.AlgorithmNames(s.assertions.Algorithms),
 	}
 	for _, api := range snap.APIs() {
 		m.ScopesSupported = append(m.ScopesSupported, api.Scopes...)

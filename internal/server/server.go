@@ -43,6 +43,8 @@ type Server struct {
 	assertions *clientauth.Verifier
 	proofs     *dpop.Verifier
 	token      *token.Endpoint
+	introspect *token.Introspection
+	revoke     *token.Revocation
 	handler    http.Handler
 }
 
@@ -121,7 +123,7 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (*Server, error) 
 	if cfg.DPoP.RequireNonce {
 		s.proofs.Nonces = s.keys.Nonces()
 	}
-	s.token = token.New(token.Config{
+	tokenCfg := token.Config{
 		Issuer:        s.issuer,
 		Registry:      s.registry.Current,
 		Replay:        s.store,
@@ -134,10 +136,15 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (*Server, error) 
 		MaxBody:       cfg.HTTP.MaxBodyBytes,
 		Now:           s.now,
 		Log:           s.log,
-	})
+	}
+	s.token = token.New(tokenCfg)
+	s.introspect = token.NewIntrospection(tokenCfg)
+	s.revoke = token.NewRevocation(tokenCfg)
 
 	mux := http.NewServeMux()
 	s.token.Mount(mux)
+	s.introspect.Mount(mux)
+	s.revoke.Mount(mux)
 	mux.HandleFunc("GET "+PathDiscovery, s.serveDiscovery)
 	mux.HandleFunc("GET "+PathOAuthMetadata, s.serveDiscovery)
 	mux.HandleFunc("GET "+PathJWKS, s.serveJWKS)

@@ -45,6 +45,9 @@ func TestDiscovery(t *testing.T) {
 		"jwks_uri":         s.URL + "/.well-known/openid-configuration/jwks",
 		"token_endpoint":   s.URL + "/connect/token",
 		"expired_jwks_uri": s.URL + "/connect/expiredjwks",
+		// HelseID's paths (profile §1.2).
+		"introspection_endpoint": s.URL + "/connect/introspect",
+		"revocation_endpoint":    s.URL + "/connect/revocation",
 	}
 	for k, v := range want {
 		if m[k] != v {
@@ -73,7 +76,12 @@ func TestDiscovery(t *testing.T) {
 			t.Errorf("scope %s not advertised", s)
 		}
 	}
-	for _, absent := range []string{"authorization_endpoint", "userinfo_endpoint", "pushed_authorization_request_endpoint", "introspection_endpoint"} {
+	for _, k := range []string{"introspection_endpoint_auth_methods_supported", "revocation_endpoint_auth_methods_supported"} {
+		if got := list(k); !slices.Equal(got, []string{"private_key_jwt"}) {
+			t.Errorf("%s %v", k, got)
+		}
+	}
+	for _, absent := range []string{"authorization_endpoint", "userinfo_endpoint", "pushed_authorization_request_endpoint"} {
 		if _, ok := m[absent]; ok {
 			t.Errorf("%s advertised but not served", absent)
 		}

@@ -125,15 +125,7 @@ type rotation struct {
 
 // New returns the endpoint.
 func New(cfg Config) *Endpoint {
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.Log == nil {
-		cfg.Log = slog.New(slog.DiscardHandler)
-	}
-	if cfg.MaxBody == 0 {
-		cfg.MaxBody = DefaultMaxBody
-	}
+	cfg = withDefaults(cfg)
 	e := &Endpoint{cfg: cfg, tokenURL: strings.TrimSuffix(cfg.Issuer, "/") + Path}
 	e.grants = map[string]grant{
 		oauth.GrantTypeClientCredentials: clientCredentials{e},

@@ -1,0 +1,167 @@
+package token
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/tillit-sts/tillit/internal/clientauth"
+	"github.com/tillit-sts/tillit/internal/oauth"
+	"github.com/tillit-sts/tillit/internal/registry"
+	"github.com/tillit-sts/tillit/internal/requestid"
+	"github.com/tillit-sts/tillit/internal/store"
+)
+
+// IntrospectionPath is where the introspection endpoint is mounted
+// (profile §1.2).
+const IntrospectionPath = "/connect/introspect"
+
+// Introspection is the token introspection endpoint (RFC 7662) for APIs.
+// The caller authenticates with private_key_jwt as a client that owns at
+// least one API, and learns about access tokens for the APIs it owns only:
+// any other token, and any token that is not a live access token of this
+// service, is {"active": false}, so the answer never tells one API about
+// another's tokens.
+type Introspection struct {
+	cfg        Config
+	url        string
+	assertions *clientauth.Verifier
+}
+
+// NewIntrospection returns the endpoint. cfg is the token endpoint's, whose
+// PublicKeys must be set; client assertions may also name this endpoint's
+// URL as aud (decisions.md).
+func NewIntrospection(cfg Config) *Introspection {
+	cfg = withDefaults(cfg)
+	url := strings.TrimSuffix(cfg.Issuer, "/") + IntrospectionPath
+	return &Introspection{cfg: cfg, url: url, assertions: withAudience(cfg.Assertions, url)}
+}
+
+// URL is the endpoint's absolute URL.
+func (e *Introspection) URL() string { return e.url }
+
+// Mount registers the endpoint for every method, so that a wrong method gets
+// an OAuth error.
+func (e *Introspection) Mount(mux *http.ServeMux) { mux.Handle(IntrospectionPath, e) }
+
+func (e *Introspection) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	resp, err := e.handle(w, r)
+	if err != nil {
+		writeRefusal(e.cfg, w, r, "introspection", err)
+		return
+	}
+	if err := oauth.WriteJSON(w, http.StatusOK, resp); err != nil {
+		e.cfg.Log.Warn("introspection response not written", "request_id", requestid.From(r.Context()), "err", err)
+	}
+}
+
+// inactive is the whole answer for a token the caller may not learn about
+// (RFC 7662 §2.2).
+var inactive = map[string]any{"active": false}
+
+func (e *Introspection) handle(w http.ResponseWriter, r *http.Request) (map[string]any, error) {
+	req, err := parseRequest(w, r, e.cfg.MaxBody, "introspection")
+	if err != nil {
+		return nil, err
+	}
+	now := e.cfg.Now()
+	snap := e.cfg.Registry()
+	client, assertion, err := authenticate(e.assertions, req, snap, now)
+	if err != nil {
+		return nil, err
+	}
+	if !ownsAnAPI(snap, client.ID) {
+		return nil, oauth.UnauthorizedClient("only the owner clients of an API may introspect its tokens, and this client owns none")
+	}
+	raw := req.Form.Get("token")
+	if raw == "" {
+		return nil, oauth.InvalidRequest("token is missing")
+	}
+	if err := spendAssertion(e.cfg, r, client, assertion, now); err != nil {
+		return nil, err
+	}
+
+	tok, err := verifyAccessToken(raw, e.cfg.PublicKeys(), e.cfg.Issuer, now)
+	if err != nil {
+		var te *tokenError
+		if errors.As(err, &te) {
+			return inactive, nil
+		}
+		return nil, err
+	}
+	api, ok := snap.API(tok.Claims.Audience)
+	if !ok || !contains(api.Owners, client.ID) {
+		return inactive, nil
+	}
+	// The token's own claims, with scope as RFC 7662 §2.2 writes it (a
+	// space-separated string) and the token type (RFC 9449 §6.2).
+	out := make(map[string]any, len(tok.Raw)+2)
+	for k, v := range tok.Raw {
+		out[k] = v
+	}
+	out["active"] = true
+	out["scope"] = strings.Join(tok.Claims.Scope, " ")
+	out["token_type"] = oauth.TokenTypeBearer
+	if tok.Claims.Cnf != nil {
+		out["token_type"] = oauth.TokenTypeDPoP
+	}
+	return out, nil
+}
+
+// ownsAnAPI reports whether clientID is among the owners of any API.
+func ownsAnAPI(snap *registry.Snapshot, clientID string) bool {
+	for _, a := range snap.APIs() {
+		if contains(a.Owners, clientID) {
+			return true
+		}
+	}
+	return false
+}
+
+// withAudience copies v and adds an endpoint URL to the accepted aud values.
+func withAudience(v *clientauth.Verifier, url string) *clientauth.Verifier {
+	c := *v
+	c.Audiences = append(append([]string(nil), v.Audiences...), url)
+	return &c
+}
+
+// withDefaults fills in a Config as New does.
+func withDefaults(cfg Config) Config {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxBody == 0 {
+		cfg.MaxBody = DefaultMaxBody
+	}
+	return cfg
+}
+
+// spendAssertion records the assertion's jti once the request has passed
+// every check, as the token endpoint does (decisions.md).
+func spendAssertion(cfg Config, r *http.Request, client *registry.Client, a *clientauth.Assertion, now time.Time) error {
+	jtis := []store.JTI{{Key: assertionKey(client.ID, a.JTI), Expires: cfg.Assertions.ReplayUntil(a)}}
+	if err := cfg.Replay.ConsumeJTIs(r.Context(), now, jtis); err != nil {
+		return replayError(err)
+	}
+	return nil
+}
+
+// writeRefusal renders err and logs it as the token endpoint does.
+func writeRefusal(cfg Config, w http.ResponseWriter, r *http.Request, endpoint string, err error) {
+	oe := oauth.WriteError(w, err)
+	attrs := []any{"request_id", requestid.From(r.Context()), "endpoint", endpoint, "error", oe.Code}
+	if oe.Code == oauth.CodeServerError {
+		cfg.Log.Error("request failed", append(attrs, "cause", err.Error())...)
+		return
+	}
+	attrs = append(attrs, "description", oe.Description)
+	if cause := errors.Unwrap(oe); cause != nil {
+		attrs = append(attrs, "cause", cause.Error())
+	}
+	cfg.Log.Info("request refused", attrs...)
+}

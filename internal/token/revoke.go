@@ -1,0 +1,99 @@
+package token
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/tillit-sts/tillit/internal/clientauth"
+	"github.com/tillit-sts/tillit/internal/oauth"
+	"github.com/tillit-sts/tillit/internal/requestid"
+	"github.com/tillit-sts/tillit/internal/store"
+)
+
+// RevocationPath is where the revocation endpoint is mounted (profile §1.2).
+const RevocationPath = "/connect/revocation"
+
+// Revocation is the token revocation endpoint (RFC 7009) for refresh
+// tokens: a client revokes one of its refresh tokens, and with it every
+// refresh token of the same login (the family), as a logout does. Access
+// tokens are self-contained JWTs that no API asks about, so they cannot be
+// revoked: they expire.
+type Revocation struct {
+	cfg        Config
+	url        string
+	assertions *clientauth.Verifier
+}
+
+// NewRevocation returns the endpoint. cfg is the token endpoint's, whose
+// Refresh must be set; client assertions may also name this endpoint's URL
+// as aud (decisions.md).
+func NewRevocation(cfg Config) *Revocation {
+	cfg = withDefaults(cfg)
+	url := strings.TrimSuffix(cfg.Issuer, "/") + RevocationPath
+	return &Revocation{cfg: cfg, url: url, assertions: withAudience(cfg.Assertions, url)}
+}
+
+// URL is the endpoint's absolute URL.
+func (e *Revocation) URL() string { return e.url }
+
+// Mount registers the endpoint for every method, so that a wrong method gets
+// an OAuth error.
+func (e *Revocation) Mount(mux *http.ServeMux) { mux.Handle(RevocationPath, e) }
+
+func (e *Revocation) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if err := e.handle(w, r); err != nil {
+		writeRefusal(e.cfg, w, r, "revocation", err)
+		return
+	}
+	// RFC 7009 §2.2: 200 with no content, also for a token that was not
+	// valid: the client's aim, that the token be unusable, holds.
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+}
+
+func (e *Revocation) handle(w http.ResponseWriter, r *http.Request) error {
+	req, err := parseRequest(w, r, e.cfg.MaxBody, "revocation")
+	if err != nil {
+		return err
+	}
+	now := e.cfg.Now()
+	snap := e.cfg.Registry()
+	client, assertion, err := authenticate(e.assertions, req, snap, now)
+	if err != nil {
+		return err
+	}
+	raw := req.Form.Get("token")
+	if raw == "" {
+		return oauth.InvalidRequest("token is missing")
+	}
+	// token_type_hint is only a hint (RFC 7009 §2.1): refresh tokens are
+	// looked up whatever it says.
+	rt, err := e.cfg.Refresh.RefreshToken(r.Context(), RefreshTokenID(raw))
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		if e.cfg.PublicKeys != nil {
+			if _, err := verifyAccessToken(raw, e.cfg.PublicKeys(), e.cfg.Issuer, now); err == nil {
+				return oauth.New(oauth.CodeUnsupportedTokenType, "access tokens cannot be revoked: they are self-contained and expire (expires_in)")
+			}
+		}
+		// Not a token of this service, or one already gone.
+		return spendAssertion(e.cfg, r, client, assertion, now)
+	case err != nil:
+		return err
+	case rt.ClientID != client.ID:
+		// RFC 7009 §2.1: a client revokes only its own tokens; RFC 6749
+		// §5.2 names this case invalid_grant.
+		return oauth.InvalidGrant("the token was issued to another client")
+	}
+	if err := spendAssertion(e.cfg, r, client, assertion, now); err != nil {
+		return err
+	}
+	n, err := e.cfg.Refresh.RevokeRefreshFamily(r.Context(), rt.FamilyID)
+	if err != nil {
+		return err
+	}
+	e.cfg.Log.Info("refresh token family revoked", "request_id", requestid.From(r.Context()),
+		"client_id", client.ID, "family", rt.FamilyID, "revoked", n)
+	return nil
+}
