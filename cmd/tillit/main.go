@@ -28,6 +28,7 @@ func commands() []command {
 		{"serve", "run the token service", runServe},
 		{"migrate", "apply the store's schema migrations", runMigrate},
 		{"keys", "make client keys; rotate the signing key", runKeys},
+		{"delegation", "add, list and remove delegations to multi-tenant suppliers", runDelegation},
 		{"audit", "verify, tail and export the audit log", runAudit},
 		{"token", "get an access token as a client", runToken},
 		{"call", "call an API as a client, with a DPoP-bound token", runCall},
