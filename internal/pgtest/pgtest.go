@@ -22,6 +22,16 @@ import (
 // Install is what the errors for missing binaries tell the reader to do.
 const Install = "install PostgreSQL (Debian: apt-get install postgresql; .ci/run does this) so that initdb and postgres are on PATH or in /usr/lib/postgresql/<version>/bin"
 
+// EnvFsync, set to "on", makes the server durable; see Start.
+const EnvFsync = "TILLIT_PGTEST_FSYNC"
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
+}
+
 // superuser is the name of the bootstrap superuser initdb creates. Tests
 // connect as it, without a password (trust authentication on loopback).
 const superuser = "postgres"
@@ -57,9 +67,10 @@ type Server struct {
 // package creates it), which then owns the folder.
 //
 // The server runs without fsync: a test cluster is thrown away, so
-// durability would only cost time. What the backend does about durability
-// is PostgreSQL's default (synchronous_commit on), which a test cannot
-// observe anyway.
+// durability would only cost time. Benchmarks that must count the cost of
+// a durable commit set the environment variable TILLIT_PGTEST_FSYNC=on,
+// which leaves PostgreSQL's defaults (fsync, full_page_writes and
+// synchronous_commit on) as a production server has them.
 func Start(ctx context.Context) (*Server, error) {
 	bin, err := findBinaries()
 	if err != nil {
@@ -229,8 +240,8 @@ func start(ctx context.Context, bin binaries, dir string, cred *runAs) (*Server,
 		// No Unix socket: /var/run/postgresql may not exist or be
 		// writable, and tests connect over TCP.
 		"-c", "unix_socket_directories=",
-		"-c", "fsync=off",
-		"-c", "full_page_writes=off",
+		"-c", "fsync="+onOff(os.Getenv(EnvFsync) == "on"),
+		"-c", "full_page_writes="+onOff(os.Getenv(EnvFsync) == "on"),
 		// Room for several stores, each with its pool, in one test.
 		"-c", "max_connections=200",
 		"-c", "log_min_messages=warning")
