@@ -182,3 +182,23 @@ func TestErrorString(t *testing.T) {
 		})
 	}
 }
+
+func TestErrorHIDCode(t *testing.T) {
+	tests := []struct {
+		name, desc, want string
+	}{
+		{"code and text", "HID-1002: child organisation is not on the client's list", "HID-1002"},
+		{"code alone", "HID-1007", "HID-1007"},
+		{"no code", "scope is not allowed", ""},
+		{"prefix without digits", "HID-: x", ""},
+		{"code later in the text", "see HID-1002", ""},
+		{"empty", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := (&Error{Description: tt.desc}).HIDCode(); got != tt.want {
+				t.Fatalf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

@@ -56,3 +56,22 @@ func newError(status int, body []byte) *Error {
 	}
 	return &Error{Code: b.Error, Description: b.Description, StatusCode: status}
 }
+
+// HIDCode returns the HelseID code that starts Description, such as
+// "HID-1002" for a child organisation not on the client's list (profile
+// §6.3), or "" if there is none. Programs can act on it without parsing
+// the text that follows.
+func (e *Error) HIDCode() string {
+	d := e.Description
+	if len(d) < len("HID-0000") || !strings.HasPrefix(d, "HID-") {
+		return ""
+	}
+	n := len("HID-")
+	for n < len(d) && d[n] >= '0' && d[n] <= '9' {
+		n++
+	}
+	if n == len("HID-") {
+		return ""
+	}
+	return d[:n]
+}
