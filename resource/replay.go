@@ -24,9 +24,9 @@ type ReplayCache interface {
 }
 
 // DefaultReplayCapacity is the capacity of the replay cache New makes when
-// Config.Replay is nil: a proof is remembered for twice the proof window
+// Config.Replay is nil: a proof is remembered for up to twice the proof window
 // (two minutes by default), so this serves about 2,000 requests a second
-// per instance, in about 10 MiB.
+// per instance, in about 30 MiB when full.
 const DefaultReplayCapacity = 1 << 18
 
 // replayKey names a proof in the cache: a hash of the key thumbprint and
