@@ -54,7 +54,7 @@ func verify(t *testing.T, h *harness, token string) (jose.Header, map[string]any
 	return hdr, c
 }
 
-func thumbprint(t *testing.T, key crypto.Signer) string {
+func thumbprint(t testing.TB, key crypto.Signer) string {
 	t.Helper()
 	jwk := jose.JSONWebKey{Key: key.Public()}
 	b, err := jwk.Thumbprint(crypto.SHA256)
