@@ -230,7 +230,10 @@ func statusAt(keys []*entry, i int, now time.Time, c Config) Status {
 		return StatusActive
 	}
 	retire := superseded
-	if from.Before(superseded) { // it signed tokens: keep it until they expire
+	// A key that was active at any instant, even the very one it was
+	// superseded at, may have signed tokens: keep it until they expire. Only
+	// a key preempted before its ActiveFrom never signed anything.
+	if !from.After(superseded) {
 		retire = superseded.Add(c.TokenLifetime + RetireMargin)
 	}
 	switch {

@@ -373,3 +373,21 @@ func verifyWith(t *testing.T, set jose.JSONWebKeySet, kid, token string) {
 		t.Fatalf("token does not verify with the published key: %v", err)
 	}
 }
+
+// A key superseded at the instant it became active may still have signed
+// tokens at that instant: it stays published until they expire.
+func TestSupersededAtActivation(t *testing.T) {
+	ctx := context.Background()
+	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	m, err := NewManager(ctx, openStore(t), newSealer(t), Config{Algorithm: jose.ES256}, c.Now, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := signerKID(t, m)
+	if _, err := m.Rotate(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	if !has(m.JWKS(), first) || statusOf(m, first) != StatusRetired {
+		t.Fatalf("first key %s: status %s, in JWKS %v", first, statusOf(m, first), has(m.JWKS(), first))
+	}
+}
