@@ -1,0 +1,134 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/tillit-sts/tillit/helseid"
+)
+
+// Wire values of token exchange (RFC 8693 §2.1, §3).
+const (
+	grantTypeTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange"
+	tokenTypeAccessToken   = "urn:ietf:params:oauth:token-type:access_token"
+)
+
+// ExchangeRequest is a token exchange (RFC 8693) as an API's own client
+// makes it (profile §4.6): the API received SubjectToken from a client and
+// needs a token for a downstream API that still says who that client is.
+// SFM exchanges an EPJ's token this way to call Reseptformidleren.
+//
+// The exchanging client must own the subject token's API and have the
+// token-exchange grant, and the subject's client must allow it. Empty
+// Scopes and Resource take the Client's defaults, as in TokenRequest.
+type ExchangeRequest struct {
+	// SubjectToken is the access token the API received, without the
+	// "DPoP " or "Bearer " of the Authorization header. It may be bound to
+	// the calling client's DPoP key: the exchange does not need that key.
+	SubjectToken string
+	// Scopes are the downstream API's scopes, sent space-separated.
+	Scopes []string
+	// Resource names the downstream API (RFC 8707); optional when Scopes
+	// name it.
+	Resource string
+	// Organization is the organisation the exchanging client acts for; the
+	// new token names it in its act claim. A multi-tenant client must name
+	// one.
+	Organization Organization
+	// AssertionDetails are further entries for the client assertion's
+	// assertion_details.
+	AssertionDetails []helseid.Detail
+	// Bearer asks for a Bearer token, for a downstream API that allows it.
+	Bearer bool
+}
+
+// Exchange swaps r.SubjectToken for an access token to a downstream API,
+// bound to this Client's DPoP key. It does the use_dpop_nonce round trip as
+// Token does. The new token lives no longer than the subject token, and is
+// not cached: an API that exchanges the same subject token for every call
+// may keep the answer until its Expiry.
+//
+// Errors from the token endpoint are *Error; HelseID's texts for a refused
+// exchange include "not permitted" and "subject_token exchanged too many
+// times (3)".
+func (c *Client) Exchange(ctx context.Context, r ExchangeRequest) (*TokenResponse, error) {
+	if r.SubjectToken == "" {
+		return nil, errors.New("client: exchange: the subject token is empty")
+	}
+	if strings.ContainsAny(r.SubjectToken, " \t\r\n") {
+		return nil, errors.New("client: exchange: the subject token has white space; pass the token without its scheme")
+	}
+	form := url.Values{
+		"grant_type":         {grantTypeTokenExchange},
+		"subject_token":      {r.SubjectToken},
+		"subject_token_type": {tokenTypeAccessToken},
+	}
+	details, err := c.exchangeDetails(form, r)
+	if err != nil {
+		return nil, err
+	}
+	t, err := c.token(ctx, form, details, r.Bearer)
+	if err != nil {
+		return nil, err
+	}
+	// RFC 8693 §2.2.1: the server says what it issued. Anything but an
+	// access token is not what was asked for.
+	if t.IssuedTokenType != "" && t.IssuedTokenType != tokenTypeAccessToken {
+		return nil, fmt.Errorf("client: exchange: the server issued a %q, not an access token", t.IssuedTokenType)
+	}
+	return t, nil
+}
+
+// exchangeDetails puts scope and resource (or the Client's defaults) into
+// form and returns the assertion_details of r: the organisation the
+// exchanging client acts for, then r's further entries.
+func (c *Client) exchangeDetails(form url.Values, r ExchangeRequest) ([]helseid.Detail, error) {
+	scopes := r.Scopes
+	if len(scopes) == 0 {
+		scopes = c.scopes
+	}
+	if err := checkScopes(scopes); err != nil {
+		return nil, err
+	}
+	if len(scopes) > 0 {
+		form.Set("scope", strings.Join(scopes, " "))
+	}
+	resource := r.Resource
+	if resource == "" {
+		resource = c.resource
+	}
+	if resource != "" {
+		form.Set("resource", resource)
+	}
+	org := r.Organization
+	if org.IsZero() {
+		org = c.org
+	}
+	var details []helseid.Detail
+	d, err := org.detail(c.tenancy)
+	if err != nil {
+		return nil, err
+	}
+	named := d != nil
+	if named {
+		details = append(details, d)
+	}
+	for _, e := range r.AssertionDetails {
+		if e == nil {
+			return nil, errors.New("client: nil assertion detail")
+		}
+		if e.DetailType() == helseid.DetailTypeAuthorization {
+			if named {
+				return nil, errors.New("client: the request names two organisations")
+			}
+			named = true
+		}
+	}
+	if c.tenancy == MultiTenant && !named {
+		return nil, errors.New("client: a multi-tenant client must name the organisation it acts for")
+	}
+	return append(details, r.AssertionDetails...), nil
+}
