@@ -47,7 +47,7 @@ func auditDir(t *testing.T, n int) string {
 		if i == n-1 {
 			rec.Outcome, rec.Error, rec.TokenID = audit.OutcomeRefused, "invalid_scope", ""
 		}
-		if _, err := st.CommitDecision(context.Background(), time.Now(), nil, rec); err != nil {
+		if _, err := st.CommitDecision(context.Background(), time.Now(), store.Decision{Audit: rec}); err != nil {
 			t.Fatal(err)
 		}
 	}

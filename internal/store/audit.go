@@ -58,3 +58,20 @@ type AuditFilter struct {
 	// instead of the first.
 	Newest bool
 }
+
+// Decision is what the token endpoint commits for one request, in one
+// transaction: the single-use values it spends, the refresh token it
+// rotates, and its audit record.
+type Decision struct {
+	JTIs []JTI
+	// Rotate, when set, spends the refresh token OldID and creates Next in
+	// its family, as RotateRefreshToken does.
+	Rotate *Rotation
+	Audit  AuditRecord
+}
+
+// Rotation replaces a refresh token by its successor.
+type Rotation struct {
+	OldID string
+	Next  RefreshToken
+}

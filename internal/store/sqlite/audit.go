@@ -61,18 +61,25 @@ func (a *auditBatch) flush(tx *wtx) error {
 const auditColumns = `instance, seq, time, request_id, endpoint, grant_type, client_id, orgnr_parent, orgnr_child,
 	orgnr_supplier, subject, audience, scopes, token_id, outcome, error, prev, mac`
 
-// CommitDecision appends rec to the audit chain of rec.Instance and, in the
-// same transaction, spends jtis as ConsumeJTIs does: when one of them was
-// spent before, nothing is written and the error is a *store.ReplayError.
-// It returns once the record (and the jtis) are durable, with rec's place
-// in the chain filled in. Concurrent calls share one commit.
-func (s *Store) CommitDecision(ctx context.Context, now time.Time, jtis []store.JTI, rec store.AuditRecord) (store.AuditRecord, error) {
+// CommitDecision commits one decision of the token endpoint in one
+// transaction: it spends d.JTIs (as ConsumeJTIs), rotates d.Rotate (as
+// RotateRefreshToken) and appends d.Audit to its instance's chain. Either all
+// of it is written or none: a spent jti gives a *store.ReplayError, a
+// revoked or expired refresh token store.ErrRevoked, an unknown one
+// store.ErrNotFound. The one exception is a refresh token that was already
+// rotated: that revokes its family (committed) and nothing else is written;
+// the error is store.ErrRefreshReused. It returns once everything is
+// durable, with the record's place in the chain filled in. Concurrent calls
+// share one commit.
+func (s *Store) CommitDecision(ctx context.Context, now time.Time, d store.Decision) (store.AuditRecord, error) {
+	rec := d.Audit
 	if s.auditKey == nil {
 		return rec, ErrNoAuditKey
 	}
 	if rec.Instance == "" {
 		return rec, errors.New("sqlite: audit record without an instance")
 	}
+	jtis := d.JTIs
 	for i := range jtis {
 		for j := range i {
 			if jtis[i].Key == jtis[j].Key {
@@ -80,17 +87,50 @@ func (s *Store) CommitDecision(ctx context.Context, now time.Time, jtis []store.
 			}
 		}
 	}
-	scopes, err := json.Marshal(rec.Scopes)
-	if err != nil {
-		return rec, err
-	}
-	if rec.Scopes == nil {
-		scopes = []byte("[]")
+	scopes := []byte("[]")
+	if rec.Scopes != nil {
+		var err error
+		if scopes, err = json.Marshal(rec.Scopes); err != nil {
+			return rec, err
+		}
 	}
 	nowNanos := nanos(now)
-	err = s.writeOp(ctx, true, func(tx *wtx) error {
-		if err := s.spendJTIs(tx, nowNanos, jtis); err != nil {
+	reused := false
+	err := s.writeOp(ctx, true, func(tx *wtx) error {
+		// The refresh token first: reuse revokes its family whatever
+		// else is wrong with the request, and that is the only write a
+		// refused decision makes.
+		if d.Rotate != nil {
+			old, err := readRefresh(tx, d.Rotate.OldID)
+			if errors.Is(err, store.ErrNotFound) {
+				return refuse(err)
+			}
+			if err != nil {
+				return err
+			}
+			switch {
+			case d.Rotate.Next.FamilyID != old.FamilyID:
+				return refuse(fmt.Errorf("sqlite: rotate refresh token: next token is of family %q, not %q", d.Rotate.Next.FamilyID, old.FamilyID))
+			case old.Status == store.RefreshRotated:
+				if err := revokeFamily(tx, old.FamilyID); err != nil {
+					return err
+				}
+				reused = true
+				return nil
+			case old.Status == store.RefreshRevoked, !old.ExpiresAt.After(now):
+				return refuse(fmt.Errorf("sqlite: refresh token: %w", store.ErrRevoked))
+			}
+		}
+		if err := s.checkJTIs(nowNanos, jtis); err != nil {
 			return err
+		}
+		if err := s.recordJTIs(tx, jtis); err != nil {
+			return err
+		}
+		if d.Rotate != nil {
+			if err := rotate(tx, now, d.Rotate.OldID, d.Rotate.Next); err != nil {
+				return err
+			}
 		}
 		h, err := s.audit.head(tx, rec.Instance)
 		if err != nil {
@@ -110,6 +150,9 @@ func (s *Store) CommitDecision(ctx context.Context, now time.Time, jtis []store.
 		s.audit.dirty[rec.Instance] = true
 		return nil
 	})
+	if err == nil && reused {
+		err = fmt.Errorf("sqlite: %w", store.ErrRefreshReused)
+	}
 	return rec, err
 }
 

@@ -136,15 +136,29 @@ func (s *Store) ConsumeJTIs(ctx context.Context, now time.Time, jtis []store.JTI
 // spendJTIs checks the keys against the in-memory replay set and, when all
 // are free, records them with one INSERT. It runs on the writer goroutine.
 func (s *Store) spendJTIs(tx *wtx, nowNanos int64, jtis []store.JTI) error {
+	if err := s.checkJTIs(nowNanos, jtis); err != nil {
+		return err
+	}
+	return s.recordJTIs(tx, jtis)
+}
+
+// checkJTIs refuses the first key that is spent and unexpired. It writes
+// nothing, so a caller may check before it decides to write.
+func (s *Store) checkJTIs(nowNanos int64, jtis []store.JTI) error {
+	for _, j := range jtis {
+		if exp, ok := s.replay.keys[j.Key]; ok && exp > nowNanos {
+			return refuse(fmt.Errorf("sqlite: %w", &store.ReplayError{Key: j.Key}))
+		}
+	}
+	return nil
+}
+
+// recordJTIs appends checked keys to the log and the in-memory set.
+func (s *Store) recordJTIs(tx *wtx, jtis []store.JTI) error {
 	if len(jtis) == 0 {
 		return nil
 	}
 	r := s.replay
-	for _, j := range jtis {
-		if exp, ok := r.keys[j.Key]; ok && exp > nowNanos {
-			return fmt.Errorf("sqlite: %w", &store.ReplayError{Key: j.Key})
-		}
-	}
 	args := make([]any, 0, 2*len(jtis))
 	for _, j := range jtis {
 		exp := nanos(j.Expires)

@@ -71,31 +71,21 @@ func (s *Store) RefreshToken(ctx context.Context, id string) (store.RefreshToken
 func (s *Store) RotateRefreshToken(ctx context.Context, now time.Time, oldID string, next store.RefreshToken) error {
 	reused := false
 	err := s.write(ctx, func(tx *wtx) error {
-		old, err := scanRefresh(tx.queryRow("SELECT "+refreshColumns+" FROM refresh_token WHERE id = ?", oldID))
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("sqlite: refresh token: %w", store.ErrNotFound)
-		}
+		old, err := readRefresh(tx, oldID)
 		if err != nil {
-			return fmt.Errorf("sqlite: rotate refresh token: %w", err)
+			return err
 		}
 		if next.FamilyID != old.FamilyID {
 			return fmt.Errorf("sqlite: rotate refresh token: next token is of family %q, not %q", next.FamilyID, old.FamilyID)
 		}
 		switch {
 		case old.Status == store.RefreshRotated:
-			if _, err := tx.exec("UPDATE refresh_token SET status = ? WHERE family_id = ?", string(store.RefreshRevoked), old.FamilyID); err != nil {
-				return fmt.Errorf("sqlite: revoke refresh family: %w", err)
-			}
 			reused = true
-			return nil
+			return revokeFamily(tx, old.FamilyID)
 		case old.Status == store.RefreshRevoked, !old.ExpiresAt.After(now):
 			return fmt.Errorf("sqlite: refresh token: %w", store.ErrRevoked)
 		}
-		if _, err := tx.exec("UPDATE refresh_token SET status = ?, used_at = ? WHERE id = ?",
-			string(store.RefreshRotated), micros(now), oldID); err != nil {
-			return fmt.Errorf("sqlite: rotate refresh token: %w", err)
-		}
-		return insertRefresh(tx, next)
+		return rotate(tx, now, oldID, next)
 	})
 	if err != nil {
 		return err
@@ -104,6 +94,35 @@ func (s *Store) RotateRefreshToken(ctx context.Context, now time.Time, oldID str
 		return fmt.Errorf("sqlite: %w", store.ErrRefreshReused)
 	}
 	return nil
+}
+
+// readRefresh reads a refresh token inside a write op.
+func readRefresh(tx *wtx, id string) (store.RefreshToken, error) {
+	t, err := scanRefresh(tx.queryRow("SELECT "+refreshColumns+" FROM refresh_token WHERE id = ?", id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return t, fmt.Errorf("sqlite: refresh token: %w", store.ErrNotFound)
+	}
+	if err != nil {
+		return t, fmt.Errorf("sqlite: read refresh token: %w", err)
+	}
+	return t, nil
+}
+
+// revokeFamily revokes every token of a family inside a write op.
+func revokeFamily(tx *wtx, familyID string) error {
+	if _, err := tx.exec("UPDATE refresh_token SET status = ? WHERE family_id = ?", string(store.RefreshRevoked), familyID); err != nil {
+		return fmt.Errorf("sqlite: revoke refresh family: %w", err)
+	}
+	return nil
+}
+
+// rotate marks an active token spent and stores its successor.
+func rotate(tx *wtx, now time.Time, oldID string, next store.RefreshToken) error {
+	if _, err := tx.exec("UPDATE refresh_token SET status = ?, used_at = ? WHERE id = ?",
+		string(store.RefreshRotated), micros(now), oldID); err != nil {
+		return fmt.Errorf("sqlite: rotate refresh token: %w", err)
+	}
+	return insertRefresh(tx, next)
 }
 
 // RevokeRefreshFamily revokes every token of a family.

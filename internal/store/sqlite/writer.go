@@ -5,8 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-
-	"github.com/tillit-sts/tillit/internal/store"
 )
 
 // maxBatch bounds how many writes share one transaction, so that one batch
@@ -23,12 +21,21 @@ type op struct {
 	done chan error // buffered: the writer never blocks on an answer
 	// replay marks an op that reads or changes the in-memory replay set:
 	// its batch first reads what other processes appended to jti_log. Such
-	// an op runs at most one statement, which SQLite makes atomic by
-	// itself, so it needs no savepoint: that saves two statements per
-	// token on the hot path. It refuses with a *store.ReplayError before
-	// any SQL; any other error of its statement fails the whole batch.
+	// an op runs without a savepoint, which saves two statements per token
+	// on the hot path: it decides before its first write, refusing with an
+	// error made by refuse, and any other error fails the whole batch.
 	replay bool
 }
+
+// refusal is an op's answer made before it wrote anything: only that op
+// fails, the batch goes on.
+type refusal struct{ err error }
+
+func (r *refusal) Error() string { return r.err.Error() }
+func (r *refusal) Unwrap() error { return r.err }
+
+// refuse marks err as a refusal made before any write.
+func refuse(err error) error { return &refusal{err} }
 
 // wtx is the write connection as ops see it. Only the writer goroutine
 // uses it, so its statement cache needs no lock.
@@ -198,11 +205,13 @@ func (s *Store) commitBatch(tx *wtx, ops []*op, results []error) (err error) {
 	for i, o := range ops {
 		if o.replay {
 			mark := s.replay.mark()
-			if results[i] = o.run(tx); results[i] != nil {
+			if err := o.run(tx); err != nil {
 				s.replay.rollbackTo(mark)
-				if !errors.Is(results[i], store.ErrReplay) {
-					return fmt.Errorf("sqlite: write failed (%q)", results[i].Error())
+				var r *refusal
+				if !errors.As(err, &r) {
+					return fmt.Errorf("sqlite: write failed (%q)", err.Error())
 				}
+				results[i] = r.err
 			}
 			continue
 		}

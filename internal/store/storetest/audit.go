@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"iter"
 	"reflect"
@@ -18,7 +19,7 @@ import (
 // TODO(issue 5): these methods join store.Store once every backend has them.
 type AuditStore interface {
 	store.Store
-	CommitDecision(ctx context.Context, now time.Time, jtis []store.JTI, rec store.AuditRecord) (store.AuditRecord, error)
+	CommitDecision(ctx context.Context, now time.Time, d store.Decision) (store.AuditRecord, error)
 	AuditRecords(ctx context.Context, f store.AuditFilter) ([]store.AuditRecord, error)
 	AuditChain(ctx context.Context, instance string) iter.Seq2[store.AuditRecord, error]
 	AuditHeads(ctx context.Context) ([]store.AuditHead, error)
@@ -72,7 +73,7 @@ func RunAudit(t *testing.T, open func(t *testing.T) AuditStore) {
 		var written []store.AuditRecord
 		for i := range 6 {
 			instance := []string{"sts-a", "sts-b"}[i%2]
-			rec, err := s.CommitDecision(ctx, base, nil, decision(instance, "c1", i))
+			rec, err := s.CommitDecision(ctx, base, store.Decision{Audit: decision(instance, "c1", i)})
 			if err != nil {
 				t.Fatalf("CommitDecision: %v", err)
 			}
@@ -102,10 +103,10 @@ func RunAudit(t *testing.T, open func(t *testing.T) AuditStore) {
 		s := open(t)
 		ctx := t.Context()
 		j := []store.JTI{jti("a|x", time.Minute), jti("p|y", time.Minute)}
-		if _, err := s.CommitDecision(ctx, base, j, decision("sts", "c1", 1)); err != nil {
+		if _, err := s.CommitDecision(ctx, base, store.Decision{JTIs: j, Audit: decision("sts", "c1", 1)}); err != nil {
 			t.Fatal(err)
 		}
-		_, err := s.CommitDecision(ctx, base, []store.JTI{jti("a|z", time.Minute), j[1]}, decision("sts", "c1", 2))
+		_, err := s.CommitDecision(ctx, base, store.Decision{JTIs: []store.JTI{jti("a|z", time.Minute), j[1]}, Audit: decision("sts", "c1", 2)})
 		checkReplay(t, "replayed proof jti", err, "p|y")
 		if err := s.ConsumeJTIs(ctx, base, []store.JTI{jti("a|z", time.Minute)}); err != nil {
 			t.Errorf("the fresh key of a refused decision was spent: %v", err)
@@ -113,10 +114,95 @@ func RunAudit(t *testing.T, open func(t *testing.T) AuditStore) {
 		// A refusal is recorded on its own, with no jtis.
 		refused := decision("sts", "c1", 3)
 		refused.Outcome, refused.Error, refused.TokenID = audit.OutcomeRefused, "invalid_client", ""
-		if _, err := s.CommitDecision(ctx, base, nil, refused); err != nil {
+		if _, err := s.CommitDecision(ctx, base, store.Decision{Audit: refused}); err != nil {
 			t.Fatal(err)
 		}
 		verifyChain(t, s, "sts", 2)
+	})
+
+	t.Run("Rotation", func(t *testing.T) {
+		s := open(t)
+		ctx := t.Context()
+		if err := s.CreateRefreshToken(ctx, refreshToken("rt-1", "fam-1")); err != nil {
+			t.Fatal(err)
+		}
+		rotate := func(old, next string, keys ...string) error {
+			var jtis []store.JTI
+			for _, k := range keys {
+				jtis = append(jtis, jti(k, time.Minute))
+			}
+			_, err := s.CommitDecision(ctx, base, store.Decision{
+				JTIs:   jtis,
+				Rotate: &store.Rotation{OldID: old, Next: refreshToken(next, "fam-1")},
+				Audit:  decision("sts", "c1", 1),
+			})
+			return err
+		}
+		if err := rotate("rt-1", "rt-2", "a|1"); err != nil {
+			t.Fatalf("first rotation: %v", err)
+		}
+		if got := mustRefresh(t, s, "rt-1"); got.Status != store.RefreshRotated {
+			t.Fatalf("old token %s", got.Status)
+		}
+		// A replayed jti with a good refresh token: nothing is written.
+		checkReplay(t, "replayed jti", rotate("rt-2", "rt-3", "a|1"), "a|1")
+		if got := mustRefresh(t, s, "rt-2"); got.Status != store.RefreshActive {
+			t.Fatalf("a refused decision rotated the token: %s", got.Status)
+		}
+		// Reuse of the spent token revokes the family, spends nothing and
+		// appends no record.
+		if err := rotate("rt-1", "rt-x", "a|2"); !errors.Is(err, store.ErrRefreshReused) {
+			t.Fatalf("reuse: err = %v, want %v", err, store.ErrRefreshReused)
+		}
+		if got := mustRefresh(t, s, "rt-2"); got.Status != store.RefreshRevoked {
+			t.Fatalf("family not revoked on reuse: %s", got.Status)
+		}
+		if err := s.ConsumeJTIs(ctx, base, []store.JTI{jti("a|2", time.Minute)}); err != nil {
+			t.Errorf("the jti of a refused decision was spent: %v", err)
+		}
+		if err := rotate("rt-2", "rt-3", "a|3"); !errors.Is(err, store.ErrRevoked) {
+			t.Fatalf("revoked token: err = %v, want %v", err, store.ErrRevoked)
+		}
+		if err := rotate("nope", "rt-4", "a|4"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("unknown token: err = %v, want %v", err, store.ErrNotFound)
+		}
+		verifyChain(t, s, "sts", 1)
+	})
+
+	t.Run("ConcurrentRotation", func(t *testing.T) {
+		s := open(t)
+		ctx := t.Context()
+		if err := s.CreateRefreshToken(ctx, refreshToken("rt-1", "fam-1")); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		errs := make([]error, goroutines)
+		for i := range goroutines {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, errs[i] = s.CommitDecision(ctx, base, store.Decision{
+					JTIs:   []store.JTI{jti(fmt.Sprintf("a|%d", i), time.Minute)},
+					Rotate: &store.Rotation{OldID: "rt-1", Next: refreshToken(fmt.Sprintf("next-%d", i), "fam-1")},
+					Audit:  decision("sts", "c1", i),
+				})
+			}()
+		}
+		wg.Wait()
+		wins := 0
+		for _, err := range errs {
+			switch {
+			case err == nil:
+				wins++
+			case errors.Is(err, store.ErrRefreshReused), errors.Is(err, store.ErrRevoked):
+			default:
+				t.Errorf("unexpected error: %v", err)
+			}
+		}
+		if wins != 1 {
+			t.Fatalf("%d decisions rotated one token, want exactly 1", wins)
+		}
+		verifyChain(t, s, "sts", 1)
 	})
 
 	t.Run("Concurrent", func(t *testing.T) {
@@ -127,7 +213,7 @@ func RunAudit(t *testing.T, open func(t *testing.T) AuditStore) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				_, errs[i] = s.CommitDecision(t.Context(), base, []store.JTI{jti(fmt.Sprintf("k%d", i), time.Minute)}, decision("sts", "c1", i))
+				_, errs[i] = s.CommitDecision(t.Context(), base, store.Decision{JTIs: []store.JTI{jti(fmt.Sprintf("k%d", i), time.Minute)}, Audit: decision("sts", "c1", i)})
 			}()
 		}
 		wg.Wait()
@@ -147,7 +233,7 @@ func RunAudit(t *testing.T, open func(t *testing.T) AuditStore) {
 			if i >= 8 {
 				rec.Outcome, rec.Error = audit.OutcomeRefused, "invalid_scope"
 			}
-			if _, err := s.CommitDecision(ctx, base, nil, rec); err != nil {
+			if _, err := s.CommitDecision(ctx, base, store.Decision{Audit: rec}); err != nil {
 				t.Fatal(err)
 			}
 		}
