@@ -132,7 +132,9 @@ WHERE key_hash = ANY (ARRAY(SELECT key_hash FROM jti WHERE expires <= $1 LIMIT $
 AND expires <= $1`
 
 // DeleteExpiredJTIs removes the keys whose Expires is not after before, in
-// chunks of deleteChunk rows, each its own transaction.
+// chunks of deleteChunk rows, each its own transaction. A chunk that the
+// recheck made short ends the loop early; the rows it left are expired and
+// so free already, and the next cleanup takes them.
 func (s *Store) DeleteExpiredJTIs(ctx context.Context, before time.Time) (int64, error) {
 	var total int64
 	for {
