@@ -61,7 +61,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	log.Info("tillit is serving", "issuer", srv.Issuer(), "listen", ln.Addr().String(), "storage", cfg.Storage, "dev", cfg.Dev)
+	log.Info("tillit is serving", "issuer", srv.Issuer(), "listen", ln.Addr().String(), "storage", storageName(cfg.Storage), "instance", cfg.Instance, "dev", cfg.Dev)
 	if setup != nil {
 		printDevHelp(stdout, srv.Issuer(), setup)
 	}
@@ -115,3 +115,12 @@ Or for SFM, with the sfm-id client claim:
 }
 
 var _ = errors.New
+
+// storageName is the storage setting as it may be logged: a database URL
+// without its password or query.
+func storageName(storage string) string {
+	if strings.Contains(storage, "://") && !strings.HasPrefix(storage, "sqlite:") {
+		return redactURL(storage)
+	}
+	return storage
+}

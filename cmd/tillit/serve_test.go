@@ -167,3 +167,15 @@ func TestServeUsage(t *testing.T) {
 		t.Fatalf("no KEK: exit %d: %s", code, stderr.String())
 	}
 }
+
+func TestStorageNameHidesPasswords(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"postgres://tillit:s3cret@db:5432/tillit?sslmode=require&password=x", "postgres://tillit@db:5432/tillit"},
+		{"data/tillit.db", "data/tillit.db"},
+		{"sqlite:///var/lib/tillit.db", "sqlite:///var/lib/tillit.db"},
+	} {
+		if got := storageName(tt.in); got != tt.want || strings.Contains(got, "s3cret") {
+			t.Errorf("storageName(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}

@@ -18,6 +18,9 @@ type Error struct {
 	// (RFC 9449 §8): with use_dpop_nonce, and whenever the server wants the
 	// client to switch to a fresh nonce.
 	DPoPNonce string
+	// RetryAfter, when positive, is sent as Retry-After in seconds: with a
+	// 429 or 503 it says when to come back.
+	RetryAfter int
 
 	cause error
 }

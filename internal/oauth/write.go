@@ -3,6 +3,7 @@ package oauth
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 )
 
 // errorBody is the JSON shape of an error response (RFC 6749 §5.2).
@@ -26,6 +27,9 @@ func WriteError(w http.ResponseWriter, err error) *Error {
 	h.Set("Pragma", "no-cache")
 	if e.DPoPNonce != "" {
 		h.Set("DPoP-Nonce", e.DPoPNonce)
+	}
+	if e.RetryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(e.RetryAfter))
 	}
 	body := errorBody{Error: e.Code, Description: e.Description}
 	if e.Code == CodeServerError {

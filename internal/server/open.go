@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 
+	"github.com/tillit-sts/tillit/internal/audit"
 	"github.com/tillit-sts/tillit/internal/store"
 	"github.com/tillit-sts/tillit/internal/store/postgres"
 	"github.com/tillit-sts/tillit/internal/store/sqlite"
@@ -12,12 +13,13 @@ import (
 // openStore opens the backend a storage setting names: a postgres:// or
 // postgresql:// URL is PostgreSQL, anything else a SQLite file (a path or
 // a sqlite: URL). Both bring their schema up to date before they return.
-func openStore(ctx context.Context, storage string) (store.Store, error) {
+// The audit key, when not nil, lets the store seal audit records.
+func openStore(ctx context.Context, storage string, auditKey audit.Key) (store.Store, error) {
 	switch {
 	case strings.HasPrefix(storage, "postgres://"), strings.HasPrefix(storage, "postgresql://"):
 		return postgres.Open(ctx, storage, postgres.Options{})
 	case strings.HasPrefix(storage, "sqlite:"):
 		storage = strings.TrimPrefix(strings.TrimPrefix(storage, "sqlite:"), "//")
 	}
-	return sqlite.Open(ctx, storage, sqlite.Options{})
+	return sqlite.Open(ctx, storage, sqlite.Options{AuditKey: auditKey})
 }

@@ -12,10 +12,14 @@ import (
 	"time"
 
 	"github.com/tillit-sts/tillit/dpop"
+	"github.com/tillit-sts/tillit/internal/audit"
 	"github.com/tillit-sts/tillit/internal/clientauth"
 	"github.com/tillit-sts/tillit/internal/config"
 	"github.com/tillit-sts/tillit/internal/keys"
+	"github.com/tillit-sts/tillit/internal/metrics"
+	"github.com/tillit-sts/tillit/internal/ratelimit"
 	"github.com/tillit-sts/tillit/internal/registry"
+	"github.com/tillit-sts/tillit/internal/requestid"
 	"github.com/tillit-sts/tillit/internal/store"
 	"github.com/tillit-sts/tillit/internal/token"
 )
@@ -46,12 +50,16 @@ type Server struct {
 	introspect *token.Introspection
 	revoke     *token.Revocation
 	handler    http.Handler
+	metrics    *metrics.Metrics
+	auditLog   auditHeads
+	lastHead   store.AuditHead // written by the head-logging job only
 }
 
 // How often the background jobs run.
 const (
 	keyMaintenanceInterval = time.Minute
 	replayCleanupInterval  = time.Minute
+	auditHeadInterval      = time.Minute
 )
 
 // New builds a server from a validated configuration: it opens the store,
@@ -77,10 +85,14 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (*Server, error) 
 	if err != nil {
 		return nil, err
 	}
+	auditKey, err := audit.DeriveKey(kek)
+	if err != nil {
+		return nil, err
+	}
 	if opt.Store != nil {
 		s.store = opt.Store
 	} else {
-		if s.store, err = Open(ctx, cfg.Storage); err != nil {
+		if s.store, err = openStore(ctx, cfg.Storage, auditKey); err != nil {
 			return nil, err
 		}
 		s.ownStore = true
@@ -108,10 +120,16 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (*Server, error) 
 	}
 	s.registry.Log = s.log
 
+	s.metrics = metrics.New()
 	s.keys, err = keys.NewManager(ctx, s.store, sealer, KeysConfig(cfg), s.now, s.log)
 	if err != nil {
 		return nil, err
 	}
+	decisions, ok := s.store.(token.DecisionStore)
+	if !ok {
+		return nil, fmt.Errorf("server: the %T store keeps no audit log", s.store)
+	}
+	s.auditLog, _ = s.store.(auditHeads)
 
 	s.assertions = &clientauth.Verifier{
 		Algorithms:  cfg.ClientAssertion.Algorithms(),
@@ -124,18 +142,25 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (*Server, error) 
 		s.proofs.Nonces = s.keys.Nonces()
 	}
 	tokenCfg := token.Config{
-		Issuer:        s.issuer,
-		Registry:      s.registry.Current,
-		Replay:        s.store,
-		Refresh:       s.store,
-		PublicKeys:    s.keys.JWKS,
-		Keys:          s.keys,
-		Assertions:    s.assertions,
-		Proofs:        s.proofs,
-		TokenLifetime: cfg.Tokens.AccessTokenLifetime,
-		MaxBody:       cfg.HTTP.MaxBodyBytes,
-		Now:           s.now,
-		Log:           s.log,
+		Issuer:       s.issuer,
+		Registry:     s.registry.Current,
+		Replay:       s.store,
+		Refresh:      s.store,
+		Decisions:    decisions,
+		Instance:     cfg.Instance,
+		Metrics:      s.metrics,
+		AddressLimit: limiter(cfg.RateLimit.PerAddress, cfg.RateLimit.AddressBurst),
+		ClientLimit:  limiter(cfg.RateLimit.PerClient, cfg.RateLimit.ClientBurst),
+
+		TrustForwardedFor: cfg.RateLimit.TrustForwardedFor,
+		PublicKeys:        s.keys.JWKS,
+		Keys:              s.keys,
+		Assertions:        s.assertions,
+		Proofs:            s.proofs,
+		TokenLifetime:     cfg.Tokens.AccessTokenLifetime,
+		MaxBody:           cfg.HTTP.MaxBodyBytes,
+		Now:               s.now,
+		Log:               s.log,
 	}
 	s.token = token.New(tokenCfg)
 	s.introspect = token.NewIntrospection(tokenCfg)
@@ -150,6 +175,8 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (*Server, error) 
 	mux.HandleFunc("GET "+PathJWKS, s.serveJWKS)
 	mux.HandleFunc("GET "+PathExpiredJWKS, s.serveExpiredJWKS)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /readyz", s.serveReady)
+	mux.Handle("GET /metrics", s.metrics.Handler())
 	s.handler = s.middleware(mux)
 	ok = true
 	return s, nil
@@ -167,10 +194,64 @@ func KeysConfig(cfg *config.Config) keys.Config {
 	}
 }
 
-// Open opens the store a storage setting names: a SQLite file path or
-// sqlite: URL.
+// Open opens the store a storage setting names, for commands that read it
+// or change the registry; it cannot write audit records.
 func Open(ctx context.Context, storage string) (store.Store, error) {
-	return openStore(ctx, storage)
+	return openStore(ctx, storage, nil)
+}
+
+// limiter is a rate limiter, or nil (no limit) for a rate of zero.
+func limiter(rate float64, burst int) *ratelimit.Limiter {
+	if rate <= 0 {
+		return nil
+	}
+	return ratelimit.New(rate, burst, 0)
+}
+
+// serveReady answers 200 when the store answers and a key signs, 503
+// otherwise: a load balancer sends no tokens requests to an instance that
+// could not answer them.
+func (s *Server) serveReady(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	problem := ""
+	if err := s.store.Ping(ctx); err != nil {
+		problem = "store unreachable"
+		s.log.Warn("not ready", "request_id", requestid.From(r.Context()), "err", err)
+	} else if _, err := s.keys.Signer(); err != nil {
+		problem = "no signing key"
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	if problem != "" {
+		http.Error(w, problem, http.StatusServiceUnavailable)
+		return
+	}
+	_, _ = w.Write([]byte("ready\n"))
+}
+
+// auditHeads is the part of the store the head logger reads.
+type auditHeads interface {
+	AuditHeads(ctx context.Context) ([]store.AuditHead, error)
+}
+
+// logAuditHead writes this instance's audit chain head to the log, which
+// lives apart from the database: `tillit audit verify --head` can then tell
+// a rollback of the whole database (decisions.md, Audit).
+func (s *Server) logAuditHead(ctx context.Context) error {
+	if s.auditLog == nil {
+		return nil
+	}
+	heads, err := s.auditLog.AuditHeads(ctx)
+	if err != nil {
+		return err
+	}
+	for _, h := range heads {
+		if h.Instance == s.cfg.Instance && (h.Seq != s.lastHead.Seq) {
+			s.log.Info("audit head", "head", audit.FormatHead(h))
+			s.lastHead = h
+		}
+	}
+	return nil
 }
 
 // Issuer is the issuer URL.
@@ -256,6 +337,7 @@ func (s *Server) runJobs(ctx context.Context, wg *sync.WaitGroup) {
 		_, err := s.store.DeleteExpiredJTIs(ctx, s.now())
 		return err
 	})
+	every(auditHeadInterval, "audit head logging", s.logAuditHead)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()

@@ -24,6 +24,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/tillit-sts/tillit/internal/audit"
 	"github.com/tillit-sts/tillit/internal/config"
 	"github.com/tillit-sts/tillit/internal/keys"
 	"github.com/tillit-sts/tillit/internal/server"
@@ -121,7 +122,15 @@ func Start(t testing.TB, opt Options) *Server {
 		t.Fatalf("servertest: config: %v", err)
 	}
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(opt.Dir, "tillit.db"), sqlite.Options{})
+	kekBytes, err := keys.ReadKEKFile(kek)
+	if err != nil {
+		t.Fatal(err)
+	}
+	auditKey, err := audit.DeriveKey(kekBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := sqlite.Open(ctx, filepath.Join(opt.Dir, "tillit.db"), sqlite.Options{AuditKey: auditKey})
 	if err != nil {
 		t.Fatal(err)
 	}

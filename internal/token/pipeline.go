@@ -14,9 +14,12 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/tillit-sts/tillit/dpop"
+	"github.com/tillit-sts/tillit/internal/audit"
 	"github.com/tillit-sts/tillit/internal/clientauth"
 	"github.com/tillit-sts/tillit/internal/keys"
+	"github.com/tillit-sts/tillit/internal/metrics"
 	"github.com/tillit-sts/tillit/internal/oauth"
+	"github.com/tillit-sts/tillit/internal/ratelimit"
 	"github.com/tillit-sts/tillit/internal/registry"
 	"github.com/tillit-sts/tillit/internal/requestid"
 	"github.com/tillit-sts/tillit/internal/store"
@@ -67,6 +70,20 @@ type Config struct {
 	// subject tokens of token exchange and the tokens APIs introspect. Nil
 	// leaves token exchange out.
 	PublicKeys func() jose.JSONWebKeySet
+	// Decisions commits every decision: the single-use values and refresh
+	// token a token spends, with its audit record, and the audit record of
+	// every refusal.
+	Decisions DecisionStore
+	// Instance names this server's chain in the audit log.
+	Instance string
+	// Metrics counts requests; nil counts nothing.
+	Metrics *metrics.Metrics
+	// AddressLimit and ClientLimit rate-limit requests per source address
+	// (before anything is verified) and per authenticated client; nil
+	// means no limit.
+	AddressLimit, ClientLimit *ratelimit.Limiter
+	// TrustForwardedFor takes the source address from X-Forwarded-For.
+	TrustForwardedFor bool
 	// TokenLifetime is the default access token lifetime.
 	TokenLifetime time.Duration
 	MaxBody       int64
@@ -158,9 +175,13 @@ func (e *Endpoint) Mount(mux *http.ServeMux) {
 }
 
 func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	resp, err := e.handle(w, r)
+	start := time.Now() // the real clock: metrics time requests
+	d := &decision{}
+	resp, err := e.handle(w, r, d)
+	grant := e.grantLabel(d.grantType)
 	if err != nil {
-		e.writeError(w, r, err)
+		oe := e.writeError(w, r, e.recordRefusal(r, d, err))
+		e.cfg.Metrics.Request("token", grant, oe.Code, time.Since(start))
 		return
 	}
 	if e.cfg.Proofs.Nonces != nil {
@@ -171,6 +192,8 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := oauth.WriteJSON(w, http.StatusOK, resp); err != nil {
 		e.cfg.Log.Warn("token response not written", "request_id", requestid.From(r.Context()), "err", err)
 	}
+	e.cfg.Metrics.Request("token", grant, "ok", time.Since(start))
+	e.cfg.Metrics.Issued(d.clientID, d.audience)
 }
 
 // response is the success body (RFC 6749 §5.1, RFC 9449 §5). The fields
@@ -192,20 +215,32 @@ type response struct {
 	RejectedScope string `json:"rejected_scope,omitempty"`
 }
 
-// handle is the fixed pipeline.
-func (e *Endpoint) handle(w http.ResponseWriter, r *http.Request) (*response, error) {
+// handle is the fixed pipeline. It fills in d as it learns who asks for
+// what, for the audit record.
+func (e *Endpoint) handle(w http.ResponseWriter, r *http.Request, d *decision) (*response, error) {
+	now := e.cfg.Now()
+	// 0: the source address's rate, before any work is done for it.
+	if ok, wait := e.cfg.AddressLimit.Allow(e.sourceAddress(r), now); !ok {
+		e.cfg.Metrics.Limited("address")
+		return nil, limited("address", wait)
+	}
 	// 1–3: transport, body bound, one parse of the form.
 	req, err := parseRequest(w, r, e.cfg.MaxBody, "token")
 	if err != nil {
 		return nil, err
 	}
-	now := e.cfg.Now()
+	d.grantType = truncate(req.GrantType, 100)
 	snap := e.cfg.Registry()
 
 	// 4: private_key_jwt.
 	client, assertion, err := authenticate(e.cfg.Assertions, req, snap, now)
 	if err != nil {
 		return nil, err
+	}
+	d.clientID = client.ID
+	if ok, wait := e.cfg.ClientLimit.Allow(client.ID, now); !ok {
+		e.cfg.Metrics.Limited("client")
+		return nil, limited("client", wait)
 	}
 	t := &tokenRequest{Request: req, Client: client, Snapshot: snap, Assertion: assertion, Now: now}
 
@@ -233,58 +268,82 @@ func (e *Endpoint) handle(w http.ResponseWriter, r *http.Request) (*response, er
 	if err != nil {
 		return nil, err
 	}
+	d.fromIssue(is)
 	// HelseID: DPoP is required when the API requires it (the default) or
 	// the client is configured to require it (decisions.md).
 	if t.Proof == nil && (!is.API.AllowBearer || client.RequireDPoP) {
 		return nil, oauth.InvalidDPoPProof("a DPoP proof is required: " + is.API.Audience + " does not accept Bearer tokens")
 	}
 
-	// Every check has passed: spend the assertion and the proof together.
+	// 8: sign, then commit the decision: the assertion and proof jtis, the
+	// refresh token the grant spends, and the audit record that says the
+	// token was issued, in one transaction, durable before the answer.
+	// Signing comes first so that nothing can fail once the decision is
+	// committed; a token signed for a request the commit then refuses (a
+	// replayed jti) is thrown away unseen.
+	resp, err := e.sign(t, is)
+	if err != nil {
+		return nil, err
+	}
+	d.tokenID = is.Claims.JTI
 	jtis := []store.JTI{{Key: assertionKey(client.ID, assertion.JTI), Expires: e.cfg.Assertions.ReplayUntil(assertion)}}
 	if t.Proof != nil {
 		jtis = append(jtis, store.JTI{Key: proofKey(t.Proof), Expires: t.Proof.Expires})
 	}
-	if err := e.cfg.Replay.ConsumeJTIs(r.Context(), now, jtis); err != nil {
-		return nil, replayError(err)
+	dec := store.Decision{JTIs: jtis, Audit: e.record(r, d, audit.OutcomeIssued, "")}
+	if is.Rotate != nil {
+		dec.Rotate = &store.Rotation{OldID: is.Rotate.OldID, Next: is.Rotate.Next}
 	}
-
-	// 8: sign, rotate the refresh token (the refresh grant's own spend), and
-	// answer. The jtis go first and the rotation last, because the two are
-	// separate store calls and only this order cannot hurt the client: if
-	// the rotation fails after the jtis were spent, the client makes a new
-	// assertion and proof (as it must for any request) and its refresh
-	// token is still good, unless another request rotated it, in which
-	// case it was lost anyway. The other order could rotate the token and
-	// then refuse a replayed jti, leaving the client without its new
-	// refresh token and its old one spent. Signing comes before the
-	// rotation too, so that nothing can fail once the token is rotated.
-	resp, err := e.sign(r.Context(), t, is)
-	if err != nil {
+	if _, err := e.cfg.Decisions.CommitDecision(r.Context(), now, dec); err != nil {
+		d.tokenID = "" // not issued after all
+		if errors.Is(err, store.ErrReplay) {
+			return nil, e.replayError(err)
+		}
+		if is.Rotate != nil {
+			return nil, rotationError(err)
+		}
 		return nil, err
 	}
 	if is.Rotate != nil {
-		if err := e.cfg.Refresh.RotateRefreshToken(r.Context(), now, is.Rotate.OldID, is.Rotate.Next); err != nil {
-			return nil, rotationError(err)
-		}
 		resp.RefreshToken = is.Rotate.Value
 		resp.RTExpiresIn = int64(is.Rotate.Next.ExpiresAt.Sub(now) / time.Second)
-		e.cfg.Log.Debug("refresh token rotated", "request_id", requestid.From(r.Context()), "client_id", client.ID,
-			"family", is.Rotate.Next.FamilyID)
 	}
+	e.cfg.Log.Debug("token issued", "request_id", requestid.From(r.Context()), "client_id", client.ID,
+		"grant_type", t.GrantType, "aud", d.audience, "jti", d.tokenID, "dpop", t.Proof != nil,
+		"refresh_family", familyOf(is))
 	return resp, nil
 }
 
-// replayError maps a refused ConsumeJTIs to what the client sent twice.
-func replayError(err error) error {
+func familyOf(is *issue) string {
+	if is.Rotate == nil {
+		return ""
+	}
+	return is.Rotate.Next.FamilyID
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// replayError maps a refused spend to what the client sent twice.
+func (e *Endpoint) replayError(err error) error {
 	var re *store.ReplayError
 	switch {
 	case errors.As(err, &re) && strings.HasPrefix(re.Key, "p|"):
+		e.cfg.Metrics.Replay("proof")
 		return oauth.InvalidDPoPProof("DPoP proof was already used (jti)")
 	case errors.Is(err, store.ErrReplay):
+		e.cfg.Metrics.Replay("assertion")
 		return oauth.InvalidClient("client_assertion was already used (jti)")
 	}
 	return err
 }
+
+// replayError is for endpoints without metrics (introspection, revocation).
+func replayError(err error) error { return (&Endpoint{}).replayError(err) }
 
 // authenticate checks the client authentication of a request to any
 // endpoint that takes private_key_jwt, with that endpoint's verifier (whose
@@ -353,7 +412,7 @@ func (e *Endpoint) proofError(err error, now time.Time) error {
 	return err
 }
 
-func (e *Endpoint) sign(ctx context.Context, t *tokenRequest, is *issue) (*response, error) {
+func (e *Endpoint) sign(t *tokenRequest, is *issue) (*response, error) {
 	lifetime := e.cfg.TokenLifetime
 	for _, l := range []time.Duration{is.API.AccessTokenLifetime, t.Client.AccessTokenLifetime, is.Lifetime} {
 		if l > 0 && l < lifetime {
@@ -385,8 +444,6 @@ func (e *Endpoint) sign(ctx context.Context, t *tokenRequest, is *issue) (*respo
 	if err != nil {
 		return nil, err
 	}
-	e.cfg.Log.Debug("token issued", "request_id", requestid.From(ctx), "client_id", t.Client.ID,
-		"grant_type", t.GrantType, "aud", c.Audience, "jti", c.JTI, "dpop", t.Proof != nil)
 	return &response{
 		AccessToken:     at,
 		IssuedTokenType: is.IssuedTokenType,
@@ -400,18 +457,19 @@ func (e *Endpoint) sign(ctx context.Context, t *tokenRequest, is *issue) (*respo
 // writeError renders err and logs it under the request ID. Refusals are
 // logged at info with their code; anything else is a server_error whose
 // cause is logged at error and never sent.
-func (e *Endpoint) writeError(w http.ResponseWriter, r *http.Request, err error) {
+func (e *Endpoint) writeError(w http.ResponseWriter, r *http.Request, err error) *oauth.Error {
 	oe := oauth.WriteError(w, err)
 	attrs := []any{"request_id", requestid.From(r.Context()), "error", oe.Code}
 	if oe.Code == oauth.CodeServerError {
 		e.cfg.Log.Error("token request failed", append(attrs, "cause", err.Error())...)
-		return
+		return oe
 	}
 	attrs = append(attrs, "description", oe.Description)
 	if cause := errors.Unwrap(oe); cause != nil {
 		attrs = append(attrs, "cause", cause.Error())
 	}
 	e.cfg.Log.Info("token request refused", attrs...)
+	return oe
 }
 
 // The replay keys are namespaced so that an assertion jti and a proof jti

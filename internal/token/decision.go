@@ -1,0 +1,122 @@
+package token
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/tillit-sts/tillit/internal/audit"
+	"github.com/tillit-sts/tillit/internal/oauth"
+	"github.com/tillit-sts/tillit/internal/ratelimit"
+	"github.com/tillit-sts/tillit/internal/requestid"
+	"github.com/tillit-sts/tillit/internal/store"
+)
+
+// DecisionStore commits what the endpoint decides (store.Store).
+type DecisionStore interface {
+	CommitDecision(ctx context.Context, now time.Time, d store.Decision) (store.AuditRecord, error)
+}
+
+// decision collects, as the pipeline gets to know them, the facts the audit
+// record of a request holds (decisions.md, Audit).
+type decision struct {
+	grantType string
+	clientID  string
+	parent    string
+	child     string
+	supplier  string
+	subject   string
+	audience  string
+	scopes    []string
+	tokenID   string
+}
+
+// fromIssue takes what the grant decided.
+func (d *decision) fromIssue(is *issue) {
+	d.audience = is.API.Audience
+	d.scopes = is.Scopes
+	d.parent, d.child, d.supplier = is.Claims.OrgNrParent, is.Claims.OrgNrChild, is.Claims.OrgNrSupplier
+	// The audit log keeps the pseudonym (sub), never the pid.
+	d.subject = is.Claims.Subject
+}
+
+// record is the audit record of the decision.
+func (e *Endpoint) record(r *http.Request, d *decision, outcome, code string) store.AuditRecord {
+	return store.AuditRecord{
+		Instance:    e.cfg.Instance,
+		Time:        e.cfg.Now(),
+		RequestID:   requestid.From(r.Context()),
+		Endpoint:    "token",
+		GrantType:   d.grantType,
+		ClientID:    d.clientID,
+		OrgParent:   d.parent,
+		OrgChild:    d.child,
+		OrgSupplier: d.supplier,
+		Subject:     d.subject,
+		Audience:    d.audience,
+		Scopes:      d.scopes,
+		TokenID:     d.tokenID,
+		Outcome:     outcome,
+		Error:       code,
+	}
+}
+
+// recordRefusal makes the refusal of a request durable before it is
+// answered. If that fails the client gets a bare server_error instead:
+// decisions.md wants every decision on record before the response.
+func (e *Endpoint) recordRefusal(r *http.Request, d *decision, err error) error {
+	code := oauth.CodeServerError
+	if oe := oauth.As(err); oe != nil {
+		code = oe.Code
+	}
+	rec := e.record(r, d, audit.OutcomeRefused, code)
+	if _, cerr := e.cfg.Decisions.CommitDecision(context.WithoutCancel(r.Context()), e.cfg.Now(), store.Decision{Audit: rec}); cerr != nil {
+		// Not wrapping err: its OAuth error must not reach the client.
+		return fmt.Errorf("%w (the request was refused with %s): %w", errAuditFailed, code, cerr)
+	}
+	return err
+}
+
+var errAuditFailed = errors.New("token: the refusal could not be written to the audit log")
+
+// grantLabel keeps the grant_type the client sent out of metric labels
+// unless it is one the endpoint knows: a label per made-up value would grow
+// without bound.
+func (e *Endpoint) grantLabel(g string) string {
+	if _, ok := e.grants[g]; ok {
+		return g
+	}
+	return "other"
+}
+
+// limited answers a rate-limited request (RFC 6585 §4). OAuth has no code
+// for it; temporarily_unavailable says to come back, Retry-After when.
+func limited(what string, wait time.Duration) *oauth.Error {
+	oe := oauth.New(oauth.CodeTemporarilyUnavail, "too many requests from this "+what+": try again later")
+	oe.Status = http.StatusTooManyRequests
+	oe.RetryAfter = ratelimit.RetryAfter(wait)
+	return oe
+}
+
+// sourceAddress is the address a request came from: the connection's peer,
+// or, behind a proxy that is trusted to set it, the first X-Forwarded-For
+// entry.
+func (e *Endpoint) sourceAddress(r *http.Request) string {
+	if e.cfg.TrustForwardedFor {
+		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
+			first, _, _ := strings.Cut(xff, ",")
+			if ip := net.ParseIP(strings.TrimSpace(first)); ip != nil {
+				return ip.String()
+			}
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
