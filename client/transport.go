@@ -50,13 +50,17 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody()
 		return nil, fmt.Errorf("client: Transport has no Source")
 	}
-	c := t.Source.c
 	tok, err := t.Source.Token(req.Context())
 	if err != nil {
 		closeBody()
 		return nil, err
 	}
-	base := t.Base
+	return t.Source.c.send(req, tok, t.Base)
+}
+
+// send makes the API call with tok, as Transport describes.
+func (c *Client) send(req *http.Request, tok *TokenResponse, base http.RoundTripper) (*http.Response, error) {
+	var err error
 	if base == nil {
 		base = http.DefaultTransport
 	}
