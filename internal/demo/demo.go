@@ -1,8 +1,9 @@
 // Package demo makes the development setup that `tillit serve --dev` starts
-// with: a data folder holding a key-encryption key, two demo client keys and
+// with: a data folder holding a key-encryption key, three demo client keys and
 // a configuration file that mirrors the two cases Tillit was built for, the
 // DEFT API (DPoP required) and the SFM API (with its API-specific client
-// claim sfm-id).
+// claim sfm-id, and SFM's own client, which exchanges the EPJ's tokens for
+// Reseptformidleren tokens).
 package demo
 
 import (
@@ -26,6 +27,9 @@ const (
 	KEKFile    = "kek"
 	DEFTKey    = "demo-deft.jwk"
 	SFMKey     = "demo-sfm.jwk"
+	// SFMAPIKey is the key of SFM's own client, which exchanges the EPJ's
+	// tokens for Reseptformidleren tokens (examples/sfm).
+	SFMAPIKey = "demo-sfm-api.jwk"
 )
 
 // Demo client IDs, organisations and the SFM id. The organisation numbers
@@ -38,6 +42,14 @@ const (
 	CustomerOrg   = "310900036"
 	CustomerChild = "310900044"
 	SFMID         = "0c4c1b49-8a8e-4c3b-9f6e-6f3f5d2b7a11"
+	// SFMAPIClientID is SFM's own client; SFMOrg its organisation.
+	SFMAPIClientID = "demo-sfm-api"
+	SFMOrg         = "310900109"
+	// Audiences and scopes of the token exchange examples.
+	SFMAudience = "e-helse:sfm.api"
+	SFMScope    = "e-helse:sfm.api/sfm.api"
+	RFAudience  = "e-helse:reseptformidleren"
+	RFScope     = "e-helse:reseptformidleren/rf"
 )
 
 // Setup is the prepared data folder.
@@ -46,6 +58,7 @@ type Setup struct {
 	ConfigPath string
 	DEFTKey    string
 	SFMKey     string
+	SFMAPIKey  string
 	// Created is true when this call made the folder's contents.
 	Created bool
 }
@@ -63,6 +76,7 @@ func Prepare(dir, listen string) (*Setup, error) {
 		ConfigPath: filepath.Join(dir, ConfigFile),
 		DEFTKey:    filepath.Join(dir, DEFTKey),
 		SFMKey:     filepath.Join(dir, SFMKey),
+		SFMAPIKey:  filepath.Join(dir, SFMAPIKey),
 	}
 	if err := writeIfMissing(filepath.Join(dir, KEKFile), []byte(keys.NewKEK()+"\n"), 0o600); err != nil {
 		return nil, err
@@ -75,14 +89,18 @@ func Prepare(dir, listen string) (*Setup, error) {
 	if err != nil {
 		return nil, err
 	}
+	sfmAPI, err := clientKey(s.SFMAPIKey, jose.ES256)
+	if err != nil {
+		return nil, err
+	}
 	if _, err := os.Stat(s.ConfigPath); err == nil {
 		return s, nil
 	}
 	var buf bytes.Buffer
 	err = configTemplate.Execute(&buf, map[string]string{
 		"Listen": listen, "KEK": KEKFile,
-		"DEFTPublic": publicJSON(deft), "SFMPublic": publicJSON(sfm),
-		"DEFTClient": DEFTClientID, "SFMClient": SFMClientID,
+		"DEFTPublic": publicJSON(deft), "SFMPublic": publicJSON(sfm), "SFMAPIPublic": publicJSON(sfmAPI),
+		"DEFTClient": DEFTClientID, "SFMClient": SFMClientID, "SFMAPIClient": SFMAPIClientID, "SFMOrg": SFMOrg,
 		"Supplier": SupplierOrg, "Customer": CustomerOrg, "Child": CustomerChild, "SFMID": SFMID,
 	})
 	if err != nil {
@@ -157,6 +175,13 @@ apis:
     name: Sentral forskrivningsmodul (SFM)
     scopes: [e-helse:sfm.api/sfm.api]
     client_claims: [sfm-id, orgnr_supplier, nhn:sfm:journal-id]
+    # SFM's own client may exchange tokens issued for SFM (token exchange).
+    owners: [{{.SFMAPIClient}}]
+  - audience: e-helse:reseptformidleren
+    name: Reseptformidleren
+    scopes: [e-helse:reseptformidleren/rf]
+    # What an exchanged token may carry over from the EPJ's SFM token.
+    subject_claims: [e-helse:sfm.api/client/claims/sfm-id, nhn:sfm:journal-id]
 
 organisations:
   - number: "{{.Supplier}}"
@@ -166,12 +191,18 @@ organisations:
   - number: "{{.Child}}"
     name: Demo Legekontor avd. Sentrum
     parent: "{{.Customer}}"
+  - number: "{{.SFMOrg}}"
+    name: Demo SFM
 
 client_systems:
   - id: demo-epj
     name: Demo EPJ
     supplier: "{{.Supplier}}"
     apis: [nhn:deft, e-helse:sfm.api]
+  - id: demo-sfm-system
+    name: SFM
+    supplier: "{{.SFMOrg}}"
+    apis: [e-helse:reseptformidleren]
 
 clients:
   - id: {{.DEFTClient}}
@@ -191,5 +222,15 @@ clients:
     claims:
       e-helse:sfm.api:
         sfm-id: {{.SFMID}}
+    # SFM's own client may exchange this client's tokens.
+    exchange_actors: [{{.SFMAPIClient}}]
     jwks: {"keys": [{{.SFMPublic}}]}
+  - id: {{.SFMAPIClient}}
+    name: SFM's own client
+    system: demo-sfm-system
+    tenancy: single-tenant
+    organisation: "{{.SFMOrg}}"
+    grant_types: [client_credentials, urn:ietf:params:oauth:grant-type:token-exchange]
+    scopes: [e-helse:reseptformidleren/rf]
+    jwks: {"keys": [{{.SFMAPIPublic}}]}
 `))
