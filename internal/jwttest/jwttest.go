@@ -58,6 +58,9 @@ func Segment(t testing.TB, v any) string {
 // JWK as the HMAC secret (the algorithm-confusion attack).
 func SignRaw(t testing.TB, key crypto.Signer, alg string, input []byte) []byte {
 	t.Helper()
+	if len(alg) < 5 { // "none", "", or nothing a key can sign
+		return nil
+	}
 	var h crypto.Hash
 	switch alg[len(alg)-3:] {
 	case "256":
@@ -66,9 +69,6 @@ func SignRaw(t testing.TB, key crypto.Signer, alg string, input []byte) []byte {
 		h = crypto.SHA384
 	case "512":
 		h = crypto.SHA512
-	}
-	if alg == "none" {
-		return nil
 	}
 	if alg[:2] == "HS" {
 		pub, err := json.Marshal(jose.JSONWebKey{Key: key.Public()})
