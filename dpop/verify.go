@@ -2,8 +2,8 @@ package dpop
 
 import (
 	"bytes"
+	"errors"
 	"crypto/subtle"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -11,6 +11,8 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/tillit-sts/tillit/jws"
 )
 
 // Limits on untrusted input. A proof with an RSA-4096 key in its header is
@@ -89,32 +91,35 @@ func (v *Verifier) Verify(proof string, r Request) (*Proof, error) {
 	if algs == nil {
 		algs = Algorithms
 	}
-	jws, err := jose.ParseSignedCompact(proof, algs)
+	tok, err := jws.Parse(proof, algs)
 	if err != nil {
-		return nil, diagnose(proof, algs)
+		if errors.Is(err, jws.ErrAlgorithm) {
+			return nil, invalid("DPoP proof alg is not allowed (allowed: " + strings.Join(AlgorithmNames(algs), " ") + ")")
+		}
+		return nil, invalid("DPoP proof is not a well-formed JWS")
 	}
-	if len(jws.Signatures) != 1 {
-		return nil, invalid("DPoP proof must have exactly one signature")
-	}
-	h := jws.Signatures[0].Protected
-	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); typ != "dpop+jwt" {
+	h := &tok.Header
+	if h.Typ != "dpop+jwt" {
 		return nil, invalid(`DPoP proof typ must be "dpop+jwt"`)
 	}
-	jwk := h.JSONWebKey
-	if jwk == nil {
+	if len(h.JWK) == 0 {
 		return nil, invalid("DPoP proof has no jwk header")
 	}
-	if !jwk.IsPublic() {
+	key, jkt, err := jws.ParseJWK(h.JWK)
+	switch {
+	case errors.Is(err, jws.ErrPrivateJWK):
 		return nil, invalid("DPoP proof jwk must not contain a private key")
+	case err != nil:
+		return nil, invalid("DPoP proof jwk is not a usable public key: " + strings.TrimPrefix(err.Error(), "jws: unusable jwk: "))
 	}
-	alg := jose.SignatureAlgorithm(h.Algorithm)
-	if err := CheckKey(alg, jwk.Key); err != nil {
+	alg := tok.Algorithm()
+	if err := CheckKey(alg, key); err != nil {
 		return nil, invalid("DPoP proof jwk does not fit alg: " + err.Error())
 	}
-	payload, err := jws.Verify(jwk)
-	if err != nil {
+	if err := tok.Verify(key); err != nil {
 		return nil, invalid("DPoP proof signature is invalid")
 	}
+	payload := tok.Payload
 
 	var c rawClaims
 	dec := json.NewDecoder(bytes.NewReader(payload))
@@ -181,10 +186,6 @@ func (v *Verifier) Verify(proof string, r Request) (*Proof, error) {
 			return nil, nonceErr("DPoP proof nonce is " + err.Error() + "; use the one in the DPoP-Nonce header")
 		}
 	}
-	jkt, err := Thumbprint(jwk)
-	if err != nil {
-		return nil, invalid("DPoP proof jwk has no thumbprint")
-	}
 	return &Proof{
 		JTI:        *c.JTI,
 		Method:     *c.HTM,
@@ -192,7 +193,7 @@ func (v *Verifier) Verify(proof string, r Request) (*Proof, error) {
 		IssuedAt:   iat,
 		Nonce:      nonce,
 		Algorithm:  alg,
-		JWK:        jwk,
+		JWK:        &jose.JSONWebKey{Key: key, Algorithm: string(alg)},
 		Thumbprint: jkt,
 		Expires:    iat.Add(window),
 	}, nil
@@ -212,32 +213,3 @@ func numericDate(raw json.RawMessage) (time.Time, bool) {
 	return time.Unix(int64(sec), int64(frac*1e9)), true
 }
 
-// diagnose explains why go-jose refused to parse a proof. It runs only on
-// that failure path, so the header is not decoded twice for good proofs.
-func diagnose(proof string, algs []jose.SignatureAlgorithm) error {
-	var h struct {
-		Alg string          `json:"alg"`
-		JWK json.RawMessage `json:"jwk"`
-	}
-	head, _, _ := strings.Cut(proof, ".")
-	raw, err := base64.RawURLEncoding.DecodeString(head)
-	if err != nil || json.Unmarshal(raw, &h) != nil {
-		return invalid("DPoP proof is not a well-formed JWS")
-	}
-	allowed := false
-	for _, a := range algs {
-		allowed = allowed || string(a) == h.Alg
-	}
-	if !allowed {
-		return invalid("DPoP proof alg is not allowed (allowed: " + strings.Join(AlgorithmNames(algs), " ") + ")")
-	}
-	var members map[string]json.RawMessage
-	if len(h.JWK) > 0 && json.Unmarshal(h.JWK, &members) == nil {
-		for _, private := range []string{"d", "p", "q", "dp", "dq", "qi", "k"} {
-			if _, ok := members[private]; ok {
-				return invalid("DPoP proof jwk must not contain a private key")
-			}
-		}
-	}
-	return invalid("DPoP proof is not a well-formed JWS")
-}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tillit-sts/tillit/dpop"
 	"github.com/tillit-sts/tillit/helseid"
+	"github.com/tillit-sts/tillit/jws"
 )
 
 // MaxAssertionSize bounds a client assertion. Assertions with
@@ -61,7 +62,7 @@ type Verifier struct {
 // Assertion is a parsed assertion. Its claims are not trusted until Verify
 // has passed.
 type Assertion struct {
-	jws    *jose.JSONWebSignature
+	jws    *jws.JWS
 	alg    jose.SignatureAlgorithm
 	kid    string
 	claims claims
@@ -100,22 +101,19 @@ func (v *Verifier) Parse(assertion string) (*Assertion, error) {
 	if len(assertion) > MaxAssertionSize {
 		return nil, reject("client_assertion is too large")
 	}
-	jws, err := jose.ParseSignedCompact(assertion, v.Algorithms)
+	tok, err := jws.Parse(assertion, v.Algorithms)
 	if err != nil {
-		return nil, diagnose(assertion, v.Algorithms)
+		return nil, diagnose(assertion, v.Algorithms, err)
 	}
-	if len(jws.Signatures) != 1 {
-		return nil, reject("client_assertion must have exactly one signature")
-	}
-	h := jws.Signatures[0].Protected
+	h := &tok.Header
 	// HelseID accepts the typ of RFC 7523bis, the plain JWT typ and none.
-	switch typ, _ := h.ExtraHeaders[jose.HeaderType].(string); strings.ToLower(typ) {
+	switch strings.ToLower(h.Typ) {
 	case "", "jwt", "client-authentication+jwt":
 	default:
-		return nil, reject("client_assertion typ %q is not accepted (client-authentication+jwt, JWT or none)", typ)
+		return nil, reject("client_assertion typ %q is not accepted (client-authentication+jwt, JWT or none)", h.Typ)
 	}
-	a := &Assertion{jws: jws, alg: jose.SignatureAlgorithm(h.Algorithm), kid: h.KeyID}
-	dec := json.NewDecoder(bytes.NewReader(jws.UnsafePayloadWithoutVerification()))
+	a := &Assertion{jws: tok, alg: tok.Algorithm(), kid: h.Kid}
+	dec := json.NewDecoder(bytes.NewReader(tok.Payload))
 	if err := dec.Decode(&a.claims); err != nil {
 		return nil, reject("client_assertion claims are not a JSON object of the right types")
 	}
@@ -229,7 +227,7 @@ func (v *Verifier) verifySignature(a *Assertion, keys []jose.JSONWebKey) (*jose.
 	}
 	// Without a kid every key of the right type is tried, as HelseID does.
 	for _, k := range candidates {
-		if _, err := a.jws.Verify(k); err == nil {
+		if err := a.jws.Verify(k.Key); err == nil {
 			return k, nil
 		}
 	}
@@ -289,28 +287,24 @@ func numericDate(raw json.RawMessage, allowString bool) (time.Time, bool) {
 	return time.Unix(int64(sec), int64(frac*1e9)), true
 }
 
-// diagnose explains why go-jose refused an assertion. It runs only on that
-// failure path.
-func diagnose(assertion string, algs []jose.SignatureAlgorithm) error {
-	parts := strings.Split(assertion, ".")
-	if len(parts) != 3 {
+// diagnose says why an assertion did not parse.
+func diagnose(assertion string, algs []jose.SignatureAlgorithm, err error) error {
+	if errors.Is(err, jws.ErrAlgorithm) {
+		var h struct {
+			Alg string `json:"alg"`
+		}
+		head, _, _ := strings.Cut(assertion, ".")
+		if raw, derr := base64.RawURLEncoding.DecodeString(head); derr == nil {
+			_ = json.Unmarshal(raw, &h)
+		}
+		return reject("client_assertion alg %q is not allowed (allowed: %s)", h.Alg, strings.Join(dpop.AlgorithmNames(algs), " "))
+	}
+	if strings.Count(assertion, ".") != 2 {
 		return reject("client_assertion is not a compact JWS (three dot-separated parts)")
 	}
-	var h struct {
-		Alg string `json:"alg"`
-	}
-	raw, err := decodeSegment(parts[0])
-	if err != nil || json.Unmarshal(raw, &h) != nil {
+	head, _, _ := strings.Cut(assertion, ".")
+	if raw, derr := base64.RawURLEncoding.DecodeString(head); derr != nil || !json.Valid(raw) {
 		return reject("client_assertion header is not base64url JSON")
 	}
-	for _, a := range algs {
-		if string(a) == h.Alg {
-			return reject("client_assertion is not a well-formed JWS")
-		}
-	}
-	return reject("client_assertion alg %q is not allowed (allowed: %s)", h.Alg, strings.Join(dpop.AlgorithmNames(algs), " "))
-}
-
-func decodeSegment(s string) ([]byte, error) {
-	return base64.RawURLEncoding.DecodeString(s)
+	return reject("client_assertion is not a well-formed JWS")
 }
