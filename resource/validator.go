@@ -15,6 +15,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/tillit-sts/tillit/dpop"
+	"github.com/tillit-sts/tillit/jws"
 )
 
 // Defaults of Config.
@@ -375,42 +376,37 @@ func (v *Validator) validateToken(ctx context.Context, token string, now time.Ti
 
 // verifyToken checks the access token's signature and claims.
 func (v *Validator) verifyToken(ctx context.Context, token string, now time.Time) (*Claims, error) {
-	jws, err := jose.ParseSignedCompact(token, v.algs)
+	tok, err := jws.Parse(token, v.algs)
 	if err != nil {
 		return nil, fail(ErrInvalidToken, "access token is not a JWS signed with an allowed algorithm", nil)
 	}
-	if len(jws.Signatures) != 1 {
-		return nil, fail(ErrInvalidToken, "access token must have exactly one signature", nil)
-	}
-	h := jws.Signatures[0].Protected
-	typ, _ := h.ExtraHeaders[jose.HeaderType].(string)
-	switch strings.ToLower(typ) {
+	h := &tok.Header
+	switch strings.ToLower(h.Typ) {
 	case "at+jwt", "application/at+jwt", "jwt":
 	default:
 		return nil, fail(ErrInvalidToken, `access token typ must be "at+jwt" or "JWT"`, nil)
 	}
-	if h.KeyID == "" {
+	if h.Kid == "" {
 		return nil, fail(ErrInvalidToken, "access token has no kid", nil)
 	}
-	key, err := v.keys.key(ctx, h.KeyID)
+	key, err := v.keys.key(ctx, h.Kid)
 	if err != nil {
 		return nil, fail(ErrKeysUnavailable, "the issuer's signing keys could not be read; try again later", err)
 	}
 	if key == nil {
 		return nil, fail(ErrInvalidToken, "access token kid is not among the issuer's signing keys", nil)
 	}
-	alg := jose.SignatureAlgorithm(h.Algorithm)
-	if key.Algorithm != "" && key.Algorithm != h.Algorithm {
+	alg := tok.Algorithm()
+	if key.Algorithm != "" && key.Algorithm != h.Alg {
 		return nil, fail(ErrInvalidToken, "access token alg is not the alg of its key", nil)
 	}
 	if err := dpop.CheckKey(alg, key.Key); err != nil {
 		return nil, fail(ErrInvalidToken, "access token alg does not fit its key", nil)
 	}
-	payload, err := jws.Verify(key.Key)
-	if err != nil {
+	if err := tok.Verify(key.Key); err != nil {
 		return nil, fail(ErrInvalidToken, "access token signature is invalid", nil)
 	}
-	c, w, err := parseClaims(payload)
+	c, w, err := parseClaims(tok.Payload)
 	if err != nil {
 		return nil, fail(ErrInvalidToken, err.Error(), nil)
 	}
