@@ -17,6 +17,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"text/template"
@@ -168,6 +169,11 @@ func (s *Server) RefreshToken(t testing.TB, clientID, jkt string, g token.Refres
 	c, err := s.Store.Client(ctx, clientID)
 	if err != nil {
 		t.Fatalf("servertest: refresh token for %q: %v", clientID, err)
+	}
+	// The rule the login will enforce: refresh tokens only for clients
+	// configured for them, and only with offline_access.
+	if !slices.Contains(c.GrantTypes, "refresh_token") || !slices.Contains(g.Scopes, "offline_access") {
+		t.Fatalf("servertest: %q gets no refresh token: it needs the refresh_token grant and the login offline_access", clientID)
 	}
 	lifetime := c.RefreshTokenLifetime
 	if lifetime == 0 {

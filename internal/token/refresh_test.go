@@ -54,7 +54,7 @@ func TestRefreshForgeOneFault(t *testing.T) {
 		t.Fatal(err)
 	}
 	sfmLogin := login
-	sfmLogin.Scopes = []string{"openid", "e-helse:sfm.api/sfm.api"}
+	sfmLogin.Scopes = []string{"openid", "offline_access", "e-helse:sfm.api/sfm.api"}
 	notAllowed := h.RefreshToken(t, "refresh-client", jkt, sfmLogin)
 	deftLogin := login
 	deftLogin.Resources = []string{"nhn:deft"}
