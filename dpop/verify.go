@@ -2,9 +2,9 @@ package dpop
 
 import (
 	"bytes"
-	"errors"
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -212,4 +212,3 @@ func numericDate(raw json.RawMessage) (time.Time, bool) {
 	sec, frac := math.Modf(f)
 	return time.Unix(int64(sec), int64(frac*1e9)), true
 }
-
