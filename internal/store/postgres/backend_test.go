@@ -15,8 +15,10 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/tillit-sts/tillit/internal/audit"
 	"github.com/tillit-sts/tillit/internal/pgtest"
 	"github.com/tillit-sts/tillit/internal/store"
+	"github.com/tillit-sts/tillit/internal/store/storetest"
 )
 
 var (
@@ -272,6 +274,16 @@ func TestRevokeWaitsForRotation(t *testing.T) {
 			_, err := s.RevokeRefreshFamily(bg, "fam")
 			return err
 		}},
+		{name: "reuse of a rotated token in a decision", revoke: func(s *Store) error {
+			_, err := s.CommitDecision(bg, now, store.Decision{
+				Rotate: &store.Rotation{OldID: "rt-1", Next: refresh("reuse", "fam")},
+				Audit:  auditRecord("sts", 1),
+			})
+			if !errors.Is(err, store.ErrRefreshReused) {
+				return fmt.Errorf("err = %v, want %v", err, store.ErrRefreshReused)
+			}
+			return nil
+		}},
 		{name: "reuse of a rotated token", revoke: func(s *Store) error {
 			err := s.RotateRefreshToken(bg, now, "rt-1", refresh("reuse", "fam"))
 			if !errors.Is(err, store.ErrRefreshReused) {
@@ -283,7 +295,7 @@ func TestRevokeWaitsForRotation(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			url := pgtest.URL(t)
-			s := openTest(t, url, Options{})
+			s := openTest(t, url, Options{AuditKey: storetest.AuditKey})
 			if err := s.CreateRefreshToken(bg, refresh("rt-1", "fam")); err != nil {
 				t.Fatal(err)
 			}
@@ -386,7 +398,7 @@ func (c countingConn) Read(b []byte) (int, error) {
 // statement in one more round trip the first time a connection runs it).
 func TestRoundTrips(t *testing.T) {
 	rt := &roundTrips{}
-	s := openTest(t, pgtest.URL(t), Options{configure: func(c *pgxpool.Config) {
+	s := openTest(t, pgtest.URL(t), Options{AuditKey: storetest.AuditKey, configure: func(c *pgxpool.Config) {
 		c.MaxConns = 1 // one connection, so that the warm-up warms it
 		dial := c.ConnConfig.DialFunc
 		c.ConnConfig.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -397,8 +409,10 @@ func TestRoundTrips(t *testing.T) {
 			return countingConn{conn, rt}, nil
 		}
 	}})
-	if err := s.CreateRefreshToken(bg, refresh("rt-0", "fam")); err != nil {
-		t.Fatal(err)
+	for _, rt := range []store.RefreshToken{refresh("rt-0", "fam"), refresh("rd-0", "fam-d")} {
+		if err := s.CreateRefreshToken(bg, rt); err != nil {
+			t.Fatal(err)
+		}
 	}
 	tests := []struct {
 		name string
@@ -419,6 +433,37 @@ func TestRoundTrips(t *testing.T) {
 		}},
 		{name: "RotateRefreshToken", want: 1, call: func(i int) error {
 			return s.RotateRefreshToken(bg, now, fmt.Sprintf("rt-%d", i), refresh(fmt.Sprintf("rt-%d", i+1), "fam"))
+		}},
+		{name: "CommitDecision, client_credentials", want: 1, call: func(i int) error {
+			_, err := s.CommitDecision(bg, now, store.Decision{
+				JTIs: []store.JTI{
+					{Key: fmt.Sprintf("cc-a-%d", i), Expires: now.Add(time.Minute)},
+					{Key: fmt.Sprintf("cc-p-%d", i), Expires: now.Add(time.Minute)}},
+				Audit: auditRecord("sts", i),
+			})
+			return err
+		}},
+		{name: "CommitDecision, refresh rotation", want: 1, call: func(i int) error {
+			_, err := s.CommitDecision(bg, now, store.Decision{
+				JTIs:   []store.JTI{{Key: fmt.Sprintf("rr-a-%d", i), Expires: now.Add(time.Minute)}},
+				Rotate: &store.Rotation{OldID: fmt.Sprintf("rd-%d", i), Next: refresh(fmt.Sprintf("rd-%d", i+1), "fam-d")},
+				Audit:  auditRecord("sts", i),
+			})
+			return err
+		}},
+		{name: "CommitDecision, a refusal's record", want: 1, call: func(i int) error {
+			_, err := s.CommitDecision(bg, now, store.Decision{Audit: auditRecord("sts", i)})
+			return err
+		}},
+		{name: "CommitDecision, replayed jti", want: 1, call: func(i int) error {
+			_, err := s.CommitDecision(bg, now, store.Decision{
+				JTIs:  []store.JTI{{Key: fmt.Sprintf("fresh-d-%d", i), Expires: now.Add(time.Minute)}, {Key: "cc-a-0", Expires: now}},
+				Audit: auditRecord("sts", i),
+			})
+			if !errors.Is(err, store.ErrReplay) {
+				return fmt.Errorf("err = %v, want %v", err, store.ErrReplay)
+			}
+			return nil
 		}},
 		{name: "RegistryVersion", want: 1, call: func(int) error {
 			_, err := s.RegistryVersion(bg)
@@ -441,4 +486,79 @@ func TestRoundTrips(t *testing.T) {
 			}
 		})
 	}
+}
+
+func auditRecord(instance string, i int) store.AuditRecord {
+	return store.AuditRecord{Instance: instance, Time: now, RequestID: fmt.Sprintf("req-%d", i), Endpoint: "token",
+		GrantType: "client_credentials", ClientID: "c", Audience: "nhn:deft", Scopes: []string{"nhn:deft/api"},
+		TokenID: fmt.Sprintf("T%d", i), Outcome: audit.OutcomeIssued}
+}
+
+// verifyAudit fails unless instance's chain holds want records and is
+// intact.
+func verifyAudit(t *testing.T, s *Store, instance string, want int64) {
+	t.Helper()
+	heads, err := s.AuditHeads(bg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var head *store.AuditHead
+	for i := range heads {
+		if heads[i].Instance == instance {
+			head = &heads[i]
+		}
+	}
+	res, err := storetest.AuditKey.Verify(instance, s.AuditChain(bg, instance), head, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.OK() || res.Records != want {
+		t.Fatalf("chain %s: %d records, problems %v; want %d intact", instance, res.Records, res.Problems, want)
+	}
+}
+
+// TestAuditSharedInstanceName has two Stores, as two processes would,
+// append to one chain at once: two servers given the same instance name,
+// which the configuration forbids but cannot prevent. Each Store's copy
+// of the head goes stale whenever the other appends; the statement finds
+// out, and the chain stays whole.
+func TestAuditSharedInstanceName(t *testing.T) {
+	url := pgtest.URL(t)
+	a := openTest(t, url, Options{AuditKey: storetest.AuditKey})
+	b := openTest(t, url, Options{AuditKey: storetest.AuditKey})
+	const n = 40
+	var wg sync.WaitGroup
+	var failed atomic.Int32
+	for i := range n {
+		s := a
+		if i%2 == 1 {
+			s = b
+		}
+		wg.Go(func() {
+			// Two at a time per Store: the Store's lock orders them, the
+			// other Store moves the head under them.
+			if _, err := s.CommitDecision(bg, now, store.Decision{Audit: auditRecord("shared", i)}); err != nil {
+				// Retries are bounded: under this much contention a
+				// decision may give up, and must then have written
+				// nothing.
+				failed.Add(1)
+				if !strings.Contains(err.Error(), "same instance name") {
+					t.Errorf("decision %d: %v", i, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	verifyAudit(t, a, "shared", int64(n)-int64(failed.Load()))
+	t.Logf("%d of %d decisions gave up after %d attempts", failed.Load(), n, maxHeadRetries)
+
+	// A head moved by another process while this Store was idle: the next
+	// decision reads it again and appends after it.
+	if _, err := b.CommitDecision(bg, now, store.Decision{Audit: auditRecord("shared", n)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.CommitDecision(bg, now, store.Decision{Audit: auditRecord("shared", n+1)}); err != nil {
+		t.Fatal(err)
+	}
+	verifyAudit(t, a, "shared", int64(n)+2-int64(failed.Load()))
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/tillit-sts/tillit/internal/audit"
 	"github.com/tillit-sts/tillit/internal/store"
 )
 
@@ -18,6 +19,9 @@ type Options struct {
 	// records. Nil means time.Now. ConsumeJTIs and RotateRefreshToken
 	// use the now they are given instead.
 	Now func() time.Time
+	// AuditKey seals audit records (internal/audit). A Store without one
+	// can do everything but CommitDecision.
+	AuditKey audit.Key
 
 	// configure, when set, changes the pool's configuration before the
 	// pool is made. Tests use it to watch the connection.
@@ -28,8 +32,10 @@ type Options struct {
 // concurrent use; any number of Stores, in one process or many, may share
 // the database.
 type Store struct {
-	pool *pgxpool.Pool
-	now  func() time.Time
+	pool     *pgxpool.Pool
+	now      func() time.Time
+	auditKey audit.Key
+	chains   chains // the audit chain heads this Store appends to
 }
 
 var _ store.Store = (*Store)(nil)
@@ -73,7 +79,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	s := &Store{pool: pool, now: opts.Now}
+	s := &Store{pool: pool, now: opts.Now, auditKey: opts.AuditKey}
 	if s.now == nil {
 		s.now = time.Now
 	}
