@@ -6,7 +6,9 @@
 // cost one round trip to the server; see docs/performance.md. Concurrency
 // between instances is decided by the database: a unique index with
 // INSERT ... ON CONFLICT for single-use values and keys, a per-family
-// advisory lock for refresh tokens, and a row bumped in the same
-// transaction for the registry version. Nothing is cached in memory, so an
+// advisory lock for refresh tokens, a row bumped in the same transaction
+// for the registry version, and a conditional update of each audit chain's
+// head. The one thing kept in memory is the head of each audit chain a
+// Store appends to, which every append checks against the database: an
 // instance may start, stop or crash at any time without others noticing.
 package postgres
