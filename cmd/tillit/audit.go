@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"iter"
 	"time"
 
 	"github.com/tillit-sts/tillit/internal/audit"
@@ -14,13 +13,6 @@ import (
 	"github.com/tillit-sts/tillit/internal/server"
 	"github.com/tillit-sts/tillit/internal/store"
 )
-
-// auditLog is what the audit commands need from the store.
-type auditLog interface {
-	AuditRecords(ctx context.Context, f store.AuditFilter) ([]store.AuditRecord, error)
-	AuditChain(ctx context.Context, instance string) iter.Seq2[store.AuditRecord, error]
-	AuditHeads(ctx context.Context) ([]store.AuditHead, error)
-}
 
 func auditCommands() []command {
 	return []command{
@@ -35,7 +27,7 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 // openAudit opens the store of the configuration for reading the audit log.
-func openAudit(ctx context.Context, sf *storeFlags) (auditLog, *config.Config, func(), error) {
+func openAudit(ctx context.Context, sf *storeFlags) (store.Store, *config.Config, func(), error) {
 	cfg, err := sf.load()
 	if err != nil {
 		return nil, nil, nil, err
@@ -44,12 +36,7 @@ func openAudit(ctx context.Context, sf *storeFlags) (auditLog, *config.Config, f
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	log, ok := st.(auditLog)
-	if !ok {
-		st.Close()
-		return nil, nil, nil, fmt.Errorf("the %T store keeps no audit log", st)
-	}
-	return log, cfg, func() { st.Close() }, nil
+	return st, cfg, func() { st.Close() }, nil
 }
 
 // headList collects repeated --head flags.

@@ -3,19 +3,26 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"encoding/base64"
 	"encoding/json"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	_ "modernc.org/sqlite"
 
 	"github.com/tillit-sts/tillit/internal/audit"
+	"github.com/tillit-sts/tillit/internal/config"
 	"github.com/tillit-sts/tillit/internal/demo"
 	"github.com/tillit-sts/tillit/internal/keys"
+	"github.com/tillit-sts/tillit/internal/pgtest"
 	"github.com/tillit-sts/tillit/internal/store"
+	"github.com/tillit-sts/tillit/internal/store/postgres"
 	"github.com/tillit-sts/tillit/internal/store/sqlite"
 )
 
@@ -146,5 +153,62 @@ func TestAuditQueryAndTail(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	if code := run(context.Background(), []string{"audit", "query", "--dev", "--data-dir", dir, "--outcome", "maybe"}, &stdout, &stderr); code != 1 {
 		t.Fatalf("bad --outcome: exit %d", code)
+	}
+}
+
+// TestAuditVerifyPostgres runs the audit commands on PostgreSQL: records
+// written as a server writes them, then changed, removed or cut short
+// with SQL.
+func TestAuditVerifyPostgres(t *testing.T) {
+	tests := []struct {
+		name     string
+		tamper   string
+		wantCode int
+		want     string
+	}{
+		{"intact", "", 0, "sts-1: 3 records, intact"},
+		{"a record changed", "UPDATE audit_log SET client_id = 'someone-else' WHERE seq = 2", 1, "#2: was changed"},
+		{"a record removed", "DELETE FROM audit_log WHERE seq = 2", 1, "records 2 to 2 are missing"},
+		{"truncated at the end", "DELETE FROM audit_log WHERE seq = 3", 1, "records at the end were removed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			url := pgtest.URL(t)
+			kek := make([]byte, 32)
+			rand.Read(kek)
+			t.Setenv(config.EnvKeyEncryptionKey, base64.StdEncoding.EncodeToString(kek))
+			key, err := audit.DeriveKey(kek)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := postgres.Open(context.Background(), url, postgres.Options{AuditKey: key})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range 3 {
+				rec := store.AuditRecord{Instance: "sts-1", Time: time.Now(), RequestID: "r", Endpoint: "token",
+					GrantType: "client_credentials", ClientID: "c", Audience: "nhn:deft", TokenID: strconv.Itoa(i),
+					Outcome: audit.OutcomeIssued}
+				if _, err := st.CommitDecision(context.Background(), time.Now(), store.Decision{Audit: rec}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			st.Close()
+			if tt.tamper != "" {
+				db, err := pgx.Connect(context.Background(), url)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, err = db.Exec(context.Background(), tt.tamper)
+				db.Close(context.Background())
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			code, stdout, stderr := runCLI(t, "audit", "verify", "--config", writeConfig(t, url))
+			if code != tt.wantCode || !strings.Contains(stdout, tt.want) {
+				t.Fatalf("exit %d, want %d; output:\n%s%s", code, tt.wantCode, stdout, stderr)
+			}
+		})
 	}
 }

@@ -17,7 +17,7 @@ import (
 func openStore(ctx context.Context, storage string, auditKey audit.Key) (store.Store, error) {
 	switch {
 	case strings.HasPrefix(storage, "postgres://"), strings.HasPrefix(storage, "postgresql://"):
-		return postgres.Open(ctx, storage, postgres.Options{})
+		return postgres.Open(ctx, storage, postgres.Options{AuditKey: auditKey})
 	case strings.HasPrefix(storage, "sqlite:"):
 		storage = strings.TrimPrefix(strings.TrimPrefix(storage, "sqlite:"), "//")
 	}

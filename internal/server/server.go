@@ -51,7 +51,6 @@ type Server struct {
 	revoke     *token.Revocation
 	handler    http.Handler
 	metrics    *metrics.Metrics
-	auditLog   auditHeads
 	lastHead   store.AuditHead // written by the head-logging job only
 }
 
@@ -125,12 +124,6 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (*Server, error) 
 	if err != nil {
 		return nil, err
 	}
-	decisions, ok := s.store.(token.DecisionStore)
-	if !ok {
-		return nil, fmt.Errorf("server: the %T store keeps no audit log", s.store)
-	}
-	s.auditLog, _ = s.store.(auditHeads)
-
 	s.assertions = &clientauth.Verifier{
 		Algorithms:  cfg.ClientAssertion.Algorithms(),
 		Audiences:   []string{s.issuer, s.issuer + "/", s.issuer + token.Path},
@@ -146,7 +139,7 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (*Server, error) 
 		Registry:     s.registry.Current,
 		Replay:       s.store,
 		Refresh:      s.store,
-		Decisions:    decisions,
+		Decisions:    s.store,
 		Instance:     cfg.Instance,
 		Metrics:      s.metrics,
 		AddressLimit: limiter(cfg.RateLimit.PerAddress, cfg.RateLimit.AddressBurst),
@@ -229,19 +222,11 @@ func (s *Server) serveReady(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write([]byte("ready\n"))
 }
 
-// auditHeads is the part of the store the head logger reads.
-type auditHeads interface {
-	AuditHeads(ctx context.Context) ([]store.AuditHead, error)
-}
-
 // logAuditHead writes this instance's audit chain head to the log, which
 // lives apart from the database: `tillit audit verify --head` can then tell
 // a rollback of the whole database (decisions.md, Audit).
 func (s *Server) logAuditHead(ctx context.Context) error {
-	if s.auditLog == nil {
-		return nil
-	}
-	heads, err := s.auditLog.AuditHeads(ctx)
+	heads, err := s.store.AuditHeads(ctx)
 	if err != nil {
 		return err
 	}

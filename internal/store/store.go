@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"iter"
 	"time"
 )
 
@@ -112,6 +113,29 @@ type Store interface {
 	// Keys lists the keys of one purpose ordered by Generation.
 	Keys(ctx context.Context, purpose KeyPurpose) ([]Key, error)
 	DeleteKey(ctx context.Context, id string) error
+
+	// The audit log (decisions.md, Audit). CommitDecision commits one
+	// decision of the token endpoint in one transaction: it spends d.JTIs
+	// (as ConsumeJTIs), rotates d.Rotate (as RotateRefreshToken) and
+	// appends d.Audit to its instance's chain, sealed with the audit key
+	// the backend was opened with, in commit order, moving the chain's
+	// head in the same transaction. Either all of it is written or none: a
+	// spent jti gives a *ReplayError naming the first spent key, a revoked
+	// or expired refresh token ErrRevoked, an unknown one ErrNotFound. The
+	// one exception is a refresh token that was already rotated: that
+	// revokes its family (committed) and nothing else is written; the
+	// error is ErrRefreshReused. It returns once everything is durable,
+	// with the record as stored, its place in the chain filled in. A
+	// backend opened without an audit key fails it.
+	CommitDecision(ctx context.Context, now time.Time, d Decision) (AuditRecord, error)
+	// AuditRecords returns the records f selects, ordered by instance and
+	// Seq.
+	AuditRecords(ctx context.Context, f AuditFilter) ([]AuditRecord, error)
+	// AuditChain yields one instance's records in Seq order, reading a
+	// page at a time, so that a long chain is never held in memory.
+	AuditChain(ctx context.Context, instance string) iter.Seq2[AuditRecord, error]
+	// AuditHeads returns the head of every chain, ordered by instance.
+	AuditHeads(ctx context.Context) ([]AuditHead, error)
 
 	// Ping checks that the store is reachable.
 	Ping(ctx context.Context) error

@@ -12,7 +12,9 @@ import (
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) store.Store { return openTest(t, pgtest.URL(t), Options{}) })
+	storetest.Run(t, func(t *testing.T) store.Store {
+		return openTest(t, pgtest.URL(t), Options{AuditKey: storetest.AuditKey})
+	})
 }
 
 // openTest opens a Store on the database at url and closes it when t ends.

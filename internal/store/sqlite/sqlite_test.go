@@ -17,7 +17,9 @@ import (
 )
 
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) store.Store { return openTest(t, tempDB(t), Options{}) })
+	storetest.Run(t, func(t *testing.T) store.Store {
+		return openTest(t, tempDB(t), Options{AuditKey: storetest.AuditKey})
+	})
 }
 
 func tempDB(t testing.TB) string { return filepath.Join(t.TempDir(), "tillit.db") }
@@ -494,10 +496,4 @@ func TestBatchAborted(t *testing.T) {
 	if got, want := jtiKeys(t, db), []string{"d"}; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("committed keys %q, want %q", got, want)
 	}
-}
-
-func TestAuditConformance(t *testing.T) {
-	storetest.RunAudit(t, func(t *testing.T) storetest.AuditStore {
-		return openTest(t, tempDB(t), Options{AuditKey: storetest.AuditKey})
-	})
 }

@@ -1,11 +1,10 @@
 package storetest
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"iter"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,18 +13,8 @@ import (
 	"github.com/tillit-sts/tillit/internal/store"
 )
 
-// AuditStore is a store that keeps the audit log.
-//
-// TODO(issue 5): these methods join store.Store once every backend has them.
-type AuditStore interface {
-	store.Store
-	CommitDecision(ctx context.Context, now time.Time, d store.Decision) (store.AuditRecord, error)
-	AuditRecords(ctx context.Context, f store.AuditFilter) ([]store.AuditRecord, error)
-	AuditChain(ctx context.Context, instance string) iter.Seq2[store.AuditRecord, error]
-	AuditHeads(ctx context.Context) ([]store.AuditHead, error)
-}
-
-// AuditKey is the key RunAudit's stores must seal records with.
+// AuditKey is the audit key the stores given to Run must seal records
+// with (the backends' Options.AuditKey).
 var AuditKey = func() audit.Key {
 	k, err := audit.DeriveKey([]byte("storetest key-encryption key 32b"))
 	if err != nil {
@@ -44,7 +33,7 @@ func decision(instance, client string, i int) store.AuditRecord {
 	}
 }
 
-func verifyChain(t *testing.T, s AuditStore, instance string, want int64) {
+func verifyChain(t *testing.T, s store.Store, instance string, want int64) {
 	t.Helper()
 	heads, err := s.AuditHeads(t.Context())
 	if err != nil {
@@ -65,8 +54,8 @@ func verifyChain(t *testing.T, s AuditStore, instance string, want int64) {
 	}
 }
 
-// RunAudit is the conformance suite of the audit log.
-func RunAudit(t *testing.T, open func(t *testing.T) AuditStore) {
+// runAudit is the conformance suite of the audit log.
+func runAudit(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("AppendAndRead", func(t *testing.T) {
 		s := open(t)
 		ctx := t.Context()
@@ -167,6 +156,102 @@ func RunAudit(t *testing.T, open func(t *testing.T) AuditStore) {
 			t.Fatalf("unknown token: err = %v, want %v", err, store.ErrNotFound)
 		}
 		verifyChain(t, s, "sts", 1)
+	})
+
+	t.Run("RotationRefused", func(t *testing.T) {
+		expired := refreshToken("rt-old", "fam-1")
+		expired.ExpiresAt = base
+		tests := []struct {
+			name   string
+			token  store.RefreshToken
+			family string // of the next token
+			// wantErr is the sentinel the error must match; nil means
+			// any error that names the family.
+			wantErr error
+		}{
+			{name: "expired", token: expired, family: "fam-1", wantErr: store.ErrRevoked},
+			{name: "next token of another family", token: refreshToken("rt-old", "fam-1"), family: "fam-2"},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				s := open(t)
+				ctx := t.Context()
+				if err := s.CreateRefreshToken(ctx, tt.token); err != nil {
+					t.Fatal(err)
+				}
+				_, err := s.CommitDecision(ctx, base, store.Decision{
+					JTIs:   []store.JTI{jti("a|1", time.Minute)},
+					Rotate: &store.Rotation{OldID: "rt-old", Next: refreshToken("rt-new", tt.family)},
+					Audit:  decision("sts", "c1", 1),
+				})
+				switch {
+				case tt.wantErr != nil && !errors.Is(err, tt.wantErr):
+					t.Fatalf("err = %v, want %v", err, tt.wantErr)
+				case tt.wantErr == nil && (err == nil || !strings.Contains(err.Error(), "family")):
+					t.Fatalf("err = %v, want an error about the family", err)
+				}
+				// Nothing was written.
+				if got := mustRefresh(t, s, "rt-old"); got.Status != store.RefreshActive {
+					t.Errorf("old token %s, want it untouched", got.Status)
+				}
+				if _, err := s.RefreshToken(ctx, "rt-new"); !errors.Is(err, store.ErrNotFound) {
+					t.Errorf("next token: err = %v, want %v", err, store.ErrNotFound)
+				}
+				if err := s.ConsumeJTIs(ctx, base, []store.JTI{jti("a|1", time.Minute)}); err != nil {
+					t.Errorf("the jti of a refused decision was spent: %v", err)
+				}
+				if heads, err := s.AuditHeads(ctx); err != nil || len(heads) != 0 {
+					t.Errorf("AuditHeads = %v, %v; want none", heads, err)
+				}
+			})
+		}
+	})
+
+	// Strings a client controls (a grant_type in a refusal) may hold bytes
+	// a backend cannot keep as they are; what CommitDecision returns is
+	// what is stored and what the MAC covers.
+	t.Run("StoredAsReturned", func(t *testing.T) {
+		s := open(t)
+		ctx := t.Context()
+		rec := decision("sts", "", 1)
+		rec.GrantType, rec.RequestID = "client\x00credentials\xff\xfe", "req-\u00e6\u00f8\u00e5"
+		rec.Scopes, rec.Outcome, rec.Error, rec.TokenID = nil, audit.OutcomeRefused, "unsupported_grant_type", ""
+		got, err := s.CommitDecision(ctx, base, store.Decision{Audit: rec})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.RequestID != rec.RequestID || got.Seq != 1 {
+			t.Errorf("returned %+v, want the request ID %q kept and seq 1", got, rec.RequestID)
+		}
+		stored, err := s.AuditRecords(ctx, store.AuditFilter{})
+		if err != nil || len(stored) != 1 {
+			t.Fatalf("AuditRecords = %d records, %v", len(stored), err)
+		}
+		got.Time, stored[0].Time = canonTime(got.Time), canonTime(stored[0].Time)
+		if !reflect.DeepEqual(emptyToNil(stored[0]), emptyToNil(got)) {
+			t.Errorf("stored\n %+v\nreturned\n %+v", stored[0], got)
+		}
+		verifyChain(t, s, "sts", 1)
+	})
+
+	t.Run("ConcurrentInstances", func(t *testing.T) {
+		s := open(t)
+		instances := []string{"sts-a", "sts-b", "sts-c"}
+		errs := race(goroutines, func(i int) error {
+			_, err := s.CommitDecision(t.Context(), base, store.Decision{
+				JTIs:  []store.JTI{jti(fmt.Sprintf("k%d", i), time.Minute)},
+				Audit: decision(instances[i%len(instances)], "c1", i),
+			})
+			return err
+		})
+		for _, err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i, inst := range instances {
+			verifyChain(t, s, inst, int64((goroutines-i+len(instances)-1)/len(instances)))
+		}
 	})
 
 	t.Run("ConcurrentRotation", func(t *testing.T) {

@@ -22,14 +22,15 @@ const goroutines = 50
 // promptly bounds how long a call with a canceled context may take.
 const promptly = 5 * time.Second
 
-// Run runs the conformance suite. open must return a fresh, empty store on
-// every call and arrange for it to be closed when t ends (t.Cleanup); every
-// subtest opens its own.
+// Run runs the conformance suite. open must return a fresh, empty store,
+// sealing audit records with AuditKey, on every call and arrange for it to
+// be closed when t ends (t.Cleanup); every subtest opens its own.
 func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Registry", func(t *testing.T) { runRegistry(t, open) })
 	t.Run("JTI", func(t *testing.T) { runJTI(t, open) })
 	t.Run("Keys", func(t *testing.T) { runKeys(t, open) })
 	t.Run("Refresh", func(t *testing.T) { runRefresh(t, open) })
+	t.Run("Audit", func(t *testing.T) { runAudit(t, open) })
 	t.Run("Ping", func(t *testing.T) {
 		s := open(t)
 		if err := s.Ping(t.Context()); err != nil {
@@ -214,6 +215,24 @@ func runCanceled(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DeleteKey", func(ctx context.Context, s store.Store) error {
 			return s.DeleteKey(ctx, "missing")
 		}},
+		{"CommitDecision", func(ctx context.Context, s store.Store) error {
+			_, err := s.CommitDecision(ctx, now, store.Decision{JTIs: []store.JTI{jti}, Audit: decision("sts", "c1", 1)})
+			return err
+		}},
+		{"AuditRecords", func(ctx context.Context, s store.Store) error {
+			_, err := s.AuditRecords(ctx, store.AuditFilter{})
+			return err
+		}},
+		{"AuditChain", func(ctx context.Context, s store.Store) error {
+			for _, err := range s.AuditChain(ctx, "sts") {
+				return err
+			}
+			return errors.New("AuditChain yielded nothing, not even the error")
+		}},
+		{"AuditHeads", func(ctx context.Context, s store.Store) error {
+			_, err := s.AuditHeads(ctx)
+			return err
+		}},
 		{"Ping", func(ctx context.Context, s store.Store) error {
 			return s.Ping(ctx)
 		}},
@@ -256,6 +275,9 @@ func runCanceled(t *testing.T, open func(t *testing.T) store.Store) {
 			}
 			if keys, err := s.Keys(bg, store.PurposeSigning); err != nil || len(keys) != 0 {
 				t.Errorf("Keys = %v, %v; want none", keys, err)
+			}
+			if heads, err := s.AuditHeads(bg); err != nil || len(heads) != 0 {
+				t.Errorf("AuditHeads = %v, %v; want none", heads, err)
 			}
 		})
 	}
