@@ -2,10 +2,8 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"reflect"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -13,95 +11,20 @@ import (
 	"github.com/tillit-sts/tillit/internal/store"
 )
 
-// kind is one kind of registry record. All kinds share the registry table,
-// told apart by its kind column, so a new kind needs no migration.
-type kind[T any] struct {
-	name string // the kind column; also names the kind in errors
-	key  func(*T) string
-	meta func(*T) *store.Meta
-}
-
-var (
-	apiKind = kind[store.API]{name: "api",
-		key:  func(r *store.API) string { return r.Audience },
-		meta: func(r *store.API) *store.Meta { return &r.Meta }}
-	organisationKind = kind[store.Organisation]{name: "organisation",
-		key:  func(r *store.Organisation) string { return r.Number },
-		meta: func(r *store.Organisation) *store.Meta { return &r.Meta }}
-	clientSystemKind = kind[store.ClientSystem]{name: "client system",
-		key:  func(r *store.ClientSystem) string { return r.ID },
-		meta: func(r *store.ClientSystem) *store.Meta { return &r.Meta }}
-	clientKind = kind[store.Client]{name: "client",
-		key:  func(r *store.Client) string { return r.ID },
-		meta: func(r *store.Client) *store.Meta { return &r.Meta }}
-	delegationKind = kind[store.Delegation]{name: "delegation",
-		key:  func(r *store.Delegation) string { return delegationKey(r.Organisation, r.Supplier) },
-		meta: func(r *store.Delegation) *store.Meta { return &r.Meta }}
-)
-
-// delegationKey is the registry key of a delegation: organisation, a tab,
-// supplier. The tab sorts before every printable character, so that the
-// byte order of keys is by organisation, then supplier. No organisation
-// gives the empty key, which create refuses.
-func delegationKey(organisation, supplier string) string {
-	if organisation == "" {
-		return ""
-	}
-	return organisation + "\t" + supplier
-}
-
-// metaFields are the JSON names of store.Meta's fields. Meta is embedded
-// in every record, so they are at the document's top level.
-var metaFields = func() []string {
-	var names []string
-	for _, f := range reflect.VisibleFields(reflect.TypeFor[store.Meta]()) {
-		names = append(names, f.Name)
-	}
-	return names
-}()
-
-// encodeDoc is the record as a JSON object without the store's Meta, which
-// lives in columns. Fields are named as in Go: a field added to a record
-// later is absent from older documents and decodes as its zero value, so
-// it needs no migration. A renamed field would silently lose its old
-// values, so a rename needs a migration of the documents.
-func encodeDoc[T any](k kind[T], rec T) (string, error) {
-	*k.meta(&rec) = store.Meta{}
-	b, err := json.Marshal(rec)
-	if err != nil {
-		return "", fmt.Errorf("postgres: encode %s: %w", k.name, err)
-	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(b, &fields); err != nil {
-		return "", fmt.Errorf("postgres: encode %s: %w", k.name, err)
-	}
-	for _, f := range metaFields {
-		delete(fields, f)
-	}
-	if b, err = json.Marshal(fields); err != nil {
-		return "", fmt.Errorf("postgres: encode %s: %w", k.name, err)
-	}
-	return string(b), nil
-}
-
 // registryColumns are what scanRecord reads, in its order.
 const registryColumns = "doc, managed_by, version, created_at, updated_at"
 
-func scanRecord[T any](k kind[T], row pgx.Row) (T, error) {
+func scanRecord[T any](k store.Kind[T], row pgx.Row) (T, error) {
 	var (
-		rec T
 		doc string
 		m   store.Meta
 	)
 	if err := row.Scan(&doc, &m.ManagedBy, &m.Version, &m.CreatedAt, &m.UpdatedAt); err != nil {
-		return rec, err
-	}
-	if err := json.Unmarshal([]byte(doc), &rec); err != nil {
-		return rec, fmt.Errorf("postgres: decode %s: %w", k.name, err)
+		var zero T
+		return zero, err
 	}
 	m.CreatedAt, m.UpdatedAt = utc(m.CreatedAt), utc(m.UpdatedAt)
-	*k.meta(&rec) = m
-	return rec, nil
+	return k.Record(doc, m)
 }
 
 // Every registry write is one statement that also bumps registry_version,
@@ -121,24 +44,24 @@ WITH created AS (
 )
 SELECT created_at FROM created`
 
-func create[T any](ctx context.Context, s *Store, k kind[T], rec T) (T, error) {
+func create[T any](ctx context.Context, s *Store, k store.Kind[T], rec T) (T, error) {
 	var zero T
-	key := k.key(&rec)
+	key := k.Key(&rec)
 	if key == "" {
-		return zero, fmt.Errorf("postgres: create %s: empty key", k.name)
+		return zero, fmt.Errorf("postgres: create %s: empty key", k.Name)
 	}
-	doc, err := encodeDoc(k, rec)
+	doc, err := k.Document(rec)
 	if err != nil {
 		return zero, err
 	}
-	m := k.meta(&rec)
+	m := k.Meta(&rec)
 	var created time.Time
-	err = s.pool.QueryRow(ctx, createRecord, k.name, key, doc, m.ManagedBy, s.now()).Scan(&created)
+	err = s.pool.QueryRow(ctx, createRecord, k.Name, key, doc, m.ManagedBy, s.now()).Scan(&created)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		return zero, fmt.Errorf("postgres: %s %q: %w", k.name, key, store.ErrAlreadyExists)
+		return zero, fmt.Errorf("postgres: %s %q: %w", k.Name, key, store.ErrAlreadyExists)
 	case err != nil:
-		return zero, fmt.Errorf("postgres: create %s %q: %w", k.name, key, err)
+		return zero, fmt.Errorf("postgres: create %s %q: %w", k.Name, key, err)
 	}
 	created = utc(created)
 	*m = store.Meta{ManagedBy: m.ManagedBy, Version: 1, CreatedAt: created, UpdatedAt: created}
@@ -161,31 +84,31 @@ WITH updated AS (
 )
 SELECT version, created_at, updated_at FROM updated`
 
-func update[T any](ctx context.Context, s *Store, k kind[T], rec T) (T, error) {
+func update[T any](ctx context.Context, s *Store, k store.Kind[T], rec T) (T, error) {
 	var zero T
-	key := k.key(&rec)
-	doc, err := encodeDoc(k, rec)
+	key := k.Key(&rec)
+	doc, err := k.Document(rec)
 	if err != nil {
 		return zero, err
 	}
-	m := k.meta(&rec)
+	m := k.Meta(&rec)
 	var version int64
 	var createdAt, updatedAt time.Time
-	err = s.pool.QueryRow(ctx, updateRecord, k.name, key, doc, m.ManagedBy, m.Version, s.now()).
+	err = s.pool.QueryRow(ctx, updateRecord, k.Name, key, doc, m.ManagedBy, m.Version, s.now()).
 		Scan(&version, &createdAt, &updatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		// Nothing was written; only the error remains to be chosen.
 		var exists bool
-		if err := s.pool.QueryRow(ctx, "SELECT EXISTS (SELECT FROM registry WHERE kind = $1 AND key = $2)", k.name, key).Scan(&exists); err != nil {
-			return zero, fmt.Errorf("postgres: update %s %q: %w", k.name, key, err)
+		if err := s.pool.QueryRow(ctx, "SELECT EXISTS (SELECT FROM registry WHERE kind = $1 AND key = $2)", k.Name, key).Scan(&exists); err != nil {
+			return zero, fmt.Errorf("postgres: update %s %q: %w", k.Name, key, err)
 		}
 		if exists {
-			return zero, fmt.Errorf("postgres: update %s %q at version %d: %w", k.name, key, m.Version, store.ErrConflict)
+			return zero, fmt.Errorf("postgres: update %s %q at version %d: %w", k.Name, key, m.Version, store.ErrConflict)
 		}
-		return zero, fmt.Errorf("postgres: %s %q: %w", k.name, key, store.ErrNotFound)
+		return zero, fmt.Errorf("postgres: %s %q: %w", k.Name, key, store.ErrNotFound)
 	}
 	if err != nil {
-		return zero, fmt.Errorf("postgres: update %s %q: %w", k.name, key, err)
+		return zero, fmt.Errorf("postgres: update %s %q: %w", k.Name, key, err)
 	}
 	m.Version, m.CreatedAt, m.UpdatedAt = version, utc(createdAt), utc(updatedAt)
 	return rec, nil
@@ -201,46 +124,46 @@ WITH deleted AS (
 )
 SELECT count(*) FROM deleted`
 
-func remove[T any](ctx context.Context, s *Store, k kind[T], key string) error {
+func remove[T any](ctx context.Context, s *Store, k store.Kind[T], key string) error {
 	var n int64
-	if err := s.pool.QueryRow(ctx, deleteRecord, k.name, key).Scan(&n); err != nil {
-		return fmt.Errorf("postgres: delete %s %q: %w", k.name, key, err)
+	if err := s.pool.QueryRow(ctx, deleteRecord, k.Name, key).Scan(&n); err != nil {
+		return fmt.Errorf("postgres: delete %s %q: %w", k.Name, key, err)
 	}
 	if n == 0 {
-		return fmt.Errorf("postgres: %s %q: %w", k.name, key, store.ErrNotFound)
+		return fmt.Errorf("postgres: %s %q: %w", k.Name, key, store.ErrNotFound)
 	}
 	return nil
 }
 
-func get[T any](ctx context.Context, s *Store, k kind[T], key string) (T, error) {
-	rec, err := scanRecord(k, s.pool.QueryRow(ctx, "SELECT "+registryColumns+" FROM registry WHERE kind = $1 AND key = $2", k.name, key))
+func get[T any](ctx context.Context, s *Store, k store.Kind[T], key string) (T, error) {
+	rec, err := scanRecord(k, s.pool.QueryRow(ctx, "SELECT "+registryColumns+" FROM registry WHERE kind = $1 AND key = $2", k.Name, key))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return rec, fmt.Errorf("postgres: %s %q: %w", k.name, key, store.ErrNotFound)
+		return rec, fmt.Errorf("postgres: %s %q: %w", k.Name, key, store.ErrNotFound)
 	}
 	if err != nil {
-		return rec, fmt.Errorf("postgres: read %s %q: %w", k.name, key, err)
+		return rec, fmt.Errorf("postgres: read %s %q: %w", k.Name, key, err)
 	}
 	return rec, nil
 }
 
 // list returns every record of a kind in the byte order of their keys
 // (the column's collation is "C").
-func list[T any](ctx context.Context, s *Store, k kind[T]) ([]T, error) {
-	rows, err := s.pool.Query(ctx, "SELECT "+registryColumns+" FROM registry WHERE kind = $1 ORDER BY key", k.name)
+func list[T any](ctx context.Context, s *Store, k store.Kind[T]) ([]T, error) {
+	rows, err := s.pool.Query(ctx, "SELECT "+registryColumns+" FROM registry WHERE kind = $1 ORDER BY key", k.Name)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: list %s: %w", k.name, err)
+		return nil, fmt.Errorf("postgres: list %s: %w", k.Name, err)
 	}
 	defer rows.Close()
 	var recs []T
 	for rows.Next() {
 		rec, err := scanRecord(k, rows)
 		if err != nil {
-			return nil, fmt.Errorf("postgres: list %s: %w", k.name, err)
+			return nil, fmt.Errorf("postgres: list %s: %w", k.Name, err)
 		}
 		recs = append(recs, rec)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("postgres: list %s: %w", k.name, err)
+		return nil, fmt.Errorf("postgres: list %s: %w", k.Name, err)
 	}
 	return recs, nil
 }
@@ -256,97 +179,99 @@ func (s *Store) RegistryVersion(ctx context.Context) (int64, error) {
 }
 
 func (s *Store) CreateAPI(ctx context.Context, a store.API) (store.API, error) {
-	return create(ctx, s, apiKind, a)
+	return create(ctx, s, store.APIKind, a)
 }
 
 func (s *Store) UpdateAPI(ctx context.Context, a store.API) (store.API, error) {
-	return update(ctx, s, apiKind, a)
+	return update(ctx, s, store.APIKind, a)
 }
 
 func (s *Store) API(ctx context.Context, audience string) (store.API, error) {
-	return get(ctx, s, apiKind, audience)
+	return get(ctx, s, store.APIKind, audience)
 }
 
-func (s *Store) APIs(ctx context.Context) ([]store.API, error) { return list(ctx, s, apiKind) }
+func (s *Store) APIs(ctx context.Context) ([]store.API, error) { return list(ctx, s, store.APIKind) }
 
 func (s *Store) DeleteAPI(ctx context.Context, audience string) error {
-	return remove(ctx, s, apiKind, audience)
+	return remove(ctx, s, store.APIKind, audience)
 }
 
 func (s *Store) CreateOrganisation(ctx context.Context, o store.Organisation) (store.Organisation, error) {
-	return create(ctx, s, organisationKind, o)
+	return create(ctx, s, store.OrganisationKind, o)
 }
 
 func (s *Store) UpdateOrganisation(ctx context.Context, o store.Organisation) (store.Organisation, error) {
-	return update(ctx, s, organisationKind, o)
+	return update(ctx, s, store.OrganisationKind, o)
 }
 
 func (s *Store) Organisation(ctx context.Context, number string) (store.Organisation, error) {
-	return get(ctx, s, organisationKind, number)
+	return get(ctx, s, store.OrganisationKind, number)
 }
 
 func (s *Store) Organisations(ctx context.Context) ([]store.Organisation, error) {
-	return list(ctx, s, organisationKind)
+	return list(ctx, s, store.OrganisationKind)
 }
 
 func (s *Store) DeleteOrganisation(ctx context.Context, number string) error {
-	return remove(ctx, s, organisationKind, number)
+	return remove(ctx, s, store.OrganisationKind, number)
 }
 
 func (s *Store) CreateClientSystem(ctx context.Context, cs store.ClientSystem) (store.ClientSystem, error) {
-	return create(ctx, s, clientSystemKind, cs)
+	return create(ctx, s, store.ClientSystemKind, cs)
 }
 
 func (s *Store) UpdateClientSystem(ctx context.Context, cs store.ClientSystem) (store.ClientSystem, error) {
-	return update(ctx, s, clientSystemKind, cs)
+	return update(ctx, s, store.ClientSystemKind, cs)
 }
 
 func (s *Store) ClientSystem(ctx context.Context, id string) (store.ClientSystem, error) {
-	return get(ctx, s, clientSystemKind, id)
+	return get(ctx, s, store.ClientSystemKind, id)
 }
 
 func (s *Store) ClientSystems(ctx context.Context) ([]store.ClientSystem, error) {
-	return list(ctx, s, clientSystemKind)
+	return list(ctx, s, store.ClientSystemKind)
 }
 
 func (s *Store) DeleteClientSystem(ctx context.Context, id string) error {
-	return remove(ctx, s, clientSystemKind, id)
+	return remove(ctx, s, store.ClientSystemKind, id)
 }
 
 func (s *Store) CreateClient(ctx context.Context, c store.Client) (store.Client, error) {
-	return create(ctx, s, clientKind, c)
+	return create(ctx, s, store.ClientKind, c)
 }
 
 func (s *Store) UpdateClient(ctx context.Context, c store.Client) (store.Client, error) {
-	return update(ctx, s, clientKind, c)
+	return update(ctx, s, store.ClientKind, c)
 }
 
 func (s *Store) Client(ctx context.Context, id string) (store.Client, error) {
-	return get(ctx, s, clientKind, id)
+	return get(ctx, s, store.ClientKind, id)
 }
 
-func (s *Store) Clients(ctx context.Context) ([]store.Client, error) { return list(ctx, s, clientKind) }
+func (s *Store) Clients(ctx context.Context) ([]store.Client, error) {
+	return list(ctx, s, store.ClientKind)
+}
 
 func (s *Store) DeleteClient(ctx context.Context, id string) error {
-	return remove(ctx, s, clientKind, id)
+	return remove(ctx, s, store.ClientKind, id)
 }
 
 func (s *Store) CreateDelegation(ctx context.Context, d store.Delegation) (store.Delegation, error) {
-	return create(ctx, s, delegationKind, d)
+	return create(ctx, s, store.DelegationKind, d)
 }
 
 func (s *Store) UpdateDelegation(ctx context.Context, d store.Delegation) (store.Delegation, error) {
-	return update(ctx, s, delegationKind, d)
+	return update(ctx, s, store.DelegationKind, d)
 }
 
 func (s *Store) Delegation(ctx context.Context, organisation, supplier string) (store.Delegation, error) {
-	return get(ctx, s, delegationKind, delegationKey(organisation, supplier))
+	return get(ctx, s, store.DelegationKind, store.DelegationKey(organisation, supplier))
 }
 
 func (s *Store) Delegations(ctx context.Context) ([]store.Delegation, error) {
-	return list(ctx, s, delegationKind)
+	return list(ctx, s, store.DelegationKind)
 }
 
 func (s *Store) DeleteDelegation(ctx context.Context, organisation, supplier string) error {
-	return remove(ctx, s, delegationKind, delegationKey(organisation, supplier))
+	return remove(ctx, s, store.DelegationKind, store.DelegationKey(organisation, supplier))
 }
