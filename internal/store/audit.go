@@ -1,6 +1,10 @@
 package store
 
-import "time"
+import (
+	"context"
+	"iter"
+	"time"
+)
 
 // AuditRecord is one decision of the token service: a token issued or a
 // request refused (decisions.md, Audit). Records are append-only; each
@@ -74,4 +78,32 @@ type Decision struct {
 type Rotation struct {
 	OldID string
 	Next  RefreshToken
+}
+
+// AuditPageSize is how many records ChainPages reads at a time.
+const AuditPageSize = 1000
+
+// ChainPages yields one instance's records in sequence order, reading them
+// with records a page at a time, so that verifying a long log does not hold
+// it all in memory. Backends implement AuditChain with it.
+func ChainPages(ctx context.Context, instance string, records func(context.Context, AuditFilter) ([]AuditRecord, error)) iter.Seq2[AuditRecord, error] {
+	return func(yield func(AuditRecord, error) bool) {
+		after := int64(0)
+		for {
+			recs, err := records(ctx, AuditFilter{Instance: instance, AfterSeq: after, Limit: AuditPageSize})
+			if err != nil {
+				yield(AuditRecord{}, err)
+				return
+			}
+			for _, r := range recs {
+				if !yield(r, nil) {
+					return
+				}
+				after = r.Seq
+			}
+			if len(recs) < AuditPageSize {
+				return
+			}
+		}
+	}
 }

@@ -233,28 +233,9 @@ func (s *Store) AuditRecords(ctx context.Context, f store.AuditFilter) ([]store.
 }
 
 // AuditChain yields one instance's records in sequence order, a page at a
-// time, so that verifying a long log does not hold it all in memory.
+// time.
 func (s *Store) AuditChain(ctx context.Context, instance string) iter.Seq2[store.AuditRecord, error] {
-	return func(yield func(store.AuditRecord, error) bool) {
-		const page = 1000
-		after := int64(0)
-		for {
-			recs, err := s.AuditRecords(ctx, store.AuditFilter{Instance: instance, AfterSeq: after, Limit: page})
-			if err != nil {
-				yield(store.AuditRecord{}, err)
-				return
-			}
-			for _, r := range recs {
-				if !yield(r, nil) {
-					return
-				}
-				after = r.Seq
-			}
-			if len(recs) < page {
-				return
-			}
-		}
-	}
+	return store.ChainPages(ctx, instance, s.AuditRecords)
 }
 
 // AuditHeads returns the head of every chain, by instance.
