@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/tillit-sts/tillit/client"
-	"github.com/tillit-sts/tillit/keyfile"
 )
 
 // headerFlag collects -H "Name: value".
@@ -34,16 +33,7 @@ const callTimeout = 60 * time.Second
 
 func runCall(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fset := newFlagSet("call", stderr)
-	issuer := fset.String("issuer", "", "issuer URL of the token service (required)")
-	clientID := fset.String("client-id", "", "client ID (required)")
-	keyPath := fset.String("key", "", "the client's private key, a JWK with alg or a PEM file (required)")
-	var scopes scopeFlag
-	fset.Var(&scopes, "scope", "scope to ask for; repeat the flag or separate scopes with spaces")
-	resource := fset.String("resource", "", "resource indicator: the audience of the API, e.g. nhn:deft")
-	bearer := fset.Bool("bearer", false, "use a Bearer token: send no DPoP proof")
-	childOrg := fset.String("child-org", "", "single-tenant client: the child organisation (9 digits) to act for")
-	org := fset.String("org", "", "multi-tenant client: the organisation to act for, PARENT or PARENT:CHILD")
-	journalID := fset.String("sfm-journal-id", "", "SFM journal id (a UUID) to send in assertion_details")
+	cf := addClientFlags(fset, "resource indicator: the audience of the API, e.g. nhn:deft", "use a Bearer token: send no DPoP proof")
 	method := fset.String("X", "", "HTTP method (default GET, or POST with -d)")
 	data := fset.String("d", "", "request body; @FILE reads it from a file")
 	var headers headerFlag
@@ -74,17 +64,15 @@ func runCall(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		target, rest = fset.Arg(0), fset.Args()[1:]
 	}
-	switch {
-	case target == "":
+	if target == "" {
 		return badArgs(stderr, "call", "no URL to call")
-	case *issuer == "" || *clientID == "" || *keyPath == "":
-		return badArgs(stderr, "call", "--issuer, --client-id and --key are required")
-	case *childOrg != "" && *org != "":
-		return badArgs(stderr, "call", "--child-org is for single-tenant clients, --org for multi-tenant ones; give one")
 	}
-	details, err := tokenDetails(*childOrg, *org, *journalID)
+	if err := cf.check(stderr, "call"); err != nil {
+		return err
+	}
+	c, treq, err := cf.client(stderr, "call")
 	if err != nil {
-		return badArgs(stderr, "call", "%v", err)
+		return err
 	}
 	body, err := callBody(*data)
 	if err != nil {
@@ -98,20 +86,7 @@ func runCall(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 	}
 
-	key, err := keyfile.ReadFile(*keyPath)
-	if err != nil {
-		return err
-	}
-	c, err := client.New(client.Config{Issuer: *issuer, ClientID: *clientID, Key: key})
-	if err != nil {
-		return err
-	}
-	ts, err := c.TokenSource(client.TokenRequest{
-		Scopes:           scopes,
-		Resource:         *resource,
-		AssertionDetails: details,
-		Bearer:           *bearer,
-	})
+	ts, err := c.TokenSource(treq)
 	if err != nil {
 		return err
 	}

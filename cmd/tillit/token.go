@@ -12,7 +12,6 @@ import (
 
 	"github.com/tillit-sts/tillit/client"
 	"github.com/tillit-sts/tillit/helseid"
-	"github.com/tillit-sts/tillit/keyfile"
 )
 
 // scopeFlag collects --scope: the flag may be repeated, and one value may
@@ -32,16 +31,7 @@ func (s *scopeFlag) Set(v string) error {
 
 func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fset := newFlagSet("token", stderr)
-	issuer := fset.String("issuer", "", "issuer URL of the token service (required)")
-	clientID := fset.String("client-id", "", "client ID (required)")
-	keyPath := fset.String("key", "", "the client's private key, a JWK with alg or a PEM file (required)")
-	var scopes scopeFlag
-	fset.Var(&scopes, "scope", "scope to ask for; repeat the flag or separate scopes with spaces")
-	resource := fset.String("resource", "", "resource indicator: the audience of the API the token is for")
-	bearer := fset.Bool("bearer", false, "ask for a Bearer token: send no DPoP proof")
-	childOrg := fset.String("child-org", "", "single-tenant client: the child organisation (9 digits) to act for")
-	org := fset.String("org", "", "multi-tenant client: the organisation to act for, PARENT or PARENT:CHILD")
-	journalID := fset.String("sfm-journal-id", "", "SFM journal id (a UUID) to send in assertion_details")
+	cf := addClientFlags(fset, "resource indicator: the audience of the API the token is for", "ask for a Bearer token: send no DPoP proof")
 	decode := fset.Bool("decode", false, "also print the access token's header and claims (not verified)")
 	asJSON := fset.Bool("json", false, "print the whole token response as JSON instead of the access token")
 	fset.Usage = func() {
@@ -56,33 +46,17 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := parseFlags(fset, args); err != nil {
 		return err
 	}
-	switch {
-	case fset.NArg() > 0:
+	if fset.NArg() > 0 {
 		return badArgs(stderr, "token", "unexpected argument %q", fset.Arg(0))
-	case *issuer == "" || *clientID == "" || *keyPath == "":
-		return badArgs(stderr, "token", "--issuer, --client-id and --key are required")
-	case *childOrg != "" && *org != "":
-		return badArgs(stderr, "token", "--child-org is for single-tenant clients, --org for multi-tenant ones; give one")
 	}
-	details, err := tokenDetails(*childOrg, *org, *journalID)
-	if err != nil {
-		return badArgs(stderr, "token", "%v", err)
+	if err := cf.check(stderr, "token"); err != nil {
+		return err
 	}
-
-	key, err := keyfile.ReadFile(*keyPath)
+	c, treq, err := cf.client(stderr, "token")
 	if err != nil {
 		return err
 	}
-	c, err := client.New(client.Config{Issuer: *issuer, ClientID: *clientID, Key: key})
-	if err != nil {
-		return err
-	}
-	tok, err := c.Token(ctx, client.TokenRequest{
-		Scopes:           scopes,
-		Resource:         *resource,
-		AssertionDetails: details,
-		Bearer:           *bearer,
-	})
+	tok, err := c.Token(ctx, treq)
 	if err != nil {
 		return err
 	}
