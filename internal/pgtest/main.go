@@ -39,7 +39,11 @@ var (
 //
 // The server starts only when a test first asks for a URL, so a run of
 // other tests in the package does not pay for it.
-func Main(m *testing.M) {
+func Main(m *testing.M) { os.Exit(Run(m)) }
+
+// Run is Main without the exit: it runs the tests, stops the server and
+// returns the exit code, for a TestMain that has more to clean up.
+func Run(m *testing.M) int {
 	mu.Lock()
 	inMain = true
 	mu.Unlock()
@@ -63,7 +67,7 @@ func Main(m *testing.M) {
 			}
 		}
 	}
-	os.Exit(code)
+	return code
 }
 
 // startShared starts the package's server and creates its database, once. The
@@ -71,7 +75,7 @@ func Main(m *testing.M) {
 func startShared() error {
 	switch {
 	case !inMain:
-		return errors.New("pgtest: call pgtest.Main(m) from the package's TestMain, which stops the server after the tests")
+		return errors.New("pgtest: call pgtest.Main(m) or pgtest.Run(m) from the package's TestMain, which stops the server after the tests")
 	case shared != nil || startErr != nil:
 		return startErr
 	}
