@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -22,9 +23,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	dev := fs.Bool("dev", false, "development mode: no config file needed; creates a data folder with a demo registry, keys and a SQLite database")
 	dataDir := fs.String("data-dir", "data", "with --dev: the data folder")
 	listen := fs.String("listen", "", "listen address, overriding the configuration (host:port)")
+	// Hidden: for tests that run several servers and must see a key
+	// rotation reach all of them (internal/clustertest). Left out of the
+	// usage text so that no operator tunes it.
+	keysEvery := fs.Duration(hiddenKeyMaintenance, 0, "")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: tillit serve --dev | --config tillit.yaml")
-		fs.PrintDefaults()
+		printVisibleDefaults(fs, stderr, hiddenKeyMaintenance)
 	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -52,7 +57,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	log := newLogger(cfg, stderr)
 
-	srv, err := server.New(ctx, cfg, server.Options{Log: log})
+	srv, err := server.New(ctx, cfg, server.Options{Log: log, KeyMaintenance: *keysEvery})
 	if err != nil {
 		return err
 	}
@@ -66,6 +71,23 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		printDevHelp(stdout, srv.Issuer(), setup)
 	}
 	return srv.Serve(ctx, ln)
+}
+
+// hiddenKeyMaintenance is serve's hidden flag: how often the server
+// reloads its keys from the store (server.Options.KeyMaintenance).
+const hiddenKeyMaintenance = "key-maintenance-interval"
+
+// printVisibleDefaults prints the flags of fs but the hidden one.
+func printVisibleDefaults(fs *flag.FlagSet, w io.Writer, hidden string) {
+	visible := flag.NewFlagSet(fs.Name(), flag.ContinueOnError)
+	visible.SetOutput(w)
+	fs.VisitAll(func(f *flag.Flag) {
+		if f.Name != hidden {
+			visible.Var(f.Value, f.Name, f.Usage)
+			visible.Lookup(f.Name).DefValue = f.DefValue
+		}
+	})
+	visible.PrintDefaults()
 }
 
 // loadConfig reads the file and applies the command-line overrides.

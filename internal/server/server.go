@@ -32,6 +32,13 @@ type Options struct {
 	// Store, when set, is used instead of opening cfg.Storage; the caller
 	// keeps ownership and closes it.
 	Store store.Store
+	// KeyMaintenance is how often the server reloads its signing and
+	// nonce keys from the store and rotates them when due; zero means
+	// once a minute. Multi-process tests shorten it so that a rotation
+	// reaches every instance within a test. It is not a configuration
+	// setting: a new nonce key's 5-minute lead before it issues nonces
+	// assumes that every instance reloads well within it.
+	KeyMaintenance time.Duration
 }
 
 // Server is one token service instance.
@@ -43,6 +50,7 @@ type Server struct {
 	store      store.Store
 	ownStore   bool
 	registry   *registry.Watcher
+	keysEvery  time.Duration
 	keys       *keys.Manager
 	assertions *clientauth.Verifier
 	proofs     *dpop.Verifier
@@ -65,7 +73,10 @@ const (
 // applies the registry the configuration declares, and loads or creates the
 // keys.
 func New(ctx context.Context, cfg *config.Config, opt Options) (*Server, error) {
-	s := &Server{cfg: cfg, log: opt.Log, now: opt.Now, issuer: strings.TrimSuffix(cfg.Issuer, "/")}
+	s := &Server{cfg: cfg, log: opt.Log, now: opt.Now, issuer: strings.TrimSuffix(cfg.Issuer, "/"), keysEvery: opt.KeyMaintenance}
+	if s.keysEvery <= 0 {
+		s.keysEvery = keyMaintenanceInterval
+	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -317,7 +328,7 @@ func (s *Server) runJobs(ctx context.Context, wg *sync.WaitGroup) {
 			}
 		}()
 	}
-	every(keyMaintenanceInterval, "key maintenance", s.keys.Maintain)
+	every(s.keysEvery, "key maintenance", s.keys.Maintain)
 	every(replayCleanupInterval, "replay clean-up", func(ctx context.Context) error {
 		_, err := s.store.DeleteExpiredJTIs(ctx, s.now())
 		return err
