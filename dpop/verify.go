@@ -193,7 +193,7 @@ func (v *Verifier) Verify(proof string, r Request) (*Proof, error) {
 		IssuedAt:   iat,
 		Nonce:      nonce,
 		Algorithm:  alg,
-		JWK:        &jose.JSONWebKey{Key: key, Algorithm: string(alg)},
+		JWK:        &jose.JSONWebKey{Key: key},
 		Thumbprint: jkt,
 		Expires:    iat.Add(window),
 	}, nil
