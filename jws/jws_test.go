@@ -96,7 +96,8 @@ func TestRefusals(t *testing.T) {
 		{"two parts", parts[0] + "." + parts[1], &ec256.PublicKey, nil, ErrMalformed},
 		{"four parts", valid + ".x", &ec256.PublicKey, nil, ErrMalformed},
 		{"padding", parts[0] + "=." + parts[1] + "." + parts[2], &ec256.PublicKey, nil, ErrMalformed},
-		{"standard base64", strings.ReplaceAll(valid, "-", "+"), &ec256.PublicKey, nil, ErrMalformed},
+		{"standard base64 alphabet", parts[0] + "." + parts[1] + "." + parts[2][:10] + "+" + parts[2][11:], &ec256.PublicKey, nil, ErrMalformed},
+		{"non-canonical last character", parts[0] + "." + parts[1] + "." + nonCanonical(parts[2]), &ec256.PublicKey, nil, ErrMalformed},
 		{"header not an object", seg([]string{"ES256"}) + "." + parts[1] + "." + parts[2], &ec256.PublicKey, nil, ErrMalformed},
 		{"header not JSON", b64([]byte("{alg")) + "." + parts[1] + "." + parts[2], &ec256.PublicKey, nil, ErrMalformed},
 		{"empty signature", parts[0] + "." + parts[1] + ".", &ec256.PublicKey, nil, ErrMalformed},
@@ -211,4 +212,13 @@ func TestParseJWK(t *testing.T) {
 			}
 		})
 	}
+}
+
+// nonCanonical changes the unused low bits of the last base64url character
+// of seg, which a lenient decoder ignores and a strict one refuses. A
+// 64-byte signature is 86 characters, so the last one carries 2 unused bits.
+func nonCanonical(seg string) string {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	i := strings.IndexByte(alphabet, seg[len(seg)-1])
+	return seg[:len(seg)-1] + string(alphabet[i^1])
 }
