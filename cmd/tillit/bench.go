@@ -71,13 +71,14 @@ func runBenchToken(ctx context.Context, args []string, stdout, stderr io.Writer)
 	timeout := fset.Duration("timeout", loadtest.DefaultTimeout, "limit on each HTTP request")
 	bearer := fset.Bool("bearer", false, "ask for Bearer tokens: send no DPoP proof")
 	freshNonce := fset.Bool("fresh-nonce", false, "never reuse a DPoP nonce, as NHN's libraries do: every token costs the use_dpop_nonce round trip")
+	connect := fset.String("connect", "", "host:port to connect to instead of the issuer's, as behind a load balancer (requests still name the issuer)")
 	serverPID := fset.Int("server-pid", 0, "PID of the server process, to report its CPU time per token (from /proc/PID/stat)")
 	asJSON := fset.Bool("json", false, "print the result as JSON")
 	jsonOut := fset.String("json-out", "", "also write the result as JSON to this file, for scripts that print the text")
 	fset.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: tillit bench token --issuer URL --client-id ID --key FILE [--scope S ...] [--resource R]")
 		fmt.Fprintln(stderr, "                          [-c N] [-d DURATION] [--warmup DURATION] [--bearer | --fresh-nonce]")
-		fmt.Fprintln(stderr, "                          [--server-pid PID] [--json] [--json-out FILE]")
+		fmt.Fprintln(stderr, "                          [--connect HOST:PORT] [--server-pid PID] [--json] [--json-out FILE]")
 		fmt.Fprintln(stderr, "\nDrives the token endpoint with N concurrent clients. Every token request has a new")
 		fmt.Fprintln(stderr, "client assertion and a new DPoP proof; the server's last DPoP-Nonce is kept and the")
 		fmt.Fprintln(stderr, "use_dpop_nonce round trip made when the server asks. Prints tokens/s, latency per")
@@ -125,6 +126,7 @@ func runBenchToken(ctx context.Context, args []string, stdout, stderr io.Writer)
 		Bearer:      *bearer,
 		FreshNonce:  *freshNonce,
 		ServerPID:   *serverPID,
+		Connect:     *connect,
 	})
 	if err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -86,6 +87,11 @@ type Config struct {
 	ServerPID int
 	// Timeout bounds each HTTP request. Zero means DefaultTimeout.
 	Timeout time.Duration
+	// Connect, when set, is the host:port every connection goes to instead
+	// of the issuer's, as behind a load balancer: requests still name the
+	// issuer (Host, discovery, htu, aud). It drives one of several
+	// instances that share an issuer.
+	Connect string
 	// Now is the clock for assertion and proof times only; latency and
 	// the window use the real clock. Nil means time.Now. Tests set it to
 	// the test server's clock.
@@ -179,7 +185,14 @@ func newRunner(ctx context.Context, cfg Config) (*runner, error) {
 	r := &runner{cfg: cfg, wantType: "DPoP"}
 	// Its own transport, so that no proxy from the environment comes
 	// between the generator and the server.
-	r.http = &http.Client{Transport: &http.Transport{}, Timeout: cfg.Timeout}
+	tr := &http.Transport{}
+	if cfg.Connect != "" {
+		var d net.Dialer
+		tr.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return d.DialContext(ctx, network, cfg.Connect)
+		}
+	}
+	r.http = &http.Client{Transport: tr, Timeout: cfg.Timeout}
 
 	// The client library reads the discovery document and checks it: the
 	// token endpoint is taken from the issuer the way a HelseID client
@@ -209,6 +222,9 @@ func newRunner(ctx context.Context, cfg Config) (*runner, error) {
 	r.endpoint = md.TokenEndpoint
 	if r.target, err = newTarget(r.endpoint, cfg.Timeout, &r.dials); err != nil {
 		return nil, err
+	}
+	if cfg.Connect != "" {
+		r.target.addr = cfg.Connect
 	}
 	// htu is the endpoint without query and fragment (RFC 9449 §4.2), as
 	// dpop.Signer writes it.
