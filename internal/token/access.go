@@ -7,6 +7,8 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/tillit-sts/tillit/jws"
 )
 
 // maxAccessTokenSize bounds an access token presented back to the service
@@ -48,20 +50,17 @@ func verifyAccessToken(raw string, keys jose.JSONWebKeySet, issuer string, now t
 	if len(raw) > maxAccessTokenSize {
 		return nil, reject("is too large")
 	}
-	jws, err := jose.ParseSignedCompact(raw, accessTokenAlgorithms)
+	tok, err := jws.Parse(raw, accessTokenAlgorithms)
 	if err != nil {
 		return nil, reject("is not a JWS signed with %s, %s or %s", jose.RS256, jose.PS256, jose.ES256)
 	}
-	if len(jws.Signatures) != 1 {
-		return nil, reject("must have exactly one signature")
-	}
-	h := jws.Signatures[0].Protected
-	if typ, _ := h.ExtraHeaders[jose.HeaderType].(string); typ != "at+jwt" {
+	h := &tok.Header
+	if h.Typ != "at+jwt" {
 		return nil, reject("typ must be at+jwt")
 	}
 	var key *jose.JSONWebKey
 	for i := range keys.Keys {
-		if k := &keys.Keys[i]; h.KeyID != "" && k.KeyID == h.KeyID && k.Algorithm == h.Algorithm {
+		if k := &keys.Keys[i]; h.Kid != "" && k.KeyID == h.Kid && k.Algorithm == h.Alg {
 			key = k
 			break
 		}
@@ -69,10 +68,10 @@ func verifyAccessToken(raw string, keys jose.JSONWebKeySet, issuer string, now t
 	if key == nil {
 		return nil, reject("is not signed by a key of this token service")
 	}
-	payload, err := jws.Verify(key)
-	if err != nil {
+	if err := tok.Verify(key.Key); err != nil {
 		return nil, reject("signature is invalid")
 	}
+	payload := tok.Payload
 	v := &verifiedToken{}
 	if err := json.Unmarshal(payload, &v.Raw); err != nil {
 		return nil, reject("claims are not a JSON object")
