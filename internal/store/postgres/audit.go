@@ -8,7 +8,6 @@ import (
 	"iter"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -119,44 +118,6 @@ const stmtCommitDecision = "tillit_commit_decision"
 const auditColumns = `instance, seq, time, request_id, endpoint, grant_type, client_id, orgnr_parent, orgnr_child,
 	orgnr_supplier, subject, audience, scopes, token_id, outcome, error, prev, mac`
 
-// chain is what this Store knows of one instance's audit chain. Decisions
-// of one instance are committed one at a time (lock), because each
-// record's MAC covers the one before it: the next record can be sealed
-// only once the previous commit's outcome is known. The head is kept here
-// so that a decision needs no read before its write; the statement checks
-// it against the database, so a stale head (another process appended under
-// the same instance name, or a commit's outcome was lost with its
-// connection) costs one read and a retry, never a broken chain.
-type chain struct {
-	lock  chan struct{} // one slot: held while a decision is in flight
-	head  store.AuditHead
-	known bool // head is the database's, as far as this Store knows
-}
-
-type chains struct {
-	mu sync.Mutex
-	m  map[string]*chain
-}
-
-func (c *chains) get(instance string) *chain {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.m == nil {
-		c.m = map[string]*chain{}
-	}
-	ch := c.m[instance]
-	if ch == nil {
-		ch = &chain{lock: make(chan struct{}, 1)}
-		c.m[instance] = ch
-	}
-	return ch
-}
-
-// maxHeadRetries bounds the attempts of one decision whose chain head
-// keeps moving: that only happens when two running processes share an
-// instance name, which the configuration forbids.
-const maxHeadRetries = 3
-
 // CommitDecision commits one decision of the token endpoint in one
 // transaction, with the semantics of the SQLite backend's: it spends
 // d.JTIs (as ConsumeJTIs), rotates d.Rotate (as RotateRefreshToken) and
@@ -169,161 +130,132 @@ const maxHeadRetries = 3
 // store.ErrRefreshReused. It returns once the commit is durable, with the
 // record as stored: its place in the chain filled in.
 //
-// A decision is one round trip: one statement, or, with a rotation, the
-// family's advisory lock and the statement sent as one pipelined batch.
-// Decisions of one instance are committed one after the other (see chain);
-// a Store's first decision for an instance reads the chain head first.
+// The decisions of one instance are committed by that chain's writer
+// (writer.go): those that arrive while a commit is under way share the
+// next transaction and its WAL flush, in one round trip. A caller whose
+// ctx ends before the writer takes its decision gets ctx.Err() and nothing
+// is written; once taken, the decision's answer stands and the call waits
+// for it.
 //
 // PostgreSQL's text holds neither NUL nor invalid UTF-8, which a client
 // can put in the grant_type a refusal records: such bytes in the record's
 // strings are replaced by U+FFFD before it is sealed, and the returned
 // record says so.
 func (s *Store) CommitDecision(ctx context.Context, now time.Time, d store.Decision) (store.AuditRecord, error) {
+	o, err := s.newDecision(ctx, now, d)
+	if err != nil {
+		return o.rec, err
+	}
+	rec := o.rec
+	ch, err := s.chains.get(s, rec.Instance)
+	if err != nil {
+		return rec, err
+	}
+	if !ch.enqueue(o) {
+		return rec, ErrClosed
+	}
+	select {
+	case r := <-o.done:
+		return r.rec, r.err
+	case <-ctx.Done():
+		if o.state.CompareAndSwap(opQueued, opAbandoned) {
+			return rec, fmt.Errorf("postgres: commit decision: %w", ctx.Err())
+		}
+		// The writer has taken it: the answer will be true, and may
+		// be that everything was written.
+		r := <-o.done
+		return r.rec, r.err
+	}
+}
+
+// newDecision checks d and prepares it for its chain's writer. On error,
+// the op holds the record as it would have been stored.
+func (s *Store) newDecision(ctx context.Context, now time.Time, d store.Decision) (*decisionOp, error) {
 	rec := textRecord(d.Audit)
+	refused := &decisionOp{rec: rec}
 	if s.auditKey == nil {
-		return rec, ErrNoAuditKey
+		return refused, ErrNoAuditKey
 	}
 	if rec.Instance == "" {
-		return rec, errors.New("postgres: audit record without an instance")
+		return refused, errors.New("postgres: audit record without an instance")
 	}
 	jtis := d.JTIs
 	for i := range jtis {
 		for j := range i {
 			if jtis[i].Key == jtis[j].Key {
-				return rec, fmt.Errorf("postgres: twice in one call: %w", &store.ReplayError{Key: jtis[i].Key})
+				return refused, fmt.Errorf("postgres: twice in one call: %w", &store.ReplayError{Key: jtis[i].Key})
 			}
 		}
 	}
 	if r := d.Rotate; r != nil && (r.Next.ID == "" || r.Next.FamilyID == "") {
-		return rec, errors.New("postgres: rotate refresh token: next token without ID or family")
+		return refused, errors.New("postgres: rotate refresh token: next token without ID or family")
 	}
-	hashes := make([][]byte, len(jtis))
-	expires := make([]time.Time, len(jtis))
+	if err := ctx.Err(); err != nil {
+		return refused, fmt.Errorf("postgres: commit decision: %w", err)
+	}
+	o := &decisionOp{ctx: ctx, now: now, jtis: jtis, rot: d.Rotate, rec: rec,
+		hashes: make([][]byte, len(jtis)), expires: make([]time.Time, len(jtis)),
+		done: make(chan decisionResult, 1)}
 	for i, j := range jtis {
 		h := sha256.Sum256([]byte(j.Key))
-		hashes[i] = h[:]
-		expires[i] = ceilMicro(j.Expires)
+		o.hashes[i] = h[:]
+		o.expires[i] = ceilMicro(j.Expires)
 	}
-
-	ch := s.chains.get(rec.Instance)
-	select {
-	case ch.lock <- struct{}{}:
-	case <-ctx.Done():
-		return rec, fmt.Errorf("postgres: commit decision: %w", ctx.Err())
-	}
-	defer func() { <-ch.lock }()
-
-	conn, err := s.pool.Acquire(ctx)
-	if err != nil {
-		return rec, fmt.Errorf("postgres: commit decision: %w", err)
-	}
-	defer conn.Release()
-	if _, err := conn.Conn().Prepare(ctx, stmtCommitDecision, commitDecision); err != nil {
-		return rec, fmt.Errorf("postgres: commit decision: prepare: %w", err)
-	}
-	for attempt := 1; ; attempt++ {
-		if !ch.known {
-			if ch.head, err = readHead(ctx, conn.Conn(), rec.Instance); err != nil {
-				return rec, err
-			}
-			ch.known = true
-		}
-		sealed := rec
-		s.auditKey.Seal(&sealed, ch.head.Seq, ch.head.MAC)
-		if sealed.Prev == nil {
-			sealed.Prev = []byte{}
-		}
-		verdict, family, err := s.commit(ctx, conn.Conn(), now, d.Rotate, hashes, expires, &sealed)
-		switch code := sqlState(err); {
-		case err == nil:
-		case code == codeHeadMoved && attempt < maxHeadRetries:
-			ch.known = false
-			continue
-		case code == codeHeadMoved:
-			ch.known = false
-			return sealed, fmt.Errorf("postgres: the audit chain of instance %q moved under every attempt to append: is another running server using the same instance name?", rec.Instance)
-		case code == codeJTISpent:
-			// Rolled back: the head is as it was.
-			var pe *pgconn.PgError
-			errors.As(err, &pe)
-			pos, perr := strconv.Atoi(pe.Detail)
-			if perr != nil || pos < 1 || pos > len(jtis) {
-				return sealed, fmt.Errorf("postgres: commit decision: spent key at position %q of %d", pe.Detail, len(jtis))
-			}
-			return sealed, fmt.Errorf("postgres: %w", &store.ReplayError{Key: jtis[pos-1].Key})
-		case code == codeRefreshChanged:
-			return sealed, fmt.Errorf("postgres: refresh token changed while it was rotated: %w", store.ErrRevoked)
-		case code == codeUniqueViolation:
-			return sealed, fmt.Errorf("postgres: rotate refresh token: next token: %w", store.ErrAlreadyExists)
-		case code != "":
-			// The server refused the statement: it was rolled back.
-			return sealed, fmt.Errorf("postgres: commit decision: %w", err)
-		default:
-			// The outcome is unknown (the connection failed, the
-			// context ended): the head must be read again.
-			ch.known = false
-			return sealed, fmt.Errorf("postgres: commit decision: %w", err)
-		}
-		switch verdict {
-		case "ok":
-			ch.head = store.AuditHead{Instance: sealed.Instance, Seq: sealed.Seq, MAC: sealed.MAC}
-			return sealed, nil
-		case "reused":
-			return rec, fmt.Errorf("postgres: %w", store.ErrRefreshReused)
-		case "unknown":
-			return rec, fmt.Errorf("postgres: refresh token: %w", store.ErrNotFound)
-		case "revoked":
-			return rec, fmt.Errorf("postgres: refresh token: %w", store.ErrRevoked)
-		case "family":
-			return rec, fmt.Errorf("postgres: rotate refresh token: next token is of family %q, not %q", d.Rotate.Next.FamilyID, family)
-		}
-		return rec, fmt.Errorf("postgres: commit decision: verdict %q", verdict)
-	}
+	return o, nil
 }
 
-// commit runs commitDecision once: alone, or after the family lock in one
-// pipelined batch (one implicit transaction) when it rotates.
-func (s *Store) commit(ctx context.Context, conn *pgx.Conn, now time.Time, rot *store.Rotation,
-	hashes [][]byte, expires []time.Time, r *store.AuditRecord) (verdict, family string, err error) {
-	args := []any{rot != nil, nil, nil, nil, nil, nil, nil, nil, nil,
-		hashes, expires, now,
+// refusal is the error of a decision the statement refused without
+// raising (verdict is not "ok"), as RotateRefreshToken gives it.
+func (o *decisionOp) refusal(verdict, family string) error {
+	switch verdict {
+	case "reused":
+		return fmt.Errorf("postgres: %w", store.ErrRefreshReused)
+	case "unknown":
+		return fmt.Errorf("postgres: refresh token: %w", store.ErrNotFound)
+	case "revoked":
+		return fmt.Errorf("postgres: refresh token: %w", store.ErrRevoked)
+	case "family":
+		return fmt.Errorf("postgres: rotate refresh token: next token is of family %q, not %q", o.rot.Next.FamilyID, family)
+	}
+	return fmt.Errorf("postgres: commit decision: verdict %q", verdict)
+}
+
+// failure is the error of a decision whose statement the server aborted
+// with err, when that is the decision's own answer (see settle): a spent
+// jti, a refresh token changed under the rotation, a next token that
+// exists, or a statement the server refused.
+func (o *decisionOp) failure(err error) error {
+	var pe *pgconn.PgError
+	errors.As(err, &pe)
+	switch {
+	case pe == nil:
+	case pe.Code == codeJTISpent:
+		pos, perr := strconv.Atoi(pe.Detail)
+		if perr != nil || pos < 1 || pos > len(o.jtis) {
+			return fmt.Errorf("postgres: commit decision: spent key at position %q of %d", pe.Detail, len(o.jtis))
+		}
+		return fmt.Errorf("postgres: %w", &store.ReplayError{Key: o.jtis[pos-1].Key})
+	case pe.Code == codeRefreshChanged:
+		return fmt.Errorf("postgres: refresh token changed while it was rotated: %w", store.ErrRevoked)
+	case pe.Code == codeUniqueViolation && pe.ConstraintName == "refresh_token_pkey":
+		return fmt.Errorf("postgres: rotate refresh token: next token: %w", store.ErrAlreadyExists)
+	}
+	return fmt.Errorf("postgres: commit decision: %w", err)
+}
+
+// args are commitDecision's arguments for o, sealed as o.sealed.
+func (o *decisionOp) args() []any {
+	r := &o.sealed
+	args := []any{o.rot != nil, nil, nil, nil, nil, nil, nil, nil, nil,
+		o.hashes, o.expires, o.now,
 		r.Instance, r.Seq, r.Prev, r.MAC,
 		r.Time, r.RequestID, r.Endpoint, r.GrantType, r.ClientID, r.OrgParent, r.OrgChild, r.OrgSupplier,
 		r.Subject, r.Audience, nonNilStrings(r.Scopes), r.TokenID, r.Outcome, r.Error}
-	var fam *string
-	var refused *string
-	if rot == nil {
-		err = conn.QueryRow(ctx, stmtCommitDecision, args...).Scan(&verdict, &fam, &refused)
-	} else {
+	if rot := o.rot; rot != nil {
 		n := rot.Next
 		copy(args[1:9], []any{rot.OldID, n.FamilyID, n.ID, n.ClientID, n.JKT, nonNil(n.Grant), n.IssuedAt, n.ExpiresAt})
-		b := &pgx.Batch{}
-		b.Queue(lockFamily, refreshLockClass, n.FamilyID)
-		b.Queue(stmtCommitDecision, args...)
-		br := conn.SendBatch(ctx, b)
-		_, err = br.Exec()
-		if err == nil {
-			err = br.QueryRow().Scan(&verdict, &fam, &refused)
-		}
-		// Close ends the implicit transaction: only a nil error from it
-		// means the decision is committed.
-		if cerr := br.Close(); err == nil {
-			err = cerr
-		}
 	}
-	if fam != nil {
-		family = *fam
-	}
-	return verdict, family, err
-}
-
-func readHead(ctx context.Context, conn *pgx.Conn, instance string) (store.AuditHead, error) {
-	h := store.AuditHead{Instance: instance}
-	err := conn.QueryRow(ctx, "SELECT seq, mac FROM audit_head WHERE instance = $1", instance).Scan(&h.Seq, &h.MAC)
-	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return h, fmt.Errorf("postgres: read audit head: %w", err)
-	}
-	return h, nil
+	return args
 }
 
 func nonNilStrings(s []string) []string {

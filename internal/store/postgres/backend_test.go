@@ -535,7 +535,7 @@ func TestAuditSharedInstanceName(t *testing.T) {
 			s = b
 		}
 		wg.Go(func() {
-			// Two at a time per Store: the Store's lock orders them, the
+			// Two at a time per Store: the Store's writer batches them, the
 			// other Store moves the head under them.
 			if _, err := s.CommitDecision(bg, now, store.Decision{Audit: auditRecord("shared", i)}); err != nil {
 				// Retries are bounded: under this much contention a

@@ -1,11 +1,15 @@
 package postgres
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -75,11 +79,15 @@ func warm(b *testing.B, s *Store) {
 }
 
 // BenchmarkCommitDecision measures what the token endpoint writes per
-// client_credentials token now: the two jtis and the audit record, sealed
-// and appended to one instance's chain, in one statement. Decisions of one
-// instance commit one after the other (each record's MAC covers the one
-// before), so unlike ConsumeJTIs more goroutines cannot share a WAL flush;
+// client_credentials token: the two jtis and the audit record, sealed and
+// appended to one instance's chain, from 16×GOMAXPROCS goroutines.
 // instances=4 shows four chains (four servers) sharing the database.
+//
+// Besides ns/op it reports decisions/s, the CPU time per decision of this
+// process (cpu-us/op: the backend, pgx, the benchmark) and of the
+// PostgreSQL server's processes (pg-cpu-us/op: the backends, the WAL
+// writer and the rest), which share the machine's cores, and how many
+// decisions shared a transaction (decisions/tx).
 //
 //	TILLIT_PGTEST_FSYNC=on go test -run '^$' -bench CommitDecision -benchtime 3s ./internal/store/postgres/
 func BenchmarkCommitDecision(b *testing.B) {
@@ -93,9 +101,11 @@ func BenchmarkCommitDecision(b *testing.B) {
 				c.MaxConns = int32(16 * runtime.GOMAXPROCS(0))
 			}})
 			warm(b, s)
+			server := serverCPU(b, s)
 			now := time.Now()
 			var n atomic.Int64
 			b.SetParallelism(16)
+			cpu0, server0, stats0 := cpuTime(), server(), s.stats()
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				instance := fmt.Sprintf("sts-%d", n.Add(1)%int64(instances))
@@ -113,6 +123,83 @@ func BenchmarkCommitDecision(b *testing.B) {
 					}
 				}
 			})
+			b.StopTimer()
+			reportCPU(b, cpuTime()-cpu0, server()-server0)
+			if st := s.stats(); st.transactions > stats0.transactions {
+				b.ReportMetric(float64(st.decisions-stats0.decisions)/float64(st.transactions-stats0.transactions), "decisions/tx")
+			}
 		})
+	}
+}
+
+// reportCPU adds the rate and the CPU times per operation.
+func reportCPU(b *testing.B, cpu, server time.Duration) {
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "decisions/s")
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-us/op")
+	if server > 0 {
+		b.ReportMetric(float64(server.Microseconds())/float64(b.N), "pg-cpu-us/op")
+	}
+}
+
+// cpuTime is the CPU time this process has used, user and system.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// serverCPU returns a func that reads the CPU time the PostgreSQL server
+// has used so far: its postmaster's (with the children it has reaped) and
+// that of every process the postmaster started, from /proc. The server is
+// pgtest's, so every one of them serves this benchmark. Where /proc cannot
+// tell, the func returns 0 and the figure is left out.
+func serverCPU(b *testing.B, s *Store) func() time.Duration {
+	var backend int
+	if err := s.pool.QueryRow(bg, "SELECT pg_backend_pid()").Scan(&backend); err != nil {
+		b.Fatal(err)
+	}
+	stat := func(pid int) (ppid int, cpu time.Duration, ok bool) {
+		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return 0, 0, false
+		}
+		// The command name (field 2) is in parentheses and may hold
+		// spaces; the fields after it are numbers.
+		i := bytes.LastIndexByte(raw, ')')
+		if i < 0 {
+			return 0, 0, false
+		}
+		f := strings.Fields(string(raw[i+1:]))
+		if len(f) < 15 {
+			return 0, 0, false
+		}
+		ppid, _ = strconv.Atoi(f[1])
+		var ticks int64
+		for _, v := range f[11:15] { // utime, stime, cutime, cstime
+			n, _ := strconv.ParseInt(v, 10, 64)
+			ticks += n
+		}
+		const userHZ = 100 // the unit of /proc times on Linux
+		return ppid, time.Duration(ticks) * time.Second / userHZ, true
+	}
+	postmaster, _, ok := stat(backend)
+	if !ok {
+		return func() time.Duration { return 0 }
+	}
+	return func() time.Duration {
+		_, total, _ := stat(postmaster)
+		entries, _ := os.ReadDir("/proc")
+		for _, e := range entries {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil {
+				continue
+			}
+			if ppid, cpu, ok := stat(pid); ok && ppid == postmaster {
+				total += cpu
+			}
+		}
+		return total
 	}
 }

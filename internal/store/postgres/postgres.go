@@ -35,7 +35,8 @@ type Store struct {
 	pool     *pgxpool.Pool
 	now      func() time.Time
 	auditKey audit.Key
-	chains   chains // the audit chain heads this Store appends to
+	chains   chains     // the audit chains this Store appends to, each with its writer
+	writes   writeStats // what the writers did
 }
 
 var _ store.Store = (*Store)(nil)
@@ -95,9 +96,12 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the pool's connections, after waiting for the calls that
-// hold one. Calls after Close fail. Close is idempotent.
+// Close waits for the audit writers to finish the batches they are
+// committing, refuses the decisions still queued with ErrClosed, and closes
+// the pool's connections, after waiting for the calls that hold one. Calls
+// after Close fail. Close is idempotent.
 func (s *Store) Close() error {
+	s.chains.close()
 	s.pool.Close()
 	return nil
 }
@@ -110,7 +114,9 @@ func utc(t time.Time) time.Time { return t.UTC() }
 const (
 	codeUniqueViolation = "23505"
 	// codeJTISpent is raised by tillit_jti_spent (migration 0001).
-	codeJTISpent = "TL001"
+	codeJTISpent      = "TL001"
+	codeDeadlock      = "40P01"
+	codeSerialization = "40001"
 )
 
 // sqlState returns the SQLSTATE of a server error, or "".

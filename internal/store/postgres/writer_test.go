@@ -1,0 +1,142 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/tillit-sts/tillit/internal/pgtest"
+	"github.com/tillit-sts/tillit/internal/store"
+	"github.com/tillit-sts/tillit/internal/store/storetest"
+)
+
+// TestBatchOutcomes hands the writer one batch in which every kind of
+// outcome follows every other: decisions written, refused by a statement
+// that raises (a spent jti: its savepoint is rolled back and the rest of
+// the pipeline sent again), refused without raising (a reused refresh
+// token: the family is revoked, no record written, and the records sealed
+// after it are sealed again), and one whose caller gave up before the
+// batch ran. Each must get the answer it would have got alone, and the
+// chain must hold exactly the written records, in batch order, intact.
+func TestBatchOutcomes(t *testing.T) {
+	s := openTest(t, pgtest.URL(t), Options{AuditKey: storetest.AuditKey})
+	if err := s.ConsumeJTIs(bg, now, jti("spent")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateRefreshToken(bg, refresh("rt-1", "fam")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RotateRefreshToken(bg, now, "rt-1", refresh("rt-2", "fam")); err != nil {
+		t.Fatal(err)
+	}
+
+	gone, cancel := context.WithCancel(bg)
+	type row struct {
+		ctx     context.Context
+		d       store.Decision
+		wantErr error // nil: written
+	}
+	written := func(i int) row {
+		return row{bg, store.Decision{JTIs: jti(fmt.Sprintf("b%d", i)), Audit: auditRecord("mixed", i)}, nil}
+	}
+	replay := func(i int) row {
+		return row{bg, store.Decision{JTIs: append(jti(fmt.Sprintf("b%d", i)), jti("spent")...), Audit: auditRecord("mixed", i)}, store.ErrReplay}
+	}
+	rows := []row{
+		written(0),
+		replay(1),
+		written(2),
+		{bg, store.Decision{JTIs: jti("b3"), Rotate: &store.Rotation{OldID: "rt-1", Next: refresh("rt-3", "fam")},
+			Audit: auditRecord("mixed", 3)}, store.ErrRefreshReused},
+		written(4),
+		{gone, store.Decision{JTIs: jti("b5"), Audit: auditRecord("mixed", 5)}, context.Canceled},
+		written(6),
+		{bg, store.Decision{Audit: auditRecord("mixed", 7)}, nil}, // a refusal's record: no jtis
+		replay(8),
+	}
+	ops := make([]*decisionOp, len(rows))
+	for i, r := range rows {
+		o, err := s.newDecision(r.ctx, now, r.d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.state.Store(opTaken)
+		ops[i] = o
+	}
+	cancel()
+	ch, err := s.chains.get(s, "mixed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := s.stats()
+	s.runBatch(ch, ops)
+
+	var seq int64
+	for i, r := range rows {
+		res := <-ops[i].done
+		switch {
+		case r.wantErr == nil && res.err != nil:
+			t.Errorf("decision %d: %v, want it written", i, res.err)
+		case r.wantErr != nil && !errors.Is(res.err, r.wantErr):
+			t.Errorf("decision %d: err = %v, want %v", i, res.err, r.wantErr)
+		case r.wantErr == nil:
+			if seq++; res.rec.Seq != seq || res.rec.RequestID != fmt.Sprintf("req-%d", i) {
+				t.Errorf("decision %d: record %s at %d, want at %d", i, res.rec.RequestID, res.rec.Seq, seq)
+			}
+		}
+	}
+	if st := s.stats(); st.transactions-before.transactions != 1 {
+		t.Errorf("the batch took %d transactions, want 1", st.transactions-before.transactions)
+	}
+	verifyAudit(t, s, "mixed", seq)
+
+	// What the refused decisions wrote: the reused token's family is
+	// revoked; the spent and abandoned decisions' fresh jtis are not.
+	if rt, err := s.RefreshToken(bg, "rt-2"); err != nil || rt.Status != store.RefreshRevoked {
+		t.Errorf("rt-2 after reuse of rt-1: %+v, %v; want revoked", rt.Status, err)
+	}
+	for _, key := range []string{"b1", "b5", "b8"} {
+		if err := s.ConsumeJTIs(bg, now, jti(key)); err != nil {
+			t.Errorf("jti %s of a refused decision: %v, want unspent", key, err)
+		}
+	}
+	if err := s.ConsumeJTIs(bg, now, jti("b0")); !errors.Is(err, store.ErrReplay) {
+		t.Errorf("jti b0 of a written decision: %v, want spent", err)
+	}
+}
+
+// TestCloseRefusesQueued closes a Store while decisions wait for a writer
+// that is busy: they are answered ErrClosed, nothing is left waiting, and
+// later calls fail at once.
+func TestCloseRefusesQueued(t *testing.T) {
+	s := openTest(t, pgtest.URL(t), Options{AuditKey: storetest.AuditKey})
+	const n = 32
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			_, err := s.CommitDecision(bg, now, store.Decision{JTIs: jti(fmt.Sprintf("c%d", i)), Audit: auditRecord("closing", i)})
+			errs <- err
+		}()
+	}
+	// Some were committed, some may still be queued: both are fine, as
+	// long as every call returns and the chain holds exactly those
+	// reported written.
+	if err := <-errs; err != nil {
+		t.Fatal(err)
+	}
+	s.chains.close()
+	ok := int64(1)
+	for range n - 1 {
+		switch err := <-errs; {
+		case err == nil:
+			ok++
+		case !errors.Is(err, ErrClosed):
+			t.Errorf("queued at Close: %v, want %v", err, ErrClosed)
+		}
+	}
+	if _, err := s.CommitDecision(bg, now, store.Decision{Audit: auditRecord("closing", n)}); !errors.Is(err, ErrClosed) {
+		t.Errorf("after Close: %v, want %v", err, ErrClosed)
+	}
+	verifyAudit(t, s, "closing", ok)
+}
