@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/tillit-sts/tillit/internal/audit"
@@ -182,7 +184,7 @@ func runAuditQuery(ctx context.Context, args []string, stdout, stderr io.Writer)
 	sf := addStoreFlags(fs)
 	var f store.AuditFilter
 	fs.StringVar(&f.ClientID, "client", "", "only this client")
-	fs.StringVar(&f.Outcome, "outcome", "", "only issued or refused")
+	fs.StringVar(&f.Outcome, "outcome", "", "only this outcome: "+strings.Join(audit.Outcomes, ", "))
 	fs.StringVar(&f.Instance, "instance", "", "only this server instance")
 	since := fs.String("since", "", "from this time (RFC 3339) or this long ago (e.g. 1h)")
 	until := fs.String("until", "", "before this time (RFC 3339) or this long ago")
@@ -197,10 +199,8 @@ func runAuditQuery(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if f.Until, err = parseWhen(*until); err != nil {
 		return err
 	}
-	switch f.Outcome {
-	case "", audit.OutcomeIssued, audit.OutcomeRefused:
-	default:
-		return fmt.Errorf("--outcome must be %s or %s", audit.OutcomeIssued, audit.OutcomeRefused)
+	if f.Outcome != "" && !slices.Contains(audit.Outcomes, f.Outcome) {
+		return fmt.Errorf("--outcome must be one of %s", strings.Join(audit.Outcomes, ", "))
 	}
 	log, _, done, err := openAudit(ctx, sf)
 	if err != nil {

@@ -12,11 +12,21 @@ import (
 	"github.com/tillit-sts/tillit/internal/store"
 )
 
-// Outcomes of a decision.
+// Outcomes of a decision. Every endpoint records refusals as refused; the
+// others say what was answered: a token issued (token), what an API was
+// told about a token (introspection), a refresh token family revoked or a
+// token not known to revoke (revocation).
 const (
-	OutcomeIssued  = "issued"
-	OutcomeRefused = "refused"
+	OutcomeIssued       = "issued"
+	OutcomeRefused      = "refused"
+	OutcomeActive       = "active"
+	OutcomeInactive     = "inactive"
+	OutcomeRevoked      = "revoked"
+	OutcomeUnknownToken = "unknown_token"
 )
+
+// Outcomes lists every outcome, for checking a filter.
+var Outcomes = []string{OutcomeIssued, OutcomeRefused, OutcomeActive, OutcomeInactive, OutcomeRevoked, OutcomeUnknownToken}
 
 // Key is the MAC key of the audit chains.
 type Key []byte

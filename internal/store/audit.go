@@ -29,10 +29,11 @@ type AuditRecord struct {
 	Subject  string
 	Audience string
 	Scopes   []string
-	// TokenID is the jti of the token issued.
+	// TokenID is the jti of the token issued, or introspected; the
+	// family of the refresh token revoked.
 	TokenID string
-	// Outcome is "issued" or "refused"; Error the OAuth error code of a
-	// refusal.
+	// Outcome is one of audit.Outcomes ("issued", "refused", …); Error
+	// the OAuth error code of a refusal.
 	Outcome string
 	Error   string
 	Prev    []byte

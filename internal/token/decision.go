@@ -10,8 +10,10 @@ import (
 	"time"
 
 	"github.com/tillit-sts/tillit/internal/audit"
+	"github.com/tillit-sts/tillit/internal/clientauth"
 	"github.com/tillit-sts/tillit/internal/oauth"
 	"github.com/tillit-sts/tillit/internal/ratelimit"
+	"github.com/tillit-sts/tillit/internal/registry"
 	"github.com/tillit-sts/tillit/internal/requestid"
 	"github.com/tillit-sts/tillit/internal/store"
 )
@@ -44,13 +46,33 @@ func (d *decision) fromIssue(is *issue) {
 	d.subject = is.Claims.Subject
 }
 
+// fromToken takes what an introspected token says: whom an API asked
+// about.
+func (d *decision) fromToken(c *AccessClaims) {
+	d.audience, d.scopes, d.tokenID = c.Audience, c.Scope, c.JTI
+	d.parent, d.child, d.supplier = c.OrgNrParent, c.OrgNrChild, c.OrgNrSupplier
+	d.subject = c.Subject
+}
+
 // record is the audit record of the decision.
 func (e *Endpoint) record(r *http.Request, d *decision, outcome, code string) store.AuditRecord {
+	return newRecord(e.cfg, r, endpointToken, d, outcome, code)
+}
+
+// The endpoints whose decisions are audited, as records name them.
+const (
+	endpointToken         = "token"
+	endpointIntrospection = "introspection"
+	endpointRevocation    = "revocation"
+)
+
+// newRecord is the audit record of a decision at endpoint.
+func newRecord(cfg Config, r *http.Request, endpoint string, d *decision, outcome, code string) store.AuditRecord {
 	return store.AuditRecord{
-		Instance:    e.cfg.Instance,
-		Time:        e.cfg.Now(),
+		Instance:    cfg.Instance,
+		Time:        cfg.Now(),
 		RequestID:   requestid.From(r.Context()),
-		Endpoint:    "token",
+		Endpoint:    endpoint,
 		GrantType:   d.grantType,
 		ClientID:    d.clientID,
 		OrgParent:   d.parent,
@@ -66,19 +88,41 @@ func (e *Endpoint) record(r *http.Request, d *decision, outcome, code string) st
 }
 
 // recordRefusal makes the refusal of a request durable before it is
-// answered. If that fails the client gets a bare server_error instead:
-// decisions.md wants every decision on record before the response.
+// answered.
 func (e *Endpoint) recordRefusal(r *http.Request, d *decision, err error) error {
+	return recordRefusal(e.cfg, r, endpointToken, d, err)
+}
+
+// recordRefusal makes the refusal of a request to endpoint durable before
+// it is answered, and returns err. If that fails the client gets a bare
+// server_error instead: decisions.md wants every decision on record before
+// the response.
+func recordRefusal(cfg Config, r *http.Request, endpoint string, d *decision, err error) error {
 	code := oauth.CodeServerError
 	if oe := oauth.As(err); oe != nil {
 		code = oe.Code
 	}
-	rec := e.record(r, d, audit.OutcomeRefused, code)
-	if _, cerr := e.cfg.Decisions.CommitDecision(context.WithoutCancel(r.Context()), e.cfg.Now(), store.Decision{Audit: rec}); cerr != nil {
+	rec := newRecord(cfg, r, endpoint, d, audit.OutcomeRefused, code)
+	if _, cerr := cfg.Decisions.CommitDecision(context.WithoutCancel(r.Context()), cfg.Now(), store.Decision{Audit: rec}); cerr != nil {
 		// Not wrapping err: its OAuth error must not reach the client.
 		return fmt.Errorf("%w (the request was refused with %s): %w", errAuditFailed, code, cerr)
 	}
 	return err
+}
+
+// commitAnswer spends the assertion of a request to endpoint (introspection,
+// revocation) and records the answer, outcome, in one commit, durable
+// before the answer is sent, as the token endpoint does with a token
+// (decisions.md). A replayed assertion refuses the request.
+func commitAnswer(cfg Config, r *http.Request, endpoint string, d *decision, client *registry.Client, a *clientauth.Assertion, outcome string) error {
+	dec := store.Decision{
+		JTIs:  []store.JTI{{Key: assertionKey(client.ID, a.JTI), Expires: cfg.Assertions.ReplayUntil(a)}},
+		Audit: newRecord(cfg, r, endpoint, d, outcome, ""),
+	}
+	if _, err := cfg.Decisions.CommitDecision(r.Context(), cfg.Now(), dec); err != nil {
+		return replayError(err)
+	}
+	return nil
 }
 
 var errAuditFailed = errors.New("token: the refusal could not be written to the audit log")

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/tillit-sts/tillit/internal/servertest"
 	"github.com/tillit-sts/tillit/internal/store"
 	"github.com/tillit-sts/tillit/internal/store/sqlite"
+	"github.com/tillit-sts/tillit/internal/token"
 )
 
 // auditRecords reads the audit log of the test server.
@@ -68,6 +70,13 @@ func TestAuditRecordsEveryDecision(t *testing.T) {
 		t.Errorf("issued record: %+v", first)
 	}
 
+	verifyChain(t, h, "sts-test", 4)
+}
+
+// verifyChain fails unless the test server's chain of instance holds want
+// records and verifies.
+func verifyChain(t *testing.T, h *harness, instance string, want int64) {
+	t.Helper()
 	kek, err := keys.ReadKEKFile(h.Dir + "/kek")
 	if err != nil {
 		t.Fatal(err)
@@ -75,9 +84,75 @@ func TestAuditRecordsEveryDecision(t *testing.T) {
 	key, _ := audit.DeriveKey(kek)
 	st := h.Store.(*sqlite.Store)
 	heads, _ := st.AuditHeads(context.Background())
-	res, err := key.Verify("sts-test", st.AuditChain(context.Background(), "sts-test"), &heads[0], nil)
-	if err != nil || !res.OK() {
-		t.Fatalf("chain: %v %+v", err, res)
+	if len(heads) != 1 || heads[0].Instance != instance {
+		t.Fatalf("chain heads %+v, want one of %s", heads, instance)
+	}
+	res, err := key.Verify(instance, st.AuditChain(context.Background(), instance), &heads[0], nil)
+	if err != nil || !res.OK() || res.Records != want {
+		t.Fatalf("chain: %v %+v, want %d records intact", err, res, want)
+	}
+}
+
+// Introspection and revocation are decisions too: each answer and each
+// refusal is on record, and the record names the token only where the
+// caller may learn about it. A replayed assertion revokes nothing.
+func TestAuditIntrospectionAndRevocation(t *testing.T) {
+	h := start(t, servertest.Options{Settings: "instance: sts-test"})
+	sfmToken := h.token(call{client: "sfm-client", dpopKey: newP256(t)})
+	sfmClaims := claims(t, sfmToken)
+	key := newP256(t)
+	rt := h.RefreshToken(t, "refresh-client", thumbprint(t, key), login)
+	kept := h.RefreshToken(t, "refresh-client", thumbprint(t, key), login)
+	before := len(auditRecords(t, h))
+
+	revoked := h.post(token.RevocationPath, endpointCall{client: "refresh-client", form: tokenParam(rt)})
+	calls := []struct {
+		name string
+		r    result
+		want store.AuditRecord
+	}{
+		{"revocation", revoked,
+			store.AuditRecord{Endpoint: "revocation", ClientID: "refresh-client", Outcome: audit.OutcomeRevoked}},
+		{"introspection, active", h.post(token.IntrospectionPath, endpointCall{client: "sfm-actor", form: tokenParam(sfmToken)}),
+			store.AuditRecord{Endpoint: "introspection", ClientID: "sfm-actor", Outcome: audit.OutcomeActive,
+				Audience: "e-helse:sfm.api", TokenID: sfmClaims["jti"].(string), OrgParent: sfmClaims[orgNrParentClaim].(string)}},
+		{"introspection, inactive", h.post(token.IntrospectionPath, endpointCall{client: "sfm-actor", form: tokenParam("hello")}),
+			store.AuditRecord{Endpoint: "introspection", ClientID: "sfm-actor", Outcome: audit.OutcomeInactive}},
+		{"introspection, refused", h.post(token.IntrospectionPath, endpointCall{client: "deft-client", form: tokenParam(sfmToken)}),
+			store.AuditRecord{Endpoint: "introspection", ClientID: "deft-client", Outcome: audit.OutcomeRefused, Error: "unauthorized_client"}},
+		{"revocation, unknown token", h.post(token.RevocationPath, endpointCall{client: "refresh-client", form: tokenParam("no-such-token")}),
+			store.AuditRecord{Endpoint: "revocation", ClientID: "refresh-client", Outcome: audit.OutcomeUnknownToken}},
+		{"revocation, replayed assertion", h.post(token.RevocationPath, endpointCall{rawAssertion: revoked.assertion, form: tokenParam(kept)}),
+			store.AuditRecord{Endpoint: "revocation", ClientID: "refresh-client", Outcome: audit.OutcomeRefused, Error: "invalid_client"}},
+	}
+	recs := auditRecords(t, h)[before:]
+	if len(recs) != len(calls) {
+		t.Fatalf("%d audit records for %d calls: %+v", len(recs), len(calls), recs)
+	}
+	for i, c := range calls {
+		got := recs[i]
+		if got.RequestID == "" || got.RequestID != c.r.header.Get("X-Request-Id") {
+			t.Errorf("%s: record of request %q, answer of %q", c.name, got.RequestID, c.r.header.Get("X-Request-Id"))
+		}
+		if c.want.Outcome == audit.OutcomeRevoked {
+			if got.TokenID == "" {
+				t.Errorf("%s: the record does not name the family", c.name)
+			}
+			c.want.TokenID = got.TokenID
+		}
+		got.Instance, got.Seq, got.Time, got.RequestID, got.Prev, got.MAC, got.Scopes = "", 0, time.Time{}, "", nil, nil, nil
+		if !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%s: record\n %+v\nwant\n %+v", c.name, got, c.want)
+		}
+	}
+	if len(recs[1].Scopes) != 1 || recs[1].Scopes[0] != "e-helse:sfm.api/sfm.api" {
+		t.Errorf("introspection record scopes %v", recs[1].Scopes)
+	}
+	verifyChain(t, h, "sts-test", int64(before+len(calls)))
+
+	// The replayed assertion revoked nothing.
+	if r := h.do(call{client: "refresh-client", dpopKey: key, form: refresh(kept, withResource("nhn:deft"))}); r.status != 200 {
+		t.Fatalf("refresh token named with a replayed assertion: %d %v", r.status, r.body)
 	}
 }
 

@@ -7,11 +7,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tillit-sts/tillit/internal/audit"
 	"github.com/tillit-sts/tillit/internal/clientauth"
 	"github.com/tillit-sts/tillit/internal/oauth"
 	"github.com/tillit-sts/tillit/internal/registry"
 	"github.com/tillit-sts/tillit/internal/requestid"
-	"github.com/tillit-sts/tillit/internal/store"
 )
 
 // IntrospectionPath is where the introspection endpoint is mounted
@@ -47,9 +47,10 @@ func (e *Introspection) URL() string { return e.url }
 func (e *Introspection) Mount(mux *http.ServeMux) { mux.Handle(IntrospectionPath, e) }
 
 func (e *Introspection) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	resp, err := e.handle(w, r)
+	d := &decision{}
+	resp, err := e.handle(w, r, d)
 	if err != nil {
-		writeRefusal(e.cfg, w, r, "introspection", err)
+		writeRefusal(e.cfg, w, r, endpointIntrospection, recordRefusal(e.cfg, r, endpointIntrospection, d, err))
 		return
 	}
 	if err := oauth.WriteJSON(w, http.StatusOK, resp); err != nil {
@@ -61,8 +62,13 @@ func (e *Introspection) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // (RFC 7662 §2.2).
 var inactive = map[string]any{"active": false}
 
-func (e *Introspection) handle(w http.ResponseWriter, r *http.Request) (map[string]any, error) {
-	req, err := parseRequest(w, r, e.cfg.MaxBody, "introspection")
+// handle answers a request, and records the answer with the assertion it
+// spends: which token (audience, jti, client organisations, the person's
+// pseudonym) an API asked about and whether it was told the token is
+// active. It fills in d as it learns who asks, for the record of a
+// refusal.
+func (e *Introspection) handle(w http.ResponseWriter, r *http.Request, d *decision) (map[string]any, error) {
+	req, err := parseRequest(w, r, e.cfg.MaxBody, endpointIntrospection)
 	if err != nil {
 		return nil, err
 	}
@@ -72,6 +78,7 @@ func (e *Introspection) handle(w http.ResponseWriter, r *http.Request) (map[stri
 	if err != nil {
 		return nil, err
 	}
+	d.clientID = client.ID
 	if !ownsAnAPI(snap, client.ID) {
 		return nil, oauth.UnauthorizedClient("only the owner clients of an API may introspect its tokens, and this client owns none")
 	}
@@ -79,20 +86,21 @@ func (e *Introspection) handle(w http.ResponseWriter, r *http.Request) (map[stri
 	if raw == "" {
 		return nil, oauth.InvalidRequest("token is missing")
 	}
-	if err := spendAssertion(e.cfg, r, client, assertion, now); err != nil {
-		return nil, err
-	}
-
-	tok, err := verifyAccessToken(raw, e.cfg.PublicKeys(), e.cfg.Issuer, now)
+	tok, err := e.lookUp(raw, snap, client, now)
 	if err != nil {
-		var te *tokenError
-		if errors.As(err, &te) {
-			return inactive, nil
-		}
 		return nil, err
 	}
-	api, ok := snap.API(tok.Claims.Audience)
-	if !ok || !contains(api.Owners, client.ID) {
+	outcome := audit.OutcomeInactive
+	if tok != nil {
+		// The record names the token only when the caller may learn
+		// about it.
+		outcome = audit.OutcomeActive
+		d.fromToken(&tok.Claims)
+	}
+	if err := commitAnswer(e.cfg, r, endpointIntrospection, d, client, assertion, outcome); err != nil {
+		return nil, err
+	}
+	if tok == nil {
 		return inactive, nil
 	}
 	// The token's own claims, with scope as RFC 7662 §2.2 writes it (a
@@ -108,6 +116,24 @@ func (e *Introspection) handle(w http.ResponseWriter, r *http.Request) (map[stri
 		out["token_type"] = oauth.TokenTypeDPoP
 	}
 	return out, nil
+}
+
+// lookUp returns the access token raw if it is live and client owns its
+// API, nil if the answer is inactive.
+func (e *Introspection) lookUp(raw string, snap *registry.Snapshot, client *registry.Client, now time.Time) (*verifiedToken, error) {
+	tok, err := verifyAccessToken(raw, e.cfg.PublicKeys(), e.cfg.Issuer, now)
+	if err != nil {
+		var te *tokenError
+		if errors.As(err, &te) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	api, ok := snap.API(tok.Claims.Audience)
+	if !ok || !contains(api.Owners, client.ID) {
+		return nil, nil
+	}
+	return tok, nil
 }
 
 // ownsAnAPI reports whether clientID is among the owners of any API.
@@ -139,16 +165,6 @@ func withDefaults(cfg Config) Config {
 		cfg.MaxBody = DefaultMaxBody
 	}
 	return cfg
-}
-
-// spendAssertion records the assertion's jti once the request has passed
-// every check, as the token endpoint does (decisions.md).
-func spendAssertion(cfg Config, r *http.Request, client *registry.Client, a *clientauth.Assertion, now time.Time) error {
-	jtis := []store.JTI{{Key: assertionKey(client.ID, a.JTI), Expires: cfg.Assertions.ReplayUntil(a)}}
-	if err := cfg.Replay.ConsumeJTIs(r.Context(), now, jtis); err != nil {
-		return replayError(err)
-	}
-	return nil
 }
 
 // writeRefusal renders err and logs it as the token endpoint does.

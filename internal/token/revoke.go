@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/tillit-sts/tillit/internal/audit"
 	"github.com/tillit-sts/tillit/internal/clientauth"
 	"github.com/tillit-sts/tillit/internal/oauth"
 	"github.com/tillit-sts/tillit/internal/requestid"
@@ -42,8 +43,9 @@ func (e *Revocation) URL() string { return e.url }
 func (e *Revocation) Mount(mux *http.ServeMux) { mux.Handle(RevocationPath, e) }
 
 func (e *Revocation) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if err := e.handle(w, r); err != nil {
-		writeRefusal(e.cfg, w, r, "revocation", err)
+	d := &decision{}
+	if err := e.handle(w, r, d); err != nil {
+		writeRefusal(e.cfg, w, r, endpointRevocation, recordRefusal(e.cfg, r, endpointRevocation, d, err))
 		return
 	}
 	// RFC 7009 §2.2: 200 with no content, also for a token that was not
@@ -52,8 +54,11 @@ func (e *Revocation) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
-func (e *Revocation) handle(w http.ResponseWriter, r *http.Request) error {
-	req, err := parseRequest(w, r, e.cfg.MaxBody, "revocation")
+// handle revokes, and records the answer with the assertion it spends
+// before it revokes, so that a replayed assertion revokes nothing. It
+// fills in d as it learns who asks, for the record of a refusal.
+func (e *Revocation) handle(w http.ResponseWriter, r *http.Request, d *decision) error {
+	req, err := parseRequest(w, r, e.cfg.MaxBody, endpointRevocation)
 	if err != nil {
 		return err
 	}
@@ -63,6 +68,7 @@ func (e *Revocation) handle(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	d.clientID = client.ID
 	raw := req.Form.Get("token")
 	if raw == "" {
 		return oauth.InvalidRequest("token is missing")
@@ -77,8 +83,9 @@ func (e *Revocation) handle(w http.ResponseWriter, r *http.Request) error {
 				return oauth.New(oauth.CodeUnsupportedTokenType, "access tokens cannot be revoked: they are self-contained and expire (expires_in)")
 			}
 		}
-		// Not a token of this service, or one already gone.
-		return spendAssertion(e.cfg, r, client, assertion, now)
+		// Not a token of this service, or one already gone: nothing
+		// to revoke, and the client is told it is done (RFC 7009 §2.2).
+		return commitAnswer(e.cfg, r, endpointRevocation, d, client, assertion, audit.OutcomeUnknownToken)
 	case err != nil:
 		return err
 	case rt.ClientID != client.ID:
@@ -86,11 +93,18 @@ func (e *Revocation) handle(w http.ResponseWriter, r *http.Request) error {
 		// §5.2 names this case invalid_grant.
 		return oauth.InvalidGrant("the token was issued to another client")
 	}
-	if err := spendAssertion(e.cfg, r, client, assertion, now); err != nil {
+	// The record names the family revoked, as the token ID, so that an
+	// operator can tie it to the refresh grants that used it.
+	d.tokenID = rt.FamilyID
+	if err := commitAnswer(e.cfg, r, endpointRevocation, d, client, assertion, audit.OutcomeRevoked); err != nil {
+		d.tokenID = "" // nothing revoked
 		return err
 	}
 	n, err := e.cfg.Refresh.RevokeRefreshFamily(r.Context(), rt.FamilyID)
 	if err != nil {
+		// The record says revoked, and the refusal's record that
+		// follows it under the same request ID says it failed.
+		d.tokenID = ""
 		return err
 	}
 	e.cfg.Log.Info("refresh token family revoked", "request_id", requestid.From(r.Context()),
