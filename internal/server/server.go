@@ -148,7 +148,6 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (*Server, error) 
 	tokenCfg := token.Config{
 		Issuer:       s.issuer,
 		Registry:     s.registry.Current,
-		Replay:       s.store,
 		Refresh:      s.store,
 		Decisions:    s.store,
 		Instance:     cfg.Instance,

@@ -32,11 +32,6 @@ const Path = "/connect/token"
 // carrying assertion_details is 1–3 KiB.
 const DefaultMaxBody = 8 << 10
 
-// ReplayStore spends single-use values.
-type ReplayStore interface {
-	ConsumeJTIs(ctx context.Context, now time.Time, jtis []store.JTI) error
-}
-
 // SignerSource gives the key that signs now.
 type SignerSource interface {
 	Signer() (*keys.Signer, error)
@@ -54,7 +49,6 @@ type Config struct {
 	Issuer string
 	// Registry returns the current registry snapshot.
 	Registry func() *registry.Snapshot
-	Replay   ReplayStore
 	Keys     SignerSource
 	// Assertions checks client assertions; its Audiences should hold the
 	// issuer, the issuer with "/" and the token endpoint URL.
