@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"time"
 
@@ -67,6 +68,7 @@ func runBenchToken(ctx context.Context, args []string, stdout, stderr io.Writer)
 	var duration time.Duration
 	fset.DurationVar(&duration, "duration", loadtest.DefaultDuration, "measured time")
 	fset.DurationVar(&duration, "d", loadtest.DefaultDuration, "short for --duration")
+	rate := fset.Float64("rate", 0, "pace the clients: tokens per second they start together, evenly spread (0: each as fast as the server answers)")
 	warmup := fset.Duration("warmup", 2*time.Second, "time before the measurement that is not counted (connections, nonces, caches, JIT)")
 	timeout := fset.Duration("timeout", loadtest.DefaultTimeout, "limit on each HTTP request")
 	bearer := fset.Bool("bearer", false, "ask for Bearer tokens: send no DPoP proof")
@@ -77,11 +79,12 @@ func runBenchToken(ctx context.Context, args []string, stdout, stderr io.Writer)
 	jsonOut := fset.String("json-out", "", "also write the result as JSON to this file, for scripts that print the text")
 	fset.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: tillit bench token --issuer URL --client-id ID --key FILE [--scope S ...] [--resource R]")
-		fmt.Fprintln(stderr, "                          [-c N] [-d DURATION] [--warmup DURATION] [--bearer | --fresh-nonce]")
+		fmt.Fprintln(stderr, "                          [-c N] [--rate TOKENS/S] [-d DURATION] [--warmup DURATION] [--bearer | --fresh-nonce]")
 		fmt.Fprintln(stderr, "                          [--connect HOST:PORT] [--server-pid PID] [--json] [--json-out FILE]")
 		fmt.Fprintln(stderr, "\nDrives the token endpoint with N concurrent clients. Every token request has a new")
 		fmt.Fprintln(stderr, "client assertion and a new DPoP proof; the server's last DPoP-Nonce is kept and the")
-		fmt.Fprintln(stderr, "use_dpop_nonce round trip made when the server asks. Prints tokens/s, latency per")
+		fmt.Fprintln(stderr, "use_dpop_nonce round trip made when the server asks. With --rate the clients keep a")
+		fmt.Fprintln(stderr, "steady pace instead of going as fast as the server answers. Prints tokens/s, latency per")
 		fmt.Fprintln(stderr, "token, errors by OAuth error code, nonce round trips, and CPU per token of this")
 		fmt.Fprintln(stderr, "load generator, of the server (--server-pid) and of the whole machine.")
 		fmt.Fprintln(stderr)
@@ -103,6 +106,8 @@ func runBenchToken(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return badArgs(stderr, "bench token", "--warmup must not be negative")
 	case *timeout <= 0:
 		return badArgs(stderr, "bench token", "--timeout must be positive")
+	case *rate < 0 || math.IsNaN(*rate) || math.IsInf(*rate, 0):
+		return badArgs(stderr, "bench token", "--rate must be a positive number of tokens per second, or 0")
 	case *serverPID < 0:
 		return badArgs(stderr, "bench token", "--server-pid must be a process ID")
 	case *bearer && *freshNonce:
@@ -120,6 +125,7 @@ func runBenchToken(ctx context.Context, args []string, stdout, stderr io.Writer)
 		Scopes:      scopes,
 		Resource:    *resource,
 		Concurrency: concurrency,
+		Rate:        *rate,
 		Duration:    duration,
 		Warmup:      *warmup,
 		Timeout:     *timeout,

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -70,6 +71,14 @@ type Config struct {
 	// at a time on its own keep-alive connection. Zero means
 	// DefaultConcurrency.
 	Concurrency int
+	// Rate, when above zero, paces the clients: together they start Rate
+	// tokens per second, evenly spread, as a steady stream of clients
+	// would, instead of one after the other as fast as the server answers.
+	// A client whose answer comes late starts its next token at once, and
+	// after a stall of more than a second it does not make up what it
+	// missed; so a server that cannot keep up shows as a rate below Rate.
+	// Latency is from each request's start, not from when it was due.
+	Rate float64
 	// Duration is the measured window. Zero means DefaultDuration.
 	Duration time.Duration
 	// Warmup runs before the window and is not counted: connections are
@@ -122,6 +131,8 @@ func (cfg *Config) check() error {
 		return fmt.Errorf("loadtest: concurrency %d is not between 1 and %d", cfg.Concurrency, MaxConcurrency)
 	case cfg.Duration < 0:
 		return errors.New("loadtest: negative duration")
+	case cfg.Rate < 0 || math.IsNaN(cfg.Rate) || math.IsInf(cfg.Rate, 0):
+		return fmt.Errorf("loadtest: rate %v is not a positive number of tokens per second", cfg.Rate)
 	case cfg.Warmup < 0:
 		return errors.New("loadtest: negative warm-up")
 	case cfg.Timeout < 0:
@@ -300,7 +311,7 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 		workers[i] = w
 		wg.Go(func() {
 			defer w.conn.close()
-			w.run(wctx)
+			w.run(wctx, i)
 		})
 	}
 	finish := func(err error) (*Result, error) {
@@ -373,8 +384,28 @@ type failure struct {
 	detail string
 }
 
-func (w *worker) run(ctx context.Context) {
+// run gets tokens until the window ends. It is client i of the
+// Concurrency, which matters when they are paced: their starts are spread
+// over one interval.
+func (w *worker) run(ctx context.Context, i int) {
+	var every time.Duration
+	next := time.Now()
+	if rate := w.r.cfg.Rate; rate > 0 {
+		every = time.Duration(float64(time.Second) * float64(w.r.cfg.Concurrency) / rate)
+		next = next.Add(every * time.Duration(i) / time.Duration(w.r.cfg.Concurrency))
+	}
 	for ctx.Err() == nil {
+		if every > 0 {
+			if d := time.Until(next); d > 0 {
+				pause(ctx, d)
+				if ctx.Err() != nil {
+					return
+				}
+			}
+			if next = next.Add(every); time.Since(next) > time.Second {
+				next = time.Now()
+			}
+		}
 		start := time.Now()
 		if !start.Before(w.r.winEnd) {
 			return

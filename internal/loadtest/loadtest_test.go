@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"math"
 	"os"
 	"strings"
 	"testing"
@@ -98,6 +99,25 @@ func TestRun(t *testing.T) {
 		}
 		if res.Duration != 150*time.Millisecond || res.Warmup != time.Second {
 			t.Errorf("window %v after %v, want 150ms after 1s", res.Duration, res.Warmup)
+		}
+	})
+
+	// Paced, the clients start no more tokens than the rate allows, where
+	// unpaced they get as many as the server answers (hundreds here).
+	t.Run("paced", func(t *testing.T) {
+		const rate, window = 40.0, time.Second
+		res := run(t, srv, Config{ClientID: "deft-client", Key: deft, Scopes: deftScope, Rate: rate, Warmup: 200 * time.Millisecond, Duration: window})
+		if len(res.Errors) > 0 || res.Tokens == 0 {
+			t.Fatalf("tokens %d, errors %+v", res.Tokens, res.Errors)
+		}
+		// At most one token per interval per client, plus the one each
+		// client may have in flight across the window's start.
+		if most := int64(rate*window.Seconds()) + int64(res.Concurrency); res.Tokens > most {
+			t.Errorf("%d tokens in %v paced at %v/s, want at most %d", res.Tokens, window, rate, most)
+		}
+		var text bytes.Buffer
+		if err := res.WriteText(&text); err != nil || !strings.Contains(text.String(), "paced at 40 tokens/s") {
+			t.Errorf("text does not say the pace: %v\n%s", err, text.String())
 		}
 	})
 
@@ -198,6 +218,8 @@ func TestRunConfig(t *testing.T) {
 		{name: "huge concurrency", change: func(c *Config) { c.Concurrency = 10001 }, wantErr: "loadtest: concurrency 10001 is not between 1 and 10000"},
 		{name: "negative duration", change: func(c *Config) { c.Duration = -time.Second }, wantErr: "loadtest: negative duration"},
 		{name: "negative warm-up", change: func(c *Config) { c.Warmup = -time.Second }, wantErr: "loadtest: negative warm-up"},
+		{name: "negative rate", change: func(c *Config) { c.Rate = -1 }, wantErr: "loadtest: rate -1 is not a positive number of tokens per second"},
+		{name: "rate NaN", change: func(c *Config) { c.Rate = math.NaN() }, wantErr: "loadtest: rate NaN is not a positive number of tokens per second"},
 		{name: "negative pid", change: func(c *Config) { c.ServerPID = -2 }, wantErr: "loadtest: server pid -2 is negative"},
 		{name: "fresh nonce with Bearer", change: func(c *Config) { c.Bearer, c.FreshNonce = true, true }, wantErr: "loadtest: FreshNonce needs DPoP"},
 		{name: "scope with a space", change: func(c *Config) { c.Scopes = []string{"a b"} }, wantErr: `loadtest: scope "a b" is empty or has white space`},

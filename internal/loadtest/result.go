@@ -19,6 +19,9 @@ type Result struct {
 	Bearer      bool
 	FreshNonce  bool
 	Concurrency int
+	// Rate is Config.Rate: the tokens per second the clients were paced
+	// at, or 0 when they went as fast as the server answered.
+	Rate float64
 	// Duration is the window in which tokens are counted; Warmup is what
 	// came before it. CPU use is read at both ends of the window (a
 	// fraction of a millisecond late when the machine is busy) and divided
@@ -146,6 +149,7 @@ func (rn *runner) result(workers []*worker, before, after snapshot) *Result {
 		Bearer:      rn.cfg.Bearer,
 		FreshNonce:  rn.cfg.FreshNonce,
 		Concurrency: rn.cfg.Concurrency,
+		Rate:        rn.cfg.Rate,
 		Duration:    rn.winEnd.Sub(rn.winStart),
 		Warmup:      rn.cfg.Warmup,
 		Connections: rn.dials.Load(),
@@ -266,6 +270,9 @@ func (r *Result) WriteText(w io.Writer) error {
 		mode = "DPoP, a fresh nonce round trip for every token"
 	}
 	fmt.Fprintf(&b, "endpoint     %s (client %s)\n", r.Endpoint, r.ClientID)
+	if r.Rate > 0 {
+		mode += fmt.Sprintf(", paced at %.0f tokens/s", r.Rate)
+	}
 	fmt.Fprintf(&b, "mode         %s; concurrency %d; %s measured after %s warm-up\n", mode, r.Concurrency, seconds(r.Duration), seconds(r.Warmup))
 	fmt.Fprintf(&b, "tokens       %d = %.1f tokens/s\n", r.Tokens, r.TokensPerSecond())
 	fmt.Fprintf(&b, "latency      p50 %s  p90 %s  p99 %s  max %s  (mean %s)\n",
@@ -321,6 +328,7 @@ type jsonResult struct {
 	ClientID          string       `json:"client_id"`
 	Mode              string       `json:"mode"`
 	Concurrency       int          `json:"concurrency"`
+	RatePerS          float64      `json:"target_tokens_per_s,omitempty"`
 	DurationS         float64      `json:"duration_s"`
 	WarmupS           float64      `json:"warmup_s"`
 	Tokens            int64        `json:"tokens"`
@@ -367,6 +375,7 @@ func (r *Result) MarshalJSON() ([]byte, error) {
 		ClientID:        r.ClientID,
 		Mode:            r.Mode(),
 		Concurrency:     r.Concurrency,
+		RatePerS:        r.Rate,
 		DurationS:       r.Duration.Seconds(),
 		WarmupS:         r.Warmup.Seconds(),
 		Tokens:          r.Tokens,
