@@ -120,7 +120,7 @@ func commitAnswer(cfg Config, r *http.Request, endpoint string, d *decision, cli
 		Audit: newRecord(cfg, r, endpoint, d, outcome, ""),
 	}
 	if _, err := cfg.Decisions.CommitDecision(r.Context(), cfg.Now(), dec); err != nil {
-		return replayError(err)
+		return replayError(cfg, err)
 	}
 	return nil
 }

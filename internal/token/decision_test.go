@@ -196,6 +196,9 @@ func TestMetricsAndReadiness(t *testing.T) {
 	h.do(call{form: func(f url.Values) { f.Set("scope", "openid") }})
 	first := h.do(call{form: deftScope})
 	h.do(call{rawProof: first.proof, form: deftScope})
+	h.post(token.IntrospectionPath, endpointCall{client: "deft-client", form: tokenParam("x")})
+	revoked := h.post(token.RevocationPath, endpointCall{client: "refresh-client", form: tokenParam("x")})
+	h.post(token.RevocationPath, endpointCall{rawAssertion: revoked.assertion, form: tokenParam("x")})
 	get := func(path string) (int, string) {
 		resp, err := http.Get(h.URL + path)
 		if err != nil {
@@ -212,6 +215,10 @@ func TestMetricsAndReadiness(t *testing.T) {
 		`tillit_requests_total{code="invalid_dpop_proof",endpoint="token",grant_type="client_credentials"} 1`,
 		`tillit_tokens_issued_total{audience="nhn:deft",client_id="deft-client"} 2`,
 		`tillit_replay_refusals_total{kind="proof"} 1`,
+		`tillit_requests_total{code="unauthorized_client",endpoint="introspection",grant_type=""} 1`,
+		`tillit_requests_total{code="ok",endpoint="revocation",grant_type=""} 1`,
+		`tillit_requests_total{code="invalid_client",endpoint="revocation",grant_type=""} 1`,
+		`tillit_replay_refusals_total{kind="assertion"} 1`,
 	} {
 		if status != 200 || !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s", want)

@@ -47,15 +47,18 @@ func (e *Introspection) URL() string { return e.url }
 func (e *Introspection) Mount(mux *http.ServeMux) { mux.Handle(IntrospectionPath, e) }
 
 func (e *Introspection) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now() // the real clock: metrics time requests
 	d := &decision{}
 	resp, err := e.handle(w, r, d)
 	if err != nil {
-		writeRefusal(e.cfg, w, r, endpointIntrospection, recordRefusal(e.cfg, r, endpointIntrospection, d, err))
+		oe := writeRefusal(e.cfg, w, r, endpointIntrospection, recordRefusal(e.cfg, r, endpointIntrospection, d, err))
+		e.cfg.Metrics.Request(endpointIntrospection, "", oe.Code, time.Since(start))
 		return
 	}
 	if err := oauth.WriteJSON(w, http.StatusOK, resp); err != nil {
 		e.cfg.Log.Warn("introspection response not written", "request_id", requestid.From(r.Context()), "err", err)
 	}
+	e.cfg.Metrics.Request(endpointIntrospection, "", "ok", time.Since(start))
 }
 
 // inactive is the whole answer for a token the caller may not learn about
@@ -167,17 +170,19 @@ func withDefaults(cfg Config) Config {
 	return cfg
 }
 
-// writeRefusal renders err and logs it as the token endpoint does.
-func writeRefusal(cfg Config, w http.ResponseWriter, r *http.Request, endpoint string, err error) {
+// writeRefusal renders err and logs it as the token endpoint does, and
+// returns the OAuth error sent.
+func writeRefusal(cfg Config, w http.ResponseWriter, r *http.Request, endpoint string, err error) *oauth.Error {
 	oe := oauth.WriteError(w, err)
 	attrs := []any{"request_id", requestid.From(r.Context()), "endpoint", endpoint, "error", oe.Code}
 	if oe.Code == oauth.CodeServerError {
 		cfg.Log.Error("request failed", append(attrs, "cause", err.Error())...)
-		return
+		return oe
 	}
 	attrs = append(attrs, "description", oe.Description)
 	if cause := errors.Unwrap(oe); cause != nil {
 		attrs = append(attrs, "cause", cause.Error())
 	}
 	cfg.Log.Info("request refused", attrs...)
+	return oe
 }

@@ -323,21 +323,22 @@ func truncate(s string, n int) string {
 }
 
 // replayError maps a refused spend to what the client sent twice.
-func (e *Endpoint) replayError(err error) error {
+func (e *Endpoint) replayError(err error) error { return replayError(e.cfg, err) }
+
+// replayError maps a refused spend at any endpoint to what the client sent
+// twice, and counts it.
+func replayError(cfg Config, err error) error {
 	var re *store.ReplayError
 	switch {
 	case errors.As(err, &re) && strings.HasPrefix(re.Key, "p|"):
-		e.cfg.Metrics.Replay("proof")
+		cfg.Metrics.Replay("proof")
 		return oauth.InvalidDPoPProof("DPoP proof was already used (jti)")
 	case errors.Is(err, store.ErrReplay):
-		e.cfg.Metrics.Replay("assertion")
+		cfg.Metrics.Replay("assertion")
 		return oauth.InvalidClient("client_assertion was already used (jti)")
 	}
 	return err
 }
-
-// replayError is for endpoints without metrics (introspection, revocation).
-func replayError(err error) error { return (&Endpoint{}).replayError(err) }
 
 // authenticate checks the client authentication of a request to any
 // endpoint that takes private_key_jwt, with that endpoint's verifier (whose

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/tillit-sts/tillit/internal/audit"
 	"github.com/tillit-sts/tillit/internal/clientauth"
@@ -43,15 +44,18 @@ func (e *Revocation) URL() string { return e.url }
 func (e *Revocation) Mount(mux *http.ServeMux) { mux.Handle(RevocationPath, e) }
 
 func (e *Revocation) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now() // the real clock: metrics time requests
 	d := &decision{}
 	if err := e.handle(w, r, d); err != nil {
-		writeRefusal(e.cfg, w, r, endpointRevocation, recordRefusal(e.cfg, r, endpointRevocation, d, err))
+		oe := writeRefusal(e.cfg, w, r, endpointRevocation, recordRefusal(e.cfg, r, endpointRevocation, d, err))
+		e.cfg.Metrics.Request(endpointRevocation, "", oe.Code, time.Since(start))
 		return
 	}
 	// RFC 7009 §2.2: 200 with no content, also for a token that was not
 	// valid: the client's aim, that the token be unusable, holds.
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
+	e.cfg.Metrics.Request(endpointRevocation, "", "ok", time.Since(start))
 }
 
 // handle revokes, and records the answer with the assertion it spends
