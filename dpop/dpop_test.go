@@ -99,6 +99,8 @@ type forge struct {
 	alg    jose.SignatureAlgorithm
 	// raw replaces the signing: header.payload.signature as given.
 	sig string
+	// trailer is appended to the claims' JSON, inside the signed payload.
+	trailer string
 }
 
 func TestVerifyForgeOneFault(t *testing.T) {
@@ -158,6 +160,8 @@ func TestVerifyForgeOneFault(t *testing.T) {
 		{"no ath", func(f *forge) { delete(f.claims, "ath") }, ErrInvalidProof, "no ath"},
 		{"wrong ath", func(f *forge) { f.claims["ath"] = AccessTokenHash("other") }, ErrInvalidProof, "ath"},
 		{"claims not an object", func(f *forge) { f.claims = nil }, ErrInvalidProof, "claims"},
+		{"claims followed by more JSON", func(f *forge) { f.trailer = `{"jti":"j2"}` }, ErrInvalidProof, "claims"},
+		{"claims followed by white space is fine", func(f *forge) { f.trailer = " \n" }, nil, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -319,7 +323,12 @@ func (f forge) sign(t *testing.T) string {
 	if f.claims == nil {
 		claims = nil
 	}
-	input := enc(f.header) + "." + enc(claims)
+	payload := enc(claims)
+	if f.trailer != "" {
+		b, _ := json.Marshal(claims)
+		payload = base64.RawURLEncoding.EncodeToString(append(b, f.trailer...))
+	}
+	input := enc(f.header) + "." + payload
 	if f.sig != "" {
 		return input + "." + f.sig
 	}

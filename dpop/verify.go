@@ -1,7 +1,6 @@
 package dpop
 
 import (
-	"bytes"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -121,9 +120,10 @@ func (v *Verifier) Verify(proof string, r Request) (*Proof, error) {
 	}
 	payload := tok.Payload
 
+	// One JSON object and nothing after it: a decoder would stop after
+	// the first value and let anything follow.
 	var c rawClaims
-	dec := json.NewDecoder(bytes.NewReader(payload))
-	if err := dec.Decode(&c); err != nil {
+	if err := json.Unmarshal(payload, &c); err != nil {
 		return nil, invalid("DPoP proof claims are not a JSON object of the right types")
 	}
 	switch {

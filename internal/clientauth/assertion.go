@@ -113,8 +113,9 @@ func (v *Verifier) Parse(assertion string) (*Assertion, error) {
 		return nil, reject("client_assertion typ %q is not accepted (client-authentication+jwt, JWT or none)", h.Typ)
 	}
 	a := &Assertion{jws: tok, alg: tok.Algorithm(), kid: h.Kid}
-	dec := json.NewDecoder(bytes.NewReader(tok.Payload))
-	if err := dec.Decode(&a.claims); err != nil {
+	// One JSON object and nothing after it: a decoder would stop after
+	// the first value and let anything follow.
+	if err := json.Unmarshal(tok.Payload, &a.claims); err != nil {
 		return nil, reject("client_assertion claims are not a JSON object of the right types")
 	}
 	c := &a.claims

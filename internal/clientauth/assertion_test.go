@@ -43,6 +43,8 @@ type forged struct {
 	key    crypto.Signer
 	alg    string
 	sig    string
+	// trailer is appended to the claims' JSON, inside the signed payload.
+	trailer string
 }
 
 func (f forged) String(t *testing.T) string {
@@ -54,7 +56,12 @@ func (f forged) String(t *testing.T) string {
 		}
 		return base64.RawURLEncoding.EncodeToString(b)
 	}
-	input := enc(f.header) + "." + enc(f.claims)
+	payload := enc(f.claims)
+	if f.trailer != "" {
+		b, _ := json.Marshal(f.claims)
+		payload = base64.RawURLEncoding.EncodeToString(append(b, f.trailer...))
+	}
+	input := enc(f.header) + "." + payload
 	if f.sig != "" {
 		return input + "." + f.sig
 	}
@@ -128,6 +135,7 @@ func TestVerifyForgeOneFault(t *testing.T) {
 		{"exp 60 s ahead", func(f *forged) { f.claims["exp"] = now.Add(60 * time.Second).Unix() }, nil, nil, ""},
 
 		{"alg none", func(f *forged) { f.alg, f.header["alg"] = "none", "none" }, nil, ErrInvalid, "alg \"none\" is not allowed"},
+		{"claims followed by more JSON", func(f *forged) { f.trailer = `{"sub":"other"}` }, nil, ErrInvalid, "claims are not a JSON object"},
 		{"HS256 keyed with the public key", func(f *forged) { f.alg, f.header["alg"] = "HS256", "HS256" }, nil, ErrInvalid, "alg \"HS256\" is not allowed"},
 		{"RS256 switched off", func(f *forged) { f.header["kid"] = "rsa-1"; f.key, f.alg, f.header["alg"] = rsaKey, "RS256", "RS256" },
 			[]jose.SignatureAlgorithm{jose.ES256, jose.PS256}, ErrInvalid, "not allowed"},
