@@ -584,16 +584,23 @@ func (r *batchRun) aborted(out roundResult, pending []*decisionOp, i int, refuse
 	return out, nil
 }
 
+// maxBatchTime bounds a batch whose callers set no deadline (an HTTP
+// request's context has none): a database that stops answering must give
+// its callers an error, not hold them, and the writer, for ever.
+const maxBatchTime = 30 * time.Second
+
 // batchContext bounds a batch's work on the database by its callers'
-// deadlines: it ends at the latest of them, or not at all if one caller
-// has none. A caller's own cancellation does not stop a batch that holds
-// other callers' decisions.
+// deadlines: it ends at the latest of them, and within maxBatchTime. A
+// caller's own cancellation does not stop a batch that holds other
+// callers' decisions.
 func batchContext(ops []*decisionOp) (context.Context, context.CancelFunc) {
+	limit := time.Now().Add(maxBatchTime)
 	var last time.Time
 	for _, o := range ops {
 		d, ok := o.ctx.Deadline()
-		if !ok {
-			return context.WithCancel(context.Background())
+		if !ok || d.After(limit) {
+			last = limit
+			break
 		}
 		if d.After(last) {
 			last = d

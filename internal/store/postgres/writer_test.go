@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/tillit-sts/tillit/internal/pgtest"
 	"github.com/tillit-sts/tillit/internal/store"
@@ -139,4 +140,44 @@ func TestCloseRefusesQueued(t *testing.T) {
 		t.Errorf("after Close: %v, want %v", err, ErrClosed)
 	}
 	verifyAudit(t, s, "closing", ok)
+}
+
+// TestBatchContext: a batch ends at its callers' latest deadline, and
+// within maxBatchTime when a caller has none or a later one, so that a
+// database that stops answering cannot hold the writer for ever.
+func TestBatchContext(t *testing.T) {
+	start := time.Now()
+	in := func(d time.Duration) context.Context {
+		ctx, cancel := context.WithDeadline(bg, start.Add(d))
+		t.Cleanup(cancel)
+		return ctx
+	}
+	tests := []struct {
+		name string
+		ctxs []context.Context
+		want time.Duration // from start
+	}{
+		{"one deadline", []context.Context{in(time.Second)}, time.Second},
+		{"the latest of several", []context.Context{in(time.Second), in(3 * time.Second), in(2 * time.Second)}, 3 * time.Second},
+		{"a caller without one", []context.Context{in(time.Second), bg}, maxBatchTime},
+		{"a deadline beyond the bound", []context.Context{in(time.Hour)}, maxBatchTime},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ops := make([]*decisionOp, len(tt.ctxs))
+			for i, c := range tt.ctxs {
+				ops[i] = &decisionOp{ctx: c}
+			}
+			ctx, cancel := batchContext(ops)
+			defer cancel()
+			got, ok := ctx.Deadline()
+			if !ok {
+				t.Fatal("no deadline")
+			}
+			// maxBatchTime counts from the call, a moment after start.
+			if d := got.Sub(start.Add(tt.want)); d < 0 || d > time.Second {
+				t.Errorf("deadline %v after start, want %v", got.Sub(start), tt.want)
+			}
+		})
+	}
 }
