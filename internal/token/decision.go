@@ -54,11 +54,6 @@ func (d *decision) fromToken(c *AccessClaims) {
 	d.subject = c.Subject
 }
 
-// record is the audit record of the decision.
-func (e *Endpoint) record(r *http.Request, d *decision, outcome, code string) store.AuditRecord {
-	return newRecord(e.cfg, r, endpointToken, d, outcome, code)
-}
-
 // The endpoints whose decisions are audited, as records name them.
 const (
 	endpointToken         = "token"
@@ -85,12 +80,6 @@ func newRecord(cfg Config, r *http.Request, endpoint string, d *decision, outcom
 		Outcome:     outcome,
 		Error:       code,
 	}
-}
-
-// recordRefusal makes the refusal of a request durable before it is
-// answered.
-func (e *Endpoint) recordRefusal(r *http.Request, d *decision, err error) error {
-	return recordRefusal(e.cfg, r, endpointToken, d, err)
 }
 
 // recordRefusal makes the refusal of a request to endpoint durable before

@@ -51,8 +51,7 @@ func (e *Introspection) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	d := &decision{}
 	resp, err := e.handle(w, r, d)
 	if err != nil {
-		oe := writeRefusal(e.cfg, w, r, endpointIntrospection, recordRefusal(e.cfg, r, endpointIntrospection, d, err))
-		e.cfg.Metrics.Request(endpointIntrospection, "", oe.Code, time.Since(start))
+		refuse(e.cfg, w, r, endpointIntrospection, d, err, start)
 		return
 	}
 	if err := oauth.WriteJSON(w, http.StatusOK, resp); err != nil {
@@ -170,19 +169,21 @@ func withDefaults(cfg Config) Config {
 	return cfg
 }
 
-// writeRefusal renders err and logs it as the token endpoint does, and
-// returns the OAuth error sent.
-func writeRefusal(cfg Config, w http.ResponseWriter, r *http.Request, endpoint string, err error) *oauth.Error {
+// refuse answers a refused request to endpoint (introspection,
+// revocation) as the token endpoint does: the refusal on record first, then
+// the OAuth error, logged and counted.
+func refuse(cfg Config, w http.ResponseWriter, r *http.Request, endpoint string, d *decision, err error, start time.Time) {
+	err = recordRefusal(cfg, r, endpoint, d, err)
 	oe := oauth.WriteError(w, err)
+	cfg.Metrics.Request(endpoint, "", oe.Code, time.Since(start))
 	attrs := []any{"request_id", requestid.From(r.Context()), "endpoint", endpoint, "error", oe.Code}
 	if oe.Code == oauth.CodeServerError {
 		cfg.Log.Error("request failed", append(attrs, "cause", err.Error())...)
-		return oe
+		return
 	}
 	attrs = append(attrs, "description", oe.Description)
 	if cause := errors.Unwrap(oe); cause != nil {
 		attrs = append(attrs, "cause", cause.Error())
 	}
 	cfg.Log.Info("request refused", attrs...)
-	return oe
 }

@@ -174,8 +174,8 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	resp, err := e.handle(w, r, d)
 	grant := e.grantLabel(d.grantType)
 	if err != nil {
-		oe := e.writeError(w, r, e.recordRefusal(r, d, err))
-		e.cfg.Metrics.Request("token", grant, oe.Code, time.Since(start))
+		oe := e.writeError(w, r, recordRefusal(e.cfg, r, endpointToken, d, err))
+		e.cfg.Metrics.Request(endpointToken, grant, oe.Code, time.Since(start))
 		return
 	}
 	if e.cfg.Proofs.Nonces != nil {
@@ -186,7 +186,7 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := oauth.WriteJSON(w, http.StatusOK, resp); err != nil {
 		e.cfg.Log.Warn("token response not written", "request_id", requestid.From(r.Context()), "err", err)
 	}
-	e.cfg.Metrics.Request("token", grant, "ok", time.Since(start))
+	e.cfg.Metrics.Request(endpointToken, grant, "ok", time.Since(start))
 	e.cfg.Metrics.Issued(d.clientID, d.audience)
 }
 
@@ -219,7 +219,7 @@ func (e *Endpoint) handle(w http.ResponseWriter, r *http.Request, d *decision) (
 		return nil, limited("address", wait)
 	}
 	// 1–3: transport, body bound, one parse of the form.
-	req, err := parseRequest(w, r, e.cfg.MaxBody, "token")
+	req, err := parseRequest(w, r, e.cfg.MaxBody, endpointToken)
 	if err != nil {
 		return nil, err
 	}
@@ -284,7 +284,7 @@ func (e *Endpoint) handle(w http.ResponseWriter, r *http.Request, d *decision) (
 	if t.Proof != nil {
 		jtis = append(jtis, store.JTI{Key: proofKey(t.Proof), Expires: t.Proof.Expires})
 	}
-	dec := store.Decision{JTIs: jtis, Audit: e.record(r, d, audit.OutcomeIssued, "")}
+	dec := store.Decision{JTIs: jtis, Audit: newRecord(e.cfg, r, endpointToken, d, audit.OutcomeIssued, "")}
 	if is.Rotate != nil {
 		dec.Rotate = &store.Rotation{OldID: is.Rotate.OldID, Next: is.Rotate.Next}
 	}

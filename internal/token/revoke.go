@@ -47,8 +47,7 @@ func (e *Revocation) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now() // the real clock: metrics time requests
 	d := &decision{}
 	if err := e.handle(w, r, d); err != nil {
-		oe := writeRefusal(e.cfg, w, r, endpointRevocation, recordRefusal(e.cfg, r, endpointRevocation, d, err))
-		e.cfg.Metrics.Request(endpointRevocation, "", oe.Code, time.Since(start))
+		refuse(e.cfg, w, r, endpointRevocation, d, err, start)
 		return
 	}
 	// RFC 7009 §2.2: 200 with no content, also for a token that was not

@@ -128,13 +128,6 @@ func (ch *chain) take(n int) []*decisionOp {
 	return batch
 }
 
-// waiting is how many decisions are queued, for tests.
-func (ch *chain) waiting() int {
-	ch.mu.Lock()
-	defer ch.mu.Unlock()
-	return len(ch.queue)
-}
-
 // shut refuses what is queued and everything later.
 func (ch *chain) shut() {
 	ch.mu.Lock()
@@ -195,18 +188,15 @@ func (c *chains) close() {
 
 // writeStats count the writers' work, for tests and benchmarks.
 type writeStats struct {
-	batches      atomic.Int64 // batches taken from a queue
 	transactions atomic.Int64 // transactions ended (committed or not)
-	trips        atomic.Int64 // pipelines sent, head reads included
 	decisions    atomic.Int64 // decisions answered from a batch
 }
 
 // statsSnapshot is writeStats at one moment.
-type statsSnapshot struct{ batches, transactions, trips, decisions int64 }
+type statsSnapshot struct{ transactions, decisions int64 }
 
 func (s *Store) stats() statsSnapshot {
-	return statsSnapshot{s.writes.batches.Load(), s.writes.transactions.Load(),
-		s.writes.trips.Load(), s.writes.decisions.Load()}
+	return statsSnapshot{s.writes.transactions.Load(), s.writes.decisions.Load()}
 }
 
 // write is ch's writer: it takes every decision that waits and commits
@@ -301,7 +291,6 @@ func (s *Store) runBatch(ch *chain, batch []*decisionOp) {
 	if len(ops) == 0 {
 		return
 	}
-	s.writes.batches.Add(1)
 	ctx, cancel := batchContext(ops)
 	defer cancel()
 	err := s.commitBatch(ctx, ch, ops)
@@ -405,7 +394,6 @@ func (r *batchRun) readHead() error {
 		b.Queue(stmtRollbackTo)
 	}
 	b.Queue(stmtReadHead, r.ch.instance)
-	r.s.writes.trips.Add(1)
 	br := r.conn.SendBatch(r.ctx, b)
 	var err error
 	if r.broken {
@@ -483,7 +471,6 @@ func (r *batchRun) round(pending []*decisionOp) (out roundResult, err error) {
 	if r.block {
 		b.Queue(stmtCommit)
 	}
-	r.s.writes.trips.Add(1)
 	br := r.conn.SendBatch(r.ctx, b)
 	defer func() {
 		// Close ends the pipeline. Outside a block it also ends the
