@@ -101,6 +101,8 @@ type forge struct {
 	sig string
 	// trailer is appended to the claims' JSON, inside the signed payload.
 	trailer string
+	// leader is put first inside the claims' object, before the claims.
+	leader string
 }
 
 func TestVerifyForgeOneFault(t *testing.T) {
@@ -162,6 +164,11 @@ func TestVerifyForgeOneFault(t *testing.T) {
 		{"claims not an object", func(f *forge) { f.claims = nil }, ErrInvalidProof, "claims"},
 		{"claims followed by more JSON", func(f *forge) { f.trailer = `{"jti":"j2"}` }, ErrInvalidProof, "claims"},
 		{"claims followed by white space is fine", func(f *forge) { f.trailer = " \n" }, nil, ""},
+		// encoding/json would take the last htu, and another tool the first.
+		{"htu given twice", func(f *forge) { f.leader = `"htu":"https://evil.example.com/connect/token",` }, ErrInvalidProof, "claims"},
+		{"jti not a string", func(f *forge) { f.claims["jti"] = 7 }, ErrInvalidProof, "claims"},
+		{"null nonce is no nonce", func(f *forge) { f.claims["nonce"] = nil }, nil, ""},
+		{"iat beyond float64", func(f *forge) { delete(f.claims, "iat"); f.leader = `"iat":1e400,` }, ErrInvalidProof, "not a number"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -324,8 +331,9 @@ func (f forge) sign(t *testing.T) string {
 		claims = nil
 	}
 	payload := enc(claims)
-	if f.trailer != "" {
+	if f.trailer != "" || f.leader != "" {
 		b, _ := json.Marshal(claims)
+		b = append([]byte("{"+f.leader), b[1:]...)
 		payload = base64.RawURLEncoding.EncodeToString(append(b, f.trailer...))
 	}
 	input := enc(f.header) + "." + payload

@@ -2,7 +2,6 @@ package dpop
 
 import (
 	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -66,15 +65,50 @@ type Proof struct {
 	Expires time.Time
 }
 
-// rawClaims keeps the claims as they came so that types can be checked: a
-// string where a number belongs is a malformed proof, not a zero.
-type rawClaims struct {
-	JTI   *string         `json:"jti"`
-	HTM   *string         `json:"htm"`
-	HTU   *string         `json:"htu"`
-	IAT   json.RawMessage `json:"iat"`
-	Nonce *string         `json:"nonce"`
-	ATH   *string         `json:"ath"`
+// receivedClaims are the claims as they came. A string where a number
+// belongs is a malformed proof, not a zero, so iat keeps its JSON value
+// until it is checked.
+type receivedClaims struct {
+	JTI, HTM, HTU, Nonce, ATH *string
+	IAT                       jws.Value
+}
+
+func (c *receivedClaims) read(payload []byte) error {
+	var seen uint8
+	return jws.ReadObject(payload, func(name []byte, v jws.Value) error {
+		var bit uint8
+		var dst **string
+		switch string(name) {
+		case "jti":
+			bit, dst = 1, &c.JTI
+		case "htm":
+			bit, dst = 2, &c.HTM
+		case "htu":
+			bit, dst = 4, &c.HTU
+		case "nonce":
+			bit, dst = 8, &c.Nonce
+		case "ath":
+			bit, dst = 16, &c.ATH
+		case "iat":
+			bit = 32
+			c.IAT = v
+		default:
+			return nil
+		}
+		if seen&bit != 0 {
+			return jws.ErrDuplicate
+		}
+		seen |= bit
+		if dst == nil || v.Kind() == jws.KindNull {
+			return nil
+		}
+		s, ok := v.Text()
+		if !ok {
+			return errors.New("not a string")
+		}
+		*dst = &s
+		return nil
+	})
 }
 
 // Verify checks proof against r. Every failure matches ErrInvalidProof or,
@@ -120,10 +154,10 @@ func (v *Verifier) Verify(proof string, r Request) (*Proof, error) {
 	}
 	payload := tok.Payload
 
-	// One JSON object and nothing after it: a decoder would stop after
-	// the first value and let anything follow.
-	var c rawClaims
-	if err := json.Unmarshal(payload, &c); err != nil {
+	// One JSON object and nothing after it, each claim read here at most
+	// once and of the right type.
+	var c receivedClaims
+	if err := c.read(payload); err != nil {
 		return nil, invalid("DPoP proof claims are not a JSON object of the right types")
 	}
 	switch {
@@ -135,7 +169,7 @@ func (v *Verifier) Verify(proof string, r Request) (*Proof, error) {
 		return nil, invalid("DPoP proof has no htm")
 	case c.HTU == nil:
 		return nil, invalid("DPoP proof has no htu")
-	case len(c.IAT) == 0:
+	case c.IAT.Kind() == 0 || c.IAT.Kind() == jws.KindNull:
 		return nil, invalid("DPoP proof has no iat")
 	}
 	iat, ok := numericDate(c.IAT)
@@ -145,16 +179,20 @@ func (v *Verifier) Verify(proof string, r Request) (*Proof, error) {
 	if *c.HTM != r.Method {
 		return nil, invalid("DPoP proof htm does not match the request method")
 	}
-	got, err := NormalizeURL(*c.HTU)
-	if err != nil {
-		return nil, invalid("DPoP proof htu is not a valid URL")
-	}
-	want, err := NormalizeURL(r.URL)
-	if err != nil {
-		return nil, fmt.Errorf("dpop: request URL %q: %w", r.URL, err)
-	}
-	if got != want {
-		return nil, invalid("DPoP proof htu does not match the request URL")
+	// Clients nearly always send the URL exactly as the server sees it;
+	// only when they do not are both parsed and compared in normal form.
+	if *c.HTU != r.URL {
+		got, err := NormalizeURL(*c.HTU)
+		if err != nil {
+			return nil, invalid("DPoP proof htu is not a valid URL")
+		}
+		want, err := NormalizeURL(r.URL)
+		if err != nil {
+			return nil, fmt.Errorf("dpop: request URL %q: %w", r.URL, err)
+		}
+		if got != want {
+			return nil, invalid("DPoP proof htu does not match the request URL")
+		}
 	}
 	window := v.Window
 	if window == 0 {
@@ -199,14 +237,12 @@ func (v *Verifier) Verify(proof string, r Request) (*Proof, error) {
 	}, nil
 }
 
-// numericDate parses a JSON number of seconds (RFC 7519 §2), fractions
-// allowed, as a time. Strings, NaN and absurd values are refused.
-func numericDate(raw json.RawMessage) (time.Time, bool) {
-	var f float64
-	if err := json.Unmarshal(raw, &f); err != nil {
-		return time.Time{}, false
-	}
-	if math.IsNaN(f) || f < 0 || f > 1<<40 {
+// numericDate reads a JSON number of seconds (RFC 7519 §2), fractions
+// allowed, as a time. Strings, absurd values and numbers beyond float64
+// are refused.
+func numericDate(v jws.Value) (time.Time, bool) {
+	f, ok := v.Float()
+	if !ok || math.IsNaN(f) || f < 0 || f > 1<<40 {
 		return time.Time{}, false
 	}
 	sec, frac := math.Modf(f)

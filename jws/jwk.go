@@ -7,7 +7,6 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/big"
@@ -20,22 +19,47 @@ var ErrJWK = errors.New("jws: unusable jwk")
 // public key belongs. It matches ErrJWK.
 var ErrPrivateJWK = fmt.Errorf("%w: it holds a private key", ErrJWK)
 
-// jwk holds the members ParseJWK reads; private members are read only to
-// refuse them.
+// jwk holds the members ParseJWK reads.
 type jwk struct {
-	Kty string  `json:"kty"`
-	Crv string  `json:"crv"`
-	X   string  `json:"x"`
-	Y   string  `json:"y"`
-	N   string  `json:"n"`
-	E   string  `json:"e"`
-	D   *string `json:"d"`
-	P   *string `json:"p"`
-	Q   *string `json:"q"`
-	DP  *string `json:"dp"`
-	DQ  *string `json:"dq"`
-	QI  *string `json:"qi"`
-	K   *string `json:"k"`
+	Kty, Crv, X, Y, N, E string
+}
+
+// privateMembers are those of private and symmetric keys (RFC 7518 §6.2.2,
+// §6.3.2, §6.4.1); a JWK with any of them is refused, whatever the value.
+var privateMembers = [...]string{"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
+
+func (k *jwk) read(raw []byte) error {
+	var seen uint8
+	return ReadObject(raw, func(name []byte, v Value) error {
+		var bit uint8
+		var dst *string
+		switch string(name) {
+		case "kty":
+			bit, dst = 1, &k.Kty
+		case "crv":
+			bit, dst = 2, &k.Crv
+		case "x":
+			bit, dst = 4, &k.X
+		case "y":
+			bit, dst = 8, &k.Y
+		case "n":
+			bit, dst = 16, &k.N
+		case "e":
+			bit, dst = 32, &k.E
+		default:
+			for _, p := range privateMembers {
+				if string(name) == p && v.Kind() != KindNull {
+					return ErrPrivateJWK
+				}
+			}
+			return nil
+		}
+		if seen&bit != 0 {
+			return fmt.Errorf("%w: %s", ErrDuplicate, name)
+		}
+		seen |= bit
+		return StringMember(name, v, dst)
+	})
 }
 
 // ParseJWK reads a public EC (P-256, P-384, P-521) or RSA (at least 2048
@@ -44,14 +68,11 @@ type jwk struct {
 // private member is refused, as is a symmetric key.
 func ParseJWK(raw []byte) (crypto.PublicKey, string, error) {
 	var k jwk
-	if !isObject(raw) {
-		return nil, "", fmt.Errorf("%w: not a JSON object", ErrJWK)
-	}
-	if err := json.Unmarshal(raw, &k); err != nil {
+	switch err := k.read(raw); {
+	case errors.Is(err, ErrPrivateJWK):
+		return nil, "", err
+	case err != nil:
 		return nil, "", fmt.Errorf("%w: %v", ErrJWK, err)
-	}
-	if k.D != nil || k.P != nil || k.Q != nil || k.DP != nil || k.DQ != nil || k.QI != nil || k.K != nil {
-		return nil, "", ErrPrivateJWK
 	}
 	switch k.Kty {
 	case "EC":
@@ -82,8 +103,9 @@ func ParseJWK(raw []byte) (crypto.PublicKey, string, error) {
 			return nil, "", fmt.Errorf("%w: the point is not on %s", ErrJWK, k.Crv)
 		}
 		// RFC 7638 §3.2: the required members in lexicographic order,
-		// no whitespace. The values are re-encoded, so they are canonical.
-		tp := `{"crv":"` + k.Crv + `","kty":"EC","x":"` + b64(x) + `","y":"` + b64(y) + `"}`
+		// no whitespace. Strictly decoded to the curve's exact size, x and
+		// y as sent are already canonical.
+		tp := `{"crv":"` + k.Crv + `","kty":"EC","x":"` + k.X + `","y":"` + k.Y + `"}`
 		return pub, thumbprint(tp), nil
 	case "RSA":
 		nb, err := decode(k.N)
@@ -103,7 +125,15 @@ func ParseJWK(raw []byte) (crypto.PublicKey, string, error) {
 			return nil, "", fmt.Errorf("%w: RSA exponent %d", ErrJWK, e.Int64())
 		}
 		// Leading zero bytes are not part of the thumbprint's integers.
-		tp := `{"e":"` + b64(e.Bytes()) + `","kty":"RSA","n":"` + b64(n.Bytes()) + `"}`
+		// Without them, the strictly decoded text is already canonical.
+		ns, es := k.N, k.E
+		if nb[0] == 0 {
+			ns = b64(n.Bytes())
+		}
+		if eb[0] == 0 {
+			es = b64(e.Bytes())
+		}
+		tp := `{"e":"` + es + `","kty":"RSA","n":"` + ns + `"}`
 		return &rsa.PublicKey{N: n, E: int(e.Int64())}, thumbprint(tp), nil
 	case "":
 		return nil, "", fmt.Errorf("%w: no kty", ErrJWK)
@@ -114,6 +144,6 @@ func ParseJWK(raw []byte) (crypto.PublicKey, string, error) {
 func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
 
 func thumbprint(canonical string) string {
-	sum := sha256.Sum256([]byte(canonical))
+	sum := sha256.Sum256(readOnly(canonical))
 	return b64(sum[:])
 }

@@ -100,7 +100,12 @@ func TestRefusals(t *testing.T) {
 		{"non-canonical last character", parts[0] + "." + parts[1] + "." + nonCanonical(parts[2]), &ec256.PublicKey, nil, ErrMalformed},
 		{"header not an object", seg([]string{"ES256"}) + "." + parts[1] + "." + parts[2], &ec256.PublicKey, nil, ErrMalformed},
 		{"header not JSON", b64([]byte("{alg")) + "." + parts[1] + "." + parts[2], &ec256.PublicKey, nil, ErrMalformed},
+		{"line break in the signature", parts[0] + "." + parts[1] + "." + parts[2][:10] + "\r\n" + parts[2][10:], &ec256.PublicKey, nil, ErrMalformed},
 		{"empty signature", parts[0] + "." + parts[1] + ".", &ec256.PublicKey, nil, ErrMalformed},
+		{"alg given twice", b64([]byte(`{"alg":"ES256","alg":"ES256"}`)) + "." + parts[1] + "." + parts[2], &ec256.PublicKey, nil, ErrMalformed},
+		{"typ not a string", b64([]byte(`{"alg":"ES256","typ":1}`)) + "." + parts[1] + "." + parts[2], &ec256.PublicKey, nil, ErrMalformed},
+		{"ALG in capitals is not alg", b64([]byte(`{"ALG":"ES256"}`)) + "." + parts[1] + "." + parts[2], &ec256.PublicKey, nil, ErrAlgorithm},
+		{"header with data after it", b64([]byte(`{"alg":"ES256"}{}`)) + "." + parts[1] + "." + parts[2], &ec256.PublicKey, nil, ErrMalformed},
 		{"crit", forge(map[string]any{"alg": "ES256", "crit": []string{"b64"}, "b64": false}, ec256), &ec256.PublicKey, nil, ErrMalformed},
 		{"alg none", forge(map[string]any{"alg": "none"}, ec256), &ec256.PublicKey, nil, ErrAlgorithm},
 		{"HS256 keyed with the public key", forge(map[string]any{"alg": "HS256"}, ec256), &ec256.PublicKey, nil, ErrAlgorithm},
@@ -189,6 +194,11 @@ func TestParseJWK(t *testing.T) {
 		{"even exponent", withMember(pub(&rsa2k.PublicKey), "e", b64([]byte{2})), "", ErrJWK},
 		{"no kty", []byte(`{"x":"a"}`), "", ErrJWK},
 		{"not an object", []byte(`"EC"`), "", ErrJWK},
+		{"kty given twice", []byte(`{"kty":"EC","kty":"RSA","crv":"P-256","x":"a","y":"b"}`), "", ErrJWK},
+		{"x not a string", []byte(`{"kty":"EC","crv":"P-256","x":1,"y":"b"}`), "", ErrJWK},
+		{"private member other primes", []byte(`{"kty":"RSA","n":"AQAB","e":"AQAB","oth":[]}`), "", ErrPrivateJWK},
+		{"x with a line break", withMember(pub(&ec256.PublicKey), "x", b64(ec256.X.FillBytes(make([]byte, 32)))[:20]+"\n"+b64(ec256.X.FillBytes(make([]byte, 32)))[20:]), "", ErrJWK},
+		{"n with a leading zero byte", withMember(pub(&rsa2k.PublicKey), "n", b64(append([]byte{0}, rsa2k.N.Bytes()...))), "", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

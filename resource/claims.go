@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/tillit-sts/tillit/jws"
 )
 
 // Claims are the claims of a validated access token, typed (profile §5).
@@ -129,204 +131,292 @@ func WithClaims(ctx context.Context, c *Claims) context.Context {
 	return context.WithValue(ctx, ctxKey{}, c)
 }
 
-// wireClaims is the payload as sent. Pointers and raw messages keep
-// "missing" apart from "zero" where the difference matters.
-type wireClaims struct {
-	Issuer    string          `json:"iss"`
-	Audience  json.RawMessage `json:"aud"`
-	Expiry    *float64        `json:"exp"`
-	NotBefore *float64        `json:"nbf"`
-	IssuedAt  *float64        `json:"iat"`
-	Subject   string          `json:"sub"`
-	JTI       string          `json:"jti"`
-	ClientID  string          `json:"client_id"`
-	Scope     json.RawMessage `json:"scope"`
-	Cnf       *struct {
-		JKT string `json:"jkt"`
-	} `json:"cnf"`
-
-	ClientAMR        string `json:"client_amr"`
-	ClientName       string `json:"helseid://claims/client/client_name"`
-	Tenancy          string `json:"helseid://claims/client/client_tenancy"`
-	OrgNrParent      string `json:"helseid://claims/client/claims/orgnr_parent"`
-	OrgNrChild       string `json:"helseid://claims/client/claims/orgnr_child"`
-	OrgNrSupplier    string `json:"helseid://claims/client/claims/orgnr_supplier"`
-	OriginalClientID string `json:"helseid://claims/client/original_client_id"`
-	SFMJournalID     string `json:"nhn:sfm:journal-id"`
-
-	PID            string   `json:"helseid://claims/identity/pid"`
-	SecurityLevel  string   `json:"helseid://claims/identity/security_level"`
-	AssuranceLevel string   `json:"helseid://claims/identity/assurance_level"`
-	Network        string   `json:"helseid://claims/identity/network"`
-	HPRNumber      string   `json:"helseid://claims/hpr/hpr_number"`
-	Name           string   `json:"name"`
-	GivenName      string   `json:"given_name"`
-	MiddleName     string   `json:"middle_name"`
-	FamilyName     string   `json:"family_name"`
-	IDP            string   `json:"idp"`
-	AMR            []string `json:"amr"`
-	AuthTime       *float64 `json:"auth_time"`
-
-	Act *wireActor `json:"act"`
-}
-
-type wireActor struct {
-	Subject       string     `json:"sub"`
-	ClientID      string     `json:"client_id"`
-	OrgNrParent   string     `json:"helseid://claims/client/claims/orgnr_parent"`
-	OrgNrChild    string     `json:"helseid://claims/client/claims/orgnr_child"`
-	OrgNrSupplier string     `json:"helseid://claims/client/claims/orgnr_supplier"`
-	Act           *wireActor `json:"act"`
-}
-
 // maxActDepth bounds the act chain: Tillit stops at three exchanges, and
 // nothing legitimate nests deeper than this.
 const maxActDepth = 8
-
-// parseClaims reads a verified payload. Checks of values (iss, aud, exp…)
-// are the caller's.
-func parseClaims(payload []byte) (*Claims, *wireClaims, error) {
-	var w wireClaims
-	if err := json.Unmarshal(payload, &w); err != nil {
-		return nil, nil, errors.New("access token claims are not a JSON object of the right types")
-	}
-	aud, err := stringOrList(w.Audience, false)
-	if err != nil {
-		return nil, nil, errors.New("access token aud is neither a string nor a list of strings")
-	}
-	// HelseID writes scope as a JSON array; RFC 9068 §2.2.3 as a
-	// space-separated string. Both mean the same.
-	scopes, err := stringOrList(w.Scope, true)
-	if err != nil {
-		return nil, nil, errors.New("access token scope is neither a string nor a list of strings")
-	}
-	c := &Claims{
-		Issuer:           w.Issuer,
-		Audience:         aud,
-		ClientID:         w.ClientID,
-		JTI:              w.JTI,
-		Scopes:           scopes,
-		ClientName:       w.ClientName,
-		Tenancy:          w.Tenancy,
-		ClientAMR:        w.ClientAMR,
-		Organization:     Organization{Parent: w.OrgNrParent, Child: w.OrgNrChild, Supplier: w.OrgNrSupplier},
-		SFMJournalID:     w.SFMJournalID,
-		OriginalClientID: w.OriginalClientID,
-		Raw:              payload,
-	}
-	for _, t := range []struct {
-		v   *float64
-		dst *time.Time
-	}{{w.IssuedAt, &c.IssuedAt}, {w.NotBefore, &c.NotBefore}, {w.Expiry, &c.Expiry}} {
-		if t.v == nil {
-			continue
-		}
-		if *t.dst, err = numericDate(*t.v); err != nil {
-			return nil, nil, err
-		}
-	}
-	if w.Cnf != nil {
-		c.JKT = w.Cnf.JKT
-	}
-	if w.PID != "" || w.Subject != "" || w.HPRNumber != "" || w.SecurityLevel != "" {
-		p := &Person{
-			PID: w.PID, Pseudonym: w.Subject, HPRNumber: w.HPRNumber,
-			SecurityLevel: w.SecurityLevel, AssuranceLevel: w.AssuranceLevel, Network: w.Network,
-			Name: w.Name, GivenName: w.GivenName, MiddleName: w.MiddleName, FamilyName: w.FamilyName,
-			IdentityProvider: w.IDP, AMR: w.AMR,
-		}
-		if w.AuthTime != nil {
-			if p.AuthTime, err = numericDate(*w.AuthTime); err != nil {
-				return nil, nil, err
-			}
-		}
-		c.Person = p
-	}
-	depth := 0
-	for a, dst := w.Act, &c.Act; a != nil; a, dst = a.Act, &(*dst).Act {
-		if depth++; depth > maxActDepth {
-			return nil, nil, errors.New("access token act chain is too deep")
-		}
-		*dst = &Actor{
-			ClientID: a.ClientID, Subject: a.Subject,
-			Organization: Organization{Parent: a.OrgNrParent, Child: a.OrgNrChild, Supplier: a.OrgNrSupplier},
-		}
-	}
-	if c.APIClaims, err = apiClaims(payload, &w); err != nil {
-		return nil, nil, err
-	}
-	return c, &w, nil
-}
 
 // apiClaimInfix marks API-specific client claims,
 // "<audience>/client/claims/<name>" (profile §5.4).
 const apiClaimInfix = "/client/claims/"
 
-// apiClaims collects the API-specific client claims. Their names are not
-// known in advance, so finding them needs a second parse; it is done only
-// when the payload holds more claim names with the infix than the
-// helseid:// organisation claims account for, which is rare.
-func apiClaims(payload []byte, w *wireClaims) (map[string]string, error) {
-	known := 0
-	for _, v := range []string{w.OrgNrParent, w.OrgNrChild, w.OrgNrSupplier} {
-		if v != "" {
-			known++
+// Refusals of parseClaims that say more than "not the right types".
+var (
+	errAudience = errors.New("access token aud is neither a string nor a list of strings")
+	errScope    = errors.New("access token scope is neither a string nor a list of strings")
+	errTime     = errors.New("access token has a time claim out of range")
+	errActDepth = errors.New("access token act chain is too deep")
+	errClaims   = errors.New("access token claims are not a JSON object of the right types")
+)
+
+// present says which optional registered claims a payload had: a missing
+// exp is refused, where an exp in the past is merely expired.
+type present struct{ exp, nbf bool }
+
+// parseClaims reads a verified payload in one pass (jws.ReadObject):
+// every claim Claims names must have its JSON type, appear at most once
+// and may be null, which counts as missing. Checks of values (iss, aud,
+// exp…) are the caller's.
+func parseClaims(payload []byte) (*Claims, present, error) {
+	c := &Claims{Raw: payload}
+	var (
+		p    Person
+		has  present
+		seen uint64
+	)
+	err := jws.ReadObject(payload, func(name []byte, v jws.Value) error {
+		var (
+			bit uint
+			dst *string
+			tm  *time.Time
+		)
+		switch string(name) {
+		case "iss":
+			bit, dst = 0, &c.Issuer
+		case "jti":
+			bit, dst = 1, &c.JTI
+		case "client_id":
+			bit, dst = 2, &c.ClientID
+		case "client_amr":
+			bit, dst = 3, &c.ClientAMR
+		case "helseid://claims/client/client_name":
+			bit, dst = 4, &c.ClientName
+		case "helseid://claims/client/client_tenancy":
+			bit, dst = 5, &c.Tenancy
+		case "helseid://claims/client/claims/orgnr_parent":
+			bit, dst = 6, &c.Organization.Parent
+		case "helseid://claims/client/claims/orgnr_child":
+			bit, dst = 7, &c.Organization.Child
+		case "helseid://claims/client/claims/orgnr_supplier":
+			bit, dst = 8, &c.Organization.Supplier
+		case "helseid://claims/client/original_client_id":
+			bit, dst = 9, &c.OriginalClientID
+		case "nhn:sfm:journal-id":
+			bit, dst = 10, &c.SFMJournalID
+		case "sub":
+			bit, dst = 11, &p.Pseudonym
+		case "helseid://claims/identity/pid":
+			bit, dst = 12, &p.PID
+		case "helseid://claims/identity/security_level":
+			bit, dst = 13, &p.SecurityLevel
+		case "helseid://claims/identity/assurance_level":
+			bit, dst = 14, &p.AssuranceLevel
+		case "helseid://claims/identity/network":
+			bit, dst = 15, &p.Network
+		case "helseid://claims/hpr/hpr_number":
+			bit, dst = 16, &p.HPRNumber
+		case "name":
+			bit, dst = 17, &p.Name
+		case "given_name":
+			bit, dst = 18, &p.GivenName
+		case "middle_name":
+			bit, dst = 19, &p.MiddleName
+		case "family_name":
+			bit, dst = 20, &p.FamilyName
+		case "idp":
+			bit, dst = 21, &p.IdentityProvider
+		case "exp":
+			bit, tm, has.exp = 22, &c.Expiry, v.Kind() != jws.KindNull
+		case "nbf":
+			bit, tm, has.nbf = 23, &c.NotBefore, v.Kind() != jws.KindNull
+		case "iat":
+			bit, tm = 24, &c.IssuedAt
+		case "auth_time":
+			bit, tm = 25, &p.AuthTime
+		case "aud", "scope", "cnf", "amr", "act":
+			return complexClaim(c, &p, name, v, &seen)
+		default:
+			if !bytes.Contains(name, []byte(apiClaimInfix)) || bytes.HasPrefix(name, []byte("helseid://")) {
+				return nil
+			}
+			return apiClaim(c, name, v)
 		}
-	}
-	if bytes.Count(payload, []byte(apiClaimInfix)) <= known {
-		return nil, nil
-	}
-	var all map[string]json.RawMessage
-	if err := json.Unmarshal(payload, &all); err != nil {
-		return nil, errors.New("access token claims are not a JSON object")
-	}
-	var out map[string]string
-	for name, raw := range all {
-		if !strings.Contains(name, apiClaimInfix) || strings.HasPrefix(name, "helseid://") {
-			continue
+		if seen&(1<<bit) != 0 {
+			return jws.ErrDuplicate
 		}
-		if out == nil {
-			out = map[string]string{}
+		seen |= 1 << bit
+		if tm != nil {
+			return numericDate(v, tm)
 		}
-		var s string
-		if json.Unmarshal(raw, &s) == nil {
-			out[name] = s
-		} else {
-			out[name] = string(raw)
-		}
+		return jws.StringMember(name, v, dst)
+	})
+	switch {
+	case err == nil:
+	case errors.Is(err, errAudience), errors.Is(err, errScope), errors.Is(err, errTime), errors.Is(err, errActDepth):
+		return nil, present{}, err
+	default:
+		return nil, present{}, errClaims
 	}
-	return out, nil
+	if p.PID != "" || p.Pseudonym != "" || p.HPRNumber != "" || p.SecurityLevel != "" {
+		c.Person = &p
+	}
+	return c, has, nil
+}
+
+// complexClaim reads the claims whose values are not a string or a time.
+func complexClaim(c *Claims, p *Person, name []byte, v jws.Value, seen *uint64) error {
+	var bit uint
+	switch string(name) {
+	case "aud":
+		bit = 26
+	case "scope":
+		bit = 27
+	case "cnf":
+		bit = 28
+	case "amr":
+		bit = 29
+	case "act":
+		bit = 30
+	}
+	if *seen&(1<<bit) != 0 {
+		return jws.ErrDuplicate
+	}
+	*seen |= 1 << bit
+	if v.Kind() == jws.KindNull {
+		return nil
+	}
+	var err error
+	switch bit {
+	case 26:
+		if c.Audience, err = stringOrList(v, false); err != nil {
+			return errAudience
+		}
+	case 27:
+		// HelseID writes scope as a JSON array; RFC 9068 §2.2.3 as a
+		// space-separated string. Both mean the same.
+		if c.Scopes, err = stringOrList(v, true); err != nil {
+			return errScope
+		}
+	case 28:
+		var once bool
+		return v.Members(func(name []byte, v jws.Value) error {
+			if string(name) != "jkt" {
+				return nil
+			}
+			if once {
+				return jws.ErrDuplicate
+			}
+			once = true
+			return jws.StringMember(name, v, &c.JKT)
+		})
+	case 29:
+		if v.Kind() != jws.KindArray {
+			return errClaims
+		}
+		p.AMR, err = stringOrList(v, false)
+		return err
+	case 30:
+		c.Act, err = parseActor(v, 1)
+		return err
+	}
+	return nil
+}
+
+// parseActor reads one level of an act chain and, through act, the levels
+// before it.
+func parseActor(v jws.Value, depth int) (*Actor, error) {
+	if depth > maxActDepth {
+		return nil, errActDepth
+	}
+	a := &Actor{}
+	var seen uint8
+	err := v.Members(func(name []byte, v jws.Value) error {
+		var bit uint8
+		var dst *string
+		switch string(name) {
+		case "sub":
+			bit, dst = 1, &a.Subject
+		case "client_id":
+			bit, dst = 2, &a.ClientID
+		case "helseid://claims/client/claims/orgnr_parent":
+			bit, dst = 4, &a.Organization.Parent
+		case "helseid://claims/client/claims/orgnr_child":
+			bit, dst = 8, &a.Organization.Child
+		case "helseid://claims/client/claims/orgnr_supplier":
+			bit, dst = 16, &a.Organization.Supplier
+		case "act":
+			bit = 32
+		default:
+			return nil
+		}
+		if seen&bit != 0 {
+			return jws.ErrDuplicate
+		}
+		seen |= bit
+		if dst != nil {
+			return jws.StringMember(name, v, dst)
+		}
+		if v.Kind() == jws.KindNull {
+			return nil
+		}
+		var err error
+		a.Act, err = parseActor(v, depth+1)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// apiClaim keeps an API-specific client claim: a string's value, or any
+// other value's JSON text; null is the empty string.
+func apiClaim(c *Claims, name []byte, v jws.Value) error {
+	if _, dup := c.APIClaims[string(name)]; dup {
+		return jws.ErrDuplicate
+	}
+	if c.APIClaims == nil {
+		c.APIClaims = map[string]string{}
+	}
+	s, ok := v.Text()
+	switch {
+	case ok:
+	case v.Kind() == jws.KindNull:
+		s = ""
+	default:
+		s = string(v.Raw())
+	}
+	c.APIClaims[string(name)] = s
+	return nil
 }
 
 // stringOrList reads a JSON string or array of strings. With split, a
 // string is a space-separated list.
-func stringOrList(raw json.RawMessage, split bool) ([]string, error) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || string(raw) == "null" {
-		return nil, nil
-	}
-	if raw[0] == '"' {
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return nil, err
-		}
+func stringOrList(v jws.Value, split bool) ([]string, error) {
+	if s, ok := v.Text(); ok {
 		if split {
 			return strings.Fields(s), nil
 		}
 		return []string{s}, nil
 	}
 	var l []string
-	if err := json.Unmarshal(raw, &l); err != nil {
-		return nil, err
-	}
-	return l, nil
+	err := v.Elements(func(e jws.Value) error {
+		s, ok := e.Text()
+		if !ok {
+			return errClaims
+		}
+		l = append(l, s)
+		return nil
+	})
+	return l, err
 }
 
-// numericDate converts seconds since the epoch (RFC 7519 §2).
-func numericDate(f float64) (time.Time, error) {
+// numericDate reads seconds since the epoch (RFC 7519 §2) into *dst; null
+// leaves it zero.
+func numericDate(v jws.Value, dst *time.Time) error {
+	if v.Kind() == jws.KindNull {
+		return nil
+	}
+	f, ok := v.Float()
+	if !ok {
+		if v.Kind() == jws.KindNumber {
+			return errTime
+		}
+		return errClaims
+	}
 	if math.IsNaN(f) || f < 0 || f > 1<<40 {
-		return time.Time{}, errors.New("access token has a time claim out of range")
+		return errTime
 	}
 	sec, frac := math.Modf(f)
-	return time.Unix(int64(sec), int64(frac*1e9)), nil
+	*dst = time.Unix(int64(sec), int64(frac*1e9))
+	return nil
 }

@@ -406,7 +406,7 @@ func (v *Validator) verifyToken(ctx context.Context, token string, now time.Time
 	if err := tok.Verify(key.Key); err != nil {
 		return nil, fail(ErrInvalidToken, "access token signature is invalid", nil)
 	}
-	c, w, err := parseClaims(tok.Payload)
+	c, has, err := parseClaims(tok.Payload)
 	if err != nil {
 		return nil, fail(ErrInvalidToken, err.Error(), nil)
 	}
@@ -417,11 +417,11 @@ func (v *Validator) verifyToken(ctx context.Context, token string, now time.Time
 		return nil, fail(ErrInvalidToken, "access token is not for this API (aud)", nil)
 	case v.single && len(c.Audience) != 1:
 		return nil, fail(ErrInvalidToken, "access token is for other APIs too (aud)", nil)
-	case w.Expiry == nil:
+	case !has.exp:
 		return nil, fail(ErrInvalidToken, "access token has no exp", nil)
 	case !now.Before(c.Expiry.Add(v.leeway)):
 		return nil, fail(ErrInvalidToken, "access token has expired", nil)
-	case w.NotBefore != nil && now.Add(v.leeway).Before(c.NotBefore):
+	case has.nbf && now.Add(v.leeway).Before(c.NotBefore):
 		return nil, fail(ErrInvalidToken, "access token is not valid yet (nbf)", nil)
 	case c.ClientID == "":
 		return nil, fail(ErrInvalidToken, "access token has no client_id", nil)
