@@ -5,6 +5,8 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -152,13 +154,10 @@ func decode(s string) ([]byte, error) {
 // *ecdsa.PublicKey that fits the alg (dpop.CheckKey's rules: RSA of at
 // least 2048 bits, the curve the alg names).
 func (j *JWS) Verify(key crypto.PublicKey) error {
-	h, err := hashOf(j.alg)
+	h, digest, err := hashInput(j.alg, j.input)
 	if err != nil {
 		return err
 	}
-	d := h.New()
-	d.Write(readOnly(j.input))
-	digest := d.Sum(nil)
 	switch k := key.(type) {
 	case *ecdsa.PublicKey:
 		size, curve := ecParams(j.alg)
@@ -197,16 +196,21 @@ func (j *JWS) Verify(key crypto.PublicKey) error {
 	return fmt.Errorf("%w: unsupported key type %T", ErrKey, key)
 }
 
-func hashOf(alg jose.SignatureAlgorithm) (crypto.Hash, error) {
+// hashInput hashes the signing input with the alg's hash, with the
+// package-level Sum functions: unlike a hash.Hash, they make no garbage.
+func hashInput(alg jose.SignatureAlgorithm, input string) (crypto.Hash, []byte, error) {
 	switch alg {
 	case jose.RS256, jose.PS256, jose.ES256:
-		return crypto.SHA256, nil
+		sum := sha256.Sum256(readOnly(input))
+		return crypto.SHA256, sum[:], nil
 	case jose.RS384, jose.PS384, jose.ES384:
-		return crypto.SHA384, nil
+		sum := sha512.Sum384(readOnly(input))
+		return crypto.SHA384, sum[:], nil
 	case jose.RS512, jose.PS512, jose.ES512:
-		return crypto.SHA512, nil
+		sum := sha512.Sum512(readOnly(input))
+		return crypto.SHA512, sum[:], nil
 	}
-	return 0, fmt.Errorf("%w: %q", ErrAlgorithm, alg)
+	return 0, nil, fmt.Errorf("%w: %q", ErrAlgorithm, alg)
 }
 
 func ecParams(alg jose.SignatureAlgorithm) (int, elliptic.Curve) {

@@ -1,7 +1,6 @@
 package clientauth
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -79,16 +78,62 @@ type Assertion struct {
 	Key *jose.JSONWebKey
 }
 
+// claims are the assertion's claims as they came; times and aud keep
+// their JSON value until Verify checks them.
 type claims struct {
-	Iss                  *string         `json:"iss"`
-	Sub                  *string         `json:"sub"`
-	Aud                  json.RawMessage `json:"aud"`
-	Exp                  json.RawMessage `json:"exp"`
-	Nbf                  json.RawMessage `json:"nbf"`
-	Iat                  json.RawMessage `json:"iat"`
-	JTI                  *string         `json:"jti"`
-	AssertionDetails     json.RawMessage `json:"assertion_details"`
-	AuthorizationDetails json.RawMessage `json:"authorization_details"`
+	Iss, Sub, JTI                          *string
+	Aud, Exp, Nbf, Iat                     jws.Value
+	AssertionDetails, AuthorizationDetails jws.Value
+}
+
+// read fills c from the payload: one JSON object, each claim read here at
+// most once (a repeated claim is refused), iss, sub and jti strings.
+func (c *claims) read(payload []byte) error {
+	var seen uint16
+	return jws.ReadObject(payload, func(name []byte, v jws.Value) error {
+		var bit uint16
+		var str **string
+		var val *jws.Value
+		switch string(name) {
+		case "iss":
+			bit, str = 1, &c.Iss
+		case "sub":
+			bit, str = 2, &c.Sub
+		case "jti":
+			bit, str = 4, &c.JTI
+		case "aud":
+			bit, val = 8, &c.Aud
+		case "exp":
+			bit, val = 16, &c.Exp
+		case "nbf":
+			bit, val = 32, &c.Nbf
+		case "iat":
+			bit, val = 64, &c.Iat
+		case helseid.ClaimAssertionDetails:
+			bit, val = 128, &c.AssertionDetails
+		case helseid.ClaimAuthorizationDetails:
+			bit, val = 256, &c.AuthorizationDetails
+		default:
+			return nil
+		}
+		if seen&bit != 0 {
+			return jws.ErrDuplicate
+		}
+		seen |= bit
+		if val != nil {
+			*val = v
+			return nil
+		}
+		if v.Kind() == jws.KindNull {
+			return nil
+		}
+		s, ok := v.Text()
+		if !ok {
+			return fmt.Errorf("%s is not a string", name)
+		}
+		*str = &s
+		return nil
+	})
 }
 
 // Parse checks the form of an assertion, its header and the types of its
@@ -113,9 +158,7 @@ func (v *Verifier) Parse(assertion string) (*Assertion, error) {
 		return nil, reject("client_assertion typ %q is not accepted (client-authentication+jwt, JWT or none)", h.Typ)
 	}
 	a := &Assertion{jws: tok, alg: tok.Algorithm(), kid: h.Kid}
-	// One JSON object and nothing after it: a decoder would stop after
-	// the first value and let anything follow.
-	if err := json.Unmarshal(tok.Payload, &a.claims); err != nil {
+	if err := a.claims.read(tok.Payload); err != nil {
 		return nil, reject("client_assertion claims are not a JSON object of the right types")
 	}
 	c := &a.claims
@@ -142,7 +185,7 @@ func (v *Verifier) Verify(a *Assertion, keys []jose.JSONWebKey, now time.Time) e
 	if err := v.checkAudience(c.Aud); err != nil {
 		return err
 	}
-	if len(c.Exp) == 0 {
+	if c.Exp.Kind() == 0 {
 		return reject("client_assertion has no exp")
 	}
 	exp, ok := numericDate(c.Exp, false)
@@ -157,7 +200,7 @@ func (v *Verifier) Verify(a *Assertion, keys []jose.JSONWebKey, now time.Time) e
 	if exp.Sub(now) > v.MaxLifetime+v.ClockSkew {
 		return reject("client_assertion lifetime exceeds %d seconds", int(v.MaxLifetime/time.Second))
 	}
-	if len(c.Iat) > 0 {
+	if c.Iat.Kind() != 0 {
 		// HelseID's own examples send iat as a string of digits.
 		iat, ok := numericDate(c.Iat, true)
 		if !ok {
@@ -170,7 +213,7 @@ func (v *Verifier) Verify(a *Assertion, keys []jose.JSONWebKey, now time.Time) e
 			return reject("client_assertion lifetime exceeds %d seconds", int(v.MaxLifetime/time.Second))
 		}
 	}
-	if len(c.Nbf) > 0 {
+	if c.Nbf.Kind() != 0 {
 		nbf, ok := numericDate(c.Nbf, false)
 		if !ok {
 			return reject("client_assertion nbf is not a number")
@@ -192,9 +235,9 @@ func (v *Verifier) Verify(a *Assertion, keys []jose.JSONWebKey, now time.Time) e
 	case hasAD && hasAZ:
 		return ErrBothDetails
 	case hasAD:
-		a.Details, a.DetailsClaim = c.AssertionDetails, helseid.ClaimAssertionDetails
+		a.Details, a.DetailsClaim = c.AssertionDetails.Raw(), helseid.ClaimAssertionDetails
 	case hasAZ:
-		a.Details, a.DetailsClaim = c.AuthorizationDetails, helseid.ClaimAuthorizationDetails
+		a.Details, a.DetailsClaim = c.AuthorizationDetails.Raw(), helseid.ClaimAuthorizationDetails
 	}
 	return nil
 }
@@ -235,15 +278,21 @@ func (v *Verifier) verifySignature(a *Assertion, keys []jose.JSONWebKey) (*jose.
 	return nil, reject("client_assertion signature is invalid")
 }
 
-func (v *Verifier) checkAudience(raw json.RawMessage) error {
-	if len(raw) == 0 {
+func (v *Verifier) checkAudience(aud jws.Value) error {
+	if aud.Kind() == 0 {
 		return reject("client_assertion has no aud")
 	}
 	var auds []string
-	var one string
-	if err := json.Unmarshal(raw, &one); err == nil {
+	if one, ok := aud.Text(); ok {
 		auds = []string{one}
-	} else if err := json.Unmarshal(raw, &auds); err != nil || len(auds) == 0 {
+	} else if err := aud.Elements(func(e jws.Value) error {
+		s, ok := e.Text()
+		if !ok {
+			return jws.ErrJSON
+		}
+		auds = append(auds, s)
+		return nil
+	}); err != nil || len(auds) == 0 {
 		return reject("client_assertion aud is neither a string nor an array of strings")
 	}
 	// Every value must name this server: an assertion that also names
@@ -260,23 +309,20 @@ func (v *Verifier) checkAudience(raw json.RawMessage) error {
 	return nil
 }
 
-func present(raw json.RawMessage) bool {
-	raw = bytes.TrimSpace(raw)
-	return len(raw) > 0 && !bytes.Equal(raw, []byte("null"))
+func present(v jws.Value) bool {
+	return v.Kind() != 0 && v.Kind() != jws.KindNull
 }
 
 // numericDate parses seconds since the epoch; with allowString also a JSON
 // string of digits.
-func numericDate(raw json.RawMessage, allowString bool) (time.Time, bool) {
-	var f float64
-	if err := json.Unmarshal(raw, &f); err != nil {
-		if !allowString {
+func numericDate(v jws.Value, allowString bool) (time.Time, bool) {
+	f, ok := v.Float()
+	if !ok {
+		s, isString := v.Text()
+		if !allowString || !isString {
 			return time.Time{}, false
 		}
-		var s string
-		if json.Unmarshal(raw, &s) != nil {
-			return time.Time{}, false
-		}
+		var err error
 		if f, err = strconv.ParseFloat(s, 64); err != nil {
 			return time.Time{}, false
 		}

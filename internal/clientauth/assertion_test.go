@@ -45,6 +45,8 @@ type forged struct {
 	sig    string
 	// trailer is appended to the claims' JSON, inside the signed payload.
 	trailer string
+	// leader is put first inside the claims' object, before the claims.
+	leader string
 }
 
 func (f forged) String(t *testing.T) string {
@@ -57,8 +59,9 @@ func (f forged) String(t *testing.T) string {
 		return base64.RawURLEncoding.EncodeToString(b)
 	}
 	payload := enc(f.claims)
-	if f.trailer != "" {
+	if f.trailer != "" || f.leader != "" {
 		b, _ := json.Marshal(f.claims)
+		b = append([]byte("{"+f.leader), b[1:]...)
 		payload = base64.RawURLEncoding.EncodeToString(append(b, f.trailer...))
 	}
 	input := enc(f.header) + "." + payload
@@ -136,6 +139,12 @@ func TestVerifyForgeOneFault(t *testing.T) {
 
 		{"alg none", func(f *forged) { f.alg, f.header["alg"] = "none", "none" }, nil, ErrInvalid, "alg \"none\" is not allowed"},
 		{"claims followed by more JSON", func(f *forged) { f.trailer = `{"sub":"other"}` }, nil, ErrInvalid, "claims are not a JSON object"},
+		// encoding/json would take the last sub, another tool the first.
+		{"sub given twice", func(f *forged) { f.leader = `"sub":"client-2",` }, nil, ErrInvalid, "claims are not a JSON object"},
+		{"aud given twice", func(f *forged) { f.leader = `"aud":"https://other.example.com",` }, nil, ErrInvalid, "claims are not a JSON object"},
+		{"jti not a string", func(f *forged) { f.claims["jti"] = 7 }, nil, ErrInvalid, "claims are not a JSON object"},
+		{"aud array with a number", func(f *forged) { f.claims["aud"] = []any{issuer, 7} }, nil, ErrInvalid, "aud is neither"},
+		{"exp null", func(f *forged) { f.claims["exp"] = nil }, nil, ErrInvalid, "exp is not a number"},
 		{"HS256 keyed with the public key", func(f *forged) { f.alg, f.header["alg"] = "HS256", "HS256" }, nil, ErrInvalid, "alg \"HS256\" is not allowed"},
 		{"RS256 switched off", func(f *forged) { f.header["kid"] = "rsa-1"; f.key, f.alg, f.header["alg"] = rsaKey, "RS256", "RS256" },
 			[]jose.SignatureAlgorithm{jose.ES256, jose.PS256}, ErrInvalid, "not allowed"},
