@@ -24,9 +24,12 @@ import (
 	"github.com/tillit-sts/tillit/internal/servertest"
 )
 
-// benchParallelism × GOMAXPROCS goroutines send requests: enough that the
+// benchGoroutines send requests, whatever GOMAXPROCS is: enough that the
 // store's group commit has company, as it has under real load.
-const benchParallelism = 16
+const benchGoroutines = 32
+
+// benchParallelism is RunParallel's multiplier for benchGoroutines.
+func benchParallelism() int { return max(1, benchGoroutines/runtime.GOMAXPROCS(0)) }
 
 // BenchmarkTokenEndpoint measures the whole token endpoint in-process: the
 // real handler with its middleware, SQLite as serve configures it
@@ -40,7 +43,7 @@ func BenchmarkTokenEndpoint(b *testing.B) {
 			handler := h.Srv.Handler()
 			bodies, proofs := prebuild(b, h, b.N)
 			var next atomic.Int64
-			b.SetParallelism(benchParallelism)
+			b.SetParallelism(benchParallelism())
 			cpu0 := settle()
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
@@ -102,7 +105,7 @@ func BenchmarkRefresh(b *testing.B) {
 			h := start(b, servertest.Options{Algorithm: alg, Settings: "log: {level: warn}"})
 			key := newP256(b)
 			jkt := thumbprint(b, key)
-			families := make([]string, benchParallelism*runtime.GOMAXPROCS(0))
+			families := make([]string, benchParallelism()*runtime.GOMAXPROCS(0))
 			for i := range families {
 				families[i] = h.RefreshToken(b, "refresh-client", jkt, login)
 			}
@@ -139,7 +142,7 @@ func BenchmarkRefresh(b *testing.B) {
 func runEndpoint(b *testing.B, h *harness, state func(int) string, bodies, proofs []string, next func(*httptest.ResponseRecorder) string) {
 	handler := h.Srv.Handler()
 	var idx atomic.Int64
-	b.SetParallelism(benchParallelism)
+	b.SetParallelism(benchParallelism())
 	cpu0 := settle()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
@@ -197,7 +200,7 @@ func BenchmarkCryptoOnly(b *testing.B) {
 				signer = assertionKey
 			}
 			var next atomic.Int64
-			b.SetParallelism(benchParallelism)
+			b.SetParallelism(benchParallelism())
 			cpu0 := settle()
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
