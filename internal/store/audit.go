@@ -66,13 +66,17 @@ type AuditFilter struct {
 
 // Decision is what the token endpoint commits for one request, in one
 // transaction: the single-use values it spends, the refresh token it
-// rotates, and its audit record.
+// rotates or the family it revokes, and its audit record.
 type Decision struct {
 	JTIs []JTI
 	// Rotate, when set, spends the refresh token OldID and creates Next in
 	// its family, as RotateRefreshToken does.
 	Rotate *Rotation
-	Audit  AuditRecord
+	// RevokeFamily, when set, revokes every refresh token of that family,
+	// as RevokeRefreshFamily does (the revocation endpoint), so that the
+	// record saying so and the revocation are one write. Not with Rotate.
+	RevokeFamily string
+	Audit        AuditRecord
 }
 
 // Rotation replaces a refresh token by its successor.

@@ -102,11 +102,14 @@ func recordRefusal(cfg Config, r *http.Request, endpoint string, d *decision, er
 // commitAnswer spends the assertion of a request to endpoint (introspection,
 // revocation) and records the answer, outcome, in one commit, durable
 // before the answer is sent, as the token endpoint does with a token
-// (decisions.md). A replayed assertion refuses the request.
-func commitAnswer(cfg Config, r *http.Request, endpoint string, d *decision, client *registry.Client, a *clientauth.Assertion, outcome string) error {
+// (decisions.md). A replayed assertion refuses the request. revokeFamily,
+// when not empty, is revoked in the same commit: the record and the
+// revocation it reports are written together or not at all.
+func commitAnswer(cfg Config, r *http.Request, endpoint string, d *decision, client *registry.Client, a *clientauth.Assertion, outcome, revokeFamily string) error {
 	dec := store.Decision{
-		JTIs:  []store.JTI{{Key: assertionKey(client.ID, a.JTI), Expires: cfg.Assertions.ReplayUntil(a)}},
-		Audit: newRecord(cfg, r, endpoint, d, outcome, ""),
+		JTIs:         []store.JTI{{Key: assertionKey(client.ID, a.JTI), Expires: cfg.Assertions.ReplayUntil(a)}},
+		RevokeFamily: revokeFamily,
+		Audit:        newRecord(cfg, r, endpoint, d, outcome, ""),
 	}
 	if _, err := cfg.Decisions.CommitDecision(r.Context(), cfg.Now(), dec); err != nil {
 		return replayError(cfg, err)

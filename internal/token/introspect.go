@@ -99,7 +99,7 @@ func (e *Introspection) handle(w http.ResponseWriter, r *http.Request, d *decisi
 		outcome = audit.OutcomeActive
 		d.fromToken(&tok.Claims)
 	}
-	if err := commitAnswer(e.cfg, r, endpointIntrospection, d, client, assertion, outcome); err != nil {
+	if err := commitAnswer(e.cfg, r, endpointIntrospection, d, client, assertion, outcome, ""); err != nil {
 		return nil, err
 	}
 	if tok == nil {

@@ -57,8 +57,9 @@ func (e *Revocation) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	e.cfg.Metrics.Request(endpointRevocation, "", "ok", time.Since(start))
 }
 
-// handle revokes, and records the answer with the assertion it spends
-// before it revokes, so that a replayed assertion revokes nothing. It
+// handle revokes in the commit that spends the assertion and records the
+// answer, so that a replayed assertion revokes nothing and no revocation
+// goes unrecorded. It
 // fills in d as it learns who asks, for the record of a refusal.
 func (e *Revocation) handle(w http.ResponseWriter, r *http.Request, d *decision) error {
 	req, err := parseRequest(w, r, e.cfg.MaxBody, endpointRevocation)
@@ -88,7 +89,7 @@ func (e *Revocation) handle(w http.ResponseWriter, r *http.Request, d *decision)
 		}
 		// Not a token of this service, or one already gone: nothing
 		// to revoke, and the client is told it is done (RFC 7009 §2.2).
-		return commitAnswer(e.cfg, r, endpointRevocation, d, client, assertion, audit.OutcomeUnknownToken)
+		return commitAnswer(e.cfg, r, endpointRevocation, d, client, assertion, audit.OutcomeUnknownToken, "")
 	case err != nil:
 		return err
 	case rt.ClientID != client.ID:
@@ -99,18 +100,11 @@ func (e *Revocation) handle(w http.ResponseWriter, r *http.Request, d *decision)
 	// The record names the family revoked, as the token ID, so that an
 	// operator can tie it to the refresh grants that used it.
 	d.tokenID = rt.FamilyID
-	if err := commitAnswer(e.cfg, r, endpointRevocation, d, client, assertion, audit.OutcomeRevoked); err != nil {
+	if err := commitAnswer(e.cfg, r, endpointRevocation, d, client, assertion, audit.OutcomeRevoked, rt.FamilyID); err != nil {
 		d.tokenID = "" // nothing revoked
 		return err
 	}
-	n, err := e.cfg.Refresh.RevokeRefreshFamily(r.Context(), rt.FamilyID)
-	if err != nil {
-		// The record says revoked, and the refusal's record that
-		// follows it under the same request ID says it failed.
-		d.tokenID = ""
-		return err
-	}
 	e.cfg.Log.Info("refresh token family revoked", "request_id", requestid.From(r.Context()),
-		"client_id", client.ID, "family", rt.FamilyID, "revoked", n)
+		"client_id", client.ID, "family", rt.FamilyID)
 	return nil
 }

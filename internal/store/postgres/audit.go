@@ -42,6 +42,8 @@ const (
 //   - input, recorded: the jtis as ConsumeJTIs spends them (hash order,
 //     expired keys taken over), only when the verdict is ok.
 //   - rotated, created: the rotation, as RotateRefreshToken does it.
+//   - family_revoked: the revocation of family $31 (when not empty), as
+//     RevokeRefreshFamily does it, under the same family lock.
 //   - moved (or started, for a chain's first record) moves the head, and
 //     only if it is still the one the record was sealed on. The UPDATE
 //     locks the head row: another transaction appending to the same chain
@@ -85,6 +87,10 @@ WITH old AS (
 ), created AS (
 	INSERT INTO refresh_token (` + refreshColumns + `)
 	SELECT $4, $3, $5, $6, $7, $8, $9, 'active', NULL FROM rotated
+	RETURNING id
+), family_revoked AS (
+	UPDATE refresh_token SET status = 'revoked'
+	WHERE $31 <> '' AND family_id = $31 AND status <> 'revoked' AND (SELECT v FROM verdict) = 'ok'
 	RETURNING id
 ), moved AS (
 	UPDATE audit_head SET seq = $14, mac = $16
@@ -190,10 +196,13 @@ func (s *Store) newDecision(ctx context.Context, now time.Time, d store.Decision
 	if r := d.Rotate; r != nil && (r.Next.ID == "" || r.Next.FamilyID == "") {
 		return refused, errors.New("postgres: rotate refresh token: next token without ID or family")
 	}
+	if d.Rotate != nil && d.RevokeFamily != "" {
+		return refused, errors.New("postgres: a decision rotates a refresh token or revokes a family, not both")
+	}
 	if err := ctx.Err(); err != nil {
 		return refused, fmt.Errorf("postgres: commit decision: %w", err)
 	}
-	o := &decisionOp{ctx: ctx, now: now, jtis: jtis, rot: d.Rotate, rec: rec,
+	o := &decisionOp{ctx: ctx, now: now, jtis: jtis, rot: d.Rotate, revoke: d.RevokeFamily, rec: rec,
 		hashes: make([][]byte, len(jtis)), expires: make([]time.Time, len(jtis)),
 		done: make(chan decisionResult, 1)}
 	for i, j := range jtis {
@@ -244,13 +253,22 @@ func (o *decisionOp) failure(err error) error {
 }
 
 // args are commitDecision's arguments for o, sealed as o.sealed.
+// family is the refresh token family the decision changes, whose lock it
+// takes first; empty when it changes none.
+func (o *decisionOp) family() string {
+	if o.rot != nil {
+		return o.rot.Next.FamilyID
+	}
+	return o.revoke
+}
+
 func (o *decisionOp) args() []any {
 	r := &o.sealed
 	args := []any{o.rot != nil, nil, nil, nil, nil, nil, nil, nil, nil,
 		o.hashes, o.expires, o.now,
 		r.Instance, r.Seq, r.Prev, r.MAC,
 		r.Time, r.RequestID, r.Endpoint, r.GrantType, r.ClientID, r.OrgParent, r.OrgChild, r.OrgSupplier,
-		r.Subject, r.Audience, nonNilStrings(r.Scopes), r.TokenID, r.Outcome, r.Error}
+		r.Subject, r.Audience, nonNilStrings(r.Scopes), r.TokenID, r.Outcome, r.Error, o.revoke}
 	if rot := o.rot; rot != nil {
 		n := rot.Next
 		copy(args[1:9], []any{rot.OldID, n.FamilyID, n.ID, n.ClientID, n.JKT, nonNil(n.Grant), n.IssuedAt, n.ExpiresAt})

@@ -45,6 +45,7 @@ type decisionOp struct {
 	hashes  [][]byte // SHA-256 of each jti, as the jti table keeps them
 	expires []time.Time
 	rot     *store.Rotation
+	revoke  string            // the family to revoke, if any
 	rec     store.AuditRecord // storable (textRecord), not sealed
 	state   atomic.Int32
 	done    chan decisionResult // one slot: the writer never blocks on it
@@ -460,8 +461,8 @@ func (r *batchRun) round(pending []*decisionOp) (out roundResult, err error) {
 		b.Queue(name)
 	}
 	for i, o := range pending {
-		if o.rot != nil {
-			b.Queue(stmtLockFamily, refreshLockClass, o.rot.Next.FamilyID)
+		if fam := o.family(); fam != "" {
+			b.Queue(stmtLockFamily, refreshLockClass, fam)
 		}
 		b.Queue(stmtCommitDecision, o.args()...)
 		if r.block && i < len(pending)-1 {
@@ -500,7 +501,7 @@ func (r *batchRun) round(pending []*decisionOp) (out roundResult, err error) {
 			family, raised *string
 			err            error
 		)
-		if o.rot != nil {
+		if o.family() != "" {
 			_, err = br.Exec()
 		}
 		if err == nil {

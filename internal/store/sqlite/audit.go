@@ -63,7 +63,7 @@ const auditColumns = `instance, seq, time, request_id, endpoint, grant_type, cli
 
 // CommitDecision commits one decision of the token endpoint in one
 // transaction: it spends d.JTIs (as ConsumeJTIs), rotates d.Rotate (as
-// RotateRefreshToken) and appends d.Audit to its instance's chain. Either all
+// RotateRefreshToken) or revokes d.RevokeFamily, and appends d.Audit to its instance's chain. Either all
 // of it is written or none: a spent jti gives a *store.ReplayError, a
 // revoked or expired refresh token store.ErrRevoked, an unknown one
 // store.ErrNotFound. The one exception is a refresh token that was already
@@ -78,6 +78,9 @@ func (s *Store) CommitDecision(ctx context.Context, now time.Time, d store.Decis
 	}
 	if rec.Instance == "" {
 		return rec, errors.New("sqlite: audit record without an instance")
+	}
+	if d.Rotate != nil && d.RevokeFamily != "" {
+		return rec, errors.New("sqlite: a decision rotates a refresh token or revokes a family, not both")
 	}
 	jtis := d.JTIs
 	for i := range jtis {
@@ -129,6 +132,11 @@ func (s *Store) CommitDecision(ctx context.Context, now time.Time, d store.Decis
 		}
 		if d.Rotate != nil {
 			if err := rotate(tx, now, d.Rotate.OldID, d.Rotate.Next); err != nil {
+				return err
+			}
+		}
+		if d.RevokeFamily != "" {
+			if err := revokeFamily(tx, d.RevokeFamily); err != nil {
 				return err
 			}
 		}

@@ -158,6 +158,52 @@ func runAudit(t *testing.T, open func(t *testing.T) store.Store) {
 		verifyChain(t, s, "sts", 1)
 	})
 
+	t.Run("RevokeFamily", func(t *testing.T) {
+		s := open(t)
+		ctx := t.Context()
+		for _, rt := range []store.RefreshToken{refreshToken("rt-1", "fam-1"), refreshToken("rt-2", "fam-1"), refreshToken("rt-3", "fam-2")} {
+			if err := s.CreateRefreshToken(ctx, rt); err != nil {
+				t.Fatal(err)
+			}
+		}
+		revoke := func(family, key string, i int) error {
+			_, err := s.CommitDecision(ctx, base, store.Decision{
+				JTIs: []store.JTI{jti(key, time.Minute)}, RevokeFamily: family, Audit: decision("sts", "c1", i),
+			})
+			return err
+		}
+		if err := revoke("fam-1", "a|1", 1); err != nil {
+			t.Fatal(err)
+		}
+		for id, want := range map[string]store.RefreshStatus{"rt-1": store.RefreshRevoked, "rt-2": store.RefreshRevoked, "rt-3": store.RefreshActive} {
+			if got := mustRefresh(t, s, id); got.Status != want {
+				t.Errorf("%s: %s, want %s", id, got.Status, want)
+			}
+		}
+		// A replayed jti revokes nothing and records nothing.
+		checkReplay(t, "replayed jti", revoke("fam-2", "a|1", 2), "a|1")
+		if got := mustRefresh(t, s, "rt-3"); got.Status != store.RefreshActive {
+			t.Errorf("a refused decision revoked a family: rt-3 %s", got.Status)
+		}
+		// Revoking and rotating at once is refused before anything is written.
+		_, err := s.CommitDecision(ctx, base, store.Decision{
+			JTIs:         []store.JTI{jti("a|3", time.Minute)},
+			Rotate:       &store.Rotation{OldID: "rt-3", Next: refreshToken("rt-4", "fam-2")},
+			RevokeFamily: "fam-2", Audit: decision("sts", "c1", 3),
+		})
+		if err == nil {
+			t.Fatal("a decision that rotates and revokes was accepted")
+		}
+		if got := mustRefresh(t, s, "rt-3"); got.Status != store.RefreshActive {
+			t.Errorf("rt-3 %s after a refused decision", got.Status)
+		}
+		// An unknown family is no error: there is nothing to revoke.
+		if err := revoke("fam-none", "a|4", 4); err != nil {
+			t.Errorf("unknown family: %v", err)
+		}
+		verifyChain(t, s, "sts", 2)
+	})
+
 	t.Run("RotationRefused", func(t *testing.T) {
 		expired := refreshToken("rt-old", "fam-1")
 		expired.ExpiresAt = base
