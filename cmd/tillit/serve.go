@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 
 	"github.com/tillit-sts/tillit/internal/config"
@@ -56,6 +57,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	log := newLogger(cfg, stderr)
+	if os.Getenv("GOMAXPROCS") == "" {
+		// An operator's GOMAXPROCS wins; otherwise see server.Procs.
+		runtime.GOMAXPROCS(server.Procs(cfg.Storage, runtime.GOMAXPROCS(0)))
+	}
 
 	srv, err := server.New(ctx, cfg, server.Options{Log: log, KeyMaintenance: *keysEvery})
 	if err != nil {
@@ -66,7 +71,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	log.Info("tillit is serving", "issuer", srv.Issuer(), "listen", ln.Addr().String(), "storage", storageName(cfg.Storage), "instance", cfg.Instance, "dev", cfg.Dev)
+	log.Info("tillit is serving", "issuer", srv.Issuer(), "listen", ln.Addr().String(), "storage", storageName(cfg.Storage), "instance", cfg.Instance, "dev", cfg.Dev, "gomaxprocs", runtime.GOMAXPROCS(0))
 	if setup != nil {
 		printDevHelp(stdout, srv.Issuer(), setup)
 	}

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/tillit-sts/tillit/internal/jwttest"
+	"github.com/tillit-sts/tillit/internal/server"
 	"github.com/tillit-sts/tillit/internal/servertest"
 )
 
@@ -31,17 +32,30 @@ import (
 // rate moves with the load.
 var benchGoroutines = flag.Int("goroutines", 32, "concurrent requests in the token endpoint benchmarks")
 
-// benchParallelism is RunParallel's multiplier for benchGoroutines.
-func benchParallelism() int { return max(1, *benchGoroutines/runtime.GOMAXPROCS(0)) }
+// benchParallelism is RunParallel's multiplier for benchGoroutines
+// (rounded up: 33 goroutines on 3 Ps).
+func benchParallelism() int {
+	p := runtime.GOMAXPROCS(0)
+	return max(1, (*benchGoroutines+p-1)/p)
+}
+
+// serveProcs sets GOMAXPROCS as serve does for SQLite (server.Procs) for
+// the rest of the benchmark.
+func serveProcs(b *testing.B) {
+	def := runtime.GOMAXPROCS(server.Procs("tillit.db", runtime.GOMAXPROCS(0)))
+	b.Cleanup(func() { runtime.GOMAXPROCS(def) })
+}
 
 // BenchmarkTokenEndpoint measures the whole token endpoint in-process: the
 // real handler with its middleware, SQLite as serve configures it
-// (synchronous=FULL, replay writes included), an ES256 client assertion and
-// an ES256 DPoP proof per request, and a token signed with RS256 or ES256.
-// The client-side signing happens before the timer starts.
+// (synchronous=FULL, replay writes included, one P more than the cores),
+// an ES256 client assertion and an ES256 DPoP proof per request, and a
+// token signed with RS256 or ES256. The client-side signing happens
+// before the timer starts.
 func BenchmarkTokenEndpoint(b *testing.B) {
 	for _, alg := range []string{"RS256", "ES256"} {
 		b.Run(alg, func(b *testing.B) {
+			serveProcs(b)
 			h := start(b, servertest.Options{Algorithm: alg, Settings: "log: {level: warn}"})
 			handler := h.Srv.Handler()
 			bodies, proofs := prebuild(b, h, b.N)
