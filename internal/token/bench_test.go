@@ -91,6 +91,7 @@ func BenchmarkTokenEndpoint(b *testing.B) {
 func BenchmarkTokenExchange(b *testing.B) {
 	for _, alg := range []string{"RS256", "ES256"} {
 		b.Run(alg, func(b *testing.B) {
+			serveProcs(b)
 			h := start(b, servertest.Options{Algorithm: alg, Settings: "log: {level: warn}"})
 			subject := h.token(call{client: "sfm-client"})
 			key := newP256(b)
@@ -119,6 +120,7 @@ func BenchmarkTokenExchange(b *testing.B) {
 func BenchmarkRefresh(b *testing.B) {
 	for _, alg := range []string{"RS256", "ES256"} {
 		b.Run(alg, func(b *testing.B) {
+			serveProcs(b)
 			h := start(b, servertest.Options{Algorithm: alg, Settings: "log: {level: warn}"})
 			key := newP256(b)
 			jkt := thumbprint(b, key)
