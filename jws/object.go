@@ -49,6 +49,8 @@ const (
 
 // Value is one JSON value inside the data given to ReadObject, already
 // checked to be well-formed. It refers to that data; it does not copy it.
+// The zero Value stands for no value at all (a member that was not
+// there): its Kind is 0, none of the kinds below.
 type Value struct {
 	raw     []byte
 	kind    Kind
