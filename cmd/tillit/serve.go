@@ -59,7 +59,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	log := newLogger(cfg, stderr)
 	if os.Getenv("GOMAXPROCS") == "" {
 		// An operator's GOMAXPROCS wins; otherwise see server.Procs.
-		runtime.GOMAXPROCS(server.Procs(cfg.Storage, runtime.GOMAXPROCS(0)))
+		runtime.GOMAXPROCS(server.Procs(cfg.Storage, runtime.GOMAXPROCS(0), runtime.NumCPU()))
 	}
 
 	srv, err := server.New(ctx, cfg, server.Options{Log: log, KeyMaintenance: *keysEvery})

@@ -42,7 +42,7 @@ func benchParallelism() int {
 // serveProcs sets GOMAXPROCS as serve does for SQLite (server.Procs) for
 // the rest of the benchmark.
 func serveProcs(b *testing.B) {
-	def := runtime.GOMAXPROCS(server.Procs("tillit.db", runtime.GOMAXPROCS(0)))
+	def := runtime.GOMAXPROCS(server.Procs("tillit.db", runtime.GOMAXPROCS(0), runtime.GOMAXPROCS(0)))
 	b.Cleanup(func() { runtime.GOMAXPROCS(def) })
 }
 
