@@ -385,3 +385,29 @@ func flipLast(s string) string {
 	}
 	return string(b)
 }
+
+// TestVerifyGivenTokenHash: a caller's precomputed ath stands for the
+// token, and a wrong one refuses the proof as a wrong token would.
+func TestVerifyGivenTokenHash(t *testing.T) {
+	s, _ := NewSigner(mustEC(t, elliptic.P256()), jose.ES256)
+	now := time.Unix(1_800_000_000, 0)
+	const url, at = "https://api.example.no/x", "access-token-value"
+	proof, err := s.Proof("GET", url, ProofOptions{AccessToken: at, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v Verifier
+	for _, tt := range []struct {
+		hash    string
+		wantErr bool
+	}{
+		{AccessTokenHash(at), false},
+		{AccessTokenHash("another token"), true},
+	} {
+		// Each proof passes once here: the replay check is the caller's.
+		_, err := v.Verify(proof, Request{Method: "GET", URL: url, AccessToken: at, AccessTokenHash: tt.hash, Now: now})
+		if (err != nil) != tt.wantErr || (err != nil && !strings.Contains(err.Error(), "ath")) {
+			t.Errorf("hash %s: err = %v, want error %v", tt.hash, err, tt.wantErr)
+		}
+	}
+}

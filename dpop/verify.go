@@ -47,7 +47,10 @@ type Request struct {
 	// AccessToken, when set, must be matched by ath. APIs set it; the token
 	// endpoint does not.
 	AccessToken string
-	Now         time.Time
+	// AccessTokenHash, when set, is AccessTokenHash(AccessToken), from a
+	// caller that computed it anyway; the token is then not hashed again.
+	AccessTokenHash string
+	Now             time.Time
 }
 
 // Proof is a verified proof.
@@ -73,41 +76,19 @@ type receivedClaims struct {
 	IAT                       jws.Value
 }
 
+var claimNames = jws.NewNames("jti", "htm", "htu", "nonce", "ath", "iat")
+
 func (c *receivedClaims) read(payload []byte) error {
-	var seen uint8
-	return jws.ReadObject(payload, func(name []byte, v jws.Value) error {
-		var bit uint8
-		var dst **string
-		switch string(name) {
-		case "jti":
-			bit, dst = 1, &c.JTI
-		case "htm":
-			bit, dst = 2, &c.HTM
-		case "htu":
-			bit, dst = 4, &c.HTU
-		case "nonce":
-			bit, dst = 8, &c.Nonce
-		case "ath":
-			bit, dst = 16, &c.ATH
-		case "iat":
-			bit = 32
+	strs := [...]**string{&c.JTI, &c.HTM, &c.HTU, &c.Nonce, &c.ATH}
+	return claimNames.Read(payload, func(i int, name []byte, v jws.Value) error {
+		switch {
+		case i < 0:
+			return nil
+		case i == len(strs):
 			c.IAT = v
-		default:
 			return nil
 		}
-		if seen&bit != 0 {
-			return jws.ErrDuplicate
-		}
-		seen |= bit
-		if dst == nil || v.Kind() == jws.KindNull {
-			return nil
-		}
-		s, ok := v.Text()
-		if !ok {
-			return errors.New("not a string")
-		}
-		*dst = &s
-		return nil
+		return jws.StringPointerMember(name, v, strs[i])
 	})
 }
 
@@ -208,7 +189,11 @@ func (v *Verifier) Verify(proof string, r Request) (*Proof, error) {
 		if c.ATH == nil {
 			return nil, invalid("DPoP proof has no ath")
 		}
-		if subtle.ConstantTimeCompare([]byte(*c.ATH), []byte(AccessTokenHash(r.AccessToken))) != 1 {
+		want := r.AccessTokenHash
+		if want == "" {
+			want = AccessTokenHash(r.AccessToken)
+		}
+		if subtle.ConstantTimeCompare([]byte(*c.ATH), []byte(want)) != 1 {
 			return nil, invalid("DPoP proof ath does not match the access token")
 		}
 	}

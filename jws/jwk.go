@@ -24,41 +24,23 @@ type jwk struct {
 	Kty, Crv, X, Y, N, E string
 }
 
-// privateMembers are those of private and symmetric keys (RFC 7518 §6.2.2,
-// §6.3.2, §6.4.1); a JWK with any of them is refused, whatever the value.
-var privateMembers = [...]string{"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
+// jwkNames are the members ParseJWK reads, then those of private and
+// symmetric keys (RFC 7518 §6.2.2, §6.3.2, §6.4.1): a JWK with any of the
+// latter is refused, whatever the value but null.
+var jwkNames = NewNames("kty", "crv", "x", "y", "n", "e", "d", "p", "q", "dp", "dq", "qi", "oth", "k")
 
 func (k *jwk) read(raw []byte) error {
-	var seen uint8
-	return ReadObject(raw, func(name []byte, v Value) error {
-		var bit uint8
-		var dst *string
-		switch string(name) {
-		case "kty":
-			bit, dst = 1, &k.Kty
-		case "crv":
-			bit, dst = 2, &k.Crv
-		case "x":
-			bit, dst = 4, &k.X
-		case "y":
-			bit, dst = 8, &k.Y
-		case "n":
-			bit, dst = 16, &k.N
-		case "e":
-			bit, dst = 32, &k.E
-		default:
-			for _, p := range privateMembers {
-				if string(name) == p && v.Kind() != KindNull {
-					return ErrPrivateJWK
-				}
-			}
+	public := [...]*string{&k.Kty, &k.Crv, &k.X, &k.Y, &k.N, &k.E}
+	return jwkNames.Read(raw, func(i int, name []byte, v Value) error {
+		switch {
+		case i < 0:
 			return nil
+		case i < len(public):
+			return StringMember(name, v, public[i])
+		case v.Kind() != KindNull:
+			return ErrPrivateJWK
 		}
-		if seen&bit != 0 {
-			return fmt.Errorf("%w: %s", ErrDuplicate, name)
-		}
-		seen |= bit
-		return StringMember(name, v, dst)
+		return nil
 	})
 }
 

@@ -39,52 +39,25 @@ type Header struct {
 	Crit json.RawMessage `json:"crit"`
 }
 
-// read fills h from a header's JSON. A repeated member it reads is
-// refused, as RFC 7515 §4 permits: taking either copy could let a header
-// mean one thing to Tillit and another to the signer's tools.
+var headerNames = NewNames("alg", "kid", "typ", "jwk", "crit")
+
+// read fills h from a header's JSON; a repeated member it reads is refused.
 func (h *Header) read(b []byte) error {
-	var seen uint8
-	return ReadObject(b, func(name []byte, v Value) error {
-		var bit uint8
-		var dst *string
-		switch string(name) {
-		case "alg":
-			bit, dst = 1, &h.Alg
-		case "kid":
-			bit, dst = 2, &h.Kid
-		case "typ":
-			bit, dst = 4, &h.Typ
-		case "jwk":
-			bit = 8
+	return headerNames.Read(b, func(i int, name []byte, v Value) error {
+		switch i {
+		case 0:
+			return StringMember(name, v, &h.Alg)
+		case 1:
+			return StringMember(name, v, &h.Kid)
+		case 2:
+			return StringMember(name, v, &h.Typ)
+		case 3:
 			h.JWK = v.Raw()
-		case "crit":
-			bit = 16
+		case 4:
 			h.Crit = v.Raw()
-		default:
-			return nil
-		}
-		if seen&bit != 0 {
-			return fmt.Errorf("%w: %s", ErrDuplicate, name)
-		}
-		seen |= bit
-		if dst != nil {
-			return StringMember(name, v, dst)
 		}
 		return nil
 	})
-}
-
-// StringMember sets *dst to a string member's value; null leaves it empty,
-// as if the member were missing, and any other kind is an error naming it.
-func StringMember(name []byte, v Value, dst *string) error {
-	switch v.Kind() {
-	case KindString:
-		*dst, _ = v.Text()
-		return nil
-	case KindNull:
-		return nil
-	}
-	return fmt.Errorf("%s is not a string", name)
 }
 
 // JWS is a parsed compact JWS whose signature is not yet verified.

@@ -456,3 +456,70 @@ func unescape(b []byte) []byte {
 	}
 	return out
 }
+
+// Names is the set of member names a reader takes from an object, each at
+// most once: a repeat is refused with ErrDuplicate before the reader sees
+// it (RFC 7515 §4 allows refusing or taking the last; taking either copy
+// could let a header or claim mean one thing to Tillit and another to the
+// tools that made or log it). Make one per kind of object, once.
+type Names struct {
+	names []string
+	index map[string]int
+}
+
+// NewNames returns the set of names, at most 64; a member's index in
+// Read is its position here.
+func NewNames(names ...string) *Names {
+	if len(names) > 64 {
+		panic("jws: more than 64 names")
+	}
+	n := &Names{names: names, index: make(map[string]int, len(names))}
+	for i, name := range names {
+		n.index[name] = i
+	}
+	return n
+}
+
+// Read reads data as ReadObject does and calls fn for each member with its
+// index in the set, or -1 for a name outside it (those may repeat).
+func (n *Names) Read(data []byte, fn func(i int, name []byte, v Value) error) error {
+	var seen uint64
+	return ReadObject(data, func(name []byte, v Value) error {
+		i, ok := n.index[string(name)]
+		if !ok {
+			return fn(-1, name, v)
+		}
+		if seen&(1<<i) != 0 {
+			return fmt.Errorf("%w: %s", ErrDuplicate, name)
+		}
+		seen |= 1 << i
+		return fn(i, name, v)
+	})
+}
+
+// StringMember sets *dst to a string member's value; null leaves it empty,
+// as if the member were missing, and any other kind is an error naming it.
+func StringMember(name []byte, v Value, dst *string) error {
+	switch v.Kind() {
+	case KindString:
+		*dst, _ = v.Text()
+		return nil
+	case KindNull:
+		return nil
+	}
+	return fmt.Errorf("%s is not a string", name)
+}
+
+// StringPointerMember is StringMember for a member whose absence the
+// caller tells from the empty string: *dst stays nil for null.
+func StringPointerMember(name []byte, v Value, dst **string) error {
+	if v.Kind() == KindNull {
+		return nil
+	}
+	var s string
+	if err := StringMember(name, v, &s); err != nil {
+		return err
+	}
+	*dst = &s
+	return nil
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -164,5 +165,65 @@ func FuzzReadObject(f *testing.F) {
 		if err == nil && !valid {
 			t.Fatal("accepted what encoding/json refuses")
 		}
+	})
+}
+
+func TestNames(t *testing.T) {
+	names := NewNames("a", "b")
+	type member struct {
+		i    int
+		name string
+	}
+	tests := []struct {
+		in      string
+		want    []member
+		wantErr error
+	}{
+		{`{"b":1,"x":2,"a":3,"x":4}`, []member{{1, "b"}, {-1, "x"}, {0, "a"}, {-1, "x"}}, nil},
+		{`{"a":1,"b":2,"a":3}`, nil, ErrDuplicate},
+		{`{"\u0061":1,"a":2}`, nil, ErrDuplicate}, // the same name, escaped
+		{`{"a":1,}`, nil, ErrJSON},
+	}
+	for _, tt := range tests {
+		var got []member
+		err := names.Read([]byte(tt.in), func(i int, name []byte, _ Value) error {
+			got = append(got, member{i, string(name)})
+			return nil
+		})
+		if tt.wantErr != nil {
+			if !errors.Is(err, tt.wantErr) {
+				t.Errorf("%s: err = %v, want %v", tt.in, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil || fmt.Sprint(got) != fmt.Sprint(tt.want) {
+			t.Errorf("%s: got %v, %v; want %v", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+func TestStringMembers(t *testing.T) {
+	var s string
+	var p *string
+	ReadObject([]byte(`{"s":"x","n":null,"k":1}`), func(name []byte, v Value) error {
+		switch string(name) {
+		case "s":
+			if err := StringMember(name, v, &s); err != nil || s != "x" {
+				t.Errorf("string: %q %v", s, err)
+			}
+			if err := StringPointerMember(name, v, &p); err != nil || p == nil || *p != "x" {
+				t.Errorf("pointer: %v %v", p, err)
+			}
+		case "n":
+			p = nil
+			if err := StringPointerMember(name, v, &p); err != nil || p != nil {
+				t.Errorf("null: %v %v", p, err)
+			}
+		case "k":
+			if StringMember(name, v, &s) == nil || StringPointerMember(name, v, &p) == nil {
+				t.Error("a number read as a string")
+			}
+		}
+		return nil
 	})
 }

@@ -152,92 +152,70 @@ var (
 // exp is refused, where an exp in the past is merely expired.
 type present struct{ exp, nbf bool }
 
-// parseClaims reads a verified payload in one pass (jws.ReadObject):
-// every claim Claims names must have its JSON type, appear at most once
-// and may be null, which counts as missing. Checks of values (iss, aud,
-// exp…) are the caller's.
+// claimNames are the claims parseClaims reads: first those that are
+// strings, in the order of the targets in parseClaims, then the times,
+// then the rest.
+var claimNames = jws.NewNames(
+	"iss", "jti", "client_id", "client_amr",
+	"helseid://claims/client/client_name", "helseid://claims/client/client_tenancy",
+	"helseid://claims/client/claims/orgnr_parent", "helseid://claims/client/claims/orgnr_child",
+	"helseid://claims/client/claims/orgnr_supplier", "helseid://claims/client/original_client_id",
+	"nhn:sfm:journal-id", "sub", "helseid://claims/identity/pid",
+	"helseid://claims/identity/security_level", "helseid://claims/identity/assurance_level",
+	"helseid://claims/identity/network", "helseid://claims/hpr/hpr_number",
+	"name", "given_name", "middle_name", "family_name", "idp",
+	// times
+	"exp", "nbf", "iat", "auth_time",
+	// the rest
+	"aud", "scope", "cnf", "amr", "act",
+)
+
+// Indices in claimNames of the first time and of the claims after them.
+const (
+	claimExp = 22 + iota
+	claimNbf
+	claimIat
+	claimAuthTime
+	claimAud
+	claimScope
+	claimCnf
+	claimAMR
+	claimAct
+)
+
+// parseClaims reads a verified payload in one pass (jws.Names): every
+// claim Claims names must have its JSON type, appear at most once and may
+// be null, which counts as missing. Checks of values (iss, aud, exp…) are
+// the caller's.
 func parseClaims(payload []byte) (*Claims, present, error) {
 	c := &Claims{Raw: payload}
 	var (
-		p    Person
-		has  present
-		seen uint64
+		p   Person
+		has present
 	)
-	err := jws.ReadObject(payload, func(name []byte, v jws.Value) error {
-		var (
-			bit uint
-			dst *string
-			tm  *time.Time
-		)
-		switch string(name) {
-		case "iss":
-			bit, dst = 0, &c.Issuer
-		case "jti":
-			bit, dst = 1, &c.JTI
-		case "client_id":
-			bit, dst = 2, &c.ClientID
-		case "client_amr":
-			bit, dst = 3, &c.ClientAMR
-		case "helseid://claims/client/client_name":
-			bit, dst = 4, &c.ClientName
-		case "helseid://claims/client/client_tenancy":
-			bit, dst = 5, &c.Tenancy
-		case "helseid://claims/client/claims/orgnr_parent":
-			bit, dst = 6, &c.Organization.Parent
-		case "helseid://claims/client/claims/orgnr_child":
-			bit, dst = 7, &c.Organization.Child
-		case "helseid://claims/client/claims/orgnr_supplier":
-			bit, dst = 8, &c.Organization.Supplier
-		case "helseid://claims/client/original_client_id":
-			bit, dst = 9, &c.OriginalClientID
-		case "nhn:sfm:journal-id":
-			bit, dst = 10, &c.SFMJournalID
-		case "sub":
-			bit, dst = 11, &p.Pseudonym
-		case "helseid://claims/identity/pid":
-			bit, dst = 12, &p.PID
-		case "helseid://claims/identity/security_level":
-			bit, dst = 13, &p.SecurityLevel
-		case "helseid://claims/identity/assurance_level":
-			bit, dst = 14, &p.AssuranceLevel
-		case "helseid://claims/identity/network":
-			bit, dst = 15, &p.Network
-		case "helseid://claims/hpr/hpr_number":
-			bit, dst = 16, &p.HPRNumber
-		case "name":
-			bit, dst = 17, &p.Name
-		case "given_name":
-			bit, dst = 18, &p.GivenName
-		case "middle_name":
-			bit, dst = 19, &p.MiddleName
-		case "family_name":
-			bit, dst = 20, &p.FamilyName
-		case "idp":
-			bit, dst = 21, &p.IdentityProvider
-		case "exp":
-			bit, tm, has.exp = 22, &c.Expiry, v.Kind() != jws.KindNull
-		case "nbf":
-			bit, tm, has.nbf = 23, &c.NotBefore, v.Kind() != jws.KindNull
-		case "iat":
-			bit, tm = 24, &c.IssuedAt
-		case "auth_time":
-			bit, tm = 25, &p.AuthTime
-		case "aud", "scope", "cnf", "amr", "act":
-			return complexClaim(c, &p, name, v, &seen)
-		default:
+	strs := [...]*string{&c.Issuer, &c.JTI, &c.ClientID, &c.ClientAMR, &c.ClientName, &c.Tenancy,
+		&c.Organization.Parent, &c.Organization.Child, &c.Organization.Supplier, &c.OriginalClientID,
+		&c.SFMJournalID, &p.Pseudonym, &p.PID, &p.SecurityLevel, &p.AssuranceLevel, &p.Network,
+		&p.HPRNumber, &p.Name, &p.GivenName, &p.MiddleName, &p.FamilyName, &p.IdentityProvider}
+	times := [...]*time.Time{&c.Expiry, &c.NotBefore, &c.IssuedAt, &p.AuthTime}
+	err := claimNames.Read(payload, func(i int, name []byte, v jws.Value) error {
+		switch {
+		case i < 0:
 			if !bytes.Contains(name, []byte(apiClaimInfix)) || bytes.HasPrefix(name, []byte("helseid://")) {
 				return nil
 			}
 			return apiClaim(c, name, v)
+		case i < len(strs):
+			return jws.StringMember(name, v, strs[i])
+		case i == claimExp:
+			has.exp = v.Kind() != jws.KindNull
+		case i == claimNbf:
+			has.nbf = v.Kind() != jws.KindNull
 		}
-		if seen&(1<<bit) != 0 {
-			return jws.ErrDuplicate
+		if i < claimAud {
+			return numericDate(v, times[i-claimExp])
 		}
-		seen |= 1 << bit
-		if tm != nil {
-			return numericDate(v, tm)
-		}
-		return jws.StringMember(name, v, dst)
+		return otherClaim(c, &p, i, v)
 	})
 	switch {
 	case err == nil:
@@ -252,64 +230,49 @@ func parseClaims(payload []byte) (*Claims, present, error) {
 	return c, has, nil
 }
 
-// complexClaim reads the claims whose values are not a string or a time.
-func complexClaim(c *Claims, p *Person, name []byte, v jws.Value, seen *uint64) error {
-	var bit uint
-	switch string(name) {
-	case "aud":
-		bit = 26
-	case "scope":
-		bit = 27
-	case "cnf":
-		bit = 28
-	case "amr":
-		bit = 29
-	case "act":
-		bit = 30
-	}
-	if *seen&(1<<bit) != 0 {
-		return jws.ErrDuplicate
-	}
-	*seen |= 1 << bit
+var cnfNames = jws.NewNames("jkt")
+
+// otherClaim reads the claims whose values are neither a string nor a
+// time: claimNames[i] is one of them.
+func otherClaim(c *Claims, p *Person, i int, v jws.Value) error {
 	if v.Kind() == jws.KindNull {
 		return nil
 	}
 	var err error
-	switch bit {
-	case 26:
+	switch i {
+	case claimAud:
 		if c.Audience, err = stringOrList(v, false); err != nil {
 			return errAudience
 		}
-	case 27:
+	case claimScope:
 		// HelseID writes scope as a JSON array; RFC 9068 §2.2.3 as a
 		// space-separated string. Both mean the same.
 		if c.Scopes, err = stringOrList(v, true); err != nil {
 			return errScope
 		}
-	case 28:
-		var once bool
-		return v.Members(func(name []byte, v jws.Value) error {
-			if string(name) != "jkt" {
+	case claimCnf:
+		if v.Kind() != jws.KindObject {
+			return errClaims
+		}
+		return cnfNames.Read(v.Raw(), func(i int, name []byte, v jws.Value) error {
+			if i < 0 {
 				return nil
 			}
-			if once {
-				return jws.ErrDuplicate
-			}
-			once = true
 			return jws.StringMember(name, v, &c.JKT)
 		})
-	case 29:
+	case claimAMR:
 		if v.Kind() != jws.KindArray {
 			return errClaims
 		}
 		p.AMR, err = stringOrList(v, false)
-		return err
-	case 30:
+	case claimAct:
 		c.Act, err = parseActor(v, 1)
-		return err
 	}
-	return nil
+	return err
 }
+
+var actorNames = jws.NewNames("sub", "client_id", "helseid://claims/client/claims/orgnr_parent",
+	"helseid://claims/client/claims/orgnr_child", "helseid://claims/client/claims/orgnr_supplier", "act")
 
 // parseActor reads one level of an act chain and, through act, the levels
 // before it.
@@ -317,35 +280,18 @@ func parseActor(v jws.Value, depth int) (*Actor, error) {
 	if depth > maxActDepth {
 		return nil, errActDepth
 	}
+	if v.Kind() != jws.KindObject {
+		return nil, errClaims
+	}
 	a := &Actor{}
-	var seen uint8
-	err := v.Members(func(name []byte, v jws.Value) error {
-		var bit uint8
-		var dst *string
-		switch string(name) {
-		case "sub":
-			bit, dst = 1, &a.Subject
-		case "client_id":
-			bit, dst = 2, &a.ClientID
-		case "helseid://claims/client/claims/orgnr_parent":
-			bit, dst = 4, &a.Organization.Parent
-		case "helseid://claims/client/claims/orgnr_child":
-			bit, dst = 8, &a.Organization.Child
-		case "helseid://claims/client/claims/orgnr_supplier":
-			bit, dst = 16, &a.Organization.Supplier
-		case "act":
-			bit = 32
-		default:
+	strs := [...]*string{&a.Subject, &a.ClientID, &a.Organization.Parent, &a.Organization.Child, &a.Organization.Supplier}
+	err := actorNames.Read(v.Raw(), func(i int, name []byte, v jws.Value) error {
+		switch {
+		case i < 0:
 			return nil
-		}
-		if seen&bit != 0 {
-			return jws.ErrDuplicate
-		}
-		seen |= bit
-		if dst != nil {
-			return jws.StringMember(name, v, dst)
-		}
-		if v.Kind() == jws.KindNull {
+		case i < len(strs):
+			return jws.StringMember(name, v, strs[i])
+		case v.Kind() == jws.KindNull:
 			return nil
 		}
 		var err error

@@ -33,6 +33,37 @@ func TestParseClaims(t *testing.T) {
 				}
 				return nil
 			}},
+		{"every string claim in its field", `{"iss":"1","jti":"2","client_id":"3","client_amr":"4",
+			"helseid://claims/client/client_name":"5","helseid://claims/client/client_tenancy":"6",
+			"helseid://claims/client/claims/orgnr_parent":"7","helseid://claims/client/claims/orgnr_child":"8",
+			"helseid://claims/client/claims/orgnr_supplier":"9","helseid://claims/client/original_client_id":"10",
+			"nhn:sfm:journal-id":"11","sub":"12","helseid://claims/identity/pid":"13",
+			"helseid://claims/identity/security_level":"14","helseid://claims/identity/assurance_level":"15",
+			"helseid://claims/identity/network":"16","helseid://claims/hpr/hpr_number":"17",
+			"name":"18","given_name":"19","middle_name":"20","family_name":"21","idp":"22",
+			"exp":1,"nbf":2,"iat":3,"auth_time":4}`, nil,
+			func(c *Claims, has present) error {
+				p := c.Person
+				if p == nil {
+					return errors.New("no person")
+				}
+				got := []string{c.Issuer, c.JTI, c.ClientID, c.ClientAMR, c.ClientName, c.Tenancy,
+					c.Organization.Parent, c.Organization.Child, c.Organization.Supplier, c.OriginalClientID,
+					c.SFMJournalID, p.Pseudonym, p.PID, p.SecurityLevel, p.AssuranceLevel, p.Network,
+					p.HPRNumber, p.Name, p.GivenName, p.MiddleName, p.FamilyName, p.IdentityProvider}
+				for i, g := range got {
+					if want := fmt.Sprint(i + 1); g != want {
+						return fmt.Errorf("string claim %d holds %q", i+1, g)
+					}
+				}
+				times := []time.Time{c.Expiry, c.NotBefore, c.IssuedAt, p.AuthTime}
+				for i, tm := range times {
+					if tm.Unix() != int64(i+1) {
+						return fmt.Errorf("time claim %d is %v", i+1, tm.Unix())
+					}
+				}
+				return nil
+			}},
 		{"null is missing", `{"exp":null,"nbf":null,"aud":null,"cnf":null,"act":null,"sub":null}`, nil,
 			func(c *Claims, has present) error {
 				if has.exp || has.nbf || c.Audience != nil || c.Act != nil || c.Person != nil {

@@ -2,8 +2,8 @@ package resource
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
@@ -281,7 +281,9 @@ func (v *Validator) Validate(r *http.Request) (*Claims, error) {
 			return nil, fail(dpop.ErrInvalidProof, "the request has more than one DPoP header", nil)
 		}
 	}
-	c, err := v.validateToken(r.Context(), token, now)
+	// One hash of the token serves the token cache and the proof's ath.
+	digest := dpop.AccessTokenDigest(token)
+	c, err := v.validateToken(r.Context(), token, digest, now)
 	if err != nil {
 		return nil, err
 	}
@@ -297,7 +299,8 @@ func (v *Validator) Validate(r *http.Request) (*Claims, error) {
 	if c.JKT == "" {
 		return nil, fail(ErrInvalidToken, "access token is not DPoP-bound (no cnf.jkt)", nil)
 	}
-	p, err := v.proofs.Verify(proof, dpop.Request{Method: r.Method, URL: v.requestURL(r), AccessToken: token, Now: now})
+	p, err := v.proofs.Verify(proof, dpop.Request{Method: r.Method, URL: v.requestURL(r), AccessToken: token,
+		AccessTokenHash: base64.RawURLEncoding.EncodeToString(digest[:]), Now: now})
 	if err != nil {
 		return nil, proofError(err)
 	}
@@ -354,13 +357,12 @@ func (v *Validator) scheme() string {
 }
 
 // validateToken checks the access token (profile §10.3, RFC 9068 §4), or
-// finds it among those checked before: then only exp is looked at again,
+// finds it among those checked before, by key, the token's SHA-256: then only exp is looked at again,
 // since nothing else that was checked changes with time.
-func (v *Validator) validateToken(ctx context.Context, token string, now time.Time) (*Claims, error) {
+func (v *Validator) validateToken(ctx context.Context, token string, key [32]byte, now time.Time) (*Claims, error) {
 	if v.tokens == nil {
 		return v.verifyToken(ctx, token, now)
 	}
-	key := sha256.Sum256([]byte(token))
 	if c, ok := v.tokens.get(key, now); ok {
 		if !now.Before(c.Expiry.Add(v.leeway)) {
 			return nil, fail(ErrInvalidToken, "access token has expired", nil)

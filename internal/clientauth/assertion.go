@@ -86,53 +86,23 @@ type claims struct {
 	AssertionDetails, AuthorizationDetails jws.Value
 }
 
+var claimNames = jws.NewNames("iss", "sub", "jti", "aud", "exp", "nbf", "iat",
+	helseid.ClaimAssertionDetails, helseid.ClaimAuthorizationDetails)
+
 // read fills c from the payload: one JSON object, each claim read here at
 // most once (a repeated claim is refused), iss, sub and jti strings.
 func (c *claims) read(payload []byte) error {
-	var seen uint16
-	return jws.ReadObject(payload, func(name []byte, v jws.Value) error {
-		var bit uint16
-		var str **string
-		var val *jws.Value
-		switch string(name) {
-		case "iss":
-			bit, str = 1, &c.Iss
-		case "sub":
-			bit, str = 2, &c.Sub
-		case "jti":
-			bit, str = 4, &c.JTI
-		case "aud":
-			bit, val = 8, &c.Aud
-		case "exp":
-			bit, val = 16, &c.Exp
-		case "nbf":
-			bit, val = 32, &c.Nbf
-		case "iat":
-			bit, val = 64, &c.Iat
-		case helseid.ClaimAssertionDetails:
-			bit, val = 128, &c.AssertionDetails
-		case helseid.ClaimAuthorizationDetails:
-			bit, val = 256, &c.AuthorizationDetails
-		default:
+	strs := [...]**string{&c.Iss, &c.Sub, &c.JTI}
+	vals := [...]*jws.Value{&c.Aud, &c.Exp, &c.Nbf, &c.Iat, &c.AssertionDetails, &c.AuthorizationDetails}
+	return claimNames.Read(payload, func(i int, name []byte, v jws.Value) error {
+		switch {
+		case i < 0:
+			return nil
+		case i >= len(strs):
+			*vals[i-len(strs)] = v
 			return nil
 		}
-		if seen&bit != 0 {
-			return jws.ErrDuplicate
-		}
-		seen |= bit
-		if val != nil {
-			*val = v
-			return nil
-		}
-		if v.Kind() == jws.KindNull {
-			return nil
-		}
-		s, ok := v.Text()
-		if !ok {
-			return fmt.Errorf("%s is not a string", name)
-		}
-		*str = &s
-		return nil
+		return jws.StringPointerMember(name, v, strs[i])
 	})
 }
 
