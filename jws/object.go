@@ -155,17 +155,7 @@ func (s *scanner) space() {
 
 // object reads an object starting at '{'; fn may be nil to only check it.
 func (s *scanner) object(fn func(name []byte, v Value) error) error {
-	if s.depth++; s.depth > MaxDepth {
-		return s.fail("nesting too deep")
-	}
-	s.pos++ // '{'
-	s.space()
-	if s.peek() == '}' {
-		s.pos++
-		s.depth--
-		return nil
-	}
-	for {
+	return s.list('}', func() error {
 		if s.peek() != '"' {
 			return s.fail("expected a member name")
 		}
@@ -185,62 +175,52 @@ func (s *scanner) object(fn func(name []byte, v Value) error) error {
 		s.pos++
 		s.space()
 		v, err := s.value()
-		if err != nil {
+		if err != nil || fn == nil {
 			return err
 		}
-		if fn != nil {
-			if err := fn(name, v); err != nil {
-				return err
-			}
-		}
-		s.space()
-		switch s.peek() {
-		case ',':
-			s.pos++
-			s.space()
-		case '}':
-			s.pos++
-			s.depth--
-			return nil
-		default:
-			return s.fail("expected ',' or '}'")
-		}
-	}
+		return fn(name, v)
+	})
 }
 
 // array reads an array starting at '['; fn may be nil to only check it.
 func (s *scanner) array(fn func(v Value) error) error {
+	return s.list(']', func() error {
+		v, err := s.value()
+		if err != nil || fn == nil {
+			return err
+		}
+		return fn(v)
+	})
+}
+
+// list reads the comma-separated items of an object or array from its
+// opening bracket to end, one nesting level deeper; item reads one.
+func (s *scanner) list(end byte, item func() error) error {
 	if s.depth++; s.depth > MaxDepth {
 		return s.fail("nesting too deep")
 	}
-	s.pos++ // '['
+	s.pos++ // the opening bracket
 	s.space()
-	if s.peek() == ']' {
+	if s.peek() == end {
 		s.pos++
 		s.depth--
 		return nil
 	}
 	for {
-		v, err := s.value()
-		if err != nil {
+		if err := item(); err != nil {
 			return err
-		}
-		if fn != nil {
-			if err := fn(v); err != nil {
-				return err
-			}
 		}
 		s.space()
 		switch s.peek() {
 		case ',':
 			s.pos++
 			s.space()
-		case ']':
+		case end:
 			s.pos++
 			s.depth--
 			return nil
 		default:
-			return s.fail("expected ',' or ']'")
+			return s.fail("expected ',' or '" + string(end) + "'")
 		}
 	}
 }
