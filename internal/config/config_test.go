@@ -206,6 +206,8 @@ func TestValidationRules(t *testing.T) {
 		{name: "log level", old: "level: info", new: "level: verbose", wantErr: `log.level: "verbose" is not one of debug, info, warn, error`},
 		{name: "log format", old: "format: json", new: "format: xml", wantErr: `log.format: "xml" is not json or text`},
 		{name: "registry poll zero", old: "registry_poll: 2s", new: "registry_poll: 0s", wantErr: "registry_poll: must be positive"},
+		{name: "negative commit delay", old: "registry_poll: 2s", new: "registry_poll: 2s\ncommit_delay: -1ms", wantErr: "commit_delay: must not be negative"},
+		{name: "commit delay too long", old: "registry_poll: 2s", new: "registry_poll: 2s\ncommit_delay: 1s", wantErr: "commit_delay: 1s is more than 50ms"},
 		{name: "negative rate limit", old: "registry_poll: 2s", new: "registry_poll: 2s\nrate_limit: {per_client: -1}", wantErr: "rate_limit.per_client: must not be negative"},
 		{name: "instance on two lines", old: "registry_poll: 2s", new: "registry_poll: 2s\ninstance: \"a\\nb\"", wantErr: "instance: must be one line"},
 		{name: "duration not a duration", old: "registry_poll: 2s", new: "registry_poll: soon", wantErr: `registry_poll: want a duration such as "90s" or "1h", got "soon"`},

@@ -305,6 +305,10 @@ func (c *Config) checkServer(k *checker) {
 		k.add(path{"log", "format"}, "%q is not json or text", c.Log.Format)
 	}
 	positive(path{"registry_poll"}, c.RegistryPoll)
+	nonNegative(path{"commit_delay"}, c.CommitDelay)
+	if c.CommitDelay > maxCommitDelay {
+		k.add(path{"commit_delay"}, "%v is more than %v: every token request could wait that long", c.CommitDelay, maxCommitDelay)
+	}
 
 	if strings.ContainsAny(c.Instance, "\x00\n\r") || len(c.Instance) > 200 {
 		k.add(path{"instance"}, "must be one line of at most 200 characters")
@@ -808,3 +812,7 @@ func sortedKeys[V any](m map[string]V) []string {
 	slices.Sort(keys)
 	return keys
 }
+
+// maxCommitDelay bounds commit_delay: a delay is paid by requests, and a
+// few milliseconds already take most of what batching can give.
+const maxCommitDelay = 50 * time.Millisecond

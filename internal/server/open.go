@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"strings"
+	"time"
 
 	"github.com/tillit-sts/tillit/internal/audit"
 	"github.com/tillit-sts/tillit/internal/store"
@@ -40,12 +41,12 @@ func isPostgres(storage string) bool {
 // postgresql:// URL is PostgreSQL, anything else a SQLite file (a path or
 // a sqlite: URL). Both bring their schema up to date before they return.
 // The audit key, when not nil, lets the store seal audit records.
-func openStore(ctx context.Context, storage string, auditKey audit.Key) (store.Store, error) {
+func openStore(ctx context.Context, storage string, auditKey audit.Key, commitDelay time.Duration) (store.Store, error) {
 	switch {
 	case isPostgres(storage):
 		return postgres.Open(ctx, storage, postgres.Options{AuditKey: auditKey})
 	case strings.HasPrefix(storage, "sqlite:"):
 		storage = strings.TrimPrefix(strings.TrimPrefix(storage, "sqlite:"), "//")
 	}
-	return sqlite.Open(ctx, storage, sqlite.Options{AuditKey: auditKey})
+	return sqlite.Open(ctx, storage, sqlite.Options{AuditKey: auditKey, CommitDelay: commitDelay})
 }

@@ -102,7 +102,7 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (*Server, error) 
 	if opt.Store != nil {
 		s.store = opt.Store
 	} else {
-		if s.store, err = openStore(ctx, cfg.Storage, auditKey); err != nil {
+		if s.store, err = openStore(ctx, cfg.Storage, auditKey, cfg.CommitDelay); err != nil {
 			return nil, err
 		}
 		s.ownStore = true
@@ -200,7 +200,7 @@ func KeysConfig(cfg *config.Config) keys.Config {
 // Open opens the store a storage setting names, for commands that read it
 // or change the registry; it cannot write audit records.
 func Open(ctx context.Context, storage string) (store.Store, error) {
-	return openStore(ctx, storage, nil)
+	return openStore(ctx, storage, nil, 0)
 }
 
 // limiter is a rate limiter, or nil (no limit) for a rate of zero.

@@ -131,7 +131,7 @@ func Start(t testing.TB, opt Options) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := sqlite.Open(ctx, filepath.Join(opt.Dir, "tillit.db"), sqlite.Options{AuditKey: auditKey})
+	st, err := sqlite.Open(ctx, filepath.Join(opt.Dir, "tillit.db"), sqlite.Options{AuditKey: auditKey, CommitDelay: cfg.CommitDelay})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,6 +35,17 @@ type decision struct {
 	audience  string
 	scopes    []string
 	tokenID   string
+	// expected is set while the request's one commit is announced to the
+	// store (Endpoint.expect).
+	expected writeExpecter
+}
+
+// writeDone settles the announced commit, once it has been made.
+func (d *decision) writeDone() {
+	if d.expected != nil {
+		d.expected.WriteDone()
+		d.expected = nil
+	}
 }
 
 // fromIssue takes what the grant decided.

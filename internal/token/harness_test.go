@@ -20,6 +20,7 @@ import (
 	"github.com/tillit-sts/tillit/dpop"
 	"github.com/tillit-sts/tillit/internal/jwttest"
 	"github.com/tillit-sts/tillit/internal/servertest"
+	"github.com/tillit-sts/tillit/internal/store/sqlite"
 )
 
 // call is one token request, valid unless a test changes it.
@@ -170,7 +171,20 @@ func (h *harness) do(c call) result {
 	if err := json.Unmarshal(raw, &r.body); err != nil {
 		t.Fatalf("response %d is not JSON: %q", resp.StatusCode, raw)
 	}
+	h.checkSettled(t)
 	return r
+}
+
+// checkSettled fails t when a request answered so far left the commit it
+// announced to the store unsettled (Endpoint.expect): one left over would
+// hold every later commit open for the commit delay.
+func (h *harness) checkSettled(t testing.TB) {
+	t.Helper()
+	if st, ok := h.Store.(*sqlite.Store); ok {
+		if n := st.ExpectedWrites(); n != 0 {
+			t.Fatalf("%d announced commits are unsettled after the answers", n)
+		}
+	}
 }
 
 // claims decodes the payload of a JWT without checking it (tests check the

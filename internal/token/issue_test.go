@@ -289,6 +289,7 @@ func TestConcurrentReplay(t *testing.T) {
 		}(i)
 	}
 	wg.Wait()
+	h.checkSettled(t)
 	close(codes)
 	ok := 0
 	for c := range codes {

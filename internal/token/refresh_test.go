@@ -260,6 +260,7 @@ func TestConcurrentRefresh(t *testing.T) {
 		}()
 	}
 	wg.Wait()
+	h.checkSettled(t)
 	close(results)
 	wins := 0
 	for body := range results {

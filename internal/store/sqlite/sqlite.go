@@ -49,6 +49,11 @@ type Options struct {
 	// AuditKey seals audit records (internal/audit). A Store without one
 	// can do everything but CommitDecision.
 	AuditKey audit.Key
+	// CommitDelay is how long the writer may hold a commit open for the
+	// writes of callers that announced one (ExpectWrite) and have not sent
+	// it yet. Zero commits what is queued at once, as before there was a
+	// delay. See the package documentation.
+	CommitDelay time.Duration
 	// Now is the clock for the CreatedAt and UpdatedAt of registry records.
 	// Nil means time.Now. ConsumeJTIs uses the now it is given instead.
 	Now func() time.Time
@@ -76,6 +81,15 @@ type Store struct {
 	// batch it runs; auditKey seals the records.
 	audit    auditBatch
 	auditKey audit.Key
+
+	// Commit delay (ExpectWrite, linger): expected counts the announced
+	// writes not yet settled; held is the size of the batch the writer
+	// holds open, -1 when it holds none; nudge wakes a holding writer
+	// when expected drops to held.
+	commitDelay time.Duration
+	expected    atomic.Int64
+	held        atomic.Int64
+	nudge       chan struct{} // buffered, one
 
 	// stats feed the benchmark's ops/batch figure.
 	batches, batchedOps atomic.Int64
@@ -130,11 +144,15 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	s := &Store{
 		now:        now,
 		ops:        make(chan *op),
+		nudge:      make(chan struct{}, 1),
 		quit:       make(chan struct{}),
 		writerDone: make(chan struct{}),
 		replay:     newReplaySet(),
 		auditKey:   opts.AuditKey,
+
+		commitDelay: max(0, opts.CommitDelay),
 	}
+	s.held.Store(-1)
 	var err error
 	if s.writeDB, err = sql.Open("sqlite", dsn(path, write)); err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
