@@ -32,6 +32,19 @@ import (
 // rate moves with the load.
 var benchGoroutines = flag.Int("goroutines", 32, "concurrent requests in the token endpoint benchmarks")
 
+// benchCommitDelay overrides commit_delay (config.DefaultCommitDelay when
+// empty), to show what the delay buys: -commit-delay 0s turns it off.
+var benchCommitDelay = flag.String("commit-delay", "", "commit_delay for the token endpoint benchmarks (default: the config default)")
+
+// benchSettings are the server settings of the endpoint benchmarks.
+func benchSettings() string {
+	s := "log: {level: warn}"
+	if *benchCommitDelay != "" {
+		s += "\ncommit_delay: " + *benchCommitDelay
+	}
+	return s
+}
+
 // benchParallelism is RunParallel's multiplier for benchGoroutines
 // (rounded up: 33 goroutines on 3 Ps).
 func benchParallelism() int {
@@ -56,7 +69,7 @@ func BenchmarkTokenEndpoint(b *testing.B) {
 	for _, alg := range []string{"RS256", "ES256"} {
 		b.Run(alg, func(b *testing.B) {
 			serveProcs(b)
-			h := start(b, servertest.Options{Algorithm: alg, Settings: "log: {level: warn}"})
+			h := start(b, servertest.Options{Algorithm: alg, Settings: benchSettings()})
 			handler := h.Srv.Handler()
 			bodies, proofs := prebuild(b, h, b.N)
 			var next atomic.Int64
@@ -92,7 +105,7 @@ func BenchmarkTokenExchange(b *testing.B) {
 	for _, alg := range []string{"RS256", "ES256"} {
 		b.Run(alg, func(b *testing.B) {
 			serveProcs(b)
-			h := start(b, servertest.Options{Algorithm: alg, Settings: "log: {level: warn}"})
+			h := start(b, servertest.Options{Algorithm: alg, Settings: benchSettings()})
 			subject := h.token(call{client: "sfm-client"})
 			key := newP256(b)
 			bodies, proofs := make([]string, b.N), make([]string, b.N)
@@ -121,7 +134,7 @@ func BenchmarkRefresh(b *testing.B) {
 	for _, alg := range []string{"RS256", "ES256"} {
 		b.Run(alg, func(b *testing.B) {
 			serveProcs(b)
-			h := start(b, servertest.Options{Algorithm: alg, Settings: "log: {level: warn}"})
+			h := start(b, servertest.Options{Algorithm: alg, Settings: benchSettings()})
 			key := newP256(b)
 			jkt := thumbprint(b, key)
 			families := make([]string, benchParallelism()*runtime.GOMAXPROCS(0))
