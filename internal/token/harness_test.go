@@ -20,7 +20,6 @@ import (
 	"github.com/tillit-sts/tillit/dpop"
 	"github.com/tillit-sts/tillit/internal/jwttest"
 	"github.com/tillit-sts/tillit/internal/servertest"
-	"github.com/tillit-sts/tillit/internal/store/sqlite"
 )
 
 // call is one token request, valid unless a test changes it.
@@ -180,7 +179,7 @@ func (h *harness) do(c call) result {
 // hold every later commit open for the commit delay.
 func (h *harness) checkSettled(t testing.TB) {
 	t.Helper()
-	if st, ok := h.Store.(*sqlite.Store); ok {
+	if st, ok := h.Store.(interface{ ExpectedWrites() int64 }); ok {
 		if n := st.ExpectedWrites(); n != 0 {
 			t.Fatalf("%d announced commits are unsettled after the answers", n)
 		}

@@ -91,12 +91,13 @@ type Endpoint struct {
 	tokenURL string
 	grants   map[string]grant
 	// expect is cfg.Decisions when it can hold a commit open for writes it
-	// is told are coming (SQLite's commit delay); nil otherwise.
+	// is told are coming (commit_delay); nil otherwise.
 	expect writeExpecter
 }
 
 // writeExpecter is a decision store that groups concurrent commits and
-// waits, briefly, for the ones announced to it (sqlite.Store.ExpectWrite).
+// waits, briefly, for the ones announced to it (package groupcommit; both
+// stores).
 // Every request that gets past reading its form commits exactly one
 // decision, its token or its refusal, so the endpoint announces each.
 type writeExpecter interface {

@@ -41,9 +41,9 @@ func consume(s *Store, key string) <-chan error {
 func waitHeld(t *testing.T, s *Store, n int64) {
 	t.Helper()
 	deadline := time.Now().Add(guard)
-	for s.held.Load() != n {
+	for s.pacer.Held() != n {
 		if time.Now().After(deadline) {
-			t.Fatalf("the writer does not hold a batch of %d (held %d)", n, s.held.Load())
+			t.Fatalf("the writer does not hold a batch of %d (held %d)", n, s.pacer.Held())
 		}
 		time.Sleep(time.Millisecond)
 	}
@@ -95,38 +95,6 @@ func TestCommitDelayNotWhenNothingIsAnnounced(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.WriteDone()
-}
-
-// TestCommitDelaySettledWithoutWriting: a caller that announced a write and
-// then does not make it (its request failed before the store) releases the
-// held batch when it settles, without the delay running out.
-func TestCommitDelaySettledWithoutWriting(t *testing.T) {
-	s := openTest(t, tempDB(t), Options{CommitDelay: long})
-	s.ExpectWrite()
-	s.ExpectWrite()
-	done := consume(s, "first")
-	waitHeld(t, s, 1)
-	s.WriteDone() // the other caller gives up
-	if err := returns(t, "held write after the other settled", done); err != nil {
-		t.Fatal(err)
-	}
-	s.WriteDone()
-	if got := s.held.Load(); got != -1 {
-		t.Errorf("held = %d after the batch committed, want -1", got)
-	}
-}
-
-// TestCommitDelayRunsOut: a batch waits for an announced write no longer
-// than the delay.
-func TestCommitDelayRunsOut(t *testing.T) {
-	s := openTest(t, tempDB(t), Options{CommitDelay: 10 * time.Millisecond})
-	s.ExpectWrite()
-	s.ExpectWrite()
-	defer s.WriteDone()
-	defer s.WriteDone()
-	if err := returns(t, "write whose peer never comes", consume(s, "alone")); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // TestCommitDelayClose: Close ends a held batch and commits it; the write

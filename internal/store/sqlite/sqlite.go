@@ -15,6 +15,7 @@ import (
 
 	"github.com/tillit-sts/tillit/internal/audit"
 	"github.com/tillit-sts/tillit/internal/store"
+	"github.com/tillit-sts/tillit/internal/store/groupcommit"
 )
 
 // Values of Options.Synchronous.
@@ -82,14 +83,9 @@ type Store struct {
 	audit    auditBatch
 	auditKey audit.Key
 
-	// Commit delay (ExpectWrite, linger): expected counts the announced
-	// writes not yet settled; held is the size of the batch the writer
-	// holds open, -1 when it holds none; nudge wakes a holding writer
-	// when expected drops to held.
-	commitDelay time.Duration
-	expected    atomic.Int64
-	held        atomic.Int64
-	nudge       chan struct{} // buffered, one
+	// pacer holds the writer's batch open for announced writes
+	// (ExpectWrite, Options.CommitDelay).
+	pacer *groupcommit.Pacer
 
 	// stats feed the benchmark's ops/batch figure.
 	batches, batchedOps atomic.Int64
@@ -144,15 +140,12 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	s := &Store{
 		now:        now,
 		ops:        make(chan *op),
-		nudge:      make(chan struct{}, 1),
 		quit:       make(chan struct{}),
 		writerDone: make(chan struct{}),
 		replay:     newReplaySet(),
 		auditKey:   opts.AuditKey,
-
-		commitDelay: max(0, opts.CommitDelay),
+		pacer:      groupcommit.New(opts.CommitDelay),
 	}
-	s.held.Store(-1)
 	var err error
 	if s.writeDB, err = sql.Open("sqlite", dsn(path, write)); err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)

@@ -5,7 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"time"
+
+	"github.com/tillit-sts/tillit/internal/store/groupcommit"
 )
 
 // maxBatch bounds how many writes share one transaction, so that one batch
@@ -117,17 +118,12 @@ func (s *Store) writeOp(ctx context.Context, replay bool, fn func(tx *wtx) error
 // synchronous=FULL the commit's fsync is most of the cost of a write, so
 // callers that arrive while a commit is under way share the next one.
 // With a commit delay it may also hold the batch open a little for writes
-// that are announced and on their way (linger); otherwise, and always when
-// nothing is announced, a lone op is committed at once.
+// that are announced and on their way (ExpectWrite); otherwise, and always
+// when nothing is announced, a lone op is committed at once.
 func (s *Store) writer() {
 	defer close(s.writerDone)
 	tx := &wtx{conn: s.wconn, stmts: map[string]*sql.Stmt{}}
 	defer tx.close()
-
-	// One timer for every linger: Go's timers can be reset after they
-	// fire or stop without leaving a stale tick in the channel.
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
 
 	batch := make([]*op, 0, maxBatch)
 	for {
@@ -146,9 +142,13 @@ func (s *Store) writer() {
 				break collect
 			}
 		}
-		if s.commitDelay > 0 {
-			batch = s.linger(batch, timer)
-		}
+		// With synchronous=FULL each commit pays an fsync that costs the
+		// same for one op or many, and under load the host's flush slows
+		// the cores for everyone (docs/performance.md, "Commit delay").
+		groupcommit.Hold(s.pacer, len(batch), maxBatch, s.ops, func(o *op) int {
+			batch = append(batch, o)
+			return len(batch)
+		}, s.quit)
 		s.runBatch(tx, batch)
 		clear(batch) // drop the references so finished ops can be freed
 	}
@@ -159,65 +159,16 @@ func (s *Store) writer() {
 // token is signed. WriteDone must follow once that write has returned, or
 // once the caller knows it will not make it. While announced writes are
 // still on their way, the writer holds its batch open for them, up to the
-// commit delay (Options.CommitDelay), so that one fsync serves them all.
-//
-// This is what makes a commit delay cost nothing when there is nothing to
-// wait for: a lone request, or requests that are all already queued, are
-// committed at once. Unannounced writes are committed as they always were.
-func (s *Store) ExpectWrite() { s.expected.Add(1) }
+// commit delay (Options.CommitDelay), so that one fsync serves them all;
+// see package groupcommit. Unannounced writes are committed as they always
+// were.
+func (s *Store) ExpectWrite() { s.pacer.ExpectWrite() }
 
 // WriteDone settles an ExpectWrite.
-func (s *Store) WriteDone() {
-	// The writer stores held, then loads expected; this adds to expected,
-	// then loads held. Whichever goes second sees the other's write, so a
-	// holding writer either sees the drop itself or gets the nudge.
-	if n := s.expected.Add(-1); n <= s.held.Load() {
-		select {
-		case s.nudge <- struct{}{}:
-		default:
-		}
-	}
-}
+func (s *Store) WriteDone() { s.pacer.WriteDone() }
 
 // ExpectedWrites is the number of announced writes not yet settled.
-func (s *Store) ExpectedWrites() int64 { return s.expected.Load() }
-
-// linger holds batch open, for at most the commit delay, while fewer ops
-// are in it than writes are announced, taking each op as it comes. Ops
-// already in the batch count among the announced (their callers settle
-// once answered), so the batch is committed as soon as every announced
-// write is in it, or the delay is over, or it is full.
-//
-// Why: with synchronous=FULL each commit pays an fsync whose cost is the
-// same for one op or many, and under load the host's flush slows the
-// cores for everyone (docs/performance.md, "Commit delay"). Waiting for
-// writes that are a signature away makes commits fewer and fuller.
-func (s *Store) linger(batch []*op, timer *time.Timer) []*op {
-	if len(batch) >= maxBatch || int64(len(batch)) >= s.expected.Load() {
-		return batch
-	}
-	timer.Reset(s.commitDelay)
-	defer timer.Stop()
-	defer s.held.Store(-1)
-	for len(batch) < maxBatch {
-		s.held.Store(int64(len(batch)))
-		if int64(len(batch)) >= s.expected.Load() {
-			return batch
-		}
-		select {
-		case o := <-s.ops:
-			batch = append(batch, o)
-		case <-s.nudge:
-		case <-timer.C:
-			return batch
-		case <-s.quit:
-			// Close: commit what is held; callers that did not get
-			// in are answered ErrClosed by write.
-			return batch
-		}
-	}
-	return batch
-}
+func (s *Store) ExpectedWrites() int64 { return s.pacer.Expected() }
 
 // runBatch runs the ops in the order they arrived, so that of two calls
 // consuming the same jti the earlier wins, and answers every caller.
