@@ -4,7 +4,7 @@
 # cryptography alone measured in the same run.
 #
 #   bench/cluster.sh [-a ES256|RS256] [--store sqlite|postgres] [--instances 1|2]
-#                    [-c 32] [-d 20s] [-w 5s] [--keep]
+#                    [-c 32] [-d 20s] [-w 5s] [--commit-delay 1ms] [--keep]
 #
 # PostgreSQL is started here, durable (fsync, synchronous_commit on), in a
 # temporary folder on a free port; the instances share it (and one issuer).
@@ -14,7 +14,7 @@
 # See bench/README.md.
 set -euo pipefail
 
-alg=ES256 store=sqlite instances=1 concurrency=32 duration=20s warmup=5s keep=0
+alg=ES256 store=sqlite instances=1 concurrency=32 duration=20s warmup=5s keep=0 commit_delay=
 while [ $# -gt 0 ]; do
   case "$1" in
     -a) alg=${2:?}; shift 2 ;;
@@ -23,6 +23,7 @@ while [ $# -gt 0 ]; do
     -c) concurrency=${2:?}; shift 2 ;;
     -d) duration=${2:?}; shift 2 ;;
     -w) warmup=${2:?}; shift 2 ;;
+    --commit-delay) commit_delay=${2:?}; shift 2 ;;
     --keep) keep=1; shift ;;
     *) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
   esac
@@ -89,6 +90,7 @@ listen: 127.0.0.1:$port
 data_dir: .
 instance: bench-$i
 ${storage:+storage: $storage}
+${commit_delay:+commit_delay: $commit_delay}
 keys: {algorithm: $alg}
 tokens: {access_token_lifetime: 5m}
 apis:
@@ -131,7 +133,7 @@ read -r crypto_rate2 crypto_cpu2 < <(crypto)
 crypto_rate=$(awk -v a="$crypto_rate" -v b="$crypto_rate2" 'BEGIN { print (a + b) / 2 }')
 crypto_cpu=$(awk -v a="$crypto_cpu" -v b="$crypto_cpu2" 'BEGIN { print (a + b) / 2 }')
 
-echo "# $instances instance(s), $store, $alg tokens, $concurrency clients, $duration after $warmup warm-up; $(git -C "$repo" rev-parse --short HEAD)"
+echo "# $instances instance(s), $store, $alg tokens, $concurrency clients, $duration after $warmup warm-up${commit_delay:+, commit_delay $commit_delay}; $(git -C "$repo" rev-parse --short HEAD)"
 for i in $(seq 1 "$instances"); do cat "$work/r$i.txt"; echo; done
 jq -s --arg cr "$crypto_rate" --arg cc "$crypto_cpu" '
   { tokens_per_s: (map(.tokens_per_s) | add),

@@ -11,7 +11,6 @@ import (
 
 	"github.com/tillit-sts/tillit/internal/audit"
 	"github.com/tillit-sts/tillit/internal/store"
-	"github.com/tillit-sts/tillit/internal/store/groupcommit"
 )
 
 // Options tune a Store. The zero value is the default.
@@ -23,11 +22,6 @@ type Options struct {
 	// AuditKey seals audit records (internal/audit). A Store without one
 	// can do everything but CommitDecision.
 	AuditKey audit.Key
-	// CommitDelay is how long a chain's writer may hold a batch open for
-	// the decisions of callers that announced one (ExpectWrite) and have
-	// not sent it yet; zero commits what is queued at once. See package
-	// groupcommit.
-	CommitDelay time.Duration
 
 	// configure, when set, changes the pool's configuration before the
 	// pool is made. Tests use it to watch the connection.
@@ -43,8 +37,6 @@ type Store struct {
 	auditKey audit.Key
 	chains   chains     // the audit chains this Store appends to, each with its writer
 	writes   writeStats // what the writers did
-	// pacer holds a writer's batch open for announced decisions.
-	pacer *groupcommit.Pacer
 }
 
 var _ store.Store = (*Store)(nil)
@@ -88,7 +80,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
-	s := &Store{pool: pool, now: opts.Now, auditKey: opts.AuditKey, pacer: groupcommit.New(opts.CommitDelay)}
+	s := &Store{pool: pool, now: opts.Now, auditKey: opts.AuditKey}
 	if s.now == nil {
 		s.now = time.Now
 	}

@@ -11,7 +11,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tillit-sts/tillit/internal/store"
-	"github.com/tillit-sts/tillit/internal/store/groupcommit"
 )
 
 // ErrClosed is returned by CommitDecision on a Store after Close.
@@ -202,10 +201,9 @@ func (s *Store) stats() statsSnapshot {
 }
 
 // write is ch's writer: it takes every decision that waits and commits
-// them as one batch, until Close. A lone decision is committed at once,
-// and those that arrive meanwhile wait for the next batch; with a commit
-// delay the writer also holds a batch open, briefly, for decisions that
-// are announced (ExpectWrite) and on their way.
+// them as one batch, until Close. There is no timer: a lone decision is
+// committed at once, and those that arrive meanwhile wait for the next
+// batch.
 func (s *Store) write(ch *chain) {
 	defer s.chains.wg.Done()
 	for {
@@ -226,31 +224,10 @@ func (s *Store) write(ch *chain) {
 			if len(batch) == 0 {
 				break
 			}
-			// Each commit waits for a WAL flush that costs the same
-			// for one decision or many, in processes that share the
-			// machine with this one.
-			groupcommit.Hold(s.pacer, len(batch), maxBatch, ch.wake, func(struct{}) int {
-				batch = append(batch, ch.take(maxBatch-len(batch))...)
-				return len(batch)
-			}, s.chains.quit)
 			s.runBatch(ch, batch)
 		}
 	}
 }
-
-// ExpectWrite announces a decision: the caller has begun work that ends in
-// one CommitDecision, such as a token request once its form is read.
-// WriteDone must follow once that call has returned, or once the caller
-// knows it will not make it. While announced decisions are on their way,
-// a writer holds its batch open for them, up to Options.CommitDelay, so
-// that one WAL flush serves them all; see package groupcommit.
-func (s *Store) ExpectWrite() { s.pacer.ExpectWrite() }
-
-// WriteDone settles an ExpectWrite.
-func (s *Store) WriteDone() { s.pacer.WriteDone() }
-
-// ExpectedWrites is the number of announced decisions not yet settled.
-func (s *Store) ExpectedWrites() int64 { return s.pacer.Expected() }
 
 // Names of the statements the writer prepares on each connection it uses.
 // Prepared by name, they stay prepared when a batch fails; pgx's statement

@@ -181,39 +181,3 @@ func TestBatchContext(t *testing.T) {
 		})
 	}
 }
-
-// TestCommitDelayGroupsAnnounced: decisions announced with ExpectWrite wait
-// for each other and commit in one transaction, each on its own record.
-func TestCommitDelayGroupsAnnounced(t *testing.T) {
-	s := openTest(t, pgtest.URL(t), Options{AuditKey: storetest.AuditKey, CommitDelay: time.Hour})
-	const n = 20
-	for range n {
-		s.ExpectWrite()
-	}
-	before := s.stats()
-	errs := make(chan error, n)
-	for i := range n {
-		go func() {
-			_, err := s.CommitDecision(bg, now, store.Decision{JTIs: jti(fmt.Sprintf("paced-%d", i)), Audit: auditRecord("paced", i)})
-			errs <- err
-		}()
-	}
-	for range n {
-		select {
-		case err := <-errs:
-			if err != nil {
-				t.Errorf("decision: %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Fatalf("announced decisions still held; ExpectedWrites %d", s.ExpectedWrites())
-		}
-		s.WriteDone()
-	}
-	if st := s.stats(); st.transactions-before.transactions != 1 {
-		t.Errorf("%d announced decisions took %d transactions, want 1", n, st.transactions-before.transactions)
-	}
-	if got := s.ExpectedWrites(); got != 0 {
-		t.Errorf("ExpectedWrites = %d after every decision settled", got)
-	}
-	verifyAudit(t, s, "paced", n)
-}
