@@ -63,10 +63,11 @@ type Config struct {
 	// apply. Default 2s.
 	RegistryPoll time.Duration `yaml:"registry_poll"`
 
-	// CommitDelay is how long the store's writer may hold a commit open
-	// for the decisions of token requests already under way, so that one
-	// fsync (SQLite) or WAL flush (PostgreSQL) serves more of them. Only
-	// requests in flight are waited for; 0 turns it off. Default 1ms.
+	// CommitDelay is how long SQLite's writer may hold a commit open for
+	// the decisions of token requests already under way, so that one
+	// fsync serves more of them. Only requests in flight are waited for;
+	// 0 turns it off. PostgreSQL does not use it: its writer is bound by
+	// the database's CPU per decision, not per commit. Default 1ms.
 	CommitDelay time.Duration `yaml:"commit_delay"`
 
 	// The declared registry. These objects are file-managed: the file wins

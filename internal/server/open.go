@@ -44,7 +44,7 @@ func isPostgres(storage string) bool {
 func openStore(ctx context.Context, storage string, auditKey audit.Key, commitDelay time.Duration) (store.Store, error) {
 	switch {
 	case isPostgres(storage):
-		return postgres.Open(ctx, storage, postgres.Options{AuditKey: auditKey, CommitDelay: commitDelay})
+		return postgres.Open(ctx, storage, postgres.Options{AuditKey: auditKey})
 	case strings.HasPrefix(storage, "sqlite:"):
 		storage = strings.TrimPrefix(strings.TrimPrefix(storage, "sqlite:"), "//")
 	}

@@ -96,8 +96,8 @@ type Endpoint struct {
 }
 
 // writeExpecter is a decision store that groups concurrent commits and
-// waits, briefly, for the ones announced to it (package groupcommit; both
-// stores do). Every request that gets past reading its form commits one
+// waits, briefly, for the ones announced to it (package groupcommit; the
+// SQLite store). Every request that gets past reading its form commits one
 // decision, its token or its refusal, so the endpoint announces each.
 type writeExpecter interface {
 	ExpectWrite()
