@@ -244,6 +244,7 @@ const (
 
 var writerStatements = []struct{ name, sql string }{
 	{stmtCommitDecision, commitDecision},
+	{stmtCommitPlain, commitPlain},
 	{stmtLockFamily, lockFamily},
 	{stmtReadHead, "SELECT seq, mac FROM audit_head WHERE instance = $1"},
 	{stmtBegin, "BEGIN"},
@@ -464,7 +465,8 @@ func (r *batchRun) round(pending []*decisionOp) (out roundResult, err error) {
 		if fam := o.family(); fam != "" {
 			b.Queue(stmtLockFamily, refreshLockClass, fam)
 		}
-		b.Queue(stmtCommitDecision, o.args()...)
+		name, args := o.statement()
+		b.Queue(name, args...)
 		if r.block && i < len(pending)-1 {
 			b.Queue(stmtSavepoint)
 		}
