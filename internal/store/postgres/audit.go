@@ -127,16 +127,7 @@ FROM verdict`
 // $1, $2: the jtis' hashes and expiries; $3: now; $4–$7: instance, seq,
 // prev and MAC of the sealed record; $8–$21: the record's other fields.
 const commitPlain = `
-WITH input AS (
-	SELECT key_hash, expires, pos
-	FROM unnest($1::bytea[], $2::timestamptz[]) WITH ORDINALITY AS t(key_hash, expires, pos)
-), recorded AS (
-	INSERT INTO jti AS j (key_hash, expires)
-	SELECT key_hash, expires FROM input ORDER BY key_hash
-	ON CONFLICT (key_hash) DO UPDATE SET expires = excluded.expires
-	WHERE j.expires <= $3
-	RETURNING j.key_hash
-), moved AS (
+WITH ` + spendJTIs + `, moved AS (
 	UPDATE audit_head SET seq = $5, mac = $7
 	WHERE instance = $4 AND seq = $5 - 1 AND mac = $6
 	RETURNING instance

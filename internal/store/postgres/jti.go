@@ -34,7 +34,17 @@ import (
 // The final SELECT's LIMIT is in a subquery so that the function runs for
 // the first missing key only.
 const consumeJTIs = `
-WITH input AS (
+WITH ` + spendJTIs + `
+SELECT tillit_jti_spent(first.pos) FROM (
+	SELECT pos FROM input
+	WHERE key_hash NOT IN (SELECT key_hash FROM recorded)
+	ORDER BY pos LIMIT 1
+) AS first`
+
+// spendJTIs is the replay check of consumeJTIs and commitPlain, as
+// described at consumeJTIs: input lists the keys ($1, $2) in the caller's
+// order, recorded those it spent at now ($3).
+const spendJTIs = `input AS (
 	SELECT key_hash, expires, pos
 	FROM unnest($1::bytea[], $2::timestamptz[]) WITH ORDINALITY AS t(key_hash, expires, pos)
 ), recorded AS (
@@ -43,12 +53,7 @@ WITH input AS (
 	ON CONFLICT (key_hash) DO UPDATE SET expires = excluded.expires
 	WHERE j.expires <= $3
 	RETURNING j.key_hash
-)
-SELECT tillit_jti_spent(first.pos) FROM (
-	SELECT pos FROM input
-	WHERE key_hash NOT IN (SELECT key_hash FROM recorded)
-	ORDER BY pos LIMIT 1
-) AS first`
+)`
 
 // stmtConsumeJTIs is the name consumeJTIs is prepared under, once per
 // connection. pgx would prepare and cache it by itself, as it does the
