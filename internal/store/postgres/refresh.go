@@ -82,6 +82,16 @@ const refreshLockClass int32 = 0x74696c6c
 // that sees every change the family's previous holders committed.
 const lockFamily = "SELECT pg_advisory_xact_lock($1, hashtext($2))"
 
+// lockFamilies takes the locks of several families ($2) in the order of
+// their lock keys, so that two transactions that need some of the same
+// families (two instances' batches) take them in the same order and
+// cannot deadlock on them. The order is the keys', not the names', because
+// two names can share a key. PostgreSQL evaluates a volatile output
+// expression after the sort (since 9.6), so the locks follow ORDER BY.
+const lockFamilies = `SELECT pg_advisory_xact_lock($1, k)
+FROM (SELECT DISTINCT hashtext(f) AS k FROM unnest($2::text[]) AS f) AS keys
+ORDER BY k`
+
 // rotateRefresh decides and does a rotation in one statement, under the
 // family lock ($3 is the family the caller names for next):
 //

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -191,6 +192,7 @@ func (c *chains) close() {
 type writeStats struct {
 	transactions atomic.Int64 // transactions ended (committed or not)
 	decisions    atomic.Int64 // decisions answered from a batch
+	deadlocks    atomic.Int64 // statements the server aborted to break a deadlock
 }
 
 // statsSnapshot is writeStats at one moment.
@@ -239,6 +241,7 @@ const (
 	stmtRollbackTo = "tillit_rollback_to"
 	stmtCommit     = "tillit_commit"
 	stmtLockFamily = "tillit_lock_family"
+	stmtLockAll    = "tillit_lock_families"
 	stmtReadHead   = "tillit_read_head"
 )
 
@@ -246,6 +249,7 @@ var writerStatements = []struct{ name, sql string }{
 	{stmtCommitDecision, commitDecision},
 	{stmtCommitPlain, commitPlain},
 	{stmtLockFamily, lockFamily},
+	{stmtLockAll, lockFamilies},
 	{stmtReadHead, "SELECT seq, mac FROM audit_head WHERE instance = $1"},
 	{stmtBegin, "BEGIN"},
 	{stmtSavepoint, "SAVEPOINT decision"},
@@ -451,14 +455,27 @@ func (r *batchRun) round(pending []*decisionOp) (out roundResult, err error) {
 	}
 	b := &pgx.Batch{}
 	var pre []string // statements before the decisions'
+	fams := families(pending)
 	switch {
 	case !r.block:
 	case !r.begun:
-		pre = []string{stmtBegin, stmtSavepoint}
+		// A block takes the locks of all its families first, in one
+		// order (lockFamilies); each decision's own lock statement then
+		// finds its lock held. Taken outside any savepoint, they last
+		// until the transaction ends, through later rounds too.
+		pre = []string{stmtBegin}
+		if len(fams) > 1 {
+			pre = append(pre, stmtLockAll)
+		}
+		pre = append(pre, stmtSavepoint)
 	case r.broken:
 		pre = []string{stmtRollbackTo}
 	}
 	for _, name := range pre {
+		if name == stmtLockAll {
+			b.Queue(name, refreshLockClass, fams)
+			continue
+		}
 		b.Queue(name)
 	}
 	for i, o := range pending {
@@ -541,6 +558,17 @@ func (r *batchRun) round(pending []*decisionOp) (out roundResult, err error) {
 	return out, nil
 }
 
+// families lists the refresh-token families that ops lock, each once.
+func families(ops []*decisionOp) []string {
+	var fams []string
+	for _, o := range ops {
+		if f := o.family(); f != "" && !slices.Contains(fams, f) {
+			fams = append(fams, f)
+		}
+	}
+	return fams
+}
+
 // aborted handles the statement of pending[i] that the server aborted with
 // err, which rolled back that decision alone: in a block its savepoint,
 // otherwise the implicit transaction, which held that decision alone.
@@ -567,6 +595,7 @@ func (r *batchRun) aborted(out roundResult, pending []*decisionOp, i int, refuse
 		// orders (two batches, on two instances); the server aborted
 		// this statement to let the other go on. It is run again.
 		out.stop = stopDeadlock
+		r.s.writes.deadlocks.Add(1)
 	default:
 		pending[i].settle(pending[i].rec, pending[i].failure(err))
 		out.rest, out.stop, out.progress = pending[i+1:], stopSettled, true

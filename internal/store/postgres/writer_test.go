@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -180,4 +181,56 @@ func TestBatchContext(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestFamilyLocksInOneOrder: two instances' batches that revoke the same
+// two families, named in opposite orders, take the family locks in one
+// order (lockFamilies), so the server never has to break a deadlock
+// between them. Taken in arrival order they deadlock in some rounds, and
+// each such round costs the server's deadlock_timeout (1 s).
+func TestFamilyLocksInOneOrder(t *testing.T) {
+	url := pgtest.URL(t)
+	a := openTest(t, url, Options{AuditKey: storetest.AuditKey})
+	b := openTest(t, url, Options{AuditKey: storetest.AuditKey})
+	const rounds = 20
+	for round := range rounds {
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i, st := range []*Store{a, b} {
+			instance := fmt.Sprintf("lock-order-%d", i)
+			fams := []string{"fam-x", "fam-y"}
+			if i == 1 {
+				fams = []string{"fam-y", "fam-x"}
+			}
+			ops := make([]*decisionOp, len(fams))
+			for j, fam := range fams {
+				o, err := st.newDecision(bg, now, store.Decision{RevokeFamily: fam, Audit: auditRecord(instance, round*2+j)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				o.state.Store(opTaken)
+				ops[j] = o
+			}
+			ch, err := st.chains.get(st, instance)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wg.Go(func() {
+				<-start
+				st.runBatch(ch, ops)
+				for _, o := range ops {
+					if res := <-o.done; res.err != nil {
+						t.Errorf("round %d, %s: %v", round, instance, res.err)
+					}
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+	}
+	if n := a.writes.deadlocks.Load() + b.writes.deadlocks.Load(); n != 0 {
+		t.Errorf("the server broke %d deadlocks between the two instances' batches", n)
+	}
+	verifyAudit(t, a, "lock-order-0", 2*rounds)
+	verifyAudit(t, b, "lock-order-1", 2*rounds)
 }
