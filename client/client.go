@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -128,7 +129,12 @@ type Client struct {
 	org      Organization
 
 	// sources is the token cache: one entry per kind of token request.
-	sources sync.Map // sourceKey → *sourceEntry
+	// sourceCount counts its entries; when a new one takes it past
+	// sweepAt, entries that hold no valid token are dropped (sweepSources).
+	sources     sync.Map // sourceKey → *sourceEntry
+	sourceCount atomic.Int64
+	sweepAt     atomic.Int64
+	sweeping    sync.Mutex
 	// apiNonces are the DPoP nonces APIs gave, per origin.
 	apiNonces nonceCache
 
@@ -237,7 +243,7 @@ func New(cfg Config) (*Client, error) {
 	if now == nil {
 		now = time.Now
 	}
-	return &Client{
+	c := &Client{
 		issuer:     cfg.Issuer,
 		clientID:   cfg.ClientID,
 		alg:        alg,
@@ -252,7 +258,9 @@ func New(cfg Config) (*Client, error) {
 		resource:   cfg.Resource,
 		tenancy:    tenancy,
 		org:        cfg.Organization,
-	}, nil
+	}
+	c.sweepAt.Store(minSweep)
+	return c, nil
 }
 
 // DPoPThumbprint is the RFC 7638 thumbprint of the DPoP key: the cnf.jkt

@@ -18,7 +18,9 @@ import (
 //
 // A token is renewed Config.ExpiryMargin before it expires. When many
 // goroutines need a new token at once, one request goes to the STS and the
-// others wait for its answer.
+// others wait for its answer. The cache forgets requests whose token has
+// expired once it holds more than a few dozen, so a multi-tenant client
+// acting for ever new organisations does not grow it without bound.
 type TokenSource struct {
 	c     *Client
 	p     *prepared
@@ -27,7 +29,8 @@ type TokenSource struct {
 
 // sourceEntry is the cache slot of one sourceKey.
 type sourceEntry struct {
-	cur atomic.Pointer[cachedToken]
+	cur  atomic.Pointer[cachedToken]
+	born time.Time // when the entry was made, by the Client's clock
 
 	mu     sync.Mutex
 	flight *flight // the request in progress, if any
@@ -52,8 +55,55 @@ func (c *Client) TokenSource(r TokenRequest) (*TokenSource, error) {
 	if err != nil {
 		return nil, err
 	}
-	e, _ := c.sources.LoadOrStore(p.key, new(sourceEntry))
+	e, loaded := c.sources.LoadOrStore(p.key, &sourceEntry{born: c.now()})
+	if !loaded && c.sourceCount.Add(1) > c.sweepAt.Load() {
+		c.sweepSources()
+	}
 	return &TokenSource{c: c, p: p, entry: e.(*sourceEntry)}, nil
+}
+
+// minSweep is the number of cache entries below which the cache is never
+// swept.
+const minSweep = 64
+
+// idleAfter is how long an entry without a token is kept: long enough
+// that a TokenSource made just now gets to ask for its first one.
+const idleAfter = time.Minute
+
+// sweepSources drops the cache entries that hold no valid token and have
+// no request in flight, so that a client acting for ever new organisations
+// (a multi-tenant client) does not keep an entry for each of them for
+// good. A TokenSource whose entry is dropped keeps working with it; only
+// a TokenSource made later for the same request starts a new entry, which
+// costs nothing since the dropped one held no valid token. The next sweep
+// comes when the cache has doubled, so sweeping costs O(1) per entry made.
+func (c *Client) sweepSources() {
+	if !c.sweeping.TryLock() {
+		return // another goroutine is at it
+	}
+	defer c.sweeping.Unlock()
+	now := c.now()
+	c.sources.Range(func(k, v any) bool {
+		if e := v.(*sourceEntry); e.idle(now) && c.sources.CompareAndDelete(k, e) {
+			c.sourceCount.Add(-1)
+		}
+		return true
+	})
+	c.sweepAt.Store(max(minSweep, 2*c.sourceCount.Load()))
+}
+
+// idle reports whether e holds no valid token, has no request in flight
+// and is older than idleAfter.
+func (e *sourceEntry) idle(now time.Time) bool {
+	if now.Sub(e.born) < idleAfter {
+		return false
+	}
+	if t := e.cur.Load(); t != nil && now.Before(t.tok.Expiry) {
+		return false
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.flight == nil
 }
 
 // Token returns a valid access token: the cached one, or a new one. The
