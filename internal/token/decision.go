@@ -140,6 +140,27 @@ func (e *Endpoint) grantLabel(g string) string {
 	return "other"
 }
 
+// limitAddress and limitClient apply the rate limits: per source address
+// before anything is verified, per client once it is authenticated. The
+// token, introspection and revocation endpoints share both budgets, so
+// that an address or a client cannot get round its limit, or make the
+// service verify signatures without one, by calling another endpoint.
+func limitAddress(cfg Config, r *http.Request, now time.Time) error {
+	if ok, wait := cfg.AddressLimit.Allow(sourceAddress(cfg, r), now); !ok {
+		cfg.Metrics.Limited("address")
+		return limited("address", wait)
+	}
+	return nil
+}
+
+func limitClient(cfg Config, clientID string, now time.Time) error {
+	if ok, wait := cfg.ClientLimit.Allow(clientID, now); !ok {
+		cfg.Metrics.Limited("client")
+		return limited("client", wait)
+	}
+	return nil
+}
+
 // limited answers a rate-limited request (RFC 6585 §4). OAuth has no code
 // for it; temporarily_unavailable says to come back, Retry-After when.
 func limited(what string, wait time.Duration) *oauth.Error {
@@ -152,8 +173,8 @@ func limited(what string, wait time.Duration) *oauth.Error {
 // sourceAddress is the address a request came from: the connection's peer,
 // or, behind a proxy that is trusted to set it, the first X-Forwarded-For
 // entry.
-func (e *Endpoint) sourceAddress(r *http.Request) string {
-	if e.cfg.TrustForwardedFor {
+func sourceAddress(cfg Config, r *http.Request) string {
+	if cfg.TrustForwardedFor {
 		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
 			first, _, _ := strings.Cut(xff, ",")
 			if ip := net.ParseIP(strings.TrimSpace(first)); ip != nil {

@@ -190,6 +190,52 @@ func TestRateLimits(t *testing.T) {
 	}
 }
 
+// TestRateLimitsOtherEndpoints: introspection and revocation authenticate
+// clients too, and share the token endpoint's budgets: per address before
+// anything is verified, per client once authenticated.
+func TestRateLimitsOtherEndpoints(t *testing.T) {
+	const (
+		perAddress = "rate_limit: {per_address: 1, address_burst: 1}"
+		perClient  = "rate_limit: {per_client: 1, client_burst: 1}"
+	)
+	introspect := func(h *harness) result {
+		return h.post(token.IntrospectionPath, endpointCall{client: "deft-client", form: tokenParam("x")})
+	}
+	revoke := func(h *harness) result {
+		return h.post(token.RevocationPath, endpointCall{client: "deft-client", form: tokenParam("x")})
+	}
+	issue := func(h *harness) result { return h.do(call{form: deftScope}) }
+	tests := []struct {
+		name          string
+		settings      string
+		first, second func(*harness) result
+		wantDesc      string
+	}{
+		{"introspection per address", perAddress, introspect, introspect, "this address"},
+		{"revocation per address", perAddress, revoke, revoke, "this address"},
+		{"introspection per client", perClient, introspect, introspect, "this client"},
+		{"revocation per client", perClient, revoke, revoke, "this client"},
+		{"token then introspection, one client budget", perClient, issue, introspect, "this client"},
+		{"token then revocation, one address budget", perAddress, issue, revoke, "this address"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := start(t, servertest.Options{Settings: tt.settings})
+			if r := tt.first(h); r.status == 429 {
+				t.Fatalf("first: %d %v", r.status, r.body)
+			}
+			r := tt.second(h)
+			if r.status != 429 || r.code() != "temporarily_unavailable" || r.header.Get("Retry-After") != "1" || !strings.Contains(r.description(), tt.wantDesc) {
+				t.Fatalf("second: %d %v Retry-After %q", r.status, r.body, r.header.Get("Retry-After"))
+			}
+			h.Clock.Advance(time.Second)
+			if r := tt.second(h); r.status == 429 {
+				t.Fatalf("after a second: %d %v", r.status, r.body)
+			}
+		})
+	}
+}
+
 func TestMetricsAndReadiness(t *testing.T) {
 	h := start(t)
 	h.do(call{form: deftScope})

@@ -70,17 +70,23 @@ var inactive = map[string]any{"active": false}
 // active. It fills in d as it learns who asks, for the record of a
 // refusal.
 func (e *Introspection) handle(w http.ResponseWriter, r *http.Request, d *decision) (map[string]any, error) {
+	now := e.cfg.Now()
+	if err := limitAddress(e.cfg, r, now); err != nil {
+		return nil, err
+	}
 	req, err := parseRequest(w, r, e.cfg.MaxBody, endpointIntrospection)
 	if err != nil {
 		return nil, err
 	}
-	now := e.cfg.Now()
 	snap := e.cfg.Registry()
 	client, assertion, err := authenticate(e.assertions, req, snap, now)
 	if err != nil {
 		return nil, err
 	}
 	d.clientID = client.ID
+	if err := limitClient(e.cfg, client.ID, now); err != nil {
+		return nil, err
+	}
 	if !ownsAnAPI(snap, client.ID) {
 		return nil, oauth.UnauthorizedClient("only the owner clients of an API may introspect its tokens, and this client owns none")
 	}

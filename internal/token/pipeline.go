@@ -231,9 +231,8 @@ type response struct {
 func (e *Endpoint) handle(w http.ResponseWriter, r *http.Request, d *decision) (*response, error) {
 	now := e.cfg.Now()
 	// 0: the source address's rate, before any work is done for it.
-	if ok, wait := e.cfg.AddressLimit.Allow(e.sourceAddress(r), now); !ok {
-		e.cfg.Metrics.Limited("address")
-		return nil, limited("address", wait)
+	if err := limitAddress(e.cfg, r, now); err != nil {
+		return nil, err
 	}
 	// 1–3: transport, body bound, one parse of the form.
 	req, err := parseRequest(w, r, e.cfg.MaxBody, endpointToken)
@@ -256,9 +255,8 @@ func (e *Endpoint) handle(w http.ResponseWriter, r *http.Request, d *decision) (
 		return nil, err
 	}
 	d.clientID = client.ID
-	if ok, wait := e.cfg.ClientLimit.Allow(client.ID, now); !ok {
-		e.cfg.Metrics.Limited("client")
-		return nil, limited("client", wait)
+	if err := limitClient(e.cfg, client.ID, now); err != nil {
+		return nil, err
 	}
 	t := &tokenRequest{Request: req, Client: client, Snapshot: snap, Assertion: assertion, Now: now}
 

@@ -62,17 +62,23 @@ func (e *Revocation) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // goes unrecorded. It
 // fills in d as it learns who asks, for the record of a refusal.
 func (e *Revocation) handle(w http.ResponseWriter, r *http.Request, d *decision) error {
+	now := e.cfg.Now()
+	if err := limitAddress(e.cfg, r, now); err != nil {
+		return err
+	}
 	req, err := parseRequest(w, r, e.cfg.MaxBody, endpointRevocation)
 	if err != nil {
 		return err
 	}
-	now := e.cfg.Now()
 	snap := e.cfg.Registry()
 	client, assertion, err := authenticate(e.assertions, req, snap, now)
 	if err != nil {
 		return err
 	}
 	d.clientID = client.ID
+	if err := limitClient(e.cfg, client.ID, now); err != nil {
+		return err
+	}
 	raw := req.Form.Get("token")
 	if raw == "" {
 		return oauth.InvalidRequest("token is missing")
