@@ -187,9 +187,9 @@ func testKeyRotation(t *testing.T, s *setup, a, b *instance) {
 	}
 
 	// --now signs at once: each instance switches at its next key
-	// maintenance. Until the other's, it may sign with a key the other
-	// does not yet publish (docs/design.md, Keys); once both have run,
-	// they agree again.
+	// reload (registry_poll). Until the other's, it may sign with a key
+	// the other does not yet publish (docs/design.md, Keys); once both
+	// have run, they agree again.
 	m = kidOf.FindStringSubmatch(s.cli(t, "keys", "rotate", "--now"))
 	if m == nil {
 		t.Fatal("keys rotate --now named no key")

@@ -297,6 +297,17 @@ func (m *Manager) Maintain(ctx context.Context) error {
 	return m.reload(ctx)
 }
 
+// Reload reads the keys from the store, and nothing else: what another
+// process added (a rotation, `tillit keys rotate --now`) or removed takes
+// effect here. Servers call it every registry_poll, between the minutes of
+// Maintain, so that a key that signs at once signs everywhere within
+// seconds. Keys already known are not opened again, so it costs two reads.
+func (m *Manager) Reload(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.reload(ctx)
+}
+
 // Rotate publishes a new signing key now. It signs after the publication
 // lead, or at once with immediate (then APIs that cached the JWKS may refuse
 // its tokens until they fetch it again).

@@ -328,6 +328,9 @@ func (s *Server) runJobs(ctx context.Context, wg *sync.WaitGroup) {
 		}()
 	}
 	every(s.keysEvery, "key maintenance", s.keys.Maintain)
+	// Between maintenance ticks, keys another process added (keys rotate
+	// --now) are picked up as quickly as registry changes are.
+	every(s.cfg.RegistryPoll, "key reload", s.keys.Reload)
 	every(replayCleanupInterval, "replay clean-up", func(ctx context.Context) error {
 		_, err := s.store.DeleteExpiredJTIs(ctx, s.now())
 		return err
