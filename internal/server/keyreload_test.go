@@ -1,8 +1,6 @@
 package server_test
 
 import (
-	"context"
-	"net"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -20,17 +18,12 @@ import (
 // is a minute away.
 func TestKeysReloadAtRegistryPoll(t *testing.T) {
 	s := servertest.Start(t, servertest.Options{Settings: "registry_poll: 20ms"})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Srv.Serve(ctx, ln) }()
+	_, cancel, done := serve(t, s)
 	defer func() {
 		cancel()
 		<-done
 	}()
+	ctx := t.Context()
 	// servertest leaves server.Options.KeyMaintenance at its default, a
 	// minute: only the reload can make the switch within the test.
 	first := kidsOf(t, s.URL)

@@ -17,6 +17,20 @@ import (
 	"github.com/tillit-sts/tillit/internal/servertest"
 )
 
+// serve runs s.Srv.Serve, with its background jobs, on a loopback port,
+// and returns its base URL, the cancel that stops it and Serve's answer.
+func serve(t *testing.T, s *servertest.Server) (string, context.CancelFunc, <-chan error) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Srv.Serve(ctx, ln) }()
+	return "http://" + ln.Addr().String(), cancel, done
+}
+
 func getJSON(t *testing.T, url string, v any) http.Header {
 	t.Helper()
 	resp, err := http.Get(url)
@@ -174,14 +188,7 @@ func TestUnknownPathAndMethod(t *testing.T) {
 // Serve stops on cancellation and lets a request in flight finish.
 func TestGracefulShutdown(t *testing.T) {
 	s := servertest.Start(t, servertest.Options{})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Srv.Serve(ctx, ln) }()
-	base := "http://" + ln.Addr().String()
+	base, cancel, done := serve(t, s)
 	// Hold a request open by sending its body slowly.
 	pr, pw := io.Pipe()
 	respc := make(chan *http.Response, 1)
