@@ -146,6 +146,9 @@ func (e *Endpoint) grantLabel(g string) string {
 // that an address or a client cannot get round its limit, or make the
 // service verify signatures without one, by calling another endpoint.
 func limitAddress(cfg Config, r *http.Request, now time.Time) error {
+	if cfg.AddressLimit == nil {
+		return nil // off (the default): no need to work out the address
+	}
 	if ok, wait := cfg.AddressLimit.Allow(sourceAddress(cfg, r), now); !ok {
 		cfg.Metrics.Limited("address")
 		return limited("address", wait)

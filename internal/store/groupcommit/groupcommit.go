@@ -85,38 +85,33 @@ func (p *Pacer) Held() int64 {
 	return p.held.Load()
 }
 
-// Hold holds a writer's batch of n writes open while it has fewer writes
-// than are announced, for at most p's delay, and returns its size when the
-// writer should commit it. Writes in the batch count among the announced
-// (their callers settle once answered), so the batch is committed as soon
-// as every announced write is in it, when it reaches limit, when the delay
-// is over, or when quit is closed.
-//
-// Each value from arrivals is passed to add, which puts what arrived into
-// the batch and returns the batch's new size: an op sent on the writer's
-// channel, or, for a writer woken by a signal, whatever it then takes from
-// its queue (possibly nothing).
-func Hold[T any](p *Pacer, n, limit int, arrivals <-chan T, add func(T) int, quit <-chan struct{}) int {
-	if p == nil || p.delay == 0 || n >= limit || int64(n) >= p.expected.Load() {
-		return n
+// Hold holds a writer's batch open while it has fewer writes than are
+// announced, for at most p's delay, appending each write that arrives, and
+// returns the batch when the writer should commit it. Writes in the batch
+// count among the announced (their callers settle once answered), so the
+// batch is committed as soon as every announced write is in it, when it
+// reaches limit, when the delay is over, or when quit is closed.
+func Hold[T any](p *Pacer, batch []T, limit int, arrivals <-chan T, quit <-chan struct{}) []T {
+	if p == nil || p.delay == 0 || len(batch) >= limit || int64(len(batch)) >= p.expected.Load() {
+		return batch
 	}
 	timer := time.NewTimer(p.delay)
 	defer timer.Stop()
 	defer p.held.Store(-1)
-	for n < limit {
-		p.held.Store(int64(n))
-		if int64(n) >= p.expected.Load() {
-			return n
+	for len(batch) < limit {
+		p.held.Store(int64(len(batch)))
+		if int64(len(batch)) >= p.expected.Load() {
+			return batch
 		}
 		select {
 		case v := <-arrivals:
-			n = add(v)
+			batch = append(batch, v)
 		case <-p.nudge:
 		case <-timer.C:
-			return n
+			return batch
 		case <-quit:
-			return n
+			return batch
 		}
 	}
-	return n
+	return batch
 }

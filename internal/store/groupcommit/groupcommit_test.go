@@ -13,12 +13,10 @@ const (
 )
 
 // hold runs Hold on a batch of n in a goroutine, taking ints from
-// arrivals, and hands back the size it returns.
+// arrivals, and hands back the size of the batch it returns.
 func hold(p *Pacer, n, limit int, arrivals chan int, quit chan struct{}) <-chan int {
 	out := make(chan int, 1)
-	go func() {
-		out <- Hold(p, n, limit, arrivals, func(int) int { n++; return n }, quit)
-	}()
+	go func() { out <- len(Hold(p, make([]int, n), limit, arrivals, quit)) }()
 	return out
 }
 
@@ -154,24 +152,6 @@ func TestHoldQuit(t *testing.T) {
 	}
 }
 
-// TestHoldArrivalAddsNothing: a writer woken by a signal may find nothing
-// to take; it goes on holding.
-func TestHoldArrivalAddsNothing(t *testing.T) {
-	p := New(long)
-	announce(p, 2)
-	wake := make(chan struct{})
-	n := 1
-	out := make(chan int, 1)
-	go func() { out <- Hold(p, n, 10, wake, func(struct{}) int { return n }, nil) }()
-	waitHeld(t, p, 1)
-	wake <- struct{}{} // a stale signal
-	waitHeld(t, p, 1)
-	p.WriteDone()
-	if got := result(t, out); got != 1 {
-		t.Errorf("Hold = %d, want 1", got)
-	}
-}
-
 // TestManyWriters runs the protocol as a store and its callers do: each
 // caller announces a write, then either sends it and waits for its batch
 // to commit, or gives up without sending; both settle. The writer takes
@@ -192,11 +172,7 @@ func TestManyWriters(t *testing.T) {
 			case <-quit:
 				return
 			}
-			Hold(p, 1, 16, ops, func(o chan struct{}) int {
-				batch = append(batch, o)
-				return len(batch)
-			}, quit)
-			for _, o := range batch {
+			for _, o := range Hold(p, batch, 16, ops, quit) {
 				close(o)
 			}
 		}

@@ -455,7 +455,7 @@ func (r *batchRun) round(pending []*decisionOp) (out roundResult, err error) {
 	}
 	b := &pgx.Batch{}
 	var pre []string // statements before the decisions'
-	fams := families(pending)
+	var fams []string
 	switch {
 	case !r.block:
 	case !r.begun:
@@ -464,7 +464,7 @@ func (r *batchRun) round(pending []*decisionOp) (out roundResult, err error) {
 		// finds its lock held. Taken outside any savepoint, they last
 		// until the transaction ends, through later rounds too.
 		pre = []string{stmtBegin}
-		if len(fams) > 1 {
+		if fams = families(pending); len(fams) > 1 {
 			pre = append(pre, stmtLockAll)
 		}
 		pre = append(pre, stmtSavepoint)

@@ -145,10 +145,7 @@ func (s *Store) writer() {
 		// With synchronous=FULL each commit pays an fsync that costs the
 		// same for one op or many, and under load the host's flush slows
 		// the cores for everyone (docs/performance.md, "Commit delay").
-		groupcommit.Hold(s.pacer, len(batch), maxBatch, s.ops, func(o *op) int {
-			batch = append(batch, o)
-			return len(batch)
-		}, s.quit)
+		batch = groupcommit.Hold(s.pacer, batch, maxBatch, s.ops, s.quit)
 		s.runBatch(tx, batch)
 		clear(batch) // drop the references so finished ops can be freed
 	}
