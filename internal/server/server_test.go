@@ -204,11 +204,18 @@ func TestGracefulShutdown(t *testing.T) {
 		respc <- resp
 	}()
 	pw.Write([]byte(url.Values{"grant_type": {"client_credentials"}}.Encode()))
-	time.Sleep(100 * time.Millisecond)
+	// The held request's connection is made once its first bytes are
+	// read. The server accepts connections in the order they were made,
+	// so once a later one has been answered, the held one is being served.
+	resp, err := http.Get(base + "/.well-known/openid-configuration")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
 	cancel()
 	time.Sleep(100 * time.Millisecond)
 	pw.Close()
-	resp := <-respc
+	resp = <-respc
 	if resp == nil {
 		t.Fatal("request in flight was cut off")
 	}
