@@ -46,21 +46,21 @@ func (l *stringList) Set(s string) error {
 
 // pairFlags are the two organisation numbers that name a delegation.
 type pairFlags struct {
-	organisation, supplier *string
+	organization, supplier *string
 }
 
 func addPairFlags(fs interface {
 	String(name, value, usage string) *string
 }) pairFlags {
 	return pairFlags{
-		organisation: fs.String("organisation", "", "the delegating organisation's number (required)"),
+		organization: fs.String("organisation", "", "the delegating organisation's number (required)"),
 		supplier:     fs.String("supplier", "", "the supplier's organisation number: the supplier of the multi-tenant client's client system (required)"),
 	}
 }
 
 // check reports a missing or invalid number as a usage error.
 func (p pairFlags) check(name string, stderr io.Writer) error {
-	for _, f := range []struct{ flag, value string }{{"--organisation", *p.organisation}, {"--supplier", *p.supplier}} {
+	for _, f := range []struct{ flag, value string }{{"--organisation", *p.organization}, {"--supplier", *p.supplier}} {
 		switch {
 		case f.value == "":
 			fmt.Fprintf(stderr, "tillit delegation %s: %s is required\n", name, f.flag)
@@ -125,13 +125,13 @@ func runDelegationAdd(ctx context.Context, args []string, stdout, stderr io.Writ
 			return err
 		}
 	}
-	d := store.Delegation{Organisation: *pair.organisation, Supplier: *pair.supplier, AcceptedAPIs: apis, Status: store.StatusActive}
+	d := store.Delegation{Organization: *pair.organization, Supplier: *pair.supplier, AcceptedAPIs: apis, Status: store.StatusActive}
 	if _, err := st.CreateDelegation(ctx, d); errors.Is(err, store.ErrAlreadyExists) {
-		return fmt.Errorf("a delegation from %s to %s already exists; remove it first to change it", d.Organisation, d.Supplier)
+		return fmt.Errorf("a delegation from %s to %s already exists; remove it first to change it", d.Organization, d.Supplier)
 	} else if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "Organisation %s now delegates to supplier %s", d.Organisation, d.Supplier)
+	fmt.Fprintf(stdout, "Organisation %s now delegates to supplier %s", d.Organization, d.Supplier)
 	if len(apis) > 0 {
 		fmt.Fprintf(stdout, ", with the terms of %s accepted", strings.Join(apis, ", "))
 	} else {
@@ -176,7 +176,7 @@ func runDelegationList(ctx context.Context, args []string, stdout, stderr io.Wri
 		if apis == "" {
 			apis = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", d.Organisation, d.Supplier, apis, status, source)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", d.Organization, d.Supplier, apis, status, source)
 	}
 	return tw.Flush()
 }
@@ -200,7 +200,7 @@ func runDelegationRemove(ctx context.Context, args []string, stdout, stderr io.W
 		return err
 	}
 	defer st.Close()
-	org, supplier := *pair.organisation, *pair.supplier
+	org, supplier := *pair.organization, *pair.supplier
 	d, err := st.Delegation(ctx, org, supplier)
 	switch {
 	case errors.Is(err, store.ErrNotFound):

@@ -92,7 +92,7 @@ func TestDelegationCommands(t *testing.T) {
 
 // requestToken asks srv for a DEFT token for clientID acting for
 // organisation, with the client library, and returns the HTTP status.
-func requestToken(t *testing.T, srv *servertest.Server, clientID, organisation string) int {
+func requestToken(t *testing.T, srv *servertest.Server, clientID, organization string) int {
 	t.Helper()
 	c, err := client.New(client.Config{
 		Issuer: srv.URL, ClientID: clientID, Key: srv.Key(t, clientID),
@@ -101,7 +101,7 @@ func requestToken(t *testing.T, srv *servertest.Server, clientID, organisation s
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = c.Token(t.Context(), client.TokenRequest{Scopes: []string{"nhn:deft/api"}, Organization: client.Organization{Parent: organisation}})
+	_, err = c.Token(t.Context(), client.TokenRequest{Scopes: []string{"nhn:deft/api"}, Organization: client.Organization{Parent: organization}})
 	var ce *client.Error
 	switch {
 	case err == nil:

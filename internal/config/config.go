@@ -73,7 +73,7 @@ type Config struct {
 	// The declared registry. These objects are file-managed: the file wins
 	// for them at every start, and one removed from the file is disabled.
 	APIs          []API          `yaml:"apis"`
-	Organisations []Organisation `yaml:"organisations"`
+	Organizations []Organization `yaml:"organisations"`
 	ClientSystems []ClientSystem `yaml:"client_systems"`
 	Clients       []Client       `yaml:"clients"`
 	// Delegations say which organisations let which suppliers' multi-tenant
@@ -242,8 +242,8 @@ type API struct {
 	SubjectClaims []string `yaml:"subject_claims"`
 }
 
-// Organisation declares an organisation (store.Organisation).
-type Organisation struct {
+// Organization declares an organisation (store.Organization).
+type Organization struct {
 	// Number is the nine-digit organisation number. Quote it or not.
 	Number string `yaml:"number"`
 	Name   string `yaml:"name"`
@@ -272,11 +272,11 @@ type Client struct {
 	System string `yaml:"system"`
 	// Tenancy is single-tenant (default) or multi-tenant.
 	Tenancy store.Tenancy `yaml:"tenancy"`
-	// Organisation is the orgnr_parent of a single-tenant client; required
+	// Organization is the orgnr_parent of a single-tenant client; required
 	// for one, not allowed for a multi-tenant client.
-	Organisation string `yaml:"organisation"`
-	// ChildOrganisations are the sub-units a single-tenant client may name.
-	ChildOrganisations []string `yaml:"child_organisations"`
+	Organization string `yaml:"organisation"`
+	// ChildOrganizations are the sub-units a single-tenant client may name.
+	ChildOrganizations []string `yaml:"child_organisations"`
 	// JWKS is the client's public keys inline: a JWKS object, one JWK, or
 	// either as a JSON string.
 	JWKS JWKS `yaml:"jwks"`
@@ -318,8 +318,8 @@ type Client struct {
 // clients act for it (store.Delegation), the Altinn right "Databehandler kan
 // opptre på vegne av min virksomhet i HelseID".
 type Delegation struct {
-	// Organisation is the delegating organisation's number. Required.
-	Organisation string `yaml:"organisation"`
+	// Organization is the delegating organisation's number. Required.
+	Organization string `yaml:"organisation"`
 	// Supplier is the number of the supplier the right is delegated to: the
 	// supplier of the multi-tenant client's client system. Required.
 	Supplier string `yaml:"supplier"`

@@ -650,7 +650,7 @@ func TestRegistry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(r.APIs) != 3 || len(r.Organisations) != 3 || len(r.ClientSystems) != 2 || len(r.Clients) != 2 || len(r.Delegations) != 1 {
+	if len(r.APIs) != 3 || len(r.Organizations) != 3 || len(r.ClientSystems) != 2 || len(r.Clients) != 2 || len(r.Delegations) != 1 {
 		t.Fatalf("Registry() = %+v", r)
 	}
 	if s := r.ClientSystems[1].Status; s != store.StatusActive {
@@ -672,7 +672,7 @@ func TestRegistry(t *testing.T) {
 	if rf := r.APIs[2]; len(rf.SubjectClaims) != 2 {
 		t.Errorf("rf subject claims = %v", rf.SubjectClaims)
 	}
-	if d := r.Delegations[0]; d.Organisation != "310303038" || d.Supplier != "310202029" || d.Status != store.StatusActive ||
+	if d := r.Delegations[0]; d.Organization != "310303038" || d.Supplier != "310202029" || d.Status != store.StatusActive ||
 		len(d.AcceptedAPIs) != 1 || d.AcceptedAPIs[0] != "e-helse:sfm.api" {
 		t.Errorf("delegation = %+v", d)
 	}

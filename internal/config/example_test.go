@@ -42,9 +42,9 @@ func TestDocumentedExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(r.APIs) != 3 || len(r.Organisations) != 4 || len(r.ClientSystems) != 2 || len(r.Clients) != 4 || len(r.Delegations) != 1 {
+	if len(r.APIs) != 3 || len(r.Organizations) != 4 || len(r.ClientSystems) != 2 || len(r.Clients) != 4 || len(r.Delegations) != 1 {
 		t.Fatalf("example registry = %d APIs, %d organisations, %d client systems, %d clients, %d delegations",
-			len(r.APIs), len(r.Organisations), len(r.ClientSystems), len(r.Clients), len(r.Delegations))
+			len(r.APIs), len(r.Organizations), len(r.ClientSystems), len(r.Clients), len(r.Delegations))
 	}
 	for _, a := range r.APIs {
 		if a.AllowBearer {

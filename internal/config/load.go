@@ -535,7 +535,7 @@ func describe(goType string) string {
 var configTypes = map[string]reflect.Type{}
 
 func init() {
-	for _, v := range []any{Config{}, Keys{}, Tokens{}, ClientAssertion{}, DPoP{}, HTTP{}, Log{}, API{}, Organisation{}, ClientSystem{}, Client{}, Delegation{}} {
+	for _, v := range []any{Config{}, Keys{}, Tokens{}, ClientAssertion{}, DPoP{}, HTTP{}, Log{}, API{}, Organization{}, ClientSystem{}, Client{}, Delegation{}} {
 		t := reflect.TypeOf(v)
 		configTypes[t.String()] = t
 	}

@@ -33,8 +33,8 @@ func (c *Config) Registry() (registry.Registry, error) {
 			SubjectClaims:       slices.Clone(a.SubjectClaims),
 		})
 	}
-	for _, o := range c.Organisations {
-		r.Organisations = append(r.Organisations, store.Organisation{
+	for _, o := range c.Organizations {
+		r.Organizations = append(r.Organizations, store.Organization{
 			Number: o.Number,
 			Name:   o.Name,
 			Parent: o.Parent,
@@ -76,8 +76,8 @@ func (c *Config) Registry() (registry.Registry, error) {
 			Name:                 cl.Name,
 			System:               cl.System,
 			Tenancy:              orDefault(cl.Tenancy, store.SingleTenant),
-			Organisation:         cl.Organisation,
-			ChildOrganisations:   slices.Clone(cl.ChildOrganisations),
+			Organization:         cl.Organization,
+			ChildOrganizations:   slices.Clone(cl.ChildOrganizations),
 			JWKS:                 jwks,
 			GrantTypes:           grants,
 			Scopes:               slices.Clone(cl.Scopes),
@@ -91,7 +91,7 @@ func (c *Config) Registry() (registry.Registry, error) {
 	}
 	for _, d := range c.Delegations {
 		r.Delegations = append(r.Delegations, store.Delegation{
-			Organisation: d.Organisation,
+			Organization: d.Organization,
 			Supplier:     d.Supplier,
 			AcceptedAPIs: slices.Clone(d.APIs),
 			Status:       orDefault(d.Status, store.StatusActive),

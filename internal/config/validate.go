@@ -340,7 +340,7 @@ func (x index) declare(id string, i int) (first int, isNew bool) {
 }
 
 func (c *Config) checkRegistry(k *checker) {
-	orgs := c.checkOrganisations(k)
+	orgs := c.checkOrganizations(k)
 	apis, scopeAPI := c.checkAPIs(k)
 	systems := c.checkClientSystems(k, apis)
 	clients := c.checkClients(k, orgs, apis, scopeAPI, systems)
@@ -356,9 +356,9 @@ func (c *Config) checkOrgNumber(k *checker, p path, number string) bool {
 	return true
 }
 
-func (c *Config) checkOrganisations(k *checker) index {
+func (c *Config) checkOrganizations(k *checker) index {
 	orgs := make(index)
-	for i, o := range c.Organisations {
+	for i, o := range c.Organizations {
 		p := path{"organisations", i}
 		if o.Number == "" {
 			k.add(p.with("number"), "is required")
@@ -374,7 +374,7 @@ func (c *Config) checkOrganisations(k *checker) index {
 	// A loop of parents would make "the legal entity of this sub-unit"
 	// undefined.
 	// Each loop is reported once, on its first member in the file.
-	for i, o := range c.Organisations {
+	for i, o := range c.Organizations {
 		if o.Parent == o.Number {
 			continue // reported above
 		}
@@ -393,7 +393,7 @@ func (c *Config) checkOrganisations(k *checker) index {
 			}
 			seen[cur] = true
 			first = min(first, j)
-			cur = c.Organisations[j].Parent
+			cur = c.Organizations[j].Parent
 		}
 	}
 	return orgs
@@ -528,10 +528,10 @@ func (c *Config) checkClients(k *checker, orgs, apis index, scopeAPI map[string]
 		case store.MultiTenant:
 			// HelseID profile §6.1: a multi-tenant client names the
 			// organisation it acts for in each request.
-			if cl.Organisation != "" {
+			if cl.Organization != "" {
 				k.add(p.with("organisation"), "a multi-tenant client has no fixed organisation; it names one per request")
 			}
-			if len(cl.ChildOrganisations) > 0 {
+			if len(cl.ChildOrganizations) > 0 {
 				k.add(p.with("child_organisations"), "a multi-tenant client has no list of child organisations")
 			}
 		default:
@@ -670,10 +670,10 @@ func (c *Config) checkDelegations(k *checker, apis index) {
 	for i, d := range c.Delegations {
 		p := path{"delegations", i}
 		orgOK, supplierOK := false, false
-		if d.Organisation == "" {
+		if d.Organization == "" {
 			k.add(p.with("organisation"), "is required: the number of the delegating organisation")
 		} else {
-			orgOK = c.checkOrgNumber(k, p.with("organisation"), d.Organisation)
+			orgOK = c.checkOrgNumber(k, p.with("organisation"), d.Organization)
 		}
 		if d.Supplier == "" {
 			k.add(p.with("supplier"), "is required: the number of the supplier the right is delegated to")
@@ -681,8 +681,8 @@ func (c *Config) checkDelegations(k *checker, apis index) {
 			supplierOK = c.checkOrgNumber(k, p.with("supplier"), d.Supplier)
 		}
 		if orgOK && supplierOK {
-			if j, ok := pairs.declare(registry.DelegationID(d.Organisation, d.Supplier), i); !ok {
-				k.add(p, "the delegation from %q to %q is already declared at delegations[%d]", d.Organisation, d.Supplier, j)
+			if j, ok := pairs.declare(registry.DelegationID(d.Organization, d.Supplier), i); !ok {
+				k.add(p, "the delegation from %q to %q is already declared at delegations[%d]", d.Organization, d.Supplier, j)
 			}
 		}
 		seen := make(map[string]bool)
@@ -712,19 +712,19 @@ func (c *Config) checkSingleTenant(k *checker, p path, cl *Client, orgs index) {
 	// HelseID profile §6.1: a single-tenant client is bound to one
 	// organisation, which becomes orgnr_parent in its tokens.
 	orgOK := false
-	if cl.Organisation == "" {
+	if cl.Organization == "" {
 		k.add(p.with("organisation"), "a single-tenant client needs its organisation number")
 	} else {
-		orgOK = c.checkOrgNumber(k, p.with("organisation"), cl.Organisation)
+		orgOK = c.checkOrgNumber(k, p.with("organisation"), cl.Organization)
 	}
 	seen := make(map[string]bool)
-	for j, child := range cl.ChildOrganisations {
+	for j, child := range cl.ChildOrganizations {
 		cp := p.with("child_organisations", j)
 		if !c.checkOrgNumber(k, cp, child) {
 			continue
 		}
 		switch {
-		case child == cl.Organisation:
+		case child == cl.Organization:
 			k.add(cp, "%q is the client's own organisation", child)
 		case seen[child]:
 			k.add(cp, "%q is listed twice", child)
@@ -732,9 +732,9 @@ func (c *Config) checkSingleTenant(k *checker, p path, cl *Client, orgs index) {
 			// Only a declared child with a sound parent can contradict the
 			// client; a broken parent is reported on the organisation.
 			if o, ok := orgs[child]; ok && orgOK {
-				parent := c.Organisations[o].Parent
-				if parent != "" && parent != child && helseid.ValidOrgNumber(parent) && parent != cl.Organisation {
-					k.add(cp, "%q belongs to %q, not to the client's organisation %q", child, parent, cl.Organisation)
+				parent := c.Organizations[o].Parent
+				if parent != "" && parent != child && helseid.ValidOrgNumber(parent) && parent != cl.Organization {
+					k.add(cp, "%q belongs to %q, not to the client's organisation %q", child, parent, cl.Organization)
 				}
 			}
 		}

@@ -98,7 +98,7 @@ func (e *Error) HTTPStatus() int {
 		return http.StatusForbidden
 	case CodeServerError:
 		return http.StatusInternalServerError
-	case CodeTemporarilyUnavail:
+	case CodeTemporarilyUnavailable:
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusBadRequest

@@ -26,19 +26,19 @@ const (
 
 // Error codes (RFC 6749 §5.2, RFC 8707 §2, RFC 9449 §5 and §12.2, RFC 6750 §3.1).
 const (
-	CodeInvalidRequest       = "invalid_request"
-	CodeInvalidClient        = "invalid_client"
-	CodeInvalidGrant         = "invalid_grant"
-	CodeUnauthorizedClient   = "unauthorized_client"
-	CodeUnsupportedGrantType = "unsupported_grant_type"
-	CodeInvalidScope         = "invalid_scope"
-	CodeInvalidTarget        = "invalid_target"
-	CodeInvalidDPoPProof     = "invalid_dpop_proof"
-	CodeUseDPoPNonce         = "use_dpop_nonce"
-	CodeServerError          = "server_error"
-	CodeTemporarilyUnavail   = "temporarily_unavailable"
-	CodeInvalidToken         = "invalid_token"
-	CodeInsufficientScope    = "insufficient_scope"
+	CodeInvalidRequest         = "invalid_request"
+	CodeInvalidClient          = "invalid_client"
+	CodeInvalidGrant           = "invalid_grant"
+	CodeUnauthorizedClient     = "unauthorized_client"
+	CodeUnsupportedGrantType   = "unsupported_grant_type"
+	CodeInvalidScope           = "invalid_scope"
+	CodeInvalidTarget          = "invalid_target"
+	CodeInvalidDPoPProof       = "invalid_dpop_proof"
+	CodeUseDPoPNonce           = "use_dpop_nonce"
+	CodeServerError            = "server_error"
+	CodeTemporarilyUnavailable = "temporarily_unavailable"
+	CodeInvalidToken           = "invalid_token"
+	CodeInsufficientScope      = "insufficient_scope"
 	// CodeUnsupportedTokenType answers a revocation of a token type the
 	// server cannot revoke (RFC 7009 §2.2.1).
 	CodeUnsupportedTokenType = "unsupported_token_type"

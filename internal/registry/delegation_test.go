@@ -18,8 +18,8 @@ func TestSyncDelegations(t *testing.T) {
 	ctx := t.Context()
 	w := want(t)
 	w.Delegations = []store.Delegation{
-		{Organisation: "310303038", Supplier: "310202029", AcceptedAPIs: []string{"nhn:deft", "e-helse:sfm.api"}},
-		{Organisation: "310404047", Supplier: "310202029"},
+		{Organization: "310303038", Supplier: "310202029", AcceptedAPIs: []string{"nhn:deft", "e-helse:sfm.api"}},
+		{Organization: "310404047", Supplier: "310202029"},
 	}
 	rep := mustSync(t, s, w)
 	wantCreated := refs(registry.KindDelegation, "310303038:310202029", "310404047:310202029")
@@ -60,7 +60,7 @@ func TestSyncDelegations(t *testing.T) {
 	}
 
 	// Made by the CLI: untouched, and the file may not declare it.
-	cli := store.Delegation{Organisation: "310303038", Supplier: "310404047"}
+	cli := store.Delegation{Organization: "310303038", Supplier: "310404047"}
 	if _, err := s.CreateDelegation(ctx, cli); err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func TestSyncDelegations(t *testing.T) {
 	}
 	tests := []struct {
 		name                   string
-		organisation, supplier string
+		organization, supplier string
 		wantFound, wantActive  bool
 	}{
 		{"file-managed", "310303038", "310202029", true, true},
@@ -91,7 +91,7 @@ func TestSyncDelegations(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			d, ok := snap.Delegation(tt.organisation, tt.supplier)
+			d, ok := snap.Delegation(tt.organization, tt.supplier)
 			if ok != tt.wantFound || (ok && d.Active() != tt.wantActive) {
 				t.Errorf("Delegation = %+v, %v; want found %v, active %v", d, ok, tt.wantFound, tt.wantActive)
 			}

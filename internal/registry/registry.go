@@ -12,7 +12,7 @@ import (
 // sets the rest.
 type Registry struct {
 	APIs          []store.API
-	Organisations []store.Organisation
+	Organizations []store.Organization
 	ClientSystems []store.ClientSystem
 	Clients       []store.Client
 	Delegations   []store.Delegation
@@ -23,7 +23,7 @@ type Kind string
 
 const (
 	KindAPI          Kind = "api"
-	KindOrganisation Kind = "organisation"
+	KindOrganization Kind = "organisation"
 	KindClientSystem Kind = "client system"
 	KindClient       Kind = "client"
 	KindDelegation   Kind = "delegation"
@@ -39,12 +39,12 @@ type Ref struct {
 func (r Ref) String() string { return fmt.Sprintf("%s %q", r.Kind, r.ID) }
 
 // DelegationID names a delegation in a Ref: "<organisation>:<supplier>".
-func DelegationID(organisation, supplier string) string { return organisation + ":" + supplier }
+func DelegationID(organization, supplier string) string { return organization + ":" + supplier }
 
 // splitDelegationID is the inverse of DelegationID.
-func splitDelegationID(id string) (organisation, supplier string) {
-	organisation, supplier, _ = strings.Cut(id, ":")
-	return organisation, supplier
+func splitDelegationID(id string) (organization, supplier string) {
+	organization, supplier, _ = strings.Cut(id, ":")
+	return organization, supplier
 }
 
 // Report says what Sync changed. A Sync that changed nothing has an empty

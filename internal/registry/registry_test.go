@@ -72,7 +72,7 @@ func want(t *testing.T) registry.Registry {
 			{Audience: "nhn:deft", Name: "DEFT", Scopes: []string{"nhn:deft/api"}, Status: store.StatusActive},
 			{Audience: "e-helse:sfm.api", Name: "SFM", Scopes: []string{"e-helse:sfm.api/sfm.api", "e-helse:sfm.api/sfm.api2"}, ClientClaims: []string{"sfm-id"}, Status: store.StatusActive},
 		},
-		Organisations: []store.Organisation{
+		Organizations: []store.Organization{
 			// The child first: Sync must still create the parent before it.
 			{Number: "310404047", Name: "Child", Parent: "310303038"},
 			{Number: "310202029", Name: "Supplier"},
@@ -82,9 +82,9 @@ func want(t *testing.T) registry.Registry {
 			{ID: "sys", Name: "EPJ", Supplier: "310202029", APIs: []string{"nhn:deft", "e-helse:sfm.api"}, Status: store.StatusActive},
 		},
 		Clients: []store.Client{
-			{ID: "deft", System: "sys", Tenancy: store.SingleTenant, Organisation: "310303038", ChildOrganisations: []string{"310404047"},
+			{ID: "deft", System: "sys", Tenancy: store.SingleTenant, Organization: "310303038", ChildOrganizations: []string{"310404047"},
 				JWKS: jwks, GrantTypes: []string{"client_credentials"}, Scopes: []string{"nhn:deft/api"}, Status: store.StatusActive},
-			{ID: "sfm", System: "sys", Tenancy: store.SingleTenant, Organisation: "310303038",
+			{ID: "sfm", System: "sys", Tenancy: store.SingleTenant, Organization: "310303038",
 				JWKS: jwks, GrantTypes: []string{"client_credentials"}, Scopes: []string{"e-helse:sfm.api/sfm.api"},
 				Claims: map[string]string{"e-helse:sfm.api/client/claims/sfm-id": "0c4c1b49"}, Status: store.StatusActive},
 		},
@@ -124,8 +124,8 @@ func TestSyncCreatesThenIsIdempotent(t *testing.T) {
 	if got, wantN := len(rep.Created), 2+3+1+2; got != wantN || len(rep.Updated)+len(rep.Disabled)+len(rep.Kept) != 0 {
 		t.Fatalf("first Sync report: %v", rep)
 	}
-	parent := slices.Index(rep.Created, registry.Ref{Kind: registry.KindOrganisation, ID: "310303038"})
-	child := slices.Index(rep.Created, registry.Ref{Kind: registry.KindOrganisation, ID: "310404047"})
+	parent := slices.Index(rep.Created, registry.Ref{Kind: registry.KindOrganization, ID: "310303038"})
+	child := slices.Index(rep.Created, registry.Ref{Kind: registry.KindOrganization, ID: "310404047"})
 	if parent < 0 || child < parent {
 		t.Errorf("child organisation created before its parent: %v", rep.Created)
 	}
@@ -183,11 +183,11 @@ func TestSyncUpdatesDisablesAndRestores(t *testing.T) {
 	removed.APIs = w.APIs[1:]
 	removed.ClientSystems = []store.ClientSystem{w.ClientSystems[0]}
 	removed.ClientSystems[0].APIs = []string{"e-helse:sfm.api"}
-	removed.Organisations = w.Organisations[1:]
+	removed.Organizations = w.Organizations[1:]
 	removed.Clients = slices.Clone(removed.Clients)
 	rep = mustSync(t, s, removed)
 	wantDisabled := append(refs(registry.KindClient, "deft"), refs(registry.KindAPI, "nhn:deft")...)
-	if !slices.Equal(rep.Disabled, wantDisabled) || !slices.Equal(rep.Kept, refs(registry.KindOrganisation, "310404047")) {
+	if !slices.Equal(rep.Disabled, wantDisabled) || !slices.Equal(rep.Kept, refs(registry.KindOrganization, "310404047")) {
 		t.Fatalf("removal report: %v", rep)
 	}
 	c, err := s.Client(t.Context(), "deft")
@@ -197,7 +197,7 @@ func TestSyncUpdatesDisablesAndRestores(t *testing.T) {
 	if c.Status != store.StatusDisabled || c.ManagedBy != store.ManagedByFile {
 		t.Errorf("removed client = %+v, want disabled and still file-managed", c)
 	}
-	if _, err := s.Organisation(t.Context(), "310404047"); err != nil {
+	if _, err := s.Organization(t.Context(), "310404047"); err != nil {
 		t.Errorf("removed organisation: %v, want it kept", err)
 	}
 
@@ -262,7 +262,7 @@ func TestSyncRefusesBadInput(t *testing.T) {
 		{name: "duplicate client", edit: func(r *registry.Registry) { r.Clients = append(r.Clients, r.Clients[0]) }, wantErr: `registry: client "deft" declared twice`},
 		{name: "duplicate api", edit: func(r *registry.Registry) { r.APIs = append(r.APIs, r.APIs[0]) }, wantErr: `registry: api "nhn:deft" declared twice`},
 		{name: "client without id", edit: func(r *registry.Registry) { r.Clients[0].ID = "" }, wantErr: "registry: client 0 has no id"},
-		{name: "organisation without number", edit: func(r *registry.Registry) { r.Organisations[1].Number = "" }, wantErr: "registry: organisation 1 has no id"},
+		{name: "organisation without number", edit: func(r *registry.Registry) { r.Organizations[1].Number = "" }, wantErr: "registry: organisation 1 has no id"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -419,7 +419,7 @@ func TestSnapshot(t *testing.T) {
 	if !slices.Equal(auds, []string{"e-helse:sfm.api", "nhn:deft"}) {
 		t.Errorf("APIs() = %v, want sorted by audience", auds)
 	}
-	if o, ok := snap.Organisation("310404047"); !ok || o.Parent != "310303038" {
+	if o, ok := snap.Organization("310404047"); !ok || o.Parent != "310303038" {
 		t.Errorf("Organisation = %v, %v", o, ok)
 	}
 	if sys, ok := snap.ClientSystem("sys"); !ok || sys.Supplier != "310202029" {
@@ -486,12 +486,12 @@ func TestWatcher(t *testing.T) {
 	done := make(chan struct{})
 	go func() { w.Run(runCtx); close(done) }()
 	other := openStoreAt(t, path)
-	if _, err := other.CreateOrganisation(ctx, store.Organisation{Number: "313231593", Name: "New"}); err != nil {
+	if _, err := other.CreateOrganization(ctx, store.Organization{Number: "313231593", Name: "New"}); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		if _, ok := w.Current().Organisation("313231593"); ok {
+		if _, ok := w.Current().Organization("313231593"); ok {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -502,7 +502,7 @@ func TestWatcher(t *testing.T) {
 	if first.Version() == w.Current().Version() {
 		t.Error("new snapshot has the old version")
 	}
-	if _, ok := first.Organisation("313231593"); ok {
+	if _, ok := first.Organization("313231593"); ok {
 		t.Error("the old snapshot changed: snapshots must be immutable")
 	}
 	stop()

@@ -21,7 +21,7 @@ type Snapshot struct {
 	apis    []*store.API // by audience
 	byAud   map[string]*store.API
 	byScope map[string]*store.API
-	orgs    map[string]*store.Organisation
+	orgs    map[string]*store.Organization
 	systems map[string]*store.ClientSystem
 	clients map[string]*Client
 	// delegations by organisation, then supplier.
@@ -67,7 +67,7 @@ func Load(ctx context.Context, s store.Store) (*Snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("registry: load apis: %w", err)
 	}
-	orgs, err := s.Organisations(ctx)
+	orgs, err := s.Organizations(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("registry: load organisations: %w", err)
 	}
@@ -86,13 +86,13 @@ func Load(ctx context.Context, s store.Store) (*Snapshot, error) {
 	return newSnapshot(version, apis, orgs, systems, clients, delegations), nil
 }
 
-func newSnapshot(version int64, apis []store.API, orgs []store.Organisation, systems []store.ClientSystem, clients []store.Client, delegations []store.Delegation) *Snapshot {
+func newSnapshot(version int64, apis []store.API, orgs []store.Organization, systems []store.ClientSystem, clients []store.Client, delegations []store.Delegation) *Snapshot {
 	snap := &Snapshot{
 		version: version,
 		apis:    make([]*store.API, 0, len(apis)),
 		byAud:   make(map[string]*store.API, len(apis)),
 		byScope: make(map[string]*store.API),
-		orgs:    make(map[string]*store.Organisation, len(orgs)),
+		orgs:    make(map[string]*store.Organization, len(orgs)),
 		systems: make(map[string]*store.ClientSystem, len(systems)),
 		clients: make(map[string]*Client, len(clients)),
 
@@ -128,10 +128,10 @@ func newSnapshot(version int64, apis []store.API, orgs []store.Organisation, sys
 	}
 	for i := range delegations {
 		d := &delegations[i]
-		bySupplier := snap.delegations[d.Organisation]
+		bySupplier := snap.delegations[d.Organization]
 		if bySupplier == nil {
 			bySupplier = make(map[string]*store.Delegation)
-			snap.delegations[d.Organisation] = bySupplier
+			snap.delegations[d.Organization] = bySupplier
 		}
 		bySupplier[d.Supplier] = d
 	}
@@ -186,8 +186,8 @@ func (snap *Snapshot) APIForScope(scope string) (*store.API, bool) {
 // APIs returns every API ordered by audience.
 func (snap *Snapshot) APIs() []*store.API { return slices.Clone(snap.apis) }
 
-// Organisation returns the organisation with the given number.
-func (snap *Snapshot) Organisation(number string) (*store.Organisation, bool) {
+// Organization returns the organisation with the given number.
+func (snap *Snapshot) Organization(number string) (*store.Organization, bool) {
 	o, ok := snap.orgs[number]
 	return o, ok
 }
@@ -200,7 +200,7 @@ func (snap *Snapshot) ClientSystem(id string) (*store.ClientSystem, bool) {
 
 // Delegation returns the delegation from organisation to supplier, whatever
 // its status (store.Delegation.Active says whether it grants anything).
-func (snap *Snapshot) Delegation(organisation, supplier string) (*store.Delegation, bool) {
-	d, ok := snap.delegations[organisation][supplier]
+func (snap *Snapshot) Delegation(organization, supplier string) (*store.Delegation, bool) {
+	d, ok := snap.delegations[organization][supplier]
 	return d, ok
 }

@@ -57,7 +57,7 @@ func Sync(ctx context.Context, s store.Store, want Registry) (Report, error) {
 	// Read and check everything before the first write, so that a refused
 	// takeover or a duplicate leaves the store as it was.
 	var errs []error
-	orgHave, e := orgs.plan(ctx, want.Organisations)
+	orgHave, e := orgs.plan(ctx, want.Organizations)
 	errs = append(errs, e...)
 	apiHave, e := apis.plan(ctx, want.APIs)
 	errs = append(errs, e...)
@@ -74,7 +74,7 @@ func Sync(ctx context.Context, s store.Store, want Registry) (Report, error) {
 	// Create and update in reference order (parents, APIs and systems
 	// before what names them) in case a backend checks references; disable
 	// in the opposite order.
-	if err := orgs.apply(ctx, parentsFirst(want.Organisations), orgHave, &rep); err != nil {
+	if err := orgs.apply(ctx, parentsFirst(want.Organizations), orgHave, &rep); err != nil {
 		return rep, err
 	}
 	if err := apis.apply(ctx, want.APIs, apiHave, &rep); err != nil {
@@ -101,7 +101,7 @@ func Sync(ctx context.Context, s store.Store, want Registry) (Report, error) {
 	if err := apis.retire(ctx, want.APIs, apiHave, &rep); err != nil {
 		return rep, err
 	}
-	if err := orgs.retire(ctx, want.Organisations, orgHave, &rep); err != nil {
+	if err := orgs.retire(ctx, want.Organizations, orgHave, &rep); err != nil {
 		return rep, err
 	}
 	return rep, nil
@@ -269,7 +269,7 @@ func (k kindOps[T]) disable(ctx context.Context, h T, rep *Report) error {
 // parentsFirst orders organisations so that a parent declared in the same
 // list comes before its sub-units. Cycles (refused by config validation)
 // keep their order.
-func parentsFirst(orgs []store.Organisation) []store.Organisation {
+func parentsFirst(orgs []store.Organization) []store.Organization {
 	index := make(map[string]int, len(orgs))
 	for i, o := range orgs {
 		index[o.Number] = i
@@ -290,7 +290,7 @@ func parentsFirst(orgs []store.Organisation) []store.Organisation {
 	for i, o := range orgs {
 		depths[o.Number] = depth(i)
 	}
-	slices.SortStableFunc(out, func(a, b store.Organisation) int { return depths[a.Number] - depths[b.Number] })
+	slices.SortStableFunc(out, func(a, b store.Organization) int { return depths[a.Number] - depths[b.Number] })
 	return out
 }
 
@@ -314,16 +314,16 @@ func compactJSON(b []byte) []byte {
 	return buf.Bytes()
 }
 
-func orgOps(s store.Store) kindOps[store.Organisation] {
-	return kindOps[store.Organisation]{
-		kind:   KindOrganisation,
-		id:     func(o *store.Organisation) string { return o.Number },
-		meta:   func(o *store.Organisation) *store.Meta { return &o.Meta },
-		list:   s.Organisations,
-		get:    s.Organisation,
-		create: s.CreateOrganisation,
-		update: s.UpdateOrganisation,
-		canonical: func(o store.Organisation) store.Organisation {
+func orgOps(s store.Store) kindOps[store.Organization] {
+	return kindOps[store.Organization]{
+		kind:   KindOrganization,
+		id:     func(o *store.Organization) string { return o.Number },
+		meta:   func(o *store.Organization) *store.Meta { return &o.Meta },
+		list:   s.Organizations,
+		get:    s.Organization,
+		create: s.CreateOrganization,
+		update: s.UpdateOrganization,
+		canonical: func(o store.Organization) store.Organization {
 			o.Meta = store.Meta{}
 			return o
 		},
@@ -381,7 +381,7 @@ func clientOps(s store.Store) kindOps[store.Client] {
 		update: s.UpdateClient,
 		canonical: func(c store.Client) store.Client {
 			c.Meta = store.Meta{}
-			c.ChildOrganisations = sortedSet(c.ChildOrganisations)
+			c.ChildOrganizations = sortedSet(c.ChildOrganizations)
 			c.GrantTypes = sortedSet(c.GrantTypes)
 			c.Scopes = sortedSet(c.Scopes)
 			c.ExchangeActors = sortedSet(c.ExchangeActors)
@@ -397,7 +397,7 @@ func clientOps(s store.Store) kindOps[store.Client] {
 func delegationOps(s store.Store) kindOps[store.Delegation] {
 	return kindOps[store.Delegation]{
 		kind:   KindDelegation,
-		id:     func(d *store.Delegation) string { return DelegationID(d.Organisation, d.Supplier) },
+		id:     func(d *store.Delegation) string { return DelegationID(d.Organization, d.Supplier) },
 		meta:   func(d *store.Delegation) *store.Meta { return &d.Meta },
 		status: func(d *store.Delegation) *store.Status { return &d.Status },
 		list:   s.Delegations,

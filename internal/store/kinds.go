@@ -23,9 +23,9 @@ var (
 	APIKind = Kind[API]{Name: "api",
 		Key:  func(r *API) string { return r.Audience },
 		Meta: func(r *API) *Meta { return &r.Meta }}
-	OrganisationKind = Kind[Organisation]{Name: "organisation",
-		Key:  func(r *Organisation) string { return r.Number },
-		Meta: func(r *Organisation) *Meta { return &r.Meta }}
+	OrganizationKind = Kind[Organization]{Name: "organisation",
+		Key:  func(r *Organization) string { return r.Number },
+		Meta: func(r *Organization) *Meta { return &r.Meta }}
 	ClientSystemKind = Kind[ClientSystem]{Name: "client system",
 		Key:  func(r *ClientSystem) string { return r.ID },
 		Meta: func(r *ClientSystem) *Meta { return &r.Meta }}
@@ -33,7 +33,7 @@ var (
 		Key:  func(r *Client) string { return r.ID },
 		Meta: func(r *Client) *Meta { return &r.Meta }}
 	DelegationKind = Kind[Delegation]{Name: "delegation",
-		Key:  func(r *Delegation) string { return DelegationKey(r.Organisation, r.Supplier) },
+		Key:  func(r *Delegation) string { return DelegationKey(r.Organization, r.Supplier) },
 		Meta: func(r *Delegation) *Meta { return &r.Meta }}
 )
 
@@ -41,11 +41,11 @@ var (
 // supplier. The tab sorts below every printable character, so the byte
 // order of keys is by organisation, then supplier. No organisation gives the
 // empty key, which backends refuse to create.
-func DelegationKey(organisation, supplier string) string {
-	if organisation == "" {
+func DelegationKey(organization, supplier string) string {
+	if organization == "" {
 		return ""
 	}
-	return organisation + "\t" + supplier
+	return organization + "\t" + supplier
 }
 
 // metaFields are the JSON names of Meta's fields. Meta is embedded in every

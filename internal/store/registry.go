@@ -71,9 +71,9 @@ type API struct {
 	Meta
 }
 
-// Organisation is a legal entity or sub-unit, identified by its nine-digit
+// Organization is a legal entity or sub-unit, identified by its nine-digit
 // number in Enhetsregisteret.
-type Organisation struct {
+type Organization struct {
 	Number string
 	Name   string
 	// Parent is the number of the legal entity a sub-unit belongs to.
@@ -102,11 +102,13 @@ type Client struct {
 	System string // ClientSystem ID
 	// Tenancy decides how organisation numbers are chosen.
 	Tenancy Tenancy
-	// Organisation is the orgnr_parent of a single-tenant client.
-	Organisation string
-	// ChildOrganisations are the sub-units a single-tenant client may name
+	// Organization is the orgnr_parent of a single-tenant client. The JSON
+	// names keep the spelling of stored documents written before the Go
+	// identifiers were renamed.
+	Organization string `json:"Organisation"`
+	// ChildOrganizations are the sub-units a single-tenant client may name
 	// in assertion_details.
-	ChildOrganisations []string
+	ChildOrganizations []string `json:"ChildOrganisations"`
 	// JWKS is the client's public key set (JSON).
 	JWKS       []byte
 	GrantTypes []string
@@ -131,12 +133,12 @@ type Client struct {
 	Meta
 }
 
-// Delegation says that Organisation has delegated to Supplier the right to
+// Delegation says that Organization has delegated to Supplier the right to
 // act for it in HelseID (the Altinn right "Databehandler kan opptre på vegne
 // av min virksomhet i HelseID", profile §6.1). A multi-tenant client of that
 // supplier may then name Organisation as the one it acts for.
 type Delegation struct {
-	Organisation string
+	Organization string `json:"Organisation"` // stored documents' spelling
 	Supplier     string
 	// AcceptedAPIs are the audiences whose terms of use Organisation has
 	// accepted; scopes of other APIs are left out of its tokens and listed

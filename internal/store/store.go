@@ -41,11 +41,11 @@ type Store interface {
 	APIs(ctx context.Context) ([]API, error)
 	DeleteAPI(ctx context.Context, audience string) error
 
-	CreateOrganisation(ctx context.Context, o Organisation) (Organisation, error)
-	UpdateOrganisation(ctx context.Context, o Organisation) (Organisation, error)
-	Organisation(ctx context.Context, number string) (Organisation, error)
-	Organisations(ctx context.Context) ([]Organisation, error)
-	DeleteOrganisation(ctx context.Context, number string) error
+	CreateOrganization(ctx context.Context, o Organization) (Organization, error)
+	UpdateOrganization(ctx context.Context, o Organization) (Organization, error)
+	Organization(ctx context.Context, number string) (Organization, error)
+	Organizations(ctx context.Context) ([]Organization, error)
+	DeleteOrganization(ctx context.Context, number string) error
 
 	CreateClientSystem(ctx context.Context, s ClientSystem) (ClientSystem, error)
 	UpdateClientSystem(ctx context.Context, s ClientSystem) (ClientSystem, error)
@@ -64,9 +64,9 @@ type Store interface {
 	// pair (Organisation, Supplier).
 	CreateDelegation(ctx context.Context, d Delegation) (Delegation, error)
 	UpdateDelegation(ctx context.Context, d Delegation) (Delegation, error)
-	Delegation(ctx context.Context, organisation, supplier string) (Delegation, error)
+	Delegation(ctx context.Context, organization, supplier string) (Delegation, error)
 	Delegations(ctx context.Context) ([]Delegation, error)
-	DeleteDelegation(ctx context.Context, organisation, supplier string) error
+	DeleteDelegation(ctx context.Context, organization, supplier string) error
 
 	// RegistryVersion is a number that changes whenever any registry record
 	// is created, updated or deleted, by this process or another. Servers

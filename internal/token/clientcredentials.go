@@ -30,7 +30,7 @@ func (g clientCredentials) issue(_ context.Context, t *tokenRequest) (*issue, er
 			return nil, oauth.Newf(oauth.CodeInvalidScope, "scope %s is not allowed for this client", s)
 		}
 	}
-	org, err := selectOrganisation(t.Snapshot, t.Client, t.Assertion, nil)
+	org, err := selectOrganization(t.Snapshot, t.Client, t.Assertion, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -62,7 +62,7 @@ type apiChoice struct {
 // the resource's share of them, or all of them if they name one API. The
 // two descriptions are the invalid_target answers when requested, or
 // available, span several APIs.
-func chooseAPI(t *tokenRequest, org organisation, requested, available []string, severalReq, severalAvail string) (apiChoice, error) {
+func chooseAPI(t *tokenRequest, org organization, requested, available []string, severalReq, severalAvail string) (apiChoice, error) {
 	snap := t.Snapshot
 	var c apiChoice
 	if len(requested) > 0 {
@@ -165,7 +165,7 @@ func target(snap *registry.Snapshot, resources, requested []string, several stri
 // clientClaims are the claims about the client and the organisation it acts
 // for that a token for api carries (profile §5.3, §5.4): the fixed client
 // claims, and the optional ones the API asks for.
-func clientClaims(t *tokenRequest, api *store.API, org organisation) AccessClaims {
+func clientClaims(t *tokenRequest, api *store.API, org organization) AccessClaims {
 	var c AccessClaims
 	c.ClientID = t.Client.ID
 	c.ClientAMR = helseid.ClientAMRPrivateKeyJWT

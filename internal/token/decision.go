@@ -167,7 +167,7 @@ func limitClient(cfg Config, clientID string, now time.Time) error {
 // limited answers a rate-limited request (RFC 6585 §4). OAuth has no code
 // for it; temporarily_unavailable says to come back, Retry-After when.
 func limited(what string, wait time.Duration) *oauth.Error {
-	oe := oauth.New(oauth.CodeTemporarilyUnavail, "too many requests from this "+what+": try again later")
+	oe := oauth.New(oauth.CodeTemporarilyUnavailable, "too many requests from this "+what+": try again later")
 	oe.Status = http.StatusTooManyRequests
 	oe.RetryAfter = ratelimit.RetryAfter(wait)
 	return oe

@@ -91,7 +91,7 @@ func (g tokenExchange) issue(_ context.Context, t *tokenRequest) (*issue, error)
 		}
 	}
 	// The organisation the actor acts for goes into act.
-	org, err := selectOrganisation(t.Snapshot, actor, t.Assertion, nil)
+	org, err := selectOrganization(t.Snapshot, actor, t.Assertion, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -115,8 +115,8 @@ func TestDelegationChangesApply(t *testing.T) {
 	}
 }
 
-func storeDelegation(organisation, supplier string, apis ...string) store.Delegation {
-	return store.Delegation{Organisation: organisation, Supplier: supplier, AcceptedAPIs: apis, Status: store.StatusActive}
+func storeDelegation(organization, supplier string, apis ...string) store.Delegation {
+	return store.Delegation{Organization: organization, Supplier: supplier, AcceptedAPIs: apis, Status: store.StatusActive}
 }
 
 // refreshRegistry makes a change in the store visible to the server now,

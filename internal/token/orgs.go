@@ -12,7 +12,7 @@ import (
 
 // organisation is what a token says about the organisations behind a
 // request (profile §6).
-type organisation struct {
+type organization struct {
 	Parent    string
 	Child     string
 	Supplier  string
@@ -41,7 +41,7 @@ func hid(code, format string, args ...any) *oauth.Error {
 const multiTenantHowTo = "assertion_details with a helseid_authorization entry whose identifier has system " +
 	helseid.SystemISO6523 + " and value NO:ORGNR:<parent> or NO:ORGNR:<parent>:<child>"
 
-// selectOrganisation reads assertion_details (or authorization_details) and
+// selectOrganization reads assertion_details (or authorization_details) and
 // decides the organisation claims. A single-tenant client acts for its own
 // organisation and may name one of its whitelisted children. A
 // multi-tenant client must name the organisation it acts for, which must
@@ -49,8 +49,8 @@ const multiTenantHowTo = "assertion_details with a helseid_authorization entry w
 // assertion names no organisation, earlier (the login a refresh token comes
 // from) is used in its place; it is checked the same way, since the
 // client's list or a delegation may have changed since.
-func selectOrganisation(snap *registry.Snapshot, c *registry.Client, a *clientauth.Assertion, earlier *orgChoice) (organisation, error) {
-	org := organisation{Tenancy: string(c.Tenancy)}
+func selectOrganization(snap *registry.Snapshot, c *registry.Client, a *clientauth.Assertion, earlier *orgChoice) (organization, error) {
+	org := organization{Tenancy: string(c.Tenancy)}
 	if c.System != nil {
 		org.Supplier = c.System.Supplier
 	}
@@ -100,8 +100,8 @@ func selectOrganisation(snap *registry.Snapshot, c *registry.Client, a *clientau
 	return singleTenant(c, org, choice)
 }
 
-func singleTenant(c *registry.Client, org organisation, choice *orgChoice) (organisation, error) {
-	org.Parent = c.Organisation
+func singleTenant(c *registry.Client, org organization, choice *orgChoice) (organization, error) {
+	org.Parent = c.Organization
 	if choice == nil {
 		return org, nil
 	}
@@ -109,7 +109,7 @@ func singleTenant(c *registry.Client, org organisation, choice *orgChoice) (orga
 		if !helseid.ValidOrgNumber(choice.Parent) {
 			return org, badOrgNumber(choice.Parent)
 		}
-		if choice.Parent != c.Organisation {
+		if choice.Parent != c.Organization {
 			return org, hid("HID-1001", "parent organisation %s is not the organisation of this single-tenant client", choice.Parent)
 		}
 	}
@@ -120,10 +120,10 @@ func singleTenant(c *registry.Client, org organisation, choice *orgChoice) (orga
 	if !helseid.ValidOrgNumber(child) {
 		return org, badOrgNumber(child)
 	}
-	if len(c.ChildOrganisations) == 0 {
+	if len(c.ChildOrganizations) == 0 {
 		return org, hid("HID-1006", "this client is not set up to pass child organisation numbers")
 	}
-	if !slices.Contains(c.ChildOrganisations, child) {
+	if !slices.Contains(c.ChildOrganizations, child) {
 		return org, hid("HID-1002", "child organisation %s is not on the client's list", child)
 	}
 	org.Child = child
@@ -133,7 +133,7 @@ func singleTenant(c *registry.Client, org organisation, choice *orgChoice) (orga
 // multiTenant decides for a multi-tenant client: the organisation it names
 // must have delegated to the client's supplier (the Altinn right of profile
 // §6.1). A child is not checked against any list (profile §6.3).
-func multiTenant(snap *registry.Snapshot, org organisation, choice *orgChoice) (organisation, error) {
+func multiTenant(snap *registry.Snapshot, org organization, choice *orgChoice) (organization, error) {
 	if choice == nil {
 		return org, oauth.InvalidRequest("a multi-tenant client must name the organisation it acts for: " + multiTenantHowTo)
 	}
@@ -170,7 +170,7 @@ func badOrgNumber(n string) *oauth.Error {
 // Scopes that belong to no API (openid, offline_access, ...) are always
 // kept. A single-tenant client's organisation is taken to have accepted
 // every API its client may use.
-func (o organisation) accepted(snap *registry.Snapshot, scopes []string) (kept, rejected []string) {
+func (o organization) accepted(snap *registry.Snapshot, scopes []string) (kept, rejected []string) {
 	if o.Delegation == nil {
 		return scopes, nil
 	}
@@ -188,7 +188,7 @@ func (o organisation) accepted(snap *registry.Snapshot, scopes []string) (kept, 
 // termsNotAccepted refuses a request whose every scope was rejected: a
 // token without any of its API's scopes would still open that API to APIs
 // that do not check scopes.
-func (o organisation) termsNotAccepted(snap *registry.Snapshot, rejected []string) *oauth.Error {
+func (o organization) termsNotAccepted(snap *registry.Snapshot, rejected []string) *oauth.Error {
 	aud := "the API"
 	if api, ok := snap.APIForScope(rejected[0]); ok {
 		aud = api.Audience

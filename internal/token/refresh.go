@@ -141,7 +141,7 @@ func (g refreshGrant) issue(ctx context.Context, t *tokenRequest) (*issue, error
 	if len(t.Resources) == 1 && len(grant.Resources) > 0 && !contains(grant.Resources, t.Resources[0]) {
 		return nil, oauth.Newf(oauth.CodeInvalidTarget, "resource %s was not named at login", t.Resources[0])
 	}
-	org, err := selectOrganisation(t.Snapshot, t.Client, t.Assertion, &orgChoice{Parent: grant.OrgNrParent, Child: grant.OrgNrChild})
+	org, err := selectOrganization(t.Snapshot, t.Client, t.Assertion, &orgChoice{Parent: grant.OrgNrParent, Child: grant.OrgNrChild})
 	if err != nil {
 		return nil, err
 	}

@@ -281,7 +281,7 @@ func TestConcurrentRefresh(t *testing.T) {
 // organisation of the login; a new assertion may switch to another the
 // client may act for (profile §4.4), and rejected_scope works as for
 // client_credentials.
-func TestRefreshOrganisation(t *testing.T) {
+func TestRefreshOrganization(t *testing.T) {
 	h := start(t)
 	key := newP256(t)
 	jkt := thumbprint(t, key)

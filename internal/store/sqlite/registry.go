@@ -191,24 +191,24 @@ func (s *Store) DeleteAPI(ctx context.Context, audience string) error {
 	return remove(ctx, s, store.APIKind, audience)
 }
 
-func (s *Store) CreateOrganisation(ctx context.Context, o store.Organisation) (store.Organisation, error) {
-	return create(ctx, s, store.OrganisationKind, o)
+func (s *Store) CreateOrganization(ctx context.Context, o store.Organization) (store.Organization, error) {
+	return create(ctx, s, store.OrganizationKind, o)
 }
 
-func (s *Store) UpdateOrganisation(ctx context.Context, o store.Organisation) (store.Organisation, error) {
-	return update(ctx, s, store.OrganisationKind, o)
+func (s *Store) UpdateOrganization(ctx context.Context, o store.Organization) (store.Organization, error) {
+	return update(ctx, s, store.OrganizationKind, o)
 }
 
-func (s *Store) Organisation(ctx context.Context, number string) (store.Organisation, error) {
-	return get(ctx, s, store.OrganisationKind, number)
+func (s *Store) Organization(ctx context.Context, number string) (store.Organization, error) {
+	return get(ctx, s, store.OrganizationKind, number)
 }
 
-func (s *Store) Organisations(ctx context.Context) ([]store.Organisation, error) {
-	return list(ctx, s, store.OrganisationKind)
+func (s *Store) Organizations(ctx context.Context) ([]store.Organization, error) {
+	return list(ctx, s, store.OrganizationKind)
 }
 
-func (s *Store) DeleteOrganisation(ctx context.Context, number string) error {
-	return remove(ctx, s, store.OrganisationKind, number)
+func (s *Store) DeleteOrganization(ctx context.Context, number string) error {
+	return remove(ctx, s, store.OrganizationKind, number)
 }
 
 func (s *Store) CreateClientSystem(ctx context.Context, cs store.ClientSystem) (store.ClientSystem, error) {
@@ -259,14 +259,14 @@ func (s *Store) UpdateDelegation(ctx context.Context, d store.Delegation) (store
 	return update(ctx, s, store.DelegationKind, d)
 }
 
-func (s *Store) Delegation(ctx context.Context, organisation, supplier string) (store.Delegation, error) {
-	return get(ctx, s, store.DelegationKind, store.DelegationKey(organisation, supplier))
+func (s *Store) Delegation(ctx context.Context, organization, supplier string) (store.Delegation, error) {
+	return get(ctx, s, store.DelegationKind, store.DelegationKey(organization, supplier))
 }
 
 func (s *Store) Delegations(ctx context.Context) ([]store.Delegation, error) {
 	return list(ctx, s, store.DelegationKind)
 }
 
-func (s *Store) DeleteDelegation(ctx context.Context, organisation, supplier string) error {
-	return remove(ctx, s, store.DelegationKind, store.DelegationKey(organisation, supplier))
+func (s *Store) DeleteDelegation(ctx context.Context, organization, supplier string) error {
+	return remove(ctx, s, store.DelegationKind, store.DelegationKey(organization, supplier))
 }

@@ -127,12 +127,12 @@ func TestOpenConcurrently(t *testing.T) {
 	checkMigrations(t, path)
 
 	// Reopening a migrated file changes nothing and keeps the data.
-	if _, err := stores[0].CreateOrganisation(bg, store.Organisation{Number: "994598759"}); err != nil {
+	if _, err := stores[0].CreateOrganization(bg, store.Organization{Number: "994598759"}); err != nil {
 		t.Fatalf("CreateOrganisation: %v", err)
 	}
 	again := openTest(t, path, Options{})
 	checkMigrations(t, path)
-	if _, err := again.Organisation(bg, "994598759"); err != nil {
+	if _, err := again.Organization(bg, "994598759"); err != nil {
 		t.Errorf("Organisation after reopening: %v", err)
 	}
 }

@@ -29,7 +29,7 @@ type kind[T any] struct {
 
 func runRegistry(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("API", func(t *testing.T) { runKind(t, open, apiKind) })
-	t.Run("Organisation", func(t *testing.T) { runKind(t, open, organisationKind) })
+	t.Run("Organisation", func(t *testing.T) { runKind(t, open, organizationKind) })
 	t.Run("ClientSystem", func(t *testing.T) { runKind(t, open, clientSystemKind) })
 	t.Run("Client", func(t *testing.T) { runKind(t, open, clientKind) })
 	t.Run("Delegation", func(t *testing.T) { runKind(t, open, delegationKind) })
@@ -75,30 +75,30 @@ var apiKind = kind[store.API]{
 	},
 }
 
-var organisationKind = kind[store.Organisation]{
+var organizationKind = kind[store.Organization]{
 	name: "Organisation",
-	create: func(ctx context.Context, s store.Store, r store.Organisation) (store.Organisation, error) {
-		return s.CreateOrganisation(ctx, r)
+	create: func(ctx context.Context, s store.Store, r store.Organization) (store.Organization, error) {
+		return s.CreateOrganization(ctx, r)
 	},
-	update: func(ctx context.Context, s store.Store, r store.Organisation) (store.Organisation, error) {
-		return s.UpdateOrganisation(ctx, r)
+	update: func(ctx context.Context, s store.Store, r store.Organization) (store.Organization, error) {
+		return s.UpdateOrganization(ctx, r)
 	},
-	get: func(ctx context.Context, s store.Store, k string) (store.Organisation, error) {
-		return s.Organisation(ctx, k)
+	get: func(ctx context.Context, s store.Store, k string) (store.Organization, error) {
+		return s.Organization(ctx, k)
 	},
-	list:   func(ctx context.Context, s store.Store) ([]store.Organisation, error) { return s.Organisations(ctx) },
-	delete: func(ctx context.Context, s store.Store, k string) error { return s.DeleteOrganisation(ctx, k) },
-	key:    func(r *store.Organisation) *string { return &r.Number },
-	meta:   func(r *store.Organisation) *store.Meta { return &r.Meta },
-	full: func(key string) store.Organisation {
-		return store.Organisation{
+	list:   func(ctx context.Context, s store.Store) ([]store.Organization, error) { return s.Organizations(ctx) },
+	delete: func(ctx context.Context, s store.Store, k string) error { return s.DeleteOrganization(ctx, k) },
+	key:    func(r *store.Organization) *string { return &r.Number },
+	meta:   func(r *store.Organization) *store.Meta { return &r.Meta },
+	full: func(key string) store.Organization {
+		return store.Organization{
 			Number: key,
 			Name:   "Helsehuset Nord – avd. Ø",
 			Parent: "994598759",
 			Meta:   store.Meta{ManagedBy: store.ManagedByFile},
 		}
 	},
-	change: func(r *store.Organisation) {
+	change: func(r *store.Organization) {
 		r.Name += " (changed)"
 		r.Parent = ""
 		r.ManagedBy = "cli"
@@ -158,8 +158,8 @@ var clientKind = kind[store.Client]{
 			Name:               "Legekontoret",
 			System:             "journalsystem",
 			Tenancy:            store.SingleTenant,
-			Organisation:       "994598759",
-			ChildOrganisations: []string{"912345678", "987654321"},
+			Organization:       "994598759",
+			ChildOrganizations: []string{"912345678", "987654321"},
 			JWKS:               []byte(`{"keys":[{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}` + "\x00\xff"),
 			GrantTypes:         []string{"client_credentials", "urn:ietf:params:oauth:grant-type:token-exchange"},
 			Scopes:             []string{"nhn:deft/api", "e-helse:sfm.api/sfm.api"},
@@ -179,8 +179,8 @@ var clientKind = kind[store.Client]{
 		r.Name += " (changed)"
 		r.System = "other-system"
 		r.Tenancy = store.MultiTenant
-		r.Organisation = ""
-		r.ChildOrganisations = nil
+		r.Organization = ""
+		r.ChildOrganizations = nil
 		r.JWKS = []byte(`{"keys":[]}`)
 		r.GrantTypes = []string{"client_credentials"}
 		r.Scopes = append(r.Scopes, "nhn:kjernejournal/api")
@@ -212,11 +212,11 @@ var delegationKind = kind[store.Delegation]{
 	delete: func(ctx context.Context, s store.Store, k string) error {
 		return s.DeleteDelegation(ctx, k, "")
 	},
-	key:  func(r *store.Delegation) *string { return &r.Organisation },
+	key:  func(r *store.Delegation) *string { return &r.Organization },
 	meta: func(r *store.Delegation) *store.Meta { return &r.Meta },
 	full: func(key string) store.Delegation {
 		return store.Delegation{
-			Organisation: key,
+			Organization: key,
 			AcceptedAPIs: []string{"nhn:deft", "e-helse:sfm.api"},
 			Status:       store.StatusActive,
 			Meta:         store.Meta{ManagedBy: store.ManagedByFile},
@@ -237,11 +237,11 @@ func testDelegationPairs(t *testing.T, open func(t *testing.T) store.Store) {
 	ctx := t.Context()
 	pairs := [][2]string{{"111111111", "222222222"}, {"111111111", "333333333"}, {"444444444", "222222222"}}
 	for _, p := range pairs {
-		if _, err := s.CreateDelegation(ctx, store.Delegation{Organisation: p[0], Supplier: p[1]}); err != nil {
+		if _, err := s.CreateDelegation(ctx, store.Delegation{Organization: p[0], Supplier: p[1]}); err != nil {
 			t.Fatalf("CreateDelegation(%v): %v", p, err)
 		}
 	}
-	if _, err := s.CreateDelegation(ctx, store.Delegation{Organisation: "111111111", Supplier: "222222222"}); !errors.Is(err, store.ErrAlreadyExists) {
+	if _, err := s.CreateDelegation(ctx, store.Delegation{Organization: "111111111", Supplier: "222222222"}); !errors.Is(err, store.ErrAlreadyExists) {
 		t.Errorf("duplicate pair: err = %v, want %v", err, store.ErrAlreadyExists)
 	}
 	if _, err := s.Delegation(ctx, "444444444", "333333333"); !errors.Is(err, store.ErrNotFound) {
@@ -251,12 +251,12 @@ func testDelegationPairs(t *testing.T, open func(t *testing.T) store.Store) {
 		t.Fatalf("DeleteDelegation: %v", err)
 	}
 	for _, p := range [][2]string{pairs[0], pairs[2]} {
-		if d, err := s.Delegation(ctx, p[0], p[1]); err != nil || d.Organisation != p[0] || d.Supplier != p[1] {
+		if d, err := s.Delegation(ctx, p[0], p[1]); err != nil || d.Organization != p[0] || d.Supplier != p[1] {
 			t.Errorf("Delegation(%v) = %+v, %v", p, d, err)
 		}
 	}
 	list, err := s.Delegations(ctx)
-	if err != nil || len(list) != 2 || list[0].Organisation != "111111111" || list[1].Organisation != "444444444" {
+	if err != nil || len(list) != 2 || list[0].Organization != "111111111" || list[1].Organization != "444444444" {
 		t.Errorf("Delegations = %+v, %v; want the two pairs in order", list, err)
 	}
 }
@@ -666,7 +666,7 @@ func testKindsAreSeparate(t *testing.T, open func(t *testing.T) store.Store) {
 	ctx := t.Context()
 	const key = "shared-key"
 	mustCreate(t, s, apiKind, apiKind.full(key))
-	mustCreate(t, s, organisationKind, organisationKind.full(key))
+	mustCreate(t, s, organizationKind, organizationKind.full(key))
 	mustCreate(t, s, clientSystemKind, clientSystemKind.full(key))
 	mustCreate(t, s, clientKind, clientKind.full(key))
 
@@ -676,7 +676,7 @@ func testKindsAreSeparate(t *testing.T, open func(t *testing.T) store.Store) {
 	if _, err := s.API(ctx, key); err != nil {
 		t.Errorf("API after deleting a client system with its key: %v", err)
 	}
-	if _, err := s.Organisation(ctx, key); err != nil {
+	if _, err := s.Organization(ctx, key); err != nil {
 		t.Errorf("Organisation after deleting a client system with its key: %v", err)
 	}
 	if _, err := s.Client(ctx, key); err != nil {
@@ -687,7 +687,7 @@ func testKindsAreSeparate(t *testing.T, open func(t *testing.T) store.Store) {
 		list func() (int, error)
 	}{
 		{"APIs", func() (int, error) { l, err := s.APIs(ctx); return len(l), err }},
-		{"Organisations", func() (int, error) { l, err := s.Organisations(ctx); return len(l), err }},
+		{"Organisations", func() (int, error) { l, err := s.Organizations(ctx); return len(l), err }},
 		{"Clients", func() (int, error) { l, err := s.Clients(ctx); return len(l), err }},
 	} {
 		if got, err := n.list(); err != nil || got != 1 {

@@ -171,11 +171,11 @@ func runCanceled(t *testing.T, open func(t *testing.T) store.Store) {
 			return s.DeleteAPI(ctx, existing.Audience)
 		}},
 		{"CreateOrganisation", func(ctx context.Context, s store.Store) error {
-			_, err := s.CreateOrganisation(ctx, store.Organisation{Number: "999999999"})
+			_, err := s.CreateOrganization(ctx, store.Organization{Number: "999999999"})
 			return err
 		}},
 		{"Organisations", func(ctx context.Context, s store.Store) error {
-			_, err := s.Organisations(ctx)
+			_, err := s.Organizations(ctx)
 			return err
 		}},
 		{"CreateClientSystem", func(ctx context.Context, s store.Store) error {
