@@ -119,14 +119,14 @@ func runDelegationAdd(ctx context.Context, args []string, stdout, stderr io.Writ
 			return fmt.Errorf("api %q is named twice", aud)
 		}
 		seen[aud] = true
-		if _, err := st.API(ctx, aud); errors.Is(err, store.ErrNotFound) {
+		if _, err := store.Get(ctx, st, store.APIKind, aud); errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("api %q is not registered", aud)
 		} else if err != nil {
 			return err
 		}
 	}
 	d := store.Delegation{Organization: *pair.organization, Supplier: *pair.supplier, AcceptedAPIs: apis, Status: store.StatusActive}
-	if _, err := st.CreateDelegation(ctx, d); errors.Is(err, store.ErrAlreadyExists) {
+	if _, err := store.Create(ctx, st, store.DelegationKind, d); errors.Is(err, store.ErrAlreadyExists) {
 		return fmt.Errorf("a delegation from %s to %s already exists; remove it first to change it", d.Organization, d.Supplier)
 	} else if err != nil {
 		return err
@@ -157,7 +157,7 @@ func runDelegationList(ctx context.Context, args []string, stdout, stderr io.Wri
 		return err
 	}
 	defer st.Close()
-	list, err := st.Delegations(ctx)
+	list, err := store.List(ctx, st, store.DelegationKind)
 	if err != nil {
 		return err
 	}
@@ -201,7 +201,7 @@ func runDelegationRemove(ctx context.Context, args []string, stdout, stderr io.W
 	}
 	defer st.Close()
 	org, supplier := *pair.organization, *pair.supplier
-	d, err := st.Delegation(ctx, org, supplier)
+	d, err := store.Get(ctx, st, store.DelegationKind, store.DelegationKey(org, supplier))
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return fmt.Errorf("there is no delegation from %s to %s", org, supplier)
@@ -212,7 +212,7 @@ func runDelegationRemove(ctx context.Context, args []string, stdout, stderr io.W
 		// from the file disables it instead.
 		return fmt.Errorf("the delegation from %s to %s is declared in the configuration file: remove it there", org, supplier)
 	}
-	if err := st.DeleteDelegation(ctx, org, supplier); err != nil {
+	if err := store.Delete(ctx, st, store.DelegationKind, store.DelegationKey(org, supplier)); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "The delegation from %s to %s is removed.\n%s\n", org, supplier, appliedWithin)

@@ -681,7 +681,7 @@ func (c *Config) checkDelegations(k *checker, apis index) {
 			supplierOK = c.checkOrgNumber(k, p.with("supplier"), d.Supplier)
 		}
 		if orgOK && supplierOK {
-			if j, ok := pairs.declare(registry.DelegationID(d.Organization, d.Supplier), i); !ok {
+			if j, ok := pairs.declare(store.DelegationKey(d.Organization, d.Supplier), i); !ok {
 				k.add(p, "the delegation from %q to %q is already declared at delegations[%d]", d.Organization, d.Supplier, j)
 			}
 		}

@@ -22,11 +22,11 @@ func TestSyncDelegations(t *testing.T) {
 		{Organization: "310404047", Supplier: "310202029"},
 	}
 	rep := mustSync(t, s, w)
-	wantCreated := refs(registry.KindDelegation, "310303038:310202029", "310404047:310202029")
+	wantCreated := refs(store.DelegationKind.Name, "310303038:310202029", "310404047:310202029")
 	if got := rep.Created[len(rep.Created)-2:]; !slices.Equal(got, wantCreated) {
 		t.Fatalf("created %v, want the delegations %v last", rep.Created, wantCreated)
 	}
-	d, err := s.Delegation(ctx, "310303038", "310202029")
+	d, err := store.Get(ctx, s, store.DelegationKind, store.DelegationKey("310303038", "310202029"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +43,7 @@ func TestSyncDelegations(t *testing.T) {
 
 	w.Delegations[0].AcceptedAPIs = []string{"nhn:deft"}
 	rep = mustSync(t, s, w)
-	if !slices.Equal(rep.Updated, refs(registry.KindDelegation, "310303038:310202029")) {
+	if !slices.Equal(rep.Updated, refs(store.DelegationKind.Name, "310303038:310202029")) {
 		t.Errorf("update report %v", rep)
 	}
 
@@ -51,17 +51,17 @@ func TestSyncDelegations(t *testing.T) {
 	dropped := w
 	dropped.Delegations = w.Delegations[:1]
 	rep = mustSync(t, s, dropped)
-	if !slices.Equal(rep.Disabled, refs(registry.KindDelegation, "310404047:310202029")) {
+	if !slices.Equal(rep.Disabled, refs(store.DelegationKind.Name, "310404047:310202029")) {
 		t.Fatalf("removal report %v", rep)
 	}
-	d, err = s.Delegation(ctx, "310404047", "310202029")
+	d, err = store.Get(ctx, s, store.DelegationKind, store.DelegationKey("310404047", "310202029"))
 	if err != nil || d.Active() {
 		t.Errorf("dropped delegation = %+v, %v; want it kept, disabled", d, err)
 	}
 
 	// Made by the CLI: untouched, and the file may not declare it.
 	cli := store.Delegation{Organization: "310303038", Supplier: "310404047"}
-	if _, err := s.CreateDelegation(ctx, cli); err != nil {
+	if _, err := store.Create(ctx, s, store.DelegationKind, cli); err != nil {
 		t.Fatal(err)
 	}
 	if rep := mustSync(t, s, dropped); rep.Changed() {

@@ -1,7 +1,6 @@
 package registry
 
 import (
-	"fmt"
 	"strings"
 
 	"github.com/tillit-sts/tillit/internal/store"
@@ -18,46 +17,30 @@ type Registry struct {
 	Delegations   []store.Delegation
 }
 
-// Kind names a kind of registry record in reports and errors.
-type Kind string
-
-const (
-	KindAPI          Kind = "api"
-	KindOrganization Kind = "organisation"
-	KindClientSystem Kind = "client system"
-	KindClient       Kind = "client"
-	KindDelegation   Kind = "delegation"
-)
-
-// Ref names one registry record: an API by audience, an organisation by
-// number, a client system or client by ID, a delegation by DelegationID.
-type Ref struct {
-	Kind Kind
-	ID   string
-}
-
-func (r Ref) String() string { return fmt.Sprintf("%s %q", r.Kind, r.ID) }
-
-// DelegationID names a delegation in a Ref: "<organisation>:<supplier>".
-func DelegationID(organization, supplier string) string { return organization + ":" + supplier }
-
-// splitDelegationID is the inverse of DelegationID.
-func splitDelegationID(id string) (organization, supplier string) {
-	organization, supplier, _ = strings.Cut(id, ":")
-	return organization, supplier
+// kinds lists what Sync applies, in reference order: a record comes after
+// the records it names (an organisation after its parent, a client after
+// its client system and the APIs of its scopes).
+func (r Registry) kinds() []syncer {
+	return []syncer{
+		declare(store.OrganizationKind, r.Organizations).applyIn(parentsFirst),
+		declare(store.APIKind, r.APIs),
+		declare(store.ClientSystemKind, r.ClientSystems),
+		declare(store.ClientKind, r.Clients),
+		declare(store.DelegationKind, r.Delegations),
+	}
 }
 
 // Report says what Sync changed. A Sync that changed nothing has an empty
 // Report and did not write to the store.
 type Report struct {
-	Created  []Ref
-	Updated  []Ref
-	Disabled []Ref
-	// Kept lists file-managed organisations that are no longer in the file.
-	// An organisation has no status to disable and grants nothing by
-	// itself, so it is left as it is rather than deleted (audit records may
-	// name it).
-	Kept []Ref
+	Created  []store.Ref
+	Updated  []store.Ref
+	Disabled []store.Ref
+	// Kept lists file-managed records of kinds without a status
+	// (organisations) that are no longer in the file. Such a record has no
+	// status to disable and grants nothing by itself, so it is left as it
+	// is rather than deleted (audit records may name it).
+	Kept []store.Ref
 }
 
 // Changed reports whether Sync wrote anything.
@@ -68,7 +51,7 @@ func (r Report) Changed() bool {
 // String is a one-line summary for the log.
 func (r Report) String() string {
 	var parts []string
-	add := func(verb string, refs []Ref) {
+	add := func(verb string, refs []store.Ref) {
 		if len(refs) == 0 {
 			return
 		}

@@ -100,10 +100,10 @@ func version(t *testing.T, s store.Store) int64 {
 	return v
 }
 
-func refs(kind registry.Kind, ids ...string) []registry.Ref {
-	var out []registry.Ref
+func refs(kind string, ids ...string) []store.Ref {
+	var out []store.Ref
 	for _, id := range ids {
-		out = append(out, registry.Ref{Kind: kind, ID: id})
+		out = append(out, store.Ref{Kind: kind, ID: id})
 	}
 	return out
 }
@@ -124,12 +124,12 @@ func TestSyncCreatesThenIsIdempotent(t *testing.T) {
 	if got, wantN := len(rep.Created), 2+3+1+2; got != wantN || len(rep.Updated)+len(rep.Disabled)+len(rep.Kept) != 0 {
 		t.Fatalf("first Sync report: %v", rep)
 	}
-	parent := slices.Index(rep.Created, registry.Ref{Kind: registry.KindOrganization, ID: "310303038"})
-	child := slices.Index(rep.Created, registry.Ref{Kind: registry.KindOrganization, ID: "310404047"})
+	parent := slices.Index(rep.Created, store.Ref{Kind: store.OrganizationKind.Name, ID: "310303038"})
+	child := slices.Index(rep.Created, store.Ref{Kind: store.OrganizationKind.Name, ID: "310404047"})
 	if parent < 0 || child < parent {
 		t.Errorf("child organisation created before its parent: %v", rep.Created)
 	}
-	c, err := s.Client(t.Context(), "sfm")
+	c, err := store.Get(t.Context(), s, store.ClientKind, "sfm")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,10 +169,10 @@ func TestSyncUpdatesDisablesAndRestores(t *testing.T) {
 	w.Clients[0].Name = "DEFT client"
 	w.APIs[0].AllowBearer = true
 	rep := mustSync(t, s, w)
-	if !slices.Equal(rep.Updated, append(refs(registry.KindAPI, "nhn:deft"), refs(registry.KindClient, "deft")...)) || len(rep.Created)+len(rep.Disabled) != 0 {
+	if !slices.Equal(rep.Updated, append(refs(store.APIKind.Name, "nhn:deft"), refs(store.ClientKind.Name, "deft")...)) || len(rep.Created)+len(rep.Disabled) != 0 {
 		t.Fatalf("update report: %v", rep)
 	}
-	if c, _ := s.Client(t.Context(), "deft"); c.Name != "DEFT client" || c.Version != 2 {
+	if c, _ := store.Get(t.Context(), s, store.ClientKind, "deft"); c.Name != "DEFT client" || c.Version != 2 {
 		t.Errorf("updated client = %+v", c)
 	}
 
@@ -186,18 +186,18 @@ func TestSyncUpdatesDisablesAndRestores(t *testing.T) {
 	removed.Organizations = w.Organizations[1:]
 	removed.Clients = slices.Clone(removed.Clients)
 	rep = mustSync(t, s, removed)
-	wantDisabled := append(refs(registry.KindClient, "deft"), refs(registry.KindAPI, "nhn:deft")...)
-	if !slices.Equal(rep.Disabled, wantDisabled) || !slices.Equal(rep.Kept, refs(registry.KindOrganization, "310404047")) {
+	wantDisabled := append(refs(store.ClientKind.Name, "deft"), refs(store.APIKind.Name, "nhn:deft")...)
+	if !slices.Equal(rep.Disabled, wantDisabled) || !slices.Equal(rep.Kept, refs(store.OrganizationKind.Name, "310404047")) {
 		t.Fatalf("removal report: %v", rep)
 	}
-	c, err := s.Client(t.Context(), "deft")
+	c, err := store.Get(t.Context(), s, store.ClientKind, "deft")
 	if err != nil {
 		t.Fatalf("a removed client must be kept, disabled: %v", err)
 	}
 	if c.Status != store.StatusDisabled || c.ManagedBy != store.ManagedByFile {
 		t.Errorf("removed client = %+v, want disabled and still file-managed", c)
 	}
-	if _, err := s.Organization(t.Context(), "310404047"); err != nil {
+	if _, err := store.Get(t.Context(), s, store.OrganizationKind, "310404047"); err != nil {
 		t.Errorf("removed organisation: %v, want it kept", err)
 	}
 
@@ -215,7 +215,7 @@ func TestSyncUpdatesDisablesAndRestores(t *testing.T) {
 	if len(rep.Updated) != 3 || len(rep.Created) != 0 {
 		t.Fatalf("restore report: %v", rep)
 	}
-	if c, _ := s.Client(t.Context(), "deft"); c.Status != store.StatusActive {
+	if c, _ := store.Get(t.Context(), s, store.ClientKind, "deft"); c.Status != store.StatusActive {
 		t.Errorf("restored client status = %q", c.Status)
 	}
 }
@@ -227,7 +227,7 @@ func TestSyncLeavesOtherRecordsAlone(t *testing.T) {
 	mustSync(t, s, w)
 	cli := store.Client{ID: "made-by-cli", System: "sys", Tenancy: store.MultiTenant, JWKS: w.Clients[0].JWKS,
 		Scopes: []string{"nhn:deft/api"}, GrantTypes: []string{"client_credentials"}, Status: store.StatusActive}
-	if _, err := s.CreateClient(ctx, cli); err != nil {
+	if _, err := store.Create(ctx, s, store.ClientKind, cli); err != nil {
 		t.Fatal(err)
 	}
 
@@ -235,7 +235,7 @@ func TestSyncLeavesOtherRecordsAlone(t *testing.T) {
 	if rep := mustSync(t, s, w); rep.Changed() {
 		t.Errorf("Sync changed %v", rep)
 	}
-	if c, _ := s.Client(ctx, "made-by-cli"); c.Status != store.StatusActive || c.ManagedBy != "" {
+	if c, _ := store.Get(ctx, s, store.ClientKind, "made-by-cli"); c.Status != store.StatusActive || c.ManagedBy != "" {
 		t.Errorf("CLI client = %+v, want untouched", c)
 	}
 
@@ -355,7 +355,7 @@ func TestSnapshot(t *testing.T) {
 		{ID: "orphan", System: "gone", Tenancy: store.MultiTenant, JWKS: w.Clients[0].JWKS, Status: store.StatusActive},
 		{ID: "pending", System: "sys", Tenancy: store.MultiTenant, JWKS: w.Clients[0].JWKS, Status: store.StatusPending},
 	} {
-		if _, err := s.CreateClient(ctx, c); err != nil {
+		if _, err := store.Create(ctx, s, store.ClientKind, c); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -449,7 +449,7 @@ func TestSnapshotScopeClaimedTwice(t *testing.T) {
 		{Audience: "z:api", Scopes: []string{"z:api/read"}, Status: store.StatusActive},
 		{Audience: "m:other", Scopes: []string{"z:api/read"}, Status: store.StatusActive},
 	} {
-		if _, err := s.CreateAPI(ctx, a); err != nil {
+		if _, err := store.Create(ctx, s, store.APIKind, a); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -486,7 +486,7 @@ func TestWatcher(t *testing.T) {
 	done := make(chan struct{})
 	go func() { w.Run(runCtx); close(done) }()
 	other := openStoreAt(t, path)
-	if _, err := other.CreateOrganization(ctx, store.Organization{Number: "313231593", Name: "New"}); err != nil {
+	if _, err := store.Create(ctx, other, store.OrganizationKind, store.Organization{Number: "313231593", Name: "New"}); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(5 * time.Second)

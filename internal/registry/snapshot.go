@@ -63,43 +63,46 @@ func Load(ctx context.Context, s store.Store) (*Snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("registry: version: %w", err)
 	}
-	apis, err := s.APIs(ctx)
+	var r Registry
+	err = load(ctx, s, store.APIKind, &r.APIs, nil)
+	err = load(ctx, s, store.OrganizationKind, &r.Organizations, err)
+	err = load(ctx, s, store.ClientSystemKind, &r.ClientSystems, err)
+	err = load(ctx, s, store.ClientKind, &r.Clients, err)
+	err = load(ctx, s, store.DelegationKind, &r.Delegations, err)
 	if err != nil {
-		return nil, fmt.Errorf("registry: load apis: %w", err)
+		return nil, err
 	}
-	orgs, err := s.Organizations(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("registry: load organisations: %w", err)
-	}
-	systems, err := s.ClientSystems(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("registry: load client systems: %w", err)
-	}
-	clients, err := s.Clients(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("registry: load clients: %w", err)
-	}
-	delegations, err := s.Delegations(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("registry: load delegations: %w", err)
-	}
-	return newSnapshot(version, apis, orgs, systems, clients, delegations), nil
+	return newSnapshot(version, r), nil
 }
 
-func newSnapshot(version int64, apis []store.API, orgs []store.Organization, systems []store.ClientSystem, clients []store.Client, delegations []store.Delegation) *Snapshot {
+// load reads every record of kind k into into, unless an earlier load
+// failed with prev.
+func load[T any](ctx context.Context, s store.Store, k *store.Kind[T], into *[]T, prev error) error {
+	if prev != nil {
+		return prev
+	}
+	recs, err := store.List(ctx, s, k)
+	if err != nil {
+		return fmt.Errorf("registry: load %s records: %w", k.Name, err)
+	}
+	*into = recs
+	return nil
+}
+
+func newSnapshot(version int64, r Registry) *Snapshot {
 	snap := &Snapshot{
 		version: version,
-		apis:    make([]*store.API, 0, len(apis)),
-		byAud:   make(map[string]*store.API, len(apis)),
+		apis:    make([]*store.API, 0, len(r.APIs)),
+		byAud:   make(map[string]*store.API, len(r.APIs)),
 		byScope: make(map[string]*store.API),
-		orgs:    make(map[string]*store.Organization, len(orgs)),
-		systems: make(map[string]*store.ClientSystem, len(systems)),
-		clients: make(map[string]*Client, len(clients)),
+		orgs:    make(map[string]*store.Organization, len(r.Organizations)),
+		systems: make(map[string]*store.ClientSystem, len(r.ClientSystems)),
+		clients: make(map[string]*Client, len(r.Clients)),
 
 		delegations: make(map[string]map[string]*store.Delegation),
 	}
-	for i := range apis {
-		a := &apis[i]
+	for i := range r.APIs {
+		a := &r.APIs[i]
 		snap.apis = append(snap.apis, a)
 		snap.byAud[a.Audience] = a
 	}
@@ -117,17 +120,17 @@ func newSnapshot(version int64, apis []store.API, orgs []store.Organization, sys
 			}
 		}
 	}
-	for i := range orgs {
-		snap.orgs[orgs[i].Number] = &orgs[i]
+	for i := range r.Organizations {
+		snap.orgs[r.Organizations[i].Number] = &r.Organizations[i]
 	}
-	for i := range systems {
-		snap.systems[systems[i].ID] = &systems[i]
+	for i := range r.ClientSystems {
+		snap.systems[r.ClientSystems[i].ID] = &r.ClientSystems[i]
 	}
-	for _, c := range clients {
+	for _, c := range r.Clients {
 		snap.clients[c.ID] = snap.newClient(c)
 	}
-	for i := range delegations {
-		d := &delegations[i]
+	for i := range r.Delegations {
+		d := &r.Delegations[i]
 		bySupplier := snap.delegations[d.Organization]
 		if bySupplier == nil {
 			bySupplier = make(map[string]*store.Delegation)

@@ -1,11 +1,10 @@
 package registry
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 
@@ -25,19 +24,19 @@ const maxAttempts = 3
 
 // Sync makes the store match want for the records the file manages, and
 // reports what it changed. The store stays the source of truth; the file is
-// applied at every start (shared/spec/decisions.md, "Where the registry
-// lives"):
+// applied to it at every start:
 //
 //   - A declared record that is missing is created with ManagedBy
 //     store.ManagedByFile.
 //   - A declared file-managed record that differs is updated; one that is
 //     equal is not written, so a second Sync with the same want writes
-//     nothing and RegistryVersion does not move. Lists that are sets
-//     (scopes, grant types, ...) compare without regard to order.
+//     nothing and RegistryVersion does not move. Records compare in the
+//     form of their kind's Canonical: lists that are sets (scopes, grant
+//     types, ...) without regard to order.
 //   - A file-managed record that want no longer declares is disabled
 //     (Status store.StatusDisabled), never deleted, so that audit records
-//     keep their references. Organisations have no status and are left
-//     alone (Report.Kept). Delegations are disabled like clients: one that
+//     keep their references. Records of a kind without a status
+//     (organisations) are left alone (Report.Kept). Delegations are disabled like clients: one that
 //     stayed active would still let a supplier act for the organisation.
 //   - Records with an empty ManagedBy (made by the CLI or the API) are never
 //     touched. If want declares one of their IDs, Sync returns an error
@@ -48,25 +47,14 @@ const maxAttempts = 3
 // want means active.
 func Sync(ctx context.Context, s store.Store, want Registry) (Report, error) {
 	var rep Report
-	orgs := orgOps(s)
-	apis := apiOps(s)
-	systems := systemOps(s)
-	clients := clientOps(s)
-	delegations := delegationOps(s)
+	kinds := want.kinds()
 
 	// Read and check everything before the first write, so that a refused
 	// takeover or a duplicate leaves the store as it was.
 	var errs []error
-	orgHave, e := orgs.plan(ctx, want.Organizations)
-	errs = append(errs, e...)
-	apiHave, e := apis.plan(ctx, want.APIs)
-	errs = append(errs, e...)
-	systemHave, e := systems.plan(ctx, want.ClientSystems)
-	errs = append(errs, e...)
-	clientHave, e := clients.plan(ctx, want.Clients)
-	errs = append(errs, e...)
-	delegationHave, e := delegations.plan(ctx, want.Delegations)
-	errs = append(errs, e...)
+	for _, k := range kinds {
+		errs = append(errs, k.plan(ctx, s)...)
+	}
 	if len(errs) > 0 {
 		return rep, errors.Join(errs...)
 	}
@@ -74,107 +62,102 @@ func Sync(ctx context.Context, s store.Store, want Registry) (Report, error) {
 	// Create and update in reference order (parents, APIs and systems
 	// before what names them) in case a backend checks references; disable
 	// in the opposite order.
-	if err := orgs.apply(ctx, parentsFirst(want.Organizations), orgHave, &rep); err != nil {
-		return rep, err
+	for _, k := range kinds {
+		if err := k.apply(ctx, s, &rep); err != nil {
+			return rep, err
+		}
 	}
-	if err := apis.apply(ctx, want.APIs, apiHave, &rep); err != nil {
-		return rep, err
-	}
-	if err := systems.apply(ctx, want.ClientSystems, systemHave, &rep); err != nil {
-		return rep, err
-	}
-	if err := clients.apply(ctx, want.Clients, clientHave, &rep); err != nil {
-		return rep, err
-	}
-	if err := delegations.apply(ctx, want.Delegations, delegationHave, &rep); err != nil {
-		return rep, err
-	}
-	if err := delegations.retire(ctx, want.Delegations, delegationHave, &rep); err != nil {
-		return rep, err
-	}
-	if err := clients.retire(ctx, want.Clients, clientHave, &rep); err != nil {
-		return rep, err
-	}
-	if err := systems.retire(ctx, want.ClientSystems, systemHave, &rep); err != nil {
-		return rep, err
-	}
-	if err := apis.retire(ctx, want.APIs, apiHave, &rep); err != nil {
-		return rep, err
-	}
-	if err := orgs.retire(ctx, want.Organizations, orgHave, &rep); err != nil {
-		return rep, err
+	for _, k := range slices.Backward(kinds) {
+		if err := k.retire(ctx, s, &rep); err != nil {
+			return rep, err
+		}
 	}
 	return rep, nil
 }
 
-// kindOps is what Sync needs to know about one kind of record.
-type kindOps[T any] struct {
-	kind   Kind
-	id     func(*T) string
-	meta   func(*T) *store.Meta
-	status func(*T) *store.Status // nil: the kind has no status
-	list   func(context.Context) ([]T, error)
-	get    func(context.Context, string) (T, error)
-	create func(context.Context, T) (T, error)
-	update func(context.Context, T) (T, error)
-	// canonical returns a copy for comparison: Meta zeroed, set-like lists
-	// sorted, empty lists and maps nil.
-	canonical func(T) T
+// syncer is a fileKind of any record type.
+type syncer interface {
+	plan(ctx context.Context, s store.Store) []error
+	apply(ctx context.Context, s store.Store, rep *Report) error
+	retire(ctx context.Context, s store.Store, rep *Report) error
 }
 
-func (k kindOps[T]) ref(v *T) Ref { return Ref{Kind: k.kind, ID: k.id(v)} }
+// fileKind is what Sync does for one kind: the file's records of it, and
+// the stored ones by key once plan has read them.
+type fileKind[T any] struct {
+	k    *store.Kind[T]
+	want []T
+	have map[string]T
+	// order, when set, reorders want for apply; messages keep the file's
+	// order.
+	order func([]T) []T
+}
+
+func declare[T any](k *store.Kind[T], want []T) *fileKind[T] { return &fileKind[T]{k: k, want: want} }
+
+// applyIn makes apply write the records in the order order gives them.
+func (f *fileKind[T]) applyIn(order func([]T) []T) *fileKind[T] {
+	f.order = order
+	return f
+}
 
 // plan reads the stored records of this kind and checks want against them.
-func (k kindOps[T]) plan(ctx context.Context, want []T) (map[string]T, []error) {
+func (f *fileKind[T]) plan(ctx context.Context, s store.Store) []error {
+	k := f.k
 	var errs []error
-	seen := make(map[string]bool, len(want))
-	for i := range want {
-		id := k.id(&want[i])
+	seen := make(map[string]bool, len(f.want))
+	for i := range f.want {
+		key := k.Key(&f.want[i])
 		switch {
-		case id == "":
-			errs = append(errs, fmt.Errorf("registry: %s %d has no id", k.kind, i))
-		case seen[id]:
-			errs = append(errs, fmt.Errorf("registry: %s declared twice", k.ref(&want[i])))
+		case key == "":
+			errs = append(errs, fmt.Errorf("registry: %s %d has no id", k.Name, i))
+		case seen[key]:
+			errs = append(errs, fmt.Errorf("registry: %s declared twice", k.Ref(&f.want[i])))
 		}
-		seen[id] = true
+		seen[key] = true
 	}
-	stored, err := k.list(ctx)
+	stored, err := store.List(ctx, s, k)
 	if err != nil {
-		return nil, append(errs, fmt.Errorf("registry: list %ss: %w", k.kind, err))
+		return append(errs, fmt.Errorf("registry: list %s records: %w", k.Name, err))
 	}
-	have := make(map[string]T, len(stored))
+	f.have = make(map[string]T, len(stored))
 	for i := range stored {
-		have[k.id(&stored[i])] = stored[i]
+		f.have[k.Key(&stored[i])] = stored[i]
 	}
-	for i := range want {
-		if h, ok := have[k.id(&want[i])]; ok && k.meta(&h).ManagedBy != store.ManagedByFile {
-			errs = append(errs, fmt.Errorf("%s: %w", k.ref(&want[i]), ErrNotFileManaged))
+	for i := range f.want {
+		if h, ok := f.have[k.Key(&f.want[i])]; ok && k.Meta(&h).ManagedBy != store.ManagedByFile {
+			errs = append(errs, fmt.Errorf("%s: %w", k.Ref(&f.want[i]), ErrNotFileManaged))
 		}
 	}
-	return have, errs
+	return errs
 }
 
 // apply creates or updates every record of want.
-func (k kindOps[T]) apply(ctx context.Context, want []T, have map[string]T, rep *Report) error {
+func (f *fileKind[T]) apply(ctx context.Context, s store.Store, rep *Report) error {
+	want := f.want
+	if f.order != nil {
+		want = f.order(want)
+	}
 	for _, w := range want {
-		if k.status != nil && *k.status(&w) == "" {
-			*k.status(&w) = store.StatusActive
+		if f.k.Status != nil && *f.k.Status(&w) == "" {
+			*f.k.Status(&w) = store.StatusActive
 		}
-		h, exists := have[k.id(&w)]
-		if err := k.put(ctx, w, h, exists, rep); err != nil {
+		h, exists := f.have[f.k.Key(&w)]
+		if err := f.put(ctx, s, w, h, exists, rep); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (k kindOps[T]) put(ctx context.Context, w, h T, exists bool, rep *Report) error {
-	ref := k.ref(&w)
+func (f *fileKind[T]) put(ctx context.Context, s store.Store, w, h T, exists bool, rep *Report) error {
+	k := f.k
+	ref := k.Ref(&w)
 	for attempt := 1; ; attempt++ {
 		var err error
 		if !exists {
-			*k.meta(&w) = store.Meta{ManagedBy: store.ManagedByFile}
-			if _, err = k.create(ctx, w); err == nil {
+			*k.Meta(&w) = store.Meta{ManagedBy: store.ManagedByFile}
+			if _, err = store.Create(ctx, s, k, w); err == nil {
 				rep.Created = append(rep.Created, ref)
 				return nil
 			}
@@ -182,15 +165,15 @@ func (k kindOps[T]) put(ctx context.Context, w, h T, exists bool, rep *Report) e
 				return fmt.Errorf("registry: create %s: %w", ref, err)
 			}
 		} else {
-			if k.meta(&h).ManagedBy != store.ManagedByFile {
+			if k.Meta(&h).ManagedBy != store.ManagedByFile {
 				// Made by someone else since plan read it.
 				return fmt.Errorf("%s: %w", ref, ErrNotFileManaged)
 			}
-			if reflect.DeepEqual(k.canonical(w), k.canonical(h)) {
+			if reflect.DeepEqual(k.Canon(w), k.Canon(h)) {
 				return nil
 			}
-			*k.meta(&w) = *k.meta(&h)
-			if _, err = k.update(ctx, w); err == nil {
+			*k.Meta(&w) = *k.Meta(&h)
+			if _, err = store.Update(ctx, s, k, w); err == nil {
 				rep.Updated = append(rep.Updated, ref)
 				return nil
 			}
@@ -200,7 +183,7 @@ func (k kindOps[T]) put(ctx context.Context, w, h T, exists bool, rep *Report) e
 		}
 		// Another process wrote this record between our read and our
 		// write: read it again and decide afresh.
-		h, err = k.get(ctx, ref.ID)
+		h, err = store.Get(ctx, s, k, k.Key(&w))
 		switch {
 		case err == nil:
 			exists = true
@@ -213,40 +196,38 @@ func (k kindOps[T]) put(ctx context.Context, w, h T, exists bool, rep *Report) e
 }
 
 // retire disables the file-managed records that want no longer declares.
-func (k kindOps[T]) retire(ctx context.Context, want []T, have map[string]T, rep *Report) error {
-	declared := make(map[string]bool, len(want))
-	for i := range want {
-		declared[k.id(&want[i])] = true
+func (f *fileKind[T]) retire(ctx context.Context, s store.Store, rep *Report) error {
+	k := f.k
+	declared := make(map[string]bool, len(f.want))
+	for i := range f.want {
+		declared[k.Key(&f.want[i])] = true
 	}
-	ids := make([]string, 0, len(have))
-	for id := range have {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids) // a stable report and write order
-	for _, id := range ids {
-		h := have[id]
-		if declared[id] || k.meta(&h).ManagedBy != store.ManagedByFile {
+	// Sorted: a stable report and write order.
+	for _, key := range slices.Sorted(maps.Keys(f.have)) {
+		h := f.have[key]
+		if declared[key] || k.Meta(&h).ManagedBy != store.ManagedByFile {
 			continue
 		}
-		if k.status == nil {
-			rep.Kept = append(rep.Kept, k.ref(&h))
+		if k.Status == nil {
+			rep.Kept = append(rep.Kept, k.Ref(&h))
 			continue
 		}
-		if err := k.disable(ctx, h, rep); err != nil {
+		if err := f.disable(ctx, s, h, rep); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (k kindOps[T]) disable(ctx context.Context, h T, rep *Report) error {
-	ref := k.ref(&h)
+func (f *fileKind[T]) disable(ctx context.Context, s store.Store, h T, rep *Report) error {
+	k := f.k
+	ref, key := k.Ref(&h), k.Key(&h)
 	for attempt := 1; ; attempt++ {
-		if k.meta(&h).ManagedBy != store.ManagedByFile || *k.status(&h) == store.StatusDisabled {
+		if k.Meta(&h).ManagedBy != store.ManagedByFile || *k.Status(&h) == store.StatusDisabled {
 			return nil
 		}
-		*k.status(&h) = store.StatusDisabled
-		_, err := k.update(ctx, h)
+		*k.Status(&h) = store.StatusDisabled
+		_, err := store.Update(ctx, s, k, h)
 		switch {
 		case err == nil:
 			rep.Disabled = append(rep.Disabled, ref)
@@ -256,7 +237,7 @@ func (k kindOps[T]) disable(ctx context.Context, h T, rep *Report) error {
 		case !errors.Is(err, store.ErrConflict) || attempt == maxAttempts:
 			return fmt.Errorf("registry: disable %s: %w", ref, err)
 		}
-		h, err = k.get(ctx, ref.ID)
+		h, err = store.Get(ctx, s, k, key)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil
 		}
@@ -292,125 +273,4 @@ func parentsFirst(orgs []store.Organization) []store.Organization {
 	}
 	slices.SortStableFunc(out, func(a, b store.Organization) int { return depths[a.Number] - depths[b.Number] })
 	return out
-}
-
-func sortedSet(s []string) []string {
-	if len(s) == 0 {
-		return nil
-	}
-	s = slices.Clone(s)
-	slices.Sort(s)
-	return s
-}
-
-func compactJSON(b []byte) []byte {
-	if len(b) == 0 {
-		return nil
-	}
-	var buf bytes.Buffer
-	if err := json.Compact(&buf, b); err != nil {
-		return b
-	}
-	return buf.Bytes()
-}
-
-func orgOps(s store.Store) kindOps[store.Organization] {
-	return kindOps[store.Organization]{
-		kind:   KindOrganization,
-		id:     func(o *store.Organization) string { return o.Number },
-		meta:   func(o *store.Organization) *store.Meta { return &o.Meta },
-		list:   s.Organizations,
-		get:    s.Organization,
-		create: s.CreateOrganization,
-		update: s.UpdateOrganization,
-		canonical: func(o store.Organization) store.Organization {
-			o.Meta = store.Meta{}
-			return o
-		},
-	}
-}
-
-func apiOps(s store.Store) kindOps[store.API] {
-	return kindOps[store.API]{
-		kind:   KindAPI,
-		id:     func(a *store.API) string { return a.Audience },
-		meta:   func(a *store.API) *store.Meta { return &a.Meta },
-		status: func(a *store.API) *store.Status { return &a.Status },
-		list:   s.APIs,
-		get:    s.API,
-		create: s.CreateAPI,
-		update: s.UpdateAPI,
-		canonical: func(a store.API) store.API {
-			a.Meta = store.Meta{}
-			a.Scopes = sortedSet(a.Scopes)
-			a.ClientClaims = sortedSet(a.ClientClaims)
-			a.Owners = sortedSet(a.Owners)
-			a.SubjectClaims = sortedSet(a.SubjectClaims)
-			return a
-		},
-	}
-}
-
-func systemOps(s store.Store) kindOps[store.ClientSystem] {
-	return kindOps[store.ClientSystem]{
-		kind:   KindClientSystem,
-		id:     func(c *store.ClientSystem) string { return c.ID },
-		meta:   func(c *store.ClientSystem) *store.Meta { return &c.Meta },
-		status: func(c *store.ClientSystem) *store.Status { return &c.Status },
-		list:   s.ClientSystems,
-		get:    s.ClientSystem,
-		create: s.CreateClientSystem,
-		update: s.UpdateClientSystem,
-		canonical: func(c store.ClientSystem) store.ClientSystem {
-			c.Meta = store.Meta{}
-			c.APIs = sortedSet(c.APIs)
-			return c
-		},
-	}
-}
-
-func clientOps(s store.Store) kindOps[store.Client] {
-	return kindOps[store.Client]{
-		kind:   KindClient,
-		id:     func(c *store.Client) string { return c.ID },
-		meta:   func(c *store.Client) *store.Meta { return &c.Meta },
-		status: func(c *store.Client) *store.Status { return &c.Status },
-		list:   s.Clients,
-		get:    s.Client,
-		create: s.CreateClient,
-		update: s.UpdateClient,
-		canonical: func(c store.Client) store.Client {
-			c.Meta = store.Meta{}
-			c.ChildOrganizations = sortedSet(c.ChildOrganizations)
-			c.GrantTypes = sortedSet(c.GrantTypes)
-			c.Scopes = sortedSet(c.Scopes)
-			c.ExchangeActors = sortedSet(c.ExchangeActors)
-			if len(c.Claims) == 0 {
-				c.Claims = nil
-			}
-			c.JWKS = compactJSON(c.JWKS)
-			return c
-		},
-	}
-}
-
-func delegationOps(s store.Store) kindOps[store.Delegation] {
-	return kindOps[store.Delegation]{
-		kind:   KindDelegation,
-		id:     func(d *store.Delegation) string { return DelegationID(d.Organization, d.Supplier) },
-		meta:   func(d *store.Delegation) *store.Meta { return &d.Meta },
-		status: func(d *store.Delegation) *store.Status { return &d.Status },
-		list:   s.Delegations,
-		get: func(ctx context.Context, id string) (store.Delegation, error) {
-			org, supplier := splitDelegationID(id)
-			return s.Delegation(ctx, org, supplier)
-		},
-		create: s.CreateDelegation,
-		update: s.UpdateDelegation,
-		canonical: func(d store.Delegation) store.Delegation {
-			d.Meta = store.Meta{}
-			d.AcceptedAPIs = sortedSet(d.AcceptedAPIs)
-			return d
-		},
-	}
 }

@@ -167,7 +167,7 @@ func Start(t testing.TB, opt Options) *Server {
 func (s *Server) RefreshToken(t testing.TB, clientID, jkt string, g token.RefreshGrant) string {
 	t.Helper()
 	ctx := context.Background()
-	c, err := s.Store.Client(ctx, clientID)
+	c, err := store.Get(ctx, s.Store, store.ClientKind, clientID)
 	if err != nil {
 		t.Fatalf("servertest: refresh token for %q: %v", clientID, err)
 	}

@@ -1,51 +1,159 @@
 package store
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 )
 
-// Kind describes one kind of registry record to the backends, which keep
-// every kind in one table told apart by Name, keyed by Key, with the
-// record's Meta in columns and the rest as a JSON document (Document). A
-// field added to a record later is then absent from older documents and
-// decodes as its zero value: no migration. A renamed field would silently
-// lose its old values, so a rename needs a migration of the documents.
-type Kind[T any] struct {
-	Name string // the kind column; also names the kind in errors
-	Key  func(*T) string
-	Meta func(*T) *Meta
+// Record is a registry record as the backends keep it: every kind in one
+// table told apart by Kind, keyed by Key, with Meta in columns and the rest
+// of the record as a JSON document. Backends never look inside Doc, so a
+// new kind needs nothing from them.
+type Record struct {
+	Kind string
+	Key  string
+	// Doc is the record as a JSON object without its Meta (Kind.Document).
+	Doc  string
+	Meta Meta
 }
 
-// The registry's kinds.
-var (
-	APIKind = Kind[API]{Name: "api",
-		Key:  func(r *API) string { return r.Audience },
-		Meta: func(r *API) *Meta { return &r.Meta }}
-	OrganizationKind = Kind[Organization]{Name: "organisation",
-		Key:  func(r *Organization) string { return r.Number },
-		Meta: func(r *Organization) *Meta { return &r.Meta }}
-	ClientSystemKind = Kind[ClientSystem]{Name: "client system",
-		Key:  func(r *ClientSystem) string { return r.ID },
-		Meta: func(r *ClientSystem) *Meta { return &r.Meta }}
-	ClientKind = Kind[Client]{Name: "client",
-		Key:  func(r *Client) string { return r.ID },
-		Meta: func(r *Client) *Meta { return &r.Meta }}
-	DelegationKind = Kind[Delegation]{Name: "delegation",
-		Key:  func(r *Delegation) string { return DelegationKey(r.Organization, r.Supplier) },
-		Meta: func(r *Delegation) *Meta { return &r.Meta }}
-)
+// Kind declares one kind of registry record, once, for everything that
+// handles records of every kind: the backends store it by Name and Key,
+// registry.Sync applies the file's records of it, and the conformance
+// suite tests it. The typed functions Create, Update, Get, List and Delete
+// read and write it.
+//
+// A field added to a record later is absent from older documents and
+// decodes as its zero value: no migration. A renamed field would silently
+// lose its old values, so a rename keeps the old JSON name in a tag (as
+// Client.Organization does) or needs a migration of the documents.
+type Kind[T any] struct {
+	// Name is the kind column of the stored records (so it never changes)
+	// and names the kind in errors and reports.
+	Name string
+	// Key is the record's key within its kind. The empty key is refused.
+	Key  func(*T) string
+	Meta func(*T) *Meta
 
-// DelegationKey is the registry key of a delegation: organisation, a tab,
-// supplier. The tab sorts below every printable character, so the byte
-// order of keys is by organisation, then supplier. No organisation gives the
-// empty key, which backends refuse to create.
-func DelegationKey(organization, supplier string) string {
-	if organization == "" {
-		return ""
+	// Status, when the kind has one, is what registry.Sync disables when
+	// the file no longer declares a file-managed record. Records of a kind
+	// without a status are left as they are.
+	Status func(*T) *Status
+	// Canonical puts a copy of a record, its Meta already zeroed, in the
+	// form registry.Sync compares: lists that are sets sorted, empty lists
+	// and maps nil, JSON compacted. It must not modify what the copy
+	// shares with the original (clone before sorting). Nil: compared as is.
+	Canonical func(*T)
+	// Label names a record in messages and reports when its Key is not fit
+	// for people. Nil: the Key.
+	Label func(*T) string
+}
+
+// label is how messages name rec.
+func (k *Kind[T]) label(rec *T) string {
+	if k.Label != nil {
+		return k.Label(rec)
 	}
-	return organization + "\t" + supplier
+	return k.Key(rec)
+}
+
+// Ref names one registry record of any kind in messages and reports.
+type Ref struct {
+	Kind string
+	ID   string
+}
+
+func (r Ref) String() string { return fmt.Sprintf("%s %q", r.Kind, r.ID) }
+
+// Ref names rec.
+func (k *Kind[T]) Ref(rec *T) Ref { return Ref{Kind: k.Name, ID: k.label(rec)} }
+
+// Canon returns a copy of rec without its Meta in the form Canonical
+// gives, for comparing a declared record with a stored one.
+func (k *Kind[T]) Canon(rec T) T {
+	*k.Meta(&rec) = Meta{}
+	if k.Canonical != nil {
+		k.Canonical(&rec)
+	}
+	return rec
+}
+
+// Create stores a new record of kind k and returns it with the Meta the
+// store gave it. It fails with ErrAlreadyExists.
+func Create[T any](ctx context.Context, s Store, k *Kind[T], rec T) (T, error) {
+	r, err := k.record(rec)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	stored, err := s.CreateRecord(ctx, r)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	*k.Meta(&rec) = stored.Meta
+	return rec, nil
+}
+
+// Update replaces a record of kind k, which must carry the Version it
+// read, and returns it with its new Meta. It fails with ErrNotFound, and
+// with ErrConflict when the Version is not the stored one.
+func Update[T any](ctx context.Context, s Store, k *Kind[T], rec T) (T, error) {
+	r, err := k.record(rec)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	stored, err := s.UpdateRecord(ctx, r)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	*k.Meta(&rec) = stored.Meta
+	return rec, nil
+}
+
+// Get reads the record of kind k with key. It fails with ErrNotFound.
+func Get[T any](ctx context.Context, s Store, k *Kind[T], key string) (T, error) {
+	r, err := s.Record(ctx, k.Name, key)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return k.Decode(r.Doc, r.Meta)
+}
+
+// List reads every record of kind k, ordered by key in byte order.
+func List[T any](ctx context.Context, s Store, k *Kind[T]) ([]T, error) {
+	rs, err := s.Records(ctx, k.Name)
+	if err != nil {
+		return nil, err
+	}
+	recs := make([]T, len(rs))
+	for i, r := range rs {
+		if recs[i], err = k.Decode(r.Doc, r.Meta); err != nil {
+			return nil, err
+		}
+	}
+	return recs, nil
+}
+
+// Delete removes the record of kind k with key. It fails with ErrNotFound.
+func Delete[T any](ctx context.Context, s Store, k *Kind[T], key string) error {
+	return s.DeleteRecord(ctx, k.Name, key)
+}
+
+// record is rec as the backends keep it.
+func (k *Kind[T]) record(rec T) (Record, error) {
+	doc, err := k.Document(rec)
+	if err != nil {
+		return Record{}, err
+	}
+	return Record{Kind: k.Name, Key: k.Key(&rec), Doc: doc, Meta: *k.Meta(&rec)}, nil
 }
 
 // metaFields are the JSON names of Meta's fields. Meta is embedded in every
@@ -60,7 +168,7 @@ var metaFields = func() []string {
 
 // Document is rec as a JSON object without its Meta, which backends keep in
 // columns.
-func (k Kind[T]) Document(rec T) (string, error) {
+func (k *Kind[T]) Document(rec T) (string, error) {
 	*k.Meta(&rec) = Meta{}
 	b, err := json.Marshal(rec)
 	if err != nil {
@@ -79,12 +187,34 @@ func (k Kind[T]) Document(rec T) (string, error) {
 	return string(b), nil
 }
 
-// Record reads a document that Document wrote, with meta as its Meta.
-func (k Kind[T]) Record(doc string, meta Meta) (T, error) {
+// Decode reads a document that Document wrote, with meta as its Meta.
+func (k *Kind[T]) Decode(doc string, meta Meta) (T, error) {
 	var rec T
 	if err := json.Unmarshal([]byte(doc), &rec); err != nil {
 		return rec, fmt.Errorf("store: decode %s: %w", k.Name, err)
 	}
 	*k.Meta(&rec) = meta
 	return rec, nil
+}
+
+// sortSet makes a set-like list comparable: sorted, nil when empty. It
+// sorts a clone, since the list may be shared with the caller's record.
+func sortSet(s *[]string) {
+	if len(*s) == 0 {
+		*s = nil
+		return
+	}
+	*s = slices.Sorted(slices.Values(*s))
+}
+
+// compactJSON makes JSON comparable: without white space, nil when empty.
+func compactJSON(b *[]byte) {
+	if len(*b) == 0 {
+		*b = nil
+		return
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, *b); err == nil {
+		*b = buf.Bytes()
+	}
 }

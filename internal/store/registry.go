@@ -71,6 +71,19 @@ type API struct {
 	Meta
 }
 
+// APIKind: APIs by audience.
+var APIKind = &Kind[API]{Name: "api",
+	Key:    func(r *API) string { return r.Audience },
+	Meta:   func(r *API) *Meta { return &r.Meta },
+	Status: func(r *API) *Status { return &r.Status },
+	Canonical: func(r *API) {
+		sortSet(&r.Scopes)
+		sortSet(&r.ClientClaims)
+		sortSet(&r.Owners)
+		sortSet(&r.SubjectClaims)
+	},
+}
+
 // Organization is a legal entity or sub-unit, identified by its nine-digit
 // number in Enhetsregisteret.
 type Organization struct {
@@ -79,6 +92,13 @@ type Organization struct {
 	// Parent is the number of the legal entity a sub-unit belongs to.
 	Parent string
 	Meta
+}
+
+// OrganizationKind: organisations by number. They have no status: one the
+// file no longer declares is kept, since it grants nothing by itself.
+var OrganizationKind = &Kind[Organization]{Name: "organisation",
+	Key:  func(r *Organization) string { return r.Number },
+	Meta: func(r *Organization) *Meta { return &r.Meta },
 }
 
 // ClientSystem is a piece of software from a supplier (a "klientsystem");
@@ -93,6 +113,14 @@ type ClientSystem struct {
 	APIs   []string
 	Status Status
 	Meta
+}
+
+// ClientSystemKind: client systems by ID.
+var ClientSystemKind = &Kind[ClientSystem]{Name: "client system",
+	Key:       func(r *ClientSystem) string { return r.ID },
+	Meta:      func(r *ClientSystem) *Meta { return &r.Meta },
+	Status:    func(r *ClientSystem) *Status { return &r.Status },
+	Canonical: func(r *ClientSystem) { sortSet(&r.APIs) },
 }
 
 // Client is a client configuration: what authenticates at the token endpoint.
@@ -133,6 +161,23 @@ type Client struct {
 	Meta
 }
 
+// ClientKind: clients by ID.
+var ClientKind = &Kind[Client]{Name: "client",
+	Key:    func(r *Client) string { return r.ID },
+	Meta:   func(r *Client) *Meta { return &r.Meta },
+	Status: func(r *Client) *Status { return &r.Status },
+	Canonical: func(r *Client) {
+		sortSet(&r.ChildOrganizations)
+		sortSet(&r.GrantTypes)
+		sortSet(&r.Scopes)
+		sortSet(&r.ExchangeActors)
+		if len(r.Claims) == 0 {
+			r.Claims = nil
+		}
+		compactJSON(&r.JWKS)
+	},
+}
+
 // Delegation says that Organization has delegated to Supplier the right to
 // act for it in HelseID (the Altinn right "Databehandler kan opptre på vegne
 // av min virksomhet i HelseID", profile §6.1). A multi-tenant client of that
@@ -149,6 +194,27 @@ type Delegation struct {
 	// longer declares rather than deleting them, as it does clients.
 	Status Status
 	Meta
+}
+
+// DelegationKind: delegations by DelegationKey. Messages name one
+// "<organisation>:<supplier>".
+var DelegationKind = &Kind[Delegation]{Name: "delegation",
+	Key:       func(r *Delegation) string { return DelegationKey(r.Organization, r.Supplier) },
+	Meta:      func(r *Delegation) *Meta { return &r.Meta },
+	Status:    func(r *Delegation) *Status { return &r.Status },
+	Canonical: func(r *Delegation) { sortSet(&r.AcceptedAPIs) },
+	Label:     func(r *Delegation) string { return r.Organization + ":" + r.Supplier },
+}
+
+// DelegationKey is the registry key of a delegation: organisation, a tab,
+// supplier. The tab sorts below every printable character, so the byte
+// order of keys is by organisation, then supplier. No organisation gives the
+// empty key, which backends refuse to create.
+func DelegationKey(organization, supplier string) string {
+	if organization == "" {
+		return ""
+	}
+	return organization + "\t" + supplier
 }
 
 // Active reports whether the delegation grants anything: an empty Status

@@ -29,44 +29,22 @@ var (
 // Operations that must be atomic are single methods (ConsumeJTIs), never a
 // check followed by a set.
 type Store interface {
-	// Registry: API resources, organisations, client systems and clients.
-	// Create fails with ErrAlreadyExists; Update and Delete fail with
-	// ErrNotFound, and Update with ErrConflict when the record's Version is
-	// not the stored one. Create and Update set Version, CreatedAt and
-	// UpdatedAt on the stored record and return it.
+	// Registry records of every kind, by kind and key (Record). Callers
+	// use the typed Create, Update, Get, List and Delete with a Kind.
+	// CreateRecord fails with ErrAlreadyExists, and refuses an empty kind
+	// or key; UpdateRecord and DeleteRecord fail with ErrNotFound, and
+	// UpdateRecord with ErrConflict when r.Meta.Version is not the stored
+	// one. CreateRecord and UpdateRecord keep r.Meta.ManagedBy, set
+	// Version, CreatedAt and UpdatedAt, and return the record as stored.
+	// A write bumps RegistryVersion in its own transaction; a refused one
+	// does not.
 
-	CreateAPI(ctx context.Context, a API) (API, error)
-	UpdateAPI(ctx context.Context, a API) (API, error)
-	API(ctx context.Context, audience string) (API, error)
-	APIs(ctx context.Context) ([]API, error)
-	DeleteAPI(ctx context.Context, audience string) error
-
-	CreateOrganization(ctx context.Context, o Organization) (Organization, error)
-	UpdateOrganization(ctx context.Context, o Organization) (Organization, error)
-	Organization(ctx context.Context, number string) (Organization, error)
-	Organizations(ctx context.Context) ([]Organization, error)
-	DeleteOrganization(ctx context.Context, number string) error
-
-	CreateClientSystem(ctx context.Context, s ClientSystem) (ClientSystem, error)
-	UpdateClientSystem(ctx context.Context, s ClientSystem) (ClientSystem, error)
-	ClientSystem(ctx context.Context, id string) (ClientSystem, error)
-	ClientSystems(ctx context.Context) ([]ClientSystem, error)
-	DeleteClientSystem(ctx context.Context, id string) error
-
-	CreateClient(ctx context.Context, c Client) (Client, error)
-	UpdateClient(ctx context.Context, c Client) (Client, error)
-	Client(ctx context.Context, id string) (Client, error)
-	Clients(ctx context.Context) ([]Client, error)
-	DeleteClient(ctx context.Context, id string) error
-
-	// Delegations: organisation → supplier, the stand-in for Altinn. They
-	// are registry records: writes bump RegistryVersion. The key is the
-	// pair (Organisation, Supplier).
-	CreateDelegation(ctx context.Context, d Delegation) (Delegation, error)
-	UpdateDelegation(ctx context.Context, d Delegation) (Delegation, error)
-	Delegation(ctx context.Context, organization, supplier string) (Delegation, error)
-	Delegations(ctx context.Context) ([]Delegation, error)
-	DeleteDelegation(ctx context.Context, organization, supplier string) error
+	CreateRecord(ctx context.Context, r Record) (Record, error)
+	UpdateRecord(ctx context.Context, r Record) (Record, error)
+	Record(ctx context.Context, kind, key string) (Record, error)
+	// Records returns every record of a kind, ordered by key in byte order.
+	Records(ctx context.Context, kind string) ([]Record, error)
+	DeleteRecord(ctx context.Context, kind, key string) error
 
 	// RegistryVersion is a number that changes whenever any registry record
 	// is created, updated or deleted, by this process or another. Servers

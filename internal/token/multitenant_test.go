@@ -97,7 +97,7 @@ func TestDelegationChangesApply(t *testing.T) {
 		t.Fatalf("before the delegation: %d %v", r.status, r.body)
 	}
 	ctx := t.Context()
-	d, err := h.Store.CreateDelegation(ctx, storeDelegation(servertest.Customer, servertest.Supplier, "nhn:deft"))
+	d, err := store.Create(ctx, h.Store, store.DelegationKind, storeDelegation(servertest.Customer, servertest.Supplier, "nhn:deft"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +106,7 @@ func TestDelegationChangesApply(t *testing.T) {
 		t.Fatalf("after the delegation: %d %v", r.status, r.body)
 	}
 	d.Status = store.StatusDisabled
-	if _, err := h.Store.UpdateDelegation(ctx, d); err != nil {
+	if _, err := store.Update(ctx, h.Store, store.DelegationKind, d); err != nil {
 		t.Fatal(err)
 	}
 	refreshRegistry(t, h)

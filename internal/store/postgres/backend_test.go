@@ -145,8 +145,8 @@ func TestMigratedNeedsNoDDL(t *testing.T) {
 	if err := s.ConsumeJTIs(bg, now, jti("k")); err != nil {
 		t.Errorf("ConsumeJTIs as %s: %v", role, err)
 	}
-	if _, err := s.CreateAPI(bg, store.API{Audience: "nhn:deft"}); err != nil {
-		t.Errorf("CreateAPI as %s: %v", role, err)
+	if _, err := store.Create(bg, s, store.APIKind, store.API{Audience: "nhn:deft"}); err != nil {
+		t.Errorf("create api as %s: %v", role, err)
 	}
 }
 
@@ -156,10 +156,10 @@ func TestMigratedNeedsNoDDL(t *testing.T) {
 func TestTwoStores(t *testing.T) {
 	url := pgtest.URL(t)
 	a, b := openTest(t, url, Options{}), openTest(t, url, Options{})
-	if _, err := a.CreateAPI(bg, store.API{Audience: "nhn:deft", Name: "DEFT"}); err != nil {
+	if _, err := store.Create(bg, a, store.APIKind, store.API{Audience: "nhn:deft", Name: "DEFT"}); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := b.API(bg, "nhn:deft"); err != nil || got.Name != "DEFT" {
+	if got, err := store.Get(bg, b, store.APIKind, "nhn:deft"); err != nil || got.Name != "DEFT" {
 		t.Errorf("API through b = %+v, %v", got, err)
 	}
 	var wins, replays atomic.Int32

@@ -11,20 +11,17 @@ import (
 	"github.com/tillit-sts/tillit/internal/store"
 )
 
-// registryColumns are what scanRecord reads, in its order.
-const registryColumns = "doc, managed_by, version, created_at, updated_at"
+// recordColumns are what scanRecord reads, in its order.
+const recordColumns = "kind, key, doc, managed_by, version, created_at, updated_at"
 
-func scanRecord[T any](k store.Kind[T], row pgx.Row) (T, error) {
-	var (
-		doc string
-		m   store.Meta
-	)
-	if err := row.Scan(&doc, &m.ManagedBy, &m.Version, &m.CreatedAt, &m.UpdatedAt); err != nil {
-		var zero T
-		return zero, err
+func scanRecord(row pgx.Row) (store.Record, error) {
+	var r store.Record
+	m := &r.Meta
+	if err := row.Scan(&r.Kind, &r.Key, &r.Doc, &m.ManagedBy, &m.Version, &m.CreatedAt, &m.UpdatedAt); err != nil {
+		return store.Record{}, err
 	}
 	m.CreatedAt, m.UpdatedAt = utc(m.CreatedAt), utc(m.UpdatedAt)
-	return k.Record(doc, m)
+	return r, nil
 }
 
 // Every registry write is one statement that also bumps registry_version,
@@ -44,28 +41,21 @@ WITH created AS (
 )
 SELECT created_at FROM created`
 
-func create[T any](ctx context.Context, s *Store, k store.Kind[T], rec T) (T, error) {
-	var zero T
-	key := k.Key(&rec)
-	if key == "" {
-		return zero, fmt.Errorf("postgres: create %s: empty key", k.Name)
+func (s *Store) CreateRecord(ctx context.Context, r store.Record) (store.Record, error) {
+	if r.Kind == "" || r.Key == "" {
+		return store.Record{}, fmt.Errorf("postgres: create %s: empty kind or key", r.Kind)
 	}
-	doc, err := k.Document(rec)
-	if err != nil {
-		return zero, err
-	}
-	m := k.Meta(&rec)
 	var created time.Time
-	err = s.pool.QueryRow(ctx, createRecord, k.Name, key, doc, m.ManagedBy, s.now()).Scan(&created)
+	err := s.pool.QueryRow(ctx, createRecord, r.Kind, r.Key, r.Doc, r.Meta.ManagedBy, s.now()).Scan(&created)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		return zero, fmt.Errorf("postgres: %s %q: %w", k.Name, key, store.ErrAlreadyExists)
+		return store.Record{}, fmt.Errorf("postgres: %s %q: %w", r.Kind, r.Key, store.ErrAlreadyExists)
 	case err != nil:
-		return zero, fmt.Errorf("postgres: create %s %q: %w", k.Name, key, err)
+		return store.Record{}, fmt.Errorf("postgres: create %s %q: %w", r.Kind, r.Key, err)
 	}
 	created = utc(created)
-	*m = store.Meta{ManagedBy: m.ManagedBy, Version: 1, CreatedAt: created, UpdatedAt: created}
-	return rec, nil
+	r.Meta = store.Meta{ManagedBy: r.Meta.ManagedBy, Version: 1, CreatedAt: created, UpdatedAt: created}
+	return r, nil
 }
 
 // updateRecord moves updated_at forward by at least a microsecond even
@@ -84,34 +74,28 @@ WITH updated AS (
 )
 SELECT version, created_at, updated_at FROM updated`
 
-func update[T any](ctx context.Context, s *Store, k store.Kind[T], rec T) (T, error) {
-	var zero T
-	key := k.Key(&rec)
-	doc, err := k.Document(rec)
-	if err != nil {
-		return zero, err
-	}
-	m := k.Meta(&rec)
+func (s *Store) UpdateRecord(ctx context.Context, r store.Record) (store.Record, error) {
+	m := &r.Meta
 	var version int64
 	var createdAt, updatedAt time.Time
-	err = s.pool.QueryRow(ctx, updateRecord, k.Name, key, doc, m.ManagedBy, m.Version, s.now()).
+	err := s.pool.QueryRow(ctx, updateRecord, r.Kind, r.Key, r.Doc, m.ManagedBy, m.Version, s.now()).
 		Scan(&version, &createdAt, &updatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		// Nothing was written; only the error remains to be chosen.
 		var exists bool
-		if err := s.pool.QueryRow(ctx, "SELECT EXISTS (SELECT FROM registry WHERE kind = $1 AND key = $2)", k.Name, key).Scan(&exists); err != nil {
-			return zero, fmt.Errorf("postgres: update %s %q: %w", k.Name, key, err)
+		if err := s.pool.QueryRow(ctx, "SELECT EXISTS (SELECT FROM registry WHERE kind = $1 AND key = $2)", r.Kind, r.Key).Scan(&exists); err != nil {
+			return store.Record{}, fmt.Errorf("postgres: update %s %q: %w", r.Kind, r.Key, err)
 		}
 		if exists {
-			return zero, fmt.Errorf("postgres: update %s %q at version %d: %w", k.Name, key, m.Version, store.ErrConflict)
+			return store.Record{}, fmt.Errorf("postgres: update %s %q at version %d: %w", r.Kind, r.Key, m.Version, store.ErrConflict)
 		}
-		return zero, fmt.Errorf("postgres: %s %q: %w", k.Name, key, store.ErrNotFound)
+		return store.Record{}, fmt.Errorf("postgres: %s %q: %w", r.Kind, r.Key, store.ErrNotFound)
 	}
 	if err != nil {
-		return zero, fmt.Errorf("postgres: update %s %q: %w", k.Name, key, err)
+		return store.Record{}, fmt.Errorf("postgres: update %s %q: %w", r.Kind, r.Key, err)
 	}
 	m.Version, m.CreatedAt, m.UpdatedAt = version, utc(createdAt), utc(updatedAt)
-	return rec, nil
+	return r, nil
 }
 
 const deleteRecord = `
@@ -124,48 +108,47 @@ WITH deleted AS (
 )
 SELECT count(*) FROM deleted`
 
-func remove[T any](ctx context.Context, s *Store, k store.Kind[T], key string) error {
+func (s *Store) DeleteRecord(ctx context.Context, kind, key string) error {
 	var n int64
-	if err := s.pool.QueryRow(ctx, deleteRecord, k.Name, key).Scan(&n); err != nil {
-		return fmt.Errorf("postgres: delete %s %q: %w", k.Name, key, err)
+	if err := s.pool.QueryRow(ctx, deleteRecord, kind, key).Scan(&n); err != nil {
+		return fmt.Errorf("postgres: delete %s %q: %w", kind, key, err)
 	}
 	if n == 0 {
-		return fmt.Errorf("postgres: %s %q: %w", k.Name, key, store.ErrNotFound)
+		return fmt.Errorf("postgres: %s %q: %w", kind, key, store.ErrNotFound)
 	}
 	return nil
 }
 
-func get[T any](ctx context.Context, s *Store, k store.Kind[T], key string) (T, error) {
-	rec, err := scanRecord(k, s.pool.QueryRow(ctx, "SELECT "+registryColumns+" FROM registry WHERE kind = $1 AND key = $2", k.Name, key))
+func (s *Store) Record(ctx context.Context, kind, key string) (store.Record, error) {
+	r, err := scanRecord(s.pool.QueryRow(ctx, "SELECT "+recordColumns+" FROM registry WHERE kind = $1 AND key = $2", kind, key))
 	if errors.Is(err, pgx.ErrNoRows) {
-		return rec, fmt.Errorf("postgres: %s %q: %w", k.Name, key, store.ErrNotFound)
+		return r, fmt.Errorf("postgres: %s %q: %w", kind, key, store.ErrNotFound)
 	}
 	if err != nil {
-		return rec, fmt.Errorf("postgres: read %s %q: %w", k.Name, key, err)
+		return r, fmt.Errorf("postgres: read %s %q: %w", kind, key, err)
 	}
-	return rec, nil
+	return r, nil
 }
 
-// list returns every record of a kind in the byte order of their keys
-// (the column's collation is "C").
-func list[T any](ctx context.Context, s *Store, k store.Kind[T]) ([]T, error) {
-	rows, err := s.pool.Query(ctx, "SELECT "+registryColumns+" FROM registry WHERE kind = $1 ORDER BY key", k.Name)
+// Records orders by key in byte order: the column's collation is "C".
+func (s *Store) Records(ctx context.Context, kind string) ([]store.Record, error) {
+	rows, err := s.pool.Query(ctx, "SELECT "+recordColumns+" FROM registry WHERE kind = $1 ORDER BY key", kind)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: list %s: %w", k.Name, err)
+		return nil, fmt.Errorf("postgres: list %s: %w", kind, err)
 	}
 	defer rows.Close()
-	var recs []T
+	var rs []store.Record
 	for rows.Next() {
-		rec, err := scanRecord(k, rows)
+		r, err := scanRecord(rows)
 		if err != nil {
-			return nil, fmt.Errorf("postgres: list %s: %w", k.Name, err)
+			return nil, fmt.Errorf("postgres: list %s: %w", kind, err)
 		}
-		recs = append(recs, rec)
+		rs = append(rs, r)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("postgres: list %s: %w", k.Name, err)
+		return nil, fmt.Errorf("postgres: list %s: %w", kind, err)
 	}
-	return recs, nil
+	return rs, nil
 }
 
 // RegistryVersion returns a counter bumped by every registry write, in the
@@ -176,102 +159,4 @@ func (s *Store) RegistryVersion(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("postgres: registry version: %w", err)
 	}
 	return v, nil
-}
-
-func (s *Store) CreateAPI(ctx context.Context, a store.API) (store.API, error) {
-	return create(ctx, s, store.APIKind, a)
-}
-
-func (s *Store) UpdateAPI(ctx context.Context, a store.API) (store.API, error) {
-	return update(ctx, s, store.APIKind, a)
-}
-
-func (s *Store) API(ctx context.Context, audience string) (store.API, error) {
-	return get(ctx, s, store.APIKind, audience)
-}
-
-func (s *Store) APIs(ctx context.Context) ([]store.API, error) { return list(ctx, s, store.APIKind) }
-
-func (s *Store) DeleteAPI(ctx context.Context, audience string) error {
-	return remove(ctx, s, store.APIKind, audience)
-}
-
-func (s *Store) CreateOrganization(ctx context.Context, o store.Organization) (store.Organization, error) {
-	return create(ctx, s, store.OrganizationKind, o)
-}
-
-func (s *Store) UpdateOrganization(ctx context.Context, o store.Organization) (store.Organization, error) {
-	return update(ctx, s, store.OrganizationKind, o)
-}
-
-func (s *Store) Organization(ctx context.Context, number string) (store.Organization, error) {
-	return get(ctx, s, store.OrganizationKind, number)
-}
-
-func (s *Store) Organizations(ctx context.Context) ([]store.Organization, error) {
-	return list(ctx, s, store.OrganizationKind)
-}
-
-func (s *Store) DeleteOrganization(ctx context.Context, number string) error {
-	return remove(ctx, s, store.OrganizationKind, number)
-}
-
-func (s *Store) CreateClientSystem(ctx context.Context, cs store.ClientSystem) (store.ClientSystem, error) {
-	return create(ctx, s, store.ClientSystemKind, cs)
-}
-
-func (s *Store) UpdateClientSystem(ctx context.Context, cs store.ClientSystem) (store.ClientSystem, error) {
-	return update(ctx, s, store.ClientSystemKind, cs)
-}
-
-func (s *Store) ClientSystem(ctx context.Context, id string) (store.ClientSystem, error) {
-	return get(ctx, s, store.ClientSystemKind, id)
-}
-
-func (s *Store) ClientSystems(ctx context.Context) ([]store.ClientSystem, error) {
-	return list(ctx, s, store.ClientSystemKind)
-}
-
-func (s *Store) DeleteClientSystem(ctx context.Context, id string) error {
-	return remove(ctx, s, store.ClientSystemKind, id)
-}
-
-func (s *Store) CreateClient(ctx context.Context, c store.Client) (store.Client, error) {
-	return create(ctx, s, store.ClientKind, c)
-}
-
-func (s *Store) UpdateClient(ctx context.Context, c store.Client) (store.Client, error) {
-	return update(ctx, s, store.ClientKind, c)
-}
-
-func (s *Store) Client(ctx context.Context, id string) (store.Client, error) {
-	return get(ctx, s, store.ClientKind, id)
-}
-
-func (s *Store) Clients(ctx context.Context) ([]store.Client, error) {
-	return list(ctx, s, store.ClientKind)
-}
-
-func (s *Store) DeleteClient(ctx context.Context, id string) error {
-	return remove(ctx, s, store.ClientKind, id)
-}
-
-func (s *Store) CreateDelegation(ctx context.Context, d store.Delegation) (store.Delegation, error) {
-	return create(ctx, s, store.DelegationKind, d)
-}
-
-func (s *Store) UpdateDelegation(ctx context.Context, d store.Delegation) (store.Delegation, error) {
-	return update(ctx, s, store.DelegationKind, d)
-}
-
-func (s *Store) Delegation(ctx context.Context, organization, supplier string) (store.Delegation, error) {
-	return get(ctx, s, store.DelegationKind, store.DelegationKey(organization, supplier))
-}
-
-func (s *Store) Delegations(ctx context.Context) ([]store.Delegation, error) {
-	return list(ctx, s, store.DelegationKind)
-}
-
-func (s *Store) DeleteDelegation(ctx context.Context, organization, supplier string) error {
-	return remove(ctx, s, store.DelegationKind, store.DelegationKey(organization, supplier))
 }

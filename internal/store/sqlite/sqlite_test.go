@@ -63,13 +63,13 @@ func TestTwoStores(t *testing.T) {
 	if err != nil {
 		t.Fatalf("RegistryVersion: %v", err)
 	}
-	if _, err := a.CreateAPI(bg, store.API{Audience: "nhn:deft", Name: "DEFT"}); err != nil {
-		t.Fatalf("CreateAPI through a: %v", err)
+	if _, err := store.Create(bg, a, store.APIKind, store.API{Audience: "nhn:deft", Name: "DEFT"}); err != nil {
+		t.Fatalf("create api through a: %v", err)
 	}
 	if after, err := b.RegistryVersion(bg); err != nil || after == before {
 		t.Errorf("RegistryVersion through b = %d, %v; want a change from %d", after, err, before)
 	}
-	if got, err := b.API(bg, "nhn:deft"); err != nil || got.Name != "DEFT" {
+	if got, err := store.Get(bg, b, store.APIKind, "nhn:deft"); err != nil || got.Name != "DEFT" {
 		t.Errorf("API through b = %+v, %v", got, err)
 	}
 
@@ -127,12 +127,12 @@ func TestOpenConcurrently(t *testing.T) {
 	checkMigrations(t, path)
 
 	// Reopening a migrated file changes nothing and keeps the data.
-	if _, err := stores[0].CreateOrganization(bg, store.Organization{Number: "994598759"}); err != nil {
+	if _, err := store.Create(bg, stores[0], store.OrganizationKind, store.Organization{Number: "994598759"}); err != nil {
 		t.Fatalf("CreateOrganisation: %v", err)
 	}
 	again := openTest(t, path, Options{})
 	checkMigrations(t, path)
-	if _, err := again.Organization(bg, "994598759"); err != nil {
+	if _, err := store.Get(bg, again, store.OrganizationKind, "994598759"); err != nil {
 		t.Errorf("Organisation after reopening: %v", err)
 	}
 }
@@ -205,13 +205,13 @@ func TestClose(t *testing.T) {
 	if err := s.ConsumeJTIs(bg, now, jti("k")); !errors.Is(err, ErrClosed) {
 		t.Errorf("ConsumeJTIs after Close: err = %v, want %v", err, ErrClosed)
 	}
-	if _, err := s.CreateAPI(bg, store.API{Audience: "a"}); !errors.Is(err, ErrClosed) {
-		t.Errorf("CreateAPI after Close: err = %v, want %v", err, ErrClosed)
+	if _, err := store.Create(bg, s, store.APIKind, store.API{Audience: "a"}); !errors.Is(err, ErrClosed) {
+		t.Errorf("create api after Close: err = %v, want %v", err, ErrClosed)
 	}
 	if err := s.Ping(bg); !errors.Is(err, ErrClosed) {
 		t.Errorf("Ping after Close: err = %v, want %v", err, ErrClosed)
 	}
-	if _, err := s.APIs(bg); err == nil {
+	if _, err := store.List(bg, s, store.APIKind); err == nil {
 		t.Errorf("APIs after Close succeeded")
 	}
 }
@@ -296,17 +296,17 @@ func TestCanceledWhileQueued(t *testing.T) {
 func TestUpdatedAtMovesWithFrozenClock(t *testing.T) {
 	frozen := time.Date(2031, 5, 17, 10, 0, 0, 999, time.UTC)
 	s := openTest(t, tempDB(t), Options{Now: func() time.Time { return frozen }})
-	c, err := s.CreateClient(bg, store.Client{ID: "c"})
+	c, err := store.Create(bg, s, store.ClientKind, store.Client{ID: "c"})
 	if err != nil {
-		t.Fatalf("CreateClient: %v", err)
+		t.Fatalf("create client: %v", err)
 	}
 	if want := frozen.Truncate(time.Microsecond); !c.CreatedAt.Equal(want) || !c.UpdatedAt.Equal(want) {
 		t.Errorf("created at %v, updated at %v; want both %v", c.CreatedAt, c.UpdatedAt, want)
 	}
 	for i := range 3 {
 		prev := c.UpdatedAt
-		if c, err = s.UpdateClient(bg, c); err != nil {
-			t.Fatalf("UpdateClient: %v", err)
+		if c, err = store.Update(bg, s, store.ClientKind, c); err != nil {
+			t.Fatalf("update client: %v", err)
 		}
 		if want := prev.Add(time.Microsecond); !c.UpdatedAt.Equal(want) {
 			t.Errorf("update %d: UpdatedAt = %v, want %v", i+1, c.UpdatedAt, want)

@@ -11,41 +11,69 @@ import (
 	"github.com/tillit-sts/tillit/internal/store"
 )
 
-// kind adapts one registry record type to the generic registry tests.
+// kind is one registry kind with the sample records the generic registry
+// tests use.
 type kind[T any] struct {
-	name   string
-	create func(context.Context, store.Store, T) (T, error)
-	update func(context.Context, store.Store, T) (T, error)
-	get    func(context.Context, store.Store, string) (T, error)
-	list   func(context.Context, store.Store) ([]T, error)
-	delete func(context.Context, store.Store, string) error
-	key    func(*T) *string
-	meta   func(*T) *store.Meta
+	*store.Kind[T]
+	// key is the field the tests set to give a record its key; for a
+	// delegation the organisation, the supplier being left empty.
+	key func(*T) *string
 	// full returns a record with every field set to a non-zero value.
 	full func(key string) T
 	// change alters every non-key field of a record.
 	change func(*T)
 }
 
+// registryKind is a kind[T] of any T.
+type registryKind interface {
+	name() string
+	run(t *testing.T, open func(t *testing.T) store.Store)
+	create(t *testing.T, s store.Store, key string)
+	get(ctx context.Context, s store.Store, key string) error
+	count(ctx context.Context, s store.Store) (int, error)
+	delete(ctx context.Context, s store.Store, key string) error
+}
+
+// kinds lists every registry kind. A new kind adds its kind here.
+var kinds = []registryKind{apiKind, organizationKind, clientSystemKind, clientKind, delegationKind}
+
 func runRegistry(t *testing.T, open func(t *testing.T) store.Store) {
-	t.Run("API", func(t *testing.T) { runKind(t, open, apiKind) })
-	t.Run("Organisation", func(t *testing.T) { runKind(t, open, organizationKind) })
-	t.Run("ClientSystem", func(t *testing.T) { runKind(t, open, clientSystemKind) })
-	t.Run("Client", func(t *testing.T) { runKind(t, open, clientKind) })
-	t.Run("Delegation", func(t *testing.T) { runKind(t, open, delegationKind) })
+	for _, k := range kinds {
+		t.Run(k.name(), func(t *testing.T) { k.run(t, open) })
+	}
 	t.Run("DelegationPairs", func(t *testing.T) { testDelegationPairs(t, open) })
 	t.Run("KindsAreSeparate", func(t *testing.T) { testKindsAreSeparate(t, open) })
+	t.Run("EmptyKey", func(t *testing.T) { testEmptyKey(t, open) })
+}
+
+func (k kind[T]) name() string { return k.Name }
+
+// storeKey is the store's key of the record whose key field is key.
+func (k kind[T]) storeKey(key string) string {
+	var rec T
+	*k.key(&rec) = key
+	return k.Key(&rec)
+}
+
+func (k kind[T]) create(t *testing.T, s store.Store, key string) { mustCreate(t, s, k, k.full(key)) }
+
+func (k kind[T]) get(ctx context.Context, s store.Store, key string) error {
+	_, err := store.Get(ctx, s, k.Kind, k.storeKey(key))
+	return err
+}
+
+func (k kind[T]) count(ctx context.Context, s store.Store) (int, error) {
+	l, err := store.List(ctx, s, k.Kind)
+	return len(l), err
+}
+
+func (k kind[T]) delete(ctx context.Context, s store.Store, key string) error {
+	return store.Delete(ctx, s, k.Kind, k.storeKey(key))
 }
 
 var apiKind = kind[store.API]{
-	name:   "API",
-	create: func(ctx context.Context, s store.Store, r store.API) (store.API, error) { return s.CreateAPI(ctx, r) },
-	update: func(ctx context.Context, s store.Store, r store.API) (store.API, error) { return s.UpdateAPI(ctx, r) },
-	get:    func(ctx context.Context, s store.Store, k string) (store.API, error) { return s.API(ctx, k) },
-	list:   func(ctx context.Context, s store.Store) ([]store.API, error) { return s.APIs(ctx) },
-	delete: func(ctx context.Context, s store.Store, k string) error { return s.DeleteAPI(ctx, k) },
-	key:    func(r *store.API) *string { return &r.Audience },
-	meta:   func(r *store.API) *store.Meta { return &r.Meta },
+	Kind: store.APIKind,
+	key:  func(r *store.API) *string { return &r.Audience },
 	full: func(key string) store.API {
 		return store.API{
 			Audience:            key,
@@ -76,20 +104,8 @@ var apiKind = kind[store.API]{
 }
 
 var organizationKind = kind[store.Organization]{
-	name: "Organisation",
-	create: func(ctx context.Context, s store.Store, r store.Organization) (store.Organization, error) {
-		return s.CreateOrganization(ctx, r)
-	},
-	update: func(ctx context.Context, s store.Store, r store.Organization) (store.Organization, error) {
-		return s.UpdateOrganization(ctx, r)
-	},
-	get: func(ctx context.Context, s store.Store, k string) (store.Organization, error) {
-		return s.Organization(ctx, k)
-	},
-	list:   func(ctx context.Context, s store.Store) ([]store.Organization, error) { return s.Organizations(ctx) },
-	delete: func(ctx context.Context, s store.Store, k string) error { return s.DeleteOrganization(ctx, k) },
-	key:    func(r *store.Organization) *string { return &r.Number },
-	meta:   func(r *store.Organization) *store.Meta { return &r.Meta },
+	Kind: store.OrganizationKind,
+	key:  func(r *store.Organization) *string { return &r.Number },
 	full: func(key string) store.Organization {
 		return store.Organization{
 			Number: key,
@@ -106,20 +122,8 @@ var organizationKind = kind[store.Organization]{
 }
 
 var clientSystemKind = kind[store.ClientSystem]{
-	name: "ClientSystem",
-	create: func(ctx context.Context, s store.Store, r store.ClientSystem) (store.ClientSystem, error) {
-		return s.CreateClientSystem(ctx, r)
-	},
-	update: func(ctx context.Context, s store.Store, r store.ClientSystem) (store.ClientSystem, error) {
-		return s.UpdateClientSystem(ctx, r)
-	},
-	get: func(ctx context.Context, s store.Store, k string) (store.ClientSystem, error) {
-		return s.ClientSystem(ctx, k)
-	},
-	list:   func(ctx context.Context, s store.Store) ([]store.ClientSystem, error) { return s.ClientSystems(ctx) },
-	delete: func(ctx context.Context, s store.Store, k string) error { return s.DeleteClientSystem(ctx, k) },
-	key:    func(r *store.ClientSystem) *string { return &r.ID },
-	meta:   func(r *store.ClientSystem) *store.Meta { return &r.Meta },
+	Kind: store.ClientSystemKind,
+	key:  func(r *store.ClientSystem) *string { return &r.ID },
 	full: func(key string) store.ClientSystem {
 		return store.ClientSystem{
 			ID:       key,
@@ -140,18 +144,8 @@ var clientSystemKind = kind[store.ClientSystem]{
 }
 
 var clientKind = kind[store.Client]{
-	name: "Client",
-	create: func(ctx context.Context, s store.Store, r store.Client) (store.Client, error) {
-		return s.CreateClient(ctx, r)
-	},
-	update: func(ctx context.Context, s store.Store, r store.Client) (store.Client, error) {
-		return s.UpdateClient(ctx, r)
-	},
-	get:    func(ctx context.Context, s store.Store, k string) (store.Client, error) { return s.Client(ctx, k) },
-	list:   func(ctx context.Context, s store.Store) ([]store.Client, error) { return s.Clients(ctx) },
-	delete: func(ctx context.Context, s store.Store, k string) error { return s.DeleteClient(ctx, k) },
-	key:    func(r *store.Client) *string { return &r.ID },
-	meta:   func(r *store.Client) *store.Meta { return &r.Meta },
+	Kind: store.ClientKind,
+	key:  func(r *store.Client) *string { return &r.ID },
 	full: func(key string) store.Client {
 		return store.Client{
 			ID:                 key,
@@ -195,25 +189,8 @@ var clientKind = kind[store.Client]{
 }
 
 var delegationKind = kind[store.Delegation]{
-	name: "Delegation",
-	create: func(ctx context.Context, s store.Store, r store.Delegation) (store.Delegation, error) {
-		return s.CreateDelegation(ctx, r)
-	},
-	update: func(ctx context.Context, s store.Store, r store.Delegation) (store.Delegation, error) {
-		return s.UpdateDelegation(ctx, r)
-	},
-	// The generic tests key a delegation by its organisation alone, with
-	// an empty supplier (as in their zero-value record); the pairs are
-	// tested by testDelegationPairs.
-	get: func(ctx context.Context, s store.Store, k string) (store.Delegation, error) {
-		return s.Delegation(ctx, k, "")
-	},
-	list: func(ctx context.Context, s store.Store) ([]store.Delegation, error) { return s.Delegations(ctx) },
-	delete: func(ctx context.Context, s store.Store, k string) error {
-		return s.DeleteDelegation(ctx, k, "")
-	},
+	Kind: store.DelegationKind,
 	key:  func(r *store.Delegation) *string { return &r.Organization },
-	meta: func(r *store.Delegation) *store.Meta { return &r.Meta },
 	full: func(key string) store.Delegation {
 		return store.Delegation{
 			Organization: key,
@@ -235,33 +212,34 @@ var delegationKind = kind[store.Delegation]{
 func testDelegationPairs(t *testing.T, open func(t *testing.T) store.Store) {
 	s := open(t)
 	ctx := t.Context()
+	k := store.DelegationKind
 	pairs := [][2]string{{"111111111", "222222222"}, {"111111111", "333333333"}, {"444444444", "222222222"}}
 	for _, p := range pairs {
-		if _, err := s.CreateDelegation(ctx, store.Delegation{Organization: p[0], Supplier: p[1]}); err != nil {
-			t.Fatalf("CreateDelegation(%v): %v", p, err)
+		if _, err := store.Create(ctx, s, k, store.Delegation{Organization: p[0], Supplier: p[1]}); err != nil {
+			t.Fatalf("create delegation %v: %v", p, err)
 		}
 	}
-	if _, err := s.CreateDelegation(ctx, store.Delegation{Organization: "111111111", Supplier: "222222222"}); !errors.Is(err, store.ErrAlreadyExists) {
+	if _, err := store.Create(ctx, s, k, store.Delegation{Organization: "111111111", Supplier: "222222222"}); !errors.Is(err, store.ErrAlreadyExists) {
 		t.Errorf("duplicate pair: err = %v, want %v", err, store.ErrAlreadyExists)
 	}
-	if _, err := s.Delegation(ctx, "444444444", "333333333"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := store.Get(ctx, s, k, store.DelegationKey("444444444", "333333333")); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("unknown pair: err = %v, want %v", err, store.ErrNotFound)
 	}
-	if err := s.DeleteDelegation(ctx, "111111111", "333333333"); err != nil {
-		t.Fatalf("DeleteDelegation: %v", err)
+	if err := store.Delete(ctx, s, k, store.DelegationKey("111111111", "333333333")); err != nil {
+		t.Fatalf("delete delegation: %v", err)
 	}
 	for _, p := range [][2]string{pairs[0], pairs[2]} {
-		if d, err := s.Delegation(ctx, p[0], p[1]); err != nil || d.Organization != p[0] || d.Supplier != p[1] {
-			t.Errorf("Delegation(%v) = %+v, %v", p, d, err)
+		if d, err := store.Get(ctx, s, k, store.DelegationKey(p[0], p[1])); err != nil || d.Organization != p[0] || d.Supplier != p[1] {
+			t.Errorf("get delegation %v = %+v, %v", p, d, err)
 		}
 	}
-	list, err := s.Delegations(ctx)
+	list, err := store.List(ctx, s, k)
 	if err != nil || len(list) != 2 || list[0].Organization != "111111111" || list[1].Organization != "444444444" {
-		t.Errorf("Delegations = %+v, %v; want the two pairs in order", list, err)
+		t.Errorf("list delegations = %+v, %v; want the two pairs in order", list, err)
 	}
 }
 
-func runKind[T any](t *testing.T, open func(t *testing.T) store.Store, k kind[T]) {
+func (k kind[T]) run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("CreateGet", func(t *testing.T) { testCreateGet(t, open, k) })
 	t.Run("List", func(t *testing.T) { testList(t, open, k) })
 	t.Run("Update", func(t *testing.T) { testUpdate(t, open, k) })
@@ -275,9 +253,9 @@ func runKind[T any](t *testing.T, open func(t *testing.T) store.Store, k kind[T]
 // mustCreate creates rec and fails the test on error.
 func mustCreate[T any](t *testing.T, s store.Store, k kind[T], rec T) T {
 	t.Helper()
-	got, err := k.create(t.Context(), s, rec)
+	got, err := store.Create(t.Context(), s, k.Kind, rec)
 	if err != nil {
-		t.Fatalf("Create%s(%q): %v", k.name, *k.key(&rec), err)
+		t.Fatalf("create %s %q: %v", k.Name, *k.key(&rec), err)
 	}
 	return got
 }
@@ -285,9 +263,9 @@ func mustCreate[T any](t *testing.T, s store.Store, k kind[T], rec T) T {
 // mustGet reads a record and fails the test on error.
 func mustGet[T any](t *testing.T, s store.Store, k kind[T], key string) T {
 	t.Helper()
-	got, err := k.get(t.Context(), s, key)
+	got, err := store.Get(t.Context(), s, k.Kind, k.storeKey(key))
 	if err != nil {
-		t.Fatalf("%s(%q): %v", k.name, key, err)
+		t.Fatalf("get %s %q: %v", k.Name, key, err)
 	}
 	return got
 }
@@ -296,7 +274,7 @@ func mustGet[T any](t *testing.T, s store.Store, k kind[T], key string) T {
 // compared at Precision and nil and empty slices and maps are the same.
 // Both records must have passed checkMeta.
 func equalRecords[T any](k kind[T], a, b T) bool {
-	for _, m := range []*store.Meta{k.meta(&a), k.meta(&b)} {
+	for _, m := range []*store.Meta{k.Meta(&a), k.Meta(&b)} {
 		m.CreatedAt = canonTime(m.CreatedAt)
 		m.UpdatedAt = canonTime(m.UpdatedAt)
 	}
@@ -306,7 +284,7 @@ func equalRecords[T any](k kind[T], a, b T) bool {
 // checkMeta checks the store's bookkeeping on a record it returned.
 func checkMeta[T any](t *testing.T, k kind[T], rec T) {
 	t.Helper()
-	m := k.meta(&rec)
+	m := k.Meta(&rec)
 	checkStoreTime(t, "CreatedAt", m.CreatedAt)
 	checkStoreTime(t, "UpdatedAt", m.UpdatedAt)
 	if m.Version < 1 {
@@ -329,19 +307,19 @@ func testCreateGet[T any](t *testing.T, open func(t *testing.T) store.Store, k k
 			in := tt.rec
 			// The store owns Version and the timestamps: whatever the
 			// caller puts there is ignored.
-			m := k.meta(&in)
+			m := k.Meta(&in)
 			m.Version = 42
 			m.CreatedAt = time.Date(2001, 2, 3, 4, 5, 6, 7, time.FixedZone("X", 3600))
 			m.UpdatedAt = time.Date(2002, 2, 3, 4, 5, 6, 7, time.UTC)
 
 			before := time.Now()
-			created, err := k.create(t.Context(), s, in)
+			created, err := store.Create(t.Context(), s, k.Kind, in)
 			after := time.Now()
 			if err != nil {
-				t.Fatalf("Create%s: %v", k.name, err)
+				t.Fatalf("create %s: %v", k.Name, err)
 			}
 			checkMeta(t, k, created)
-			cm := k.meta(&created)
+			cm := k.Meta(&created)
 			if cm.Version != 1 {
 				t.Errorf("Version = %d, want 1", cm.Version)
 			}
@@ -353,16 +331,16 @@ func testCreateGet[T any](t *testing.T, open func(t *testing.T) store.Store, k k
 			// Apart from the store's bookkeeping, the record is what
 			// the caller gave.
 			want := tt.rec
-			wm := k.meta(&want)
+			wm := k.Meta(&want)
 			wm.Version, wm.CreatedAt, wm.UpdatedAt = cm.Version, cm.CreatedAt, cm.UpdatedAt
 			if !equalRecords(k, created, want) {
-				t.Errorf("Create%s returned\n%+v\nwant\n%+v", k.name, created, want)
+				t.Errorf("create %s returned\n%+v\nwant\n%+v", k.Name, created, want)
 			}
 
 			got := mustGet(t, s, k, *k.key(&in))
 			checkMeta(t, k, got)
 			if !equalRecords(k, got, created) {
-				t.Errorf("%s returned\n%+v\nwant what Create returned\n%+v", k.name, got, created)
+				t.Errorf("get %s returned\n%+v\nwant what Create returned\n%+v", k.Name, got, created)
 			}
 		})
 	}
@@ -370,7 +348,7 @@ func testCreateGet[T any](t *testing.T, open func(t *testing.T) store.Store, k k
 
 func testList[T any](t *testing.T, open func(t *testing.T) store.Store, k kind[T]) {
 	s := open(t)
-	got, err := k.list(t.Context(), s)
+	got, err := store.List(t.Context(), s, k.Kind)
 	if err != nil {
 		t.Fatalf("list of an empty store: %v", err)
 	}
@@ -385,7 +363,7 @@ func testList[T any](t *testing.T, open func(t *testing.T) store.Store, k kind[T
 	for _, key := range keys {
 		created[key] = mustCreate(t, s, k, k.full(key))
 	}
-	got, err = k.list(t.Context(), s)
+	got, err = store.List(t.Context(), s, k.Kind)
 	if err != nil {
 		t.Fatalf("list: %v", err)
 	}
@@ -408,7 +386,7 @@ func testList[T any](t *testing.T, open func(t *testing.T) store.Store, k kind[T
 func testUpdate[T any](t *testing.T, open func(t *testing.T) store.Store, k kind[T]) {
 	s := open(t)
 	prev := mustCreate(t, s, k, k.full("updated"))
-	created := *k.meta(&prev)
+	created := *k.Meta(&prev)
 
 	// Two updates in a row: each bumps Version by one and moves UpdatedAt
 	// forward, even when they come within the clock's resolution.
@@ -416,17 +394,17 @@ func testUpdate[T any](t *testing.T, open func(t *testing.T) store.Store, k kind
 		in := prev
 		k.change(&in)
 		// The caller's timestamps are ignored.
-		k.meta(&in).CreatedAt = time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC)
-		k.meta(&in).UpdatedAt = time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC)
+		k.Meta(&in).CreatedAt = time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC)
+		k.Meta(&in).UpdatedAt = time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC)
 
 		before := time.Now()
-		updated, err := k.update(t.Context(), s, in)
+		updated, err := store.Update(t.Context(), s, k.Kind, in)
 		after := time.Now()
 		if err != nil {
-			t.Fatalf("update %d: Update%s: %v", i+1, k.name, err)
+			t.Fatalf("update %d: update %s: %v", i+1, k.Name, err)
 		}
 		checkMeta(t, k, updated)
-		um, pm := k.meta(&updated), k.meta(&prev)
+		um, pm := k.Meta(&updated), k.Meta(&prev)
 		if um.Version != pm.Version+1 {
 			t.Errorf("update %d: Version = %d, want %d", i+1, um.Version, pm.Version+1)
 		}
@@ -443,14 +421,14 @@ func testUpdate[T any](t *testing.T, open func(t *testing.T) store.Store, k kind
 		}
 
 		want := in
-		wm := k.meta(&want)
+		wm := k.Meta(&want)
 		wm.Version, wm.CreatedAt, wm.UpdatedAt = um.Version, um.CreatedAt, um.UpdatedAt
 		if !equalRecords(k, updated, want) {
-			t.Errorf("update %d: Update%s returned\n%+v\nwant\n%+v", i+1, k.name, updated, want)
+			t.Errorf("update %d: update %s returned\n%+v\nwant\n%+v", i+1, k.Name, updated, want)
 		}
 		got := mustGet(t, s, k, *k.key(&in))
 		if !equalRecords(k, got, updated) {
-			t.Errorf("update %d: %s returned\n%+v\nwant what Update returned\n%+v", i+1, k.name, got, updated)
+			t.Errorf("update %d: get %s returned\n%+v\nwant what Update returned\n%+v", i+1, k.Name, got, updated)
 		}
 		prev = updated
 	}
@@ -470,19 +448,19 @@ func testUpdateVersionMismatch[T any](t *testing.T, open func(t *testing.T) stor
 		t.Run(tt.name, func(t *testing.T) {
 			s := open(t)
 			rec := mustCreate(t, s, k, k.full("conflict"))
-			stored, err := k.update(t.Context(), s, rec)
+			stored, err := store.Update(t.Context(), s, k.Kind, rec)
 			if err != nil {
-				t.Fatalf("Update%s: %v", k.name, err)
+				t.Fatalf("update %s: %v", k.Name, err)
 			}
 
 			in := stored
 			k.change(&in)
-			k.meta(&in).Version = tt.version
-			if _, err := k.update(t.Context(), s, in); !errors.Is(err, tt.wantErr) {
-				t.Fatalf("Update%s with Version %d: err = %v, want %v", k.name, tt.version, err, tt.wantErr)
+			k.Meta(&in).Version = tt.version
+			if _, err := store.Update(t.Context(), s, k.Kind, in); !errors.Is(err, tt.wantErr) {
+				t.Fatalf("update %s with Version %d: err = %v, want %v", k.Name, tt.version, err, tt.wantErr)
 			}
 			if got := mustGet(t, s, k, *k.key(&in)); !equalRecords(k, got, stored) {
-				t.Errorf("after a refused update %s returned\n%+v\nwant it unchanged\n%+v", k.name, got, stored)
+				t.Errorf("after a refused update get %s returned\n%+v\nwant it unchanged\n%+v", k.Name, got, stored)
 			}
 		})
 	}
@@ -493,11 +471,11 @@ func testDuplicateCreate[T any](t *testing.T, open func(t *testing.T) store.Stor
 	first := mustCreate(t, s, k, k.full("twice"))
 	second := k.full("twice")
 	k.change(&second)
-	if _, err := k.create(t.Context(), s, second); !errors.Is(err, store.ErrAlreadyExists) {
-		t.Fatalf("second Create%s: err = %v, want %v", k.name, err, store.ErrAlreadyExists)
+	if _, err := store.Create(t.Context(), s, k.Kind, second); !errors.Is(err, store.ErrAlreadyExists) {
+		t.Fatalf("second create %s: err = %v, want %v", k.Name, err, store.ErrAlreadyExists)
 	}
 	if got := mustGet(t, s, k, "twice"); !equalRecords(k, got, first) {
-		t.Errorf("after a refused create %s returned\n%+v\nwant the first record\n%+v", k.name, got, first)
+		t.Errorf("after a refused create get %s returned\n%+v\nwant the first record\n%+v", k.Name, got, first)
 	}
 }
 
@@ -508,17 +486,17 @@ func testMissing[T any](t *testing.T, open func(t *testing.T) store.Store, k kin
 		wantErr error
 	}{
 		{"get", func(ctx context.Context, s store.Store) error {
-			_, err := k.get(ctx, s, "missing")
+			_, err := store.Get(ctx, s, k.Kind, k.storeKey("missing"))
 			return err
 		}, store.ErrNotFound},
 		{"update", func(ctx context.Context, s store.Store) error {
 			rec := k.full("missing")
-			k.meta(&rec).Version = 1
-			_, err := k.update(ctx, s, rec)
+			k.Meta(&rec).Version = 1
+			_, err := store.Update(ctx, s, k.Kind, rec)
 			return err
 		}, store.ErrNotFound},
 		{"delete", func(ctx context.Context, s store.Store) error {
-			return k.delete(ctx, s, "missing")
+			return store.Delete(ctx, s, k.Kind, k.storeKey("missing"))
 		}, store.ErrNotFound},
 	}
 	for _, tt := range tests {
@@ -529,8 +507,8 @@ func testMissing[T any](t *testing.T, open func(t *testing.T) store.Store, k kin
 			if err := tt.call(t.Context(), s); !errors.Is(err, tt.wantErr) {
 				t.Fatalf("err = %v, want %v", err, tt.wantErr)
 			}
-			if _, err := k.get(t.Context(), s, "missing"); !errors.Is(err, store.ErrNotFound) {
-				t.Errorf("afterwards %s(missing): err = %v, want %v", k.name, err, store.ErrNotFound)
+			if _, err := store.Get(t.Context(), s, k.Kind, k.storeKey("missing")); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("afterwards get %s \"missing\": err = %v, want %v", k.Name, err, store.ErrNotFound)
 			}
 		})
 	}
@@ -540,16 +518,16 @@ func testDelete[T any](t *testing.T, open func(t *testing.T) store.Store, k kind
 	s := open(t)
 	mustCreate(t, s, k, k.full("deleted"))
 	kept := mustCreate(t, s, k, k.full("kept"))
-	if err := k.delete(t.Context(), s, "deleted"); err != nil {
-		t.Fatalf("Delete%s: %v", k.name, err)
+	if err := store.Delete(t.Context(), s, k.Kind, k.storeKey("deleted")); err != nil {
+		t.Fatalf("delete %s: %v", k.Name, err)
 	}
-	if _, err := k.get(t.Context(), s, "deleted"); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("%s after delete: err = %v, want %v", k.name, err, store.ErrNotFound)
+	if _, err := store.Get(t.Context(), s, k.Kind, k.storeKey("deleted")); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("get %s after delete: err = %v, want %v", k.Name, err, store.ErrNotFound)
 	}
-	if err := k.delete(t.Context(), s, "deleted"); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("second Delete%s: err = %v, want %v", k.name, err, store.ErrNotFound)
+	if err := store.Delete(t.Context(), s, k.Kind, k.storeKey("deleted")); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("second delete %s: err = %v, want %v", k.Name, err, store.ErrNotFound)
 	}
-	all, err := k.list(t.Context(), s)
+	all, err := store.List(t.Context(), s, k.Kind)
 	if err != nil {
 		t.Fatalf("list: %v", err)
 	}
@@ -558,7 +536,7 @@ func testDelete[T any](t *testing.T, open func(t *testing.T) store.Store, k kind
 	}
 	// The key is free again and starts over at Version 1.
 	again := mustCreate(t, s, k, k.full("deleted"))
-	if v := k.meta(&again).Version; v != 1 {
+	if v := k.Meta(&again).Version; v != 1 {
 		t.Errorf("re-created record has Version %d, want 1", v)
 	}
 }
@@ -575,57 +553,57 @@ func testRegistryVersion[T any](t *testing.T, open func(t *testing.T) store.Stor
 		wantChange bool
 	}{
 		{"create", func(ctx context.Context) (err error) {
-			current, err = k.create(ctx, s, k.full("versioned"))
+			current, err = store.Create(ctx, s, k.Kind, k.full("versioned"))
 			return err
 		}, true},
 		{"get", func(ctx context.Context) error {
-			_, err := k.get(ctx, s, "versioned")
+			_, err := store.Get(ctx, s, k.Kind, k.storeKey("versioned"))
 			return err
 		}, false},
 		{"list", func(ctx context.Context) error {
-			_, err := k.list(ctx, s)
+			_, err := store.List(ctx, s, k.Kind)
 			return err
 		}, false},
 		{"update", func(ctx context.Context) (err error) {
 			in := current
 			k.change(&in)
-			current, err = k.update(ctx, s, in)
+			current, err = store.Update(ctx, s, k.Kind, in)
 			return err
 		}, true},
 		{"update unchanged", func(ctx context.Context) (err error) {
-			current, err = k.update(ctx, s, current)
+			current, err = store.Update(ctx, s, k.Kind, current)
 			return err
 		}, true},
 		{"refused: stale update", func(ctx context.Context) error {
 			in := current
-			k.meta(&in).Version--
-			if _, err := k.update(ctx, s, in); !errors.Is(err, store.ErrConflict) {
+			k.Meta(&in).Version--
+			if _, err := store.Update(ctx, s, k.Kind, in); !errors.Is(err, store.ErrConflict) {
 				return errors.Join(errors.New("want ErrConflict"), err)
 			}
 			return nil
 		}, false},
 		{"refused: duplicate create", func(ctx context.Context) error {
-			if _, err := k.create(ctx, s, k.full("versioned")); !errors.Is(err, store.ErrAlreadyExists) {
+			if _, err := store.Create(ctx, s, k.Kind, k.full("versioned")); !errors.Is(err, store.ErrAlreadyExists) {
 				return errors.Join(errors.New("want ErrAlreadyExists"), err)
 			}
 			return nil
 		}, false},
 		{"refused: update missing", func(ctx context.Context) error {
 			rec := k.full("missing")
-			k.meta(&rec).Version = 1
-			if _, err := k.update(ctx, s, rec); !errors.Is(err, store.ErrNotFound) {
+			k.Meta(&rec).Version = 1
+			if _, err := store.Update(ctx, s, k.Kind, rec); !errors.Is(err, store.ErrNotFound) {
 				return errors.Join(errors.New("want ErrNotFound"), err)
 			}
 			return nil
 		}, false},
 		{"refused: delete missing", func(ctx context.Context) error {
-			if err := k.delete(ctx, s, "missing"); !errors.Is(err, store.ErrNotFound) {
+			if err := store.Delete(ctx, s, k.Kind, k.storeKey("missing")); !errors.Is(err, store.ErrNotFound) {
 				return errors.Join(errors.New("want ErrNotFound"), err)
 			}
 			return nil
 		}, false},
 		{"delete", func(ctx context.Context) error {
-			return k.delete(ctx, s, "versioned")
+			return store.Delete(ctx, s, k.Kind, k.storeKey("versioned"))
 		}, true},
 	}
 	seen := map[int64]string{}
@@ -665,33 +643,54 @@ func testKindsAreSeparate(t *testing.T, open func(t *testing.T) store.Store) {
 	s := open(t)
 	ctx := t.Context()
 	const key = "shared-key"
-	mustCreate(t, s, apiKind, apiKind.full(key))
-	mustCreate(t, s, organizationKind, organizationKind.full(key))
-	mustCreate(t, s, clientSystemKind, clientSystemKind.full(key))
-	mustCreate(t, s, clientKind, clientKind.full(key))
-
-	if err := s.DeleteClientSystem(ctx, key); err != nil {
-		t.Fatalf("DeleteClientSystem: %v", err)
+	for _, k := range kinds {
+		k.create(t, s, key)
 	}
-	if _, err := s.API(ctx, key); err != nil {
-		t.Errorf("API after deleting a client system with its key: %v", err)
+	if err := clientSystemKind.delete(ctx, s, key); err != nil {
+		t.Fatalf("delete client system: %v", err)
 	}
-	if _, err := s.Organization(ctx, key); err != nil {
-		t.Errorf("Organisation after deleting a client system with its key: %v", err)
+	if err := clientSystemKind.get(ctx, s, key); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("client system after delete: err = %v, want %v", err, store.ErrNotFound)
 	}
-	if _, err := s.Client(ctx, key); err != nil {
-		t.Errorf("Client after deleting a client system with its key: %v", err)
-	}
-	for _, n := range []struct {
-		name string
-		list func() (int, error)
-	}{
-		{"APIs", func() (int, error) { l, err := s.APIs(ctx); return len(l), err }},
-		{"Organisations", func() (int, error) { l, err := s.Organizations(ctx); return len(l), err }},
-		{"Clients", func() (int, error) { l, err := s.Clients(ctx); return len(l), err }},
-	} {
-		if got, err := n.list(); err != nil || got != 1 {
-			t.Errorf("%s returned %d records, %v; want 1", n.name, got, err)
+	for _, k := range kinds {
+		if k.name() == clientSystemKind.Name {
+			continue
 		}
+		if err := k.get(ctx, s, key); err != nil {
+			t.Errorf("%s after deleting a client system with its key: %v", k.name(), err)
+		}
+		if got, err := k.count(ctx, s); err != nil || got != 1 {
+			t.Errorf("list %s returned %d records, %v; want 1", k.name(), got, err)
+		}
+	}
+}
+
+// testEmptyKey checks that no record is stored under an empty kind or key,
+// which no typed call could read back by name.
+func testEmptyKey(t *testing.T, open func(t *testing.T) store.Store) {
+	tests := []struct {
+		name string
+		rec  store.Record
+	}{
+		{"empty key", store.Record{Kind: store.APIKind.Name, Doc: "{}"}},
+		{"empty kind", store.Record{Key: "nhn:deft", Doc: "{}"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := open(t)
+			before, err := s.RegistryVersion(t.Context())
+			if err != nil {
+				t.Fatalf("RegistryVersion: %v", err)
+			}
+			if _, err := s.CreateRecord(t.Context(), tt.rec); err == nil {
+				t.Fatalf("CreateRecord(%+v) succeeded", tt.rec)
+			}
+			if _, err := s.Record(t.Context(), tt.rec.Kind, tt.rec.Key); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("Record after the refused create: err = %v, want %v", err, store.ErrNotFound)
+			}
+			if after, err := s.RegistryVersion(t.Context()); err != nil || after != before {
+				t.Errorf("RegistryVersion = %d, %v; want %d (unchanged)", after, err, before)
+			}
+		})
 	}
 }

@@ -146,52 +146,52 @@ func runCanceled(t *testing.T, open func(t *testing.T) store.Store) {
 		name string
 		call func(ctx context.Context, s store.Store) error
 	}{
-		{"CreateAPI", func(ctx context.Context, s store.Store) error {
-			_, err := s.CreateAPI(ctx, store.API{Audience: "new"})
+		{"CreateRecord", func(ctx context.Context, s store.Store) error {
+			_, err := store.Create(ctx, s, store.APIKind, store.API{Audience: "new"})
 			return err
 		}},
-		{"UpdateAPI", func(ctx context.Context, s store.Store) error {
-			a, err := s.API(context.Background(), existing.Audience)
+		{"UpdateRecord", func(ctx context.Context, s store.Store) error {
+			a, err := store.Get(context.Background(), s, store.APIKind, existing.Audience)
 			if err != nil {
 				return err
 			}
 			a.Name = "Changed"
-			_, err = s.UpdateAPI(ctx, a)
+			_, err = store.Update(ctx, s, store.APIKind, a)
 			return err
 		}},
-		{"API", func(ctx context.Context, s store.Store) error {
-			_, err := s.API(ctx, existing.Audience)
+		{"Record", func(ctx context.Context, s store.Store) error {
+			_, err := store.Get(ctx, s, store.APIKind, existing.Audience)
 			return err
 		}},
-		{"APIs", func(ctx context.Context, s store.Store) error {
-			_, err := s.APIs(ctx)
+		{"Records", func(ctx context.Context, s store.Store) error {
+			_, err := store.List(ctx, s, store.APIKind)
 			return err
 		}},
-		{"DeleteAPI", func(ctx context.Context, s store.Store) error {
-			return s.DeleteAPI(ctx, existing.Audience)
+		{"DeleteRecord", func(ctx context.Context, s store.Store) error {
+			return store.Delete(ctx, s, store.APIKind, existing.Audience)
 		}},
-		{"CreateOrganisation", func(ctx context.Context, s store.Store) error {
-			_, err := s.CreateOrganization(ctx, store.Organization{Number: "999999999"})
+		{"CreateRecord organisation", func(ctx context.Context, s store.Store) error {
+			_, err := store.Create(ctx, s, store.OrganizationKind, store.Organization{Number: "999999999"})
 			return err
 		}},
-		{"Organisations", func(ctx context.Context, s store.Store) error {
-			_, err := s.Organizations(ctx)
+		{"Records organisation", func(ctx context.Context, s store.Store) error {
+			_, err := store.List(ctx, s, store.OrganizationKind)
 			return err
 		}},
-		{"CreateClientSystem", func(ctx context.Context, s store.Store) error {
-			_, err := s.CreateClientSystem(ctx, store.ClientSystem{ID: "sys"})
+		{"CreateRecord client system", func(ctx context.Context, s store.Store) error {
+			_, err := store.Create(ctx, s, store.ClientSystemKind, store.ClientSystem{ID: "sys"})
 			return err
 		}},
-		{"ClientSystems", func(ctx context.Context, s store.Store) error {
-			_, err := s.ClientSystems(ctx)
+		{"Records client system", func(ctx context.Context, s store.Store) error {
+			_, err := store.List(ctx, s, store.ClientSystemKind)
 			return err
 		}},
-		{"CreateClient", func(ctx context.Context, s store.Store) error {
-			_, err := s.CreateClient(ctx, store.Client{ID: "client"})
+		{"CreateRecord client", func(ctx context.Context, s store.Store) error {
+			_, err := store.Create(ctx, s, store.ClientKind, store.Client{ID: "client"})
 			return err
 		}},
-		{"Client", func(ctx context.Context, s store.Store) error {
-			_, err := s.Client(ctx, "client")
+		{"Record client", func(ctx context.Context, s store.Store) error {
+			_, err := store.Get(ctx, s, store.ClientKind, "client")
 			return err
 		}},
 		{"RegistryVersion", func(ctx context.Context, s store.Store) error {
@@ -241,8 +241,8 @@ func runCanceled(t *testing.T, open func(t *testing.T) store.Store) {
 		t.Run(tt.name, func(t *testing.T) {
 			s := open(t)
 			bg := context.Background()
-			if _, err := s.CreateAPI(bg, existing); err != nil {
-				t.Fatalf("CreateAPI: %v", err)
+			if _, err := store.Create(bg, s, store.APIKind, existing); err != nil {
+				t.Fatalf("create api: %v", err)
 			}
 			version, err := s.RegistryVersion(bg)
 			if err != nil {
@@ -267,8 +267,8 @@ func runCanceled(t *testing.T, open func(t *testing.T) store.Store) {
 			if got, err := s.RegistryVersion(bg); err != nil || got != version {
 				t.Errorf("RegistryVersion = %d, %v; want %d (unchanged)", got, err, version)
 			}
-			if got, err := s.API(bg, existing.Audience); err != nil || got.Name != existing.Name || got.Version != 1 {
-				t.Errorf("API(%q) = %+v, %v; want it unchanged", existing.Audience, got, err)
+			if got, err := store.Get(bg, s, store.APIKind, existing.Audience); err != nil || got.Name != existing.Name || got.Version != 1 {
+				t.Errorf("api %q = %+v, %v; want it unchanged", existing.Audience, got, err)
 			}
 			if err := s.ConsumeJTIs(bg, now, []store.JTI{jti}); err != nil {
 				t.Errorf("ConsumeJTIs after the canceled call: %v, want nil (nothing recorded)", err)
