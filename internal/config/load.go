@@ -534,11 +534,25 @@ func describe(goType string) string {
 // configTypes are the types yaml.v3 names in "field not found" messages.
 var configTypes = map[string]reflect.Type{}
 
+// init finds them from Config down, through its struct fields and lists
+// of structs, so that a new section needs no entry here.
 func init() {
-	for _, v := range []any{Config{}, Keys{}, Tokens{}, ClientAssertion{}, DPoP{}, HTTP{}, Log{}, API{}, Organization{}, ClientSystem{}, Client{}, Delegation{}} {
-		t := reflect.TypeOf(v)
+	var add func(t reflect.Type)
+	add = func(t reflect.Type) {
+		if t.Kind() == reflect.Slice {
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct || t.PkgPath() != reflect.TypeFor[Config]().PkgPath() || configTypes[t.String()] != nil {
+			return
+		}
 		configTypes[t.String()] = t
+		for i := range t.NumField() {
+			if f := t.Field(i); f.IsExported() && f.Tag.Get("yaml") != "-" {
+				add(f.Type)
+			}
+		}
 	}
+	add(reflect.TypeFor[Config]())
 }
 
 // keysOf lists the YAML keys of a config type.
