@@ -29,6 +29,7 @@ func commands() []command {
 		{"migrate", "apply the store's schema migrations", runMigrate},
 		{"keys", "make client keys; rotate the signing key", runKeys},
 		{"delegation", "add, list and remove delegations to multi-tenant suppliers", runDelegation},
+		{"idp", "list the identity providers", runIdP},
 		{"audit", "verify, tail and export the audit log", runAudit},
 		{"token", "get an access token as a client", runToken},
 		{"call", "call an API as a client, with a DPoP-bound token", runCall},

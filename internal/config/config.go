@@ -79,6 +79,8 @@ type Config struct {
 	// Delegations say which organisations let which suppliers' multi-tenant
 	// clients act for them: the stand-in for Altinn.
 	Delegations []Delegation `yaml:"delegations"`
+	// IdentityProviders are the identity providers people log in with.
+	IdentityProviders []IdentityProvider `yaml:"identity_providers"`
 
 	// Where the configuration came from, for messages and relative paths.
 	src source
@@ -329,6 +331,20 @@ type Delegation struct {
 	APIs []string `yaml:"apis"`
 	// Status is active (default) or disabled.
 	Status store.Status `yaml:"status"`
+}
+
+// IdentityProvider declares an identity provider people log in with
+// (store.IdentityProvider).
+type IdentityProvider struct {
+	// Name identifies it, e.g. testidp-oidc: letters, digits, ".", "_"
+	// and "-", at most 64. Required; unique.
+	Name string `yaml:"name"`
+	// Type is testidp (Tillit's own test login) or oidc. Required.
+	Type store.IdentityProviderType `yaml:"type"`
+	// DisplayName is what a login page shows: one line.
+	DisplayName string `yaml:"display_name"`
+	// Enabled offers its login. Default true.
+	Enabled *bool `yaml:"enabled"`
 }
 
 // Default returns the settings Parse starts from before it reads a file.

@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -125,6 +126,13 @@ delegations:
   - organisation: "310303038"
     supplier: "310202029"
     apis: [e-helse:sfm.api]
+identity_providers:
+  - name: testidp-oidc
+    type: testidp
+    display_name: Test login
+  - name: idporten
+    type: oidc
+    enabled: false
 `
 
 // writeConfig writes doc and keys.json (holding fileKeys, by default the
@@ -322,6 +330,20 @@ func TestValidationRules(t *testing.T) {
 		{name: "delegation declared twice", old: "    apis: [e-helse:sfm.api]\n", new: "    apis: [e-helse:sfm.api]\n  - {organisation: \"310303038\", supplier: \"310202029\"}\n", wantErr: `delegations[1]: the delegation from "310303038" to "310202029" is already declared at delegations[0]`},
 		{name: "delegation status", old: "    apis: [e-helse:sfm.api]\n", new: "    apis: [e-helse:sfm.api]\n    status: pending\n", wantErr: `delegations[0].status: "pending" is not active or disabled`},
 
+		// Identity providers.
+		{name: "identity provider name missing", old: "  - name: testidp-oidc\n    type", new: "  - type", wantErr: "identity_providers[0].name: is required"},
+		{name: "identity provider name with a space", old: "name: testidp-oidc", new: "name: test idp", wantErr: `identity_providers[0].name: "test idp" is not a name of letters, digits`},
+		{name: "identity provider name with a slash", old: "name: testidp-oidc", new: "name: test/idp", wantErr: `identity_providers[0].name: "test/idp" is not a name`},
+		{name: "identity provider name starts with a dot", old: "name: testidp-oidc", new: "name: .idp", wantErr: `identity_providers[0].name: ".idp" is not a name`},
+		{name: "identity provider name too long", old: "name: testidp-oidc", new: "name: " + strings.Repeat("a", 65), wantErr: "identity_providers[0].name: \"aaaa"},
+		{name: "identity provider declared twice", old: "name: idporten", new: "name: testidp-oidc", wantErr: `identity_providers[1].name: identity provider "testidp-oidc" is already declared at identity_providers[0]`},
+		{name: "identity provider type missing", old: "    type: testidp\n", new: "", wantErr: "identity_providers[0].type: is required: testidp or oidc"},
+		{name: "identity provider type unknown", old: "type: oidc", new: "type: saml", wantErr: `identity_providers[1].type: "saml" is not testidp or oidc`},
+		{name: "identity provider display name of two lines", old: "display_name: Test login", new: "display_name: \"Test\\nlogin\"", wantErr: "identity_providers[0].display_name: must be at most 200 characters without line breaks, tabs"},
+		{name: "identity provider display name with a tab", old: "display_name: Test login", new: "display_name: \"Test\\tlogin\"", wantErr: "identity_providers[0].display_name: must be at most 200 characters"},
+		{name: "identity provider display name too long", old: "display_name: Test login", new: "display_name: " + strings.Repeat("x", 201), wantErr: "identity_providers[0].display_name: must be at most 200 characters"},
+		{name: "identity provider enabled not a bool", old: "enabled: false", new: "enabled: maybe", wantErr: "identity_providers[1].enabled"},
+
 		{name: "file key also inline", old: `{"keys": [<EC-KEY>]}`, new: `{"keys": [<EC-KEY>]}` + "\n    jwks_file: keys.json", fileKeys: `{"keys": [` + keys.ec + `]}`, wantErr: `clients[0].jwks_file: key "ec-1" is also in jwks`},
 	}
 	for _, tt := range tests {
@@ -360,7 +382,13 @@ func TestUnknownKeysNameKeyAndLine(t *testing.T) {
 		"apis:\n" + // 5
 		"  - audience: nhn:deft\n" + // 6
 		"    scopes: [nhn:deft/api]\n" + // 7
-		"    scope: [nhn:deft/x]\n" // 8
+		"    scope: [nhn:deft/x]\n" + // 8
+		"rate_limit:\n" + // 9
+		"  per_adress: 1\n" + // 10
+		"identity_providers:\n" + // 11
+		"  - name: testidp-oidc\n" + // 12
+		"    type: testidp\n" + // 13
+		"    displayname: Test\n" // 14
 	_, err := Parse("tillit.yaml", []byte(doc))
 	if err == nil {
 		t.Fatal("Parse succeeded")
@@ -369,6 +397,8 @@ func TestUnknownKeysNameKeyAndLine(t *testing.T) {
 		`tillit.yaml:2: unknown key "listn" (did you mean "listen"?)`,
 		`tillit.yaml:4: http: unknown key "max_body"`,
 		`tillit.yaml:8: apis[0]: unknown key "scope" (did you mean "scopes"?)`,
+		`tillit.yaml:10: rate_limit: unknown key "per_adress" (did you mean "per_address"?)`,
+		`tillit.yaml:14: identity_providers[0]: unknown key "displayname" (did you mean "display_name"?)`,
 	}
 	if got := err.Error(); got != strings.Join(want, "\n") {
 		t.Fatalf("error:\n%s\nwant:\n%s", got, strings.Join(want, "\n"))
@@ -675,6 +705,13 @@ func TestRegistry(t *testing.T) {
 	if d := r.Delegations[0]; d.Organization != "310303038" || d.Supplier != "310202029" || d.Status != store.StatusActive ||
 		len(d.AcceptedAPIs) != 1 || d.AcceptedAPIs[0] != "e-helse:sfm.api" {
 		t.Errorf("delegation = %+v", d)
+	}
+	wantIdPs := []store.IdentityProvider{
+		{Name: "testidp-oidc", Type: store.IdentityProviderTestIdP, DisplayName: "Test login", Status: store.StatusActive},
+		{Name: "idporten", Type: store.IdentityProviderOIDC, Status: store.StatusDisabled},
+	}
+	if !slices.Equal(r.IdentityProviders, wantIdPs) {
+		t.Errorf("identity providers = %+v, want %+v", r.IdentityProviders, wantIdPs)
 	}
 	if got := multi.Claims["e-helse:sfm.api/client/claims/sfm-id"]; got != "0c4c1b49-6a8e-4c2f-9d3b-5e7f1a2b3c4d" || len(multi.Claims) != 1 {
 		t.Errorf("claims = %v", multi.Claims)

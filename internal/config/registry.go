@@ -12,7 +12,8 @@ import (
 
 // Registry turns the declared registry into store records for
 // registry.Sync, with defaults filled in: status active (for delegations
-// too), tenancy single-tenant, grant type client_credentials. A client's inline and file
+// too; an identity provider with enabled: false is disabled), tenancy
+// single-tenant, grant type client_credentials. A client's inline and file
 // keys become one JWKS in registry.MarshalJWKS form, each key with a kid;
 // its claims become flat API-specific claim names
 // ("e-helse:sfm.api/client/claims/sfm-id"). Call it on a validated Config;
@@ -95,6 +96,18 @@ func (c *Config) Registry() (registry.Registry, error) {
 			Supplier:     d.Supplier,
 			AcceptedAPIs: slices.Clone(d.APIs),
 			Status:       orDefault(d.Status, store.StatusActive),
+		})
+	}
+	for _, p := range c.IdentityProviders {
+		status := store.StatusActive
+		if p.Enabled != nil && !*p.Enabled {
+			status = store.StatusDisabled
+		}
+		r.IdentityProviders = append(r.IdentityProviders, store.IdentityProvider{
+			Name:        p.Name,
+			Type:        p.Type,
+			DisplayName: p.DisplayName,
+			Status:      status,
 		})
 	}
 	return r, nil

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	jose "github.com/go-jose/go-jose/v4"
 
@@ -346,6 +347,7 @@ func (c *Config) checkRegistry(k *checker) {
 	clients := c.checkClients(k, orgs, apis, scopeAPI, systems)
 	c.checkExchange(k, apis, clients)
 	c.checkDelegations(k, apis)
+	c.checkIdentityProviders(k)
 }
 
 func (c *Config) checkOrgNumber(k *checker, p path, number string) bool {
@@ -699,6 +701,40 @@ func (c *Config) checkDelegations(k *checker, apis index) {
 		case "", store.StatusActive, store.StatusDisabled:
 		default:
 			k.add(p.with("status"), "%q is not active or disabled", d.Status)
+		}
+	}
+}
+
+// idpNameRE is an identity provider's name: a token that can stand in a
+// URL path and a log line as it is.
+var idpNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+func (c *Config) checkIdentityProviders(k *checker) {
+	names := make(index)
+	for i, p := range c.IdentityProviders {
+		pp := path{"identity_providers", i}
+		switch {
+		case p.Name == "":
+			k.add(pp.with("name"), "is required")
+		case !idpNameRE.MatchString(p.Name):
+			k.add(pp.with("name"), "%q is not a name of letters, digits, '.', '_' and '-' (at most 64, starting with a letter or digit)", p.Name)
+		default:
+			if j, ok := names.declare(p.Name, i); !ok {
+				k.add(pp.with("name"), "identity provider %q is already declared at identity_providers[%d]", p.Name, j)
+			}
+		}
+		// There is no setting that says a configuration is for a test
+		// environment yet; when there is, testidp is allowed only there.
+		switch p.Type {
+		case store.IdentityProviderTestIdP, store.IdentityProviderOIDC:
+		case "":
+			k.add(pp.with("type"), "is required: %s or %s", store.IdentityProviderTestIdP, store.IdentityProviderOIDC)
+		default:
+			k.add(pp.with("type"), "%q is not %s or %s", p.Type, store.IdentityProviderTestIdP, store.IdentityProviderOIDC)
+		}
+		// It is shown in tables and on login pages.
+		if strings.ContainsFunc(p.DisplayName, unicode.IsControl) || len(p.DisplayName) > 200 {
+			k.add(pp.with("display_name"), "must be at most 200 characters without line breaks, tabs or other control characters")
 		}
 	}
 }

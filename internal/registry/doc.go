@@ -1,6 +1,6 @@
-// Package registry applies the declared registry (APIs, organisations,
-// client systems, clients and delegations) to the store, and keeps the immutable
-// in-memory view of it that the token endpoint reads on every request.
+// Package registry applies the declared registry (records of every
+// store.Kind) to the store, and keeps the immutable in-memory view of it
+// that the token endpoint reads on every request.
 //
 // The store is the source of truth (shared/spec/decisions.md, "Where the
 // registry lives"): Sync writes the configuration file's objects into it at

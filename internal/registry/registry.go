@@ -10,11 +10,12 @@ import (
 // file says should exist. Meta is ignored; Sync sets ManagedBy and the store
 // sets the rest.
 type Registry struct {
-	APIs          []store.API
-	Organizations []store.Organization
-	ClientSystems []store.ClientSystem
-	Clients       []store.Client
-	Delegations   []store.Delegation
+	APIs              []store.API
+	Organizations     []store.Organization
+	ClientSystems     []store.ClientSystem
+	Clients           []store.Client
+	Delegations       []store.Delegation
+	IdentityProviders []store.IdentityProvider
 }
 
 // kinds lists what Sync applies, in reference order: a record comes after
@@ -27,6 +28,7 @@ func (r Registry) kinds() []syncer {
 		declare(store.ClientSystemKind, r.ClientSystems),
 		declare(store.ClientKind, r.Clients),
 		declare(store.DelegationKind, r.Delegations),
+		declare(store.IdentityProviderKind, r.IdentityProviders),
 	}
 }
 

@@ -26,6 +26,7 @@ type Snapshot struct {
 	clients map[string]*Client
 	// delegations by organisation, then supplier.
 	delegations map[string]map[string]*store.Delegation
+	idps        map[string]*store.IdentityProvider
 }
 
 // Client is a registered client with what the token endpoint needs ready:
@@ -69,6 +70,7 @@ func Load(ctx context.Context, s store.Store) (*Snapshot, error) {
 	err = load(ctx, s, store.ClientSystemKind, &r.ClientSystems, err)
 	err = load(ctx, s, store.ClientKind, &r.Clients, err)
 	err = load(ctx, s, store.DelegationKind, &r.Delegations, err)
+	err = load(ctx, s, store.IdentityProviderKind, &r.IdentityProviders, err)
 	if err != nil {
 		return nil, err
 	}
@@ -100,6 +102,7 @@ func newSnapshot(version int64, r Registry) *Snapshot {
 		clients: make(map[string]*Client, len(r.Clients)),
 
 		delegations: make(map[string]map[string]*store.Delegation),
+		idps:        make(map[string]*store.IdentityProvider, len(r.IdentityProviders)),
 	}
 	for i := range r.APIs {
 		a := &r.APIs[i]
@@ -137,6 +140,9 @@ func newSnapshot(version int64, r Registry) *Snapshot {
 			snap.delegations[d.Organization] = bySupplier
 		}
 		bySupplier[d.Supplier] = d
+	}
+	for i := range r.IdentityProviders {
+		snap.idps[r.IdentityProviders[i].Name] = &r.IdentityProviders[i]
 	}
 	return snap
 }
@@ -206,4 +212,11 @@ func (snap *Snapshot) ClientSystem(id string) (*store.ClientSystem, bool) {
 func (snap *Snapshot) Delegation(organization, supplier string) (*store.Delegation, bool) {
 	d, ok := snap.delegations[organization][supplier]
 	return d, ok
+}
+
+// IdentityProvider returns the identity provider with the given name,
+// whatever its status.
+func (snap *Snapshot) IdentityProvider(name string) (*store.IdentityProvider, bool) {
+	p, ok := snap.idps[name]
+	return p, ok
 }

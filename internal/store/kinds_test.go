@@ -22,6 +22,7 @@ func TestStoredNames(t *testing.T) {
 		{"client system", store.ClientSystemKind.Name, "client system"},
 		{"client", store.ClientKind.Name, "client"},
 		{"delegation", store.DelegationKind.Name, "delegation"},
+		{"identity provider", store.IdentityProviderKind.Name, "identity provider"},
 	}
 	for _, tt := range tests {
 		if tt.got != tt.want {

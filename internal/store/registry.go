@@ -222,3 +222,33 @@ func DelegationKey(organization, supplier string) string {
 func (d *Delegation) Active() bool {
 	return d.Status == "" || d.Status == StatusActive
 }
+
+// IdentityProviderType says how people log in at an identity provider.
+type IdentityProviderType string
+
+const (
+	// IdentityProviderTestIdP is Tillit's own test login, which makes up
+	// people: for test environments only.
+	IdentityProviderTestIdP IdentityProviderType = "testidp"
+	// IdentityProviderOIDC is an upstream OpenID Connect provider.
+	IdentityProviderOIDC IdentityProviderType = "oidc"
+)
+
+// IdentityProvider is an upstream identity provider that people log in
+// with.
+type IdentityProvider struct {
+	// Name identifies it, e.g. "testidp-oidc".
+	Name        string
+	Type        IdentityProviderType
+	DisplayName string
+	// Status is active or disabled; a disabled provider offers no login.
+	Status Status
+	Meta
+}
+
+// IdentityProviderKind: identity providers by name.
+var IdentityProviderKind = &Kind[IdentityProvider]{Name: "identity provider",
+	Key:    func(r *IdentityProvider) string { return r.Name },
+	Meta:   func(r *IdentityProvider) *Meta { return &r.Meta },
+	Status: func(r *IdentityProvider) *Status { return &r.Status },
+}

@@ -35,7 +35,7 @@ type registryKind interface {
 }
 
 // kinds lists every registry kind. A new kind adds its kind here.
-var kinds = []registryKind{apiKind, organizationKind, clientSystemKind, clientKind, delegationKind}
+var kinds = []registryKind{apiKind, organizationKind, clientSystemKind, clientKind, delegationKind, identityProviderKind}
 
 func runRegistry(t *testing.T, open func(t *testing.T) store.Store) {
 	for _, k := range kinds {
@@ -203,6 +203,26 @@ var delegationKind = kind[store.Delegation]{
 		r.AcceptedAPIs = []string{"nhn:kjernejournal"}
 		r.Status = store.StatusDisabled
 		r.ManagedBy = "cli"
+	},
+}
+
+var identityProviderKind = kind[store.IdentityProvider]{
+	Kind: store.IdentityProviderKind,
+	key:  func(r *store.IdentityProvider) *string { return &r.Name },
+	full: func(key string) store.IdentityProvider {
+		return store.IdentityProvider{
+			Name:        key,
+			Type:        store.IdentityProviderOIDC,
+			DisplayName: "ID-porten – innlogging",
+			Status:      store.StatusActive,
+			Meta:        store.Meta{ManagedBy: store.ManagedByFile},
+		}
+	},
+	change: func(r *store.IdentityProvider) {
+		r.Type = store.IdentityProviderTestIdP
+		r.DisplayName += " (changed)"
+		r.Status = store.StatusDisabled
+		r.ManagedBy = ""
 	},
 }
 
