@@ -33,169 +33,176 @@ func mustRefresh(t *testing.T, s store.Store, id string) store.RefreshToken {
 }
 
 func runRefresh(t *testing.T, open func(t *testing.T) store.Store) {
-	t.Run("CreateGet", func(t *testing.T) {
-		s := open(t)
-		want := refreshToken("rt-1", "fam-1")
-		if err := s.CreateRefreshToken(t.Context(), want); err != nil {
-			t.Fatalf("CreateRefreshToken: %v", err)
-		}
-		got := mustRefresh(t, s, "rt-1")
-		checkStoreTime(t, "IssuedAt", got.IssuedAt)
-		want.Status = store.RefreshActive
-		got.IssuedAt, got.ExpiresAt = canonTime(got.IssuedAt), canonTime(got.ExpiresAt)
-		if !reflect.DeepEqual(got, want) {
-			t.Errorf("got %+v\nwant %+v", got, want)
-		}
-		if err := s.CreateRefreshToken(t.Context(), want); !errors.Is(err, store.ErrAlreadyExists) {
-			t.Errorf("duplicate: err = %v, want %v", err, store.ErrAlreadyExists)
-		}
-		if _, err := s.RefreshToken(t.Context(), "nope"); !errors.Is(err, store.ErrNotFound) {
-			t.Errorf("missing: err = %v, want %v", err, store.ErrNotFound)
-		}
-	})
+	t.Run("CreateGet", func(t *testing.T) { testRefreshCreateGet(t, open) })
+	t.Run("Rotate", func(t *testing.T) { testRefreshRotate(t, open) })
+	t.Run("ReuseRevokesFamily", func(t *testing.T) { testRefreshReuseRevokesFamily(t, open) })
+	t.Run("RotateRefusals", func(t *testing.T) { testRefreshRotateRefusals(t, open) })
+	t.Run("ConcurrentRotation", func(t *testing.T) { testRefreshConcurrentRotation(t, open) })
+	t.Run("RevokeFamilyAndCleanup", func(t *testing.T) { testRefreshRevokeFamilyAndCleanup(t, open) })
+}
 
-	t.Run("Rotate", func(t *testing.T) {
-		s := open(t)
-		ctx := t.Context()
-		if err := s.CreateRefreshToken(ctx, refreshToken("rt-1", "fam-1")); err != nil {
+func testRefreshCreateGet(t *testing.T, open func(t *testing.T) store.Store) {
+	s := open(t)
+	want := refreshToken("rt-1", "fam-1")
+	if err := s.CreateRefreshToken(t.Context(), want); err != nil {
+		t.Fatalf("CreateRefreshToken: %v", err)
+	}
+	got := mustRefresh(t, s, "rt-1")
+	checkStoreTime(t, "IssuedAt", got.IssuedAt)
+	want.Status = store.RefreshActive
+	got.IssuedAt, got.ExpiresAt = canonTime(got.IssuedAt), canonTime(got.ExpiresAt)
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %+v\nwant %+v", got, want)
+	}
+	if err := s.CreateRefreshToken(t.Context(), want); !errors.Is(err, store.ErrAlreadyExists) {
+		t.Errorf("duplicate: err = %v, want %v", err, store.ErrAlreadyExists)
+	}
+	if _, err := s.RefreshToken(t.Context(), "nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("missing: err = %v, want %v", err, store.ErrNotFound)
+	}
+}
+
+func testRefreshRotate(t *testing.T, open func(t *testing.T) store.Store) {
+	s := open(t)
+	ctx := t.Context()
+	if err := s.CreateRefreshToken(ctx, refreshToken("rt-1", "fam-1")); err != nil {
+		t.Fatal(err)
+	}
+	now := base.Add(time.Minute)
+	if err := s.RotateRefreshToken(ctx, now, "rt-1", refreshToken("rt-2", "fam-1")); err != nil {
+		t.Fatalf("RotateRefreshToken: %v", err)
+	}
+	old := mustRefresh(t, s, "rt-1")
+	if old.Status != store.RefreshRotated || !canonTime(old.UsedAt).Equal(now) {
+		t.Errorf("old token: status %s used %v, want rotated at %v", old.Status, old.UsedAt, now)
+	}
+	if next := mustRefresh(t, s, "rt-2"); next.Status != store.RefreshActive {
+		t.Errorf("next token status %s", next.Status)
+	}
+	if err := s.RotateRefreshToken(ctx, now, "rt-2", refreshToken("rt-3", "fam-1")); err != nil {
+		t.Fatalf("second rotation: %v", err)
+	}
+}
+
+func testRefreshReuseRevokesFamily(t *testing.T, open func(t *testing.T) store.Store) {
+	s := open(t)
+	ctx := t.Context()
+	for _, rt := range []store.RefreshToken{refreshToken("rt-1", "fam-1"), refreshToken("other", "fam-2")} {
+		if err := s.CreateRefreshToken(ctx, rt); err != nil {
 			t.Fatal(err)
 		}
-		now := base.Add(time.Minute)
-		if err := s.RotateRefreshToken(ctx, now, "rt-1", refreshToken("rt-2", "fam-1")); err != nil {
-			t.Fatalf("RotateRefreshToken: %v", err)
+	}
+	if err := s.RotateRefreshToken(ctx, base, "rt-1", refreshToken("rt-2", "fam-1")); err != nil {
+		t.Fatal(err)
+	}
+	err := s.RotateRefreshToken(ctx, base, "rt-1", refreshToken("rt-x", "fam-1"))
+	if !errors.Is(err, store.ErrRefreshReused) {
+		t.Fatalf("reuse: err = %v, want %v", err, store.ErrRefreshReused)
+	}
+	for _, id := range []string{"rt-1", "rt-2"} {
+		if got := mustRefresh(t, s, id); got.Status != store.RefreshRevoked {
+			t.Errorf("%s after reuse: status %s, want revoked", id, got.Status)
 		}
-		old := mustRefresh(t, s, "rt-1")
-		if old.Status != store.RefreshRotated || !canonTime(old.UsedAt).Equal(now) {
-			t.Errorf("old token: status %s used %v, want rotated at %v", old.Status, old.UsedAt, now)
-		}
-		if next := mustRefresh(t, s, "rt-2"); next.Status != store.RefreshActive {
-			t.Errorf("next token status %s", next.Status)
-		}
-		if err := s.RotateRefreshToken(ctx, now, "rt-2", refreshToken("rt-3", "fam-1")); err != nil {
-			t.Fatalf("second rotation: %v", err)
-		}
-	})
+	}
+	if _, err := s.RefreshToken(ctx, "rt-x"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the token offered on reuse was stored: %v", err)
+	}
+	if got := mustRefresh(t, s, "other"); got.Status != store.RefreshActive {
+		t.Errorf("another family was touched: %s", got.Status)
+	}
+	if err := s.RotateRefreshToken(ctx, base, "rt-2", refreshToken("rt-3", "fam-1")); !errors.Is(err, store.ErrRevoked) {
+		t.Errorf("rotating a revoked token: err = %v, want %v", err, store.ErrRevoked)
+	}
+}
 
-	t.Run("ReuseRevokesFamily", func(t *testing.T) {
-		s := open(t)
-		ctx := t.Context()
-		for _, rt := range []store.RefreshToken{refreshToken("rt-1", "fam-1"), refreshToken("other", "fam-2")} {
-			if err := s.CreateRefreshToken(ctx, rt); err != nil {
-				t.Fatal(err)
+func testRefreshRotateRefusals(t *testing.T, open func(t *testing.T) store.Store) {
+	s := open(t)
+	ctx := t.Context()
+	if err := s.CreateRefreshToken(ctx, refreshToken("rt-1", "fam-1")); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		now     time.Time
+		old     string
+		next    store.RefreshToken
+		wantErr error
+	}{
+		{"unknown token", base, "nope", refreshToken("n1", "fam-1"), store.ErrNotFound},
+		{"expired family", base.Add(10 * time.Hour), "rt-1", refreshToken("n2", "fam-1"), store.ErrRevoked},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := s.RotateRefreshToken(ctx, tt.now, tt.old, tt.next); !errors.Is(err, tt.wantErr) {
+				t.Errorf("err = %v, want %v", err, tt.wantErr)
 			}
-		}
-		if err := s.RotateRefreshToken(ctx, base, "rt-1", refreshToken("rt-2", "fam-1")); err != nil {
-			t.Fatal(err)
-		}
-		err := s.RotateRefreshToken(ctx, base, "rt-1", refreshToken("rt-x", "fam-1"))
-		if !errors.Is(err, store.ErrRefreshReused) {
-			t.Fatalf("reuse: err = %v, want %v", err, store.ErrRefreshReused)
-		}
-		for _, id := range []string{"rt-1", "rt-2"} {
-			if got := mustRefresh(t, s, id); got.Status != store.RefreshRevoked {
-				t.Errorf("%s after reuse: status %s, want revoked", id, got.Status)
-			}
-		}
-		if _, err := s.RefreshToken(ctx, "rt-x"); !errors.Is(err, store.ErrNotFound) {
-			t.Errorf("the token offered on reuse was stored: %v", err)
-		}
-		if got := mustRefresh(t, s, "other"); got.Status != store.RefreshActive {
-			t.Errorf("another family was touched: %s", got.Status)
-		}
-		if err := s.RotateRefreshToken(ctx, base, "rt-2", refreshToken("rt-3", "fam-1")); !errors.Is(err, store.ErrRevoked) {
-			t.Errorf("rotating a revoked token: err = %v, want %v", err, store.ErrRevoked)
-		}
-	})
+		})
+	}
+	if err := s.RotateRefreshToken(ctx, base, "rt-1", refreshToken("n3", "another-family")); err == nil {
+		t.Error("rotation into another family succeeded")
+	}
+	if got := mustRefresh(t, s, "rt-1"); got.Status != store.RefreshActive {
+		t.Errorf("refused rotations changed the token: %s", got.Status)
+	}
+}
 
-	t.Run("RotateRefusals", func(t *testing.T) {
-		s := open(t)
-		ctx := t.Context()
-		if err := s.CreateRefreshToken(ctx, refreshToken("rt-1", "fam-1")); err != nil {
-			t.Fatal(err)
+func testRefreshConcurrentRotation(t *testing.T, open func(t *testing.T) store.Store) {
+	s := open(t)
+	ctx := t.Context()
+	if err := s.CreateRefreshToken(ctx, refreshToken("rt-1", "fam-1")); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, goroutines)
+	for i := range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = s.RotateRefreshToken(ctx, base, "rt-1", refreshToken(fmt.Sprintf("next-%d", i), "fam-1"))
+		}()
+	}
+	wg.Wait()
+	wins := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			wins++
+		case errors.Is(err, store.ErrRefreshReused), errors.Is(err, store.ErrRevoked):
+		default:
+			t.Errorf("unexpected error: %v", err)
 		}
-		tests := []struct {
-			name    string
-			now     time.Time
-			old     string
-			next    store.RefreshToken
-			wantErr error
-		}{
-			{"unknown token", base, "nope", refreshToken("n1", "fam-1"), store.ErrNotFound},
-			{"expired family", base.Add(10 * time.Hour), "rt-1", refreshToken("n2", "fam-1"), store.ErrRevoked},
-		}
-		for _, tt := range tests {
-			t.Run(tt.name, func(t *testing.T) {
-				if err := s.RotateRefreshToken(ctx, tt.now, tt.old, tt.next); !errors.Is(err, tt.wantErr) {
-					t.Errorf("err = %v, want %v", err, tt.wantErr)
-				}
-			})
-		}
-		if err := s.RotateRefreshToken(ctx, base, "rt-1", refreshToken("n3", "another-family")); err == nil {
-			t.Error("rotation into another family succeeded")
-		}
-		if got := mustRefresh(t, s, "rt-1"); got.Status != store.RefreshActive {
-			t.Errorf("refused rotations changed the token: %s", got.Status)
-		}
-	})
+	}
+	if wins != 1 {
+		t.Fatalf("%d rotations of one token succeeded, want exactly 1", wins)
+	}
+}
 
-	t.Run("ConcurrentRotation", func(t *testing.T) {
-		s := open(t)
-		ctx := t.Context()
-		if err := s.CreateRefreshToken(ctx, refreshToken("rt-1", "fam-1")); err != nil {
+func testRefreshRevokeFamilyAndCleanup(t *testing.T, open func(t *testing.T) store.Store) {
+	s := open(t)
+	ctx := t.Context()
+	short := refreshToken("short", "fam-short")
+	short.ExpiresAt = base.Add(time.Hour)
+	for _, rt := range []store.RefreshToken{refreshToken("a1", "fam-a"), short} {
+		if err := s.CreateRefreshToken(ctx, rt); err != nil {
 			t.Fatal(err)
 		}
-		var wg sync.WaitGroup
-		errs := make([]error, goroutines)
-		for i := range goroutines {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				errs[i] = s.RotateRefreshToken(ctx, base, "rt-1", refreshToken(fmt.Sprintf("next-%d", i), "fam-1"))
-			}()
-		}
-		wg.Wait()
-		wins := 0
-		for _, err := range errs {
-			switch {
-			case err == nil:
-				wins++
-			case errors.Is(err, store.ErrRefreshReused), errors.Is(err, store.ErrRevoked):
-			default:
-				t.Errorf("unexpected error: %v", err)
-			}
-		}
-		if wins != 1 {
-			t.Fatalf("%d rotations of one token succeeded, want exactly 1", wins)
-		}
-	})
-
-	t.Run("RevokeFamilyAndCleanup", func(t *testing.T) {
-		s := open(t)
-		ctx := t.Context()
-		short := refreshToken("short", "fam-short")
-		short.ExpiresAt = base.Add(time.Hour)
-		for _, rt := range []store.RefreshToken{refreshToken("a1", "fam-a"), short} {
-			if err := s.CreateRefreshToken(ctx, rt); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := s.RotateRefreshToken(ctx, base, "a1", refreshToken("a2", "fam-a")); err != nil {
-			t.Fatal(err)
-		}
-		if n, err := s.RevokeRefreshFamily(ctx, "fam-a"); err != nil || n != 2 {
-			t.Errorf("RevokeRefreshFamily = %d, %v; want 2", n, err)
-		}
-		if n, err := s.RevokeRefreshFamily(ctx, "fam-a"); err != nil || n != 0 {
-			t.Errorf("second RevokeRefreshFamily = %d, %v; want 0", n, err)
-		}
-		if n, err := s.DeleteExpiredRefreshTokens(ctx, base.Add(time.Hour)); err != nil || n != 1 {
-			t.Errorf("DeleteExpiredRefreshTokens = %d, %v; want 1", n, err)
-		}
-		if _, err := s.RefreshToken(ctx, "short"); !errors.Is(err, store.ErrNotFound) {
-			t.Errorf("expired token still stored: %v", err)
-		}
-		if got := mustRefresh(t, s, "a2"); got.Status != store.RefreshRevoked {
-			t.Errorf("a2 status %s", got.Status)
-		}
-	})
+	}
+	if err := s.RotateRefreshToken(ctx, base, "a1", refreshToken("a2", "fam-a")); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.RevokeRefreshFamily(ctx, "fam-a"); err != nil || n != 2 {
+		t.Errorf("RevokeRefreshFamily = %d, %v; want 2", n, err)
+	}
+	if n, err := s.RevokeRefreshFamily(ctx, "fam-a"); err != nil || n != 0 {
+		t.Errorf("second RevokeRefreshFamily = %d, %v; want 0", n, err)
+	}
+	if n, err := s.DeleteExpiredRefreshTokens(ctx, base.Add(time.Hour)); err != nil || n != 1 {
+		t.Errorf("DeleteExpiredRefreshTokens = %d, %v; want 1", n, err)
+	}
+	if _, err := s.RefreshToken(ctx, "short"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("expired token still stored: %v", err)
+	}
+	if got := mustRefresh(t, s, "a2"); got.Status != store.RefreshRevoked {
+		t.Errorf("a2 status %s", got.Status)
+	}
 }

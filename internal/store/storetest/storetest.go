@@ -136,22 +136,35 @@ func exactlyOneWins(t *testing.T, errs []error, loser error) (winner int) {
 // runCanceled calls every method with a canceled context: each must fail
 // promptly with an error wrapping context.Canceled and change nothing.
 func runCanceled(t *testing.T, open func(t *testing.T) store.Store) {
-	now := time.Date(2031, 5, 17, 10, 0, 0, 0, time.UTC)
-	jti := store.JTI{Key: "canceled-jti", Expires: now.Add(time.Minute)}
-	key := store.Key{ID: "canceled-key", Purpose: store.PurposeSigning, Generation: 1,
-		Algorithm: "RS256", Sealed: []byte("sealed"), CreatedAt: now, ActiveFrom: now}
-	existing := store.API{Audience: "existing", Name: "Existing", Status: store.StatusActive}
+	for _, c := range canceledCalls() {
+		t.Run(c.name, func(t *testing.T) { testCanceled(t, open, c.call) })
+	}
+}
 
-	tests := []struct {
-		name string
-		call func(ctx context.Context, s store.Store) error
-	}{
+// What the canceled calls work on: testCanceled stores canceledAPI first,
+// and checks that canceledJTI and canceledKey were not stored.
+var (
+	canceledNow = time.Date(2031, 5, 17, 10, 0, 0, 0, time.UTC)
+	canceledJTI = store.JTI{Key: "canceled-jti", Expires: canceledNow.Add(time.Minute)}
+	canceledKey = store.Key{ID: "canceled-key", Purpose: store.PurposeSigning, Generation: 1,
+		Algorithm: "RS256", Sealed: []byte("sealed"), CreatedAt: canceledNow, ActiveFrom: canceledNow}
+	canceledAPI = store.API{Audience: "existing", Name: "Existing", Status: store.StatusActive}
+)
+
+type canceledCall struct {
+	name string
+	call func(ctx context.Context, s store.Store) error
+}
+
+// canceledCalls calls every method of the store.
+func canceledCalls() []canceledCall {
+	return []canceledCall{
 		{"CreateRecord", func(ctx context.Context, s store.Store) error {
 			_, err := store.Create(ctx, s, store.APIKind, store.API{Audience: "new"})
 			return err
 		}},
 		{"UpdateRecord", func(ctx context.Context, s store.Store) error {
-			a, err := store.Get(context.Background(), s, store.APIKind, existing.Audience)
+			a, err := store.Get(context.Background(), s, store.APIKind, canceledAPI.Audience)
 			if err != nil {
 				return err
 			}
@@ -160,7 +173,7 @@ func runCanceled(t *testing.T, open func(t *testing.T) store.Store) {
 			return err
 		}},
 		{"Record", func(ctx context.Context, s store.Store) error {
-			_, err := store.Get(ctx, s, store.APIKind, existing.Audience)
+			_, err := store.Get(ctx, s, store.APIKind, canceledAPI.Audience)
 			return err
 		}},
 		{"Records", func(ctx context.Context, s store.Store) error {
@@ -168,7 +181,7 @@ func runCanceled(t *testing.T, open func(t *testing.T) store.Store) {
 			return err
 		}},
 		{"DeleteRecord", func(ctx context.Context, s store.Store) error {
-			return store.Delete(ctx, s, store.APIKind, existing.Audience)
+			return store.Delete(ctx, s, store.APIKind, canceledAPI.Audience)
 		}},
 		{"CreateRecord organisation", func(ctx context.Context, s store.Store) error {
 			_, err := store.Create(ctx, s, store.OrganizationKind, store.Organization{Number: "999999999"})
@@ -199,14 +212,14 @@ func runCanceled(t *testing.T, open func(t *testing.T) store.Store) {
 			return err
 		}},
 		{"ConsumeJTIs", func(ctx context.Context, s store.Store) error {
-			return s.ConsumeJTIs(ctx, now, []store.JTI{jti})
+			return s.ConsumeJTIs(ctx, canceledNow, []store.JTI{canceledJTI})
 		}},
 		{"DeleteExpiredJTIs", func(ctx context.Context, s store.Store) error {
-			_, err := s.DeleteExpiredJTIs(ctx, now)
+			_, err := s.DeleteExpiredJTIs(ctx, canceledNow)
 			return err
 		}},
 		{"CreateKey", func(ctx context.Context, s store.Store) error {
-			return s.CreateKey(ctx, key)
+			return s.CreateKey(ctx, canceledKey)
 		}},
 		{"Keys", func(ctx context.Context, s store.Store) error {
 			_, err := s.Keys(ctx, store.PurposeSigning)
@@ -216,7 +229,7 @@ func runCanceled(t *testing.T, open func(t *testing.T) store.Store) {
 			return s.DeleteKey(ctx, "missing")
 		}},
 		{"CommitDecision", func(ctx context.Context, s store.Store) error {
-			_, err := s.CommitDecision(ctx, now, store.Decision{JTIs: []store.JTI{jti}, Audit: decision("sts", "c1", 1)})
+			_, err := s.CommitDecision(ctx, canceledNow, store.Decision{JTIs: []store.JTI{canceledJTI}, Audit: decision("sts", "c1", 1)})
 			return err
 		}},
 		{"AuditRecords", func(ctx context.Context, s store.Store) error {
@@ -237,48 +250,47 @@ func runCanceled(t *testing.T, open func(t *testing.T) store.Store) {
 			return s.Ping(ctx)
 		}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s := open(t)
-			bg := context.Background()
-			if _, err := store.Create(bg, s, store.APIKind, existing); err != nil {
-				t.Fatalf("create api: %v", err)
-			}
-			version, err := s.RegistryVersion(bg)
-			if err != nil {
-				t.Fatalf("RegistryVersion: %v", err)
-			}
+}
 
-			ctx, cancel := context.WithCancel(bg)
-			cancel()
-			result := make(chan error, 1)
-			go func() { result <- tt.call(ctx, s) }()
-			select {
-			case err := <-result:
-				if !errors.Is(err, context.Canceled) {
-					t.Errorf("err = %v, want %v", err, context.Canceled)
-				}
-			case <-time.After(promptly):
-				t.Fatalf("no answer within %v", promptly)
-			}
+func testCanceled(t *testing.T, open func(t *testing.T) store.Store, call func(ctx context.Context, s store.Store) error) {
+	s := open(t)
+	bg := context.Background()
+	if _, err := store.Create(bg, s, store.APIKind, canceledAPI); err != nil {
+		t.Fatalf("create api: %v", err)
+	}
+	version, err := s.RegistryVersion(bg)
+	if err != nil {
+		t.Fatalf("RegistryVersion: %v", err)
+	}
 
-			// Nothing was written: the registry, the jti and the key are
-			// as they were.
-			if got, err := s.RegistryVersion(bg); err != nil || got != version {
-				t.Errorf("RegistryVersion = %d, %v; want %d (unchanged)", got, err, version)
-			}
-			if got, err := store.Get(bg, s, store.APIKind, existing.Audience); err != nil || got.Name != existing.Name || got.Version != 1 {
-				t.Errorf("api %q = %+v, %v; want it unchanged", existing.Audience, got, err)
-			}
-			if err := s.ConsumeJTIs(bg, now, []store.JTI{jti}); err != nil {
-				t.Errorf("ConsumeJTIs after the canceled call: %v, want nil (nothing recorded)", err)
-			}
-			if keys, err := s.Keys(bg, store.PurposeSigning); err != nil || len(keys) != 0 {
-				t.Errorf("Keys = %v, %v; want none", keys, err)
-			}
-			if heads, err := s.AuditHeads(bg); err != nil || len(heads) != 0 {
-				t.Errorf("AuditHeads = %v, %v; want none", heads, err)
-			}
-		})
+	ctx, cancel := context.WithCancel(bg)
+	cancel()
+	result := make(chan error, 1)
+	go func() { result <- call(ctx, s) }()
+	select {
+	case err := <-result:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("err = %v, want %v", err, context.Canceled)
+		}
+	case <-time.After(promptly):
+		t.Fatalf("no answer within %v", promptly)
+	}
+
+	// Nothing was written: the registry, the jti and the key are
+	// as they were.
+	if got, err := s.RegistryVersion(bg); err != nil || got != version {
+		t.Errorf("RegistryVersion = %d, %v; want %d (unchanged)", got, err, version)
+	}
+	if got, err := store.Get(bg, s, store.APIKind, canceledAPI.Audience); err != nil || got.Name != canceledAPI.Name || got.Version != 1 {
+		t.Errorf("api %q = %+v, %v; want it unchanged", canceledAPI.Audience, got, err)
+	}
+	if err := s.ConsumeJTIs(bg, canceledNow, []store.JTI{canceledJTI}); err != nil {
+		t.Errorf("ConsumeJTIs after the canceled call: %v, want nil (nothing recorded)", err)
+	}
+	if keys, err := s.Keys(bg, store.PurposeSigning); err != nil || len(keys) != 0 {
+		t.Errorf("Keys = %v, %v; want none", keys, err)
+	}
+	if heads, err := s.AuditHeads(bg); err != nil || len(heads) != 0 {
+		t.Errorf("AuditHeads = %v, %v; want none", heads, err)
 	}
 }
