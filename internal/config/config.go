@@ -6,6 +6,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/tillit-sts/tillit/internal/ratelimit"
 	"github.com/tillit-sts/tillit/internal/store"
 )
 
@@ -187,6 +188,10 @@ type RateLimit struct {
 	PerClient float64 `yaml:"per_client"`
 	// ClientBurst is how many it may make at once. Default 2 × per_client.
 	ClientBurst int `yaml:"client_burst"`
+	// MaxAddresses bounds the source addresses tracked at once, and so the
+	// limiter's memory. When that many are being limited, a new address
+	// is refused until buckets refill. Default 100000.
+	MaxAddresses int `yaml:"max_addresses"`
 	// TrustForwardedFor takes the source address from the first
 	// X-Forwarded-For entry: only behind a proxy that sets it.
 	TrustForwardedFor bool `yaml:"trust_forwarded_for"`
@@ -379,6 +384,7 @@ func Default() *Config {
 			IdleTimeout:       60 * time.Second,
 			ShutdownTimeout:   10 * time.Second,
 		},
+		RateLimit:    RateLimit{MaxAddresses: ratelimit.DefaultMaxKeys},
 		Log:          Log{Level: "info", Format: "json"},
 		RegistryPoll: 2 * time.Second,
 		CommitDelay:  DefaultCommitDelay,

@@ -217,6 +217,7 @@ func TestValidationRules(t *testing.T) {
 		{name: "negative commit delay", old: "registry_poll: 2s", new: "registry_poll: 2s\ncommit_delay: -1ms", wantErr: "commit_delay: must not be negative"},
 		{name: "commit delay too long", old: "registry_poll: 2s", new: "registry_poll: 2s\ncommit_delay: 1s", wantErr: "commit_delay: 1s is more than 50ms"},
 		{name: "negative rate limit", old: "registry_poll: 2s", new: "registry_poll: 2s\nrate_limit: {per_client: -1}", wantErr: "rate_limit.per_client: must not be negative"},
+		{name: "max addresses zero", old: "registry_poll: 2s", new: "registry_poll: 2s\nrate_limit: {max_addresses: 0}", wantErr: "rate_limit.max_addresses: must be at least 1, got 0"},
 		{name: "instance on two lines", old: "registry_poll: 2s", new: "registry_poll: 2s\ninstance: \"a\\nb\"", wantErr: "instance: must be one line"},
 		{name: "duration not a duration", old: "registry_poll: 2s", new: "registry_poll: soon", wantErr: `registry_poll: want a duration such as "90s" or "1h", got "soon"`},
 		{name: "duration without unit", old: "registry_poll: 2s", new: "registry_poll: 2", wantErr: `registry_poll: want a duration such as "90s" or "1h", got "2"`},

@@ -326,6 +326,9 @@ func (c *Config) checkServer(k *checker) {
 			k.add(path{"rate_limit", r.name}, "its burst must be at least 1")
 		}
 	}
+	if c.RateLimit.MaxAddresses < 1 {
+		k.add(path{"rate_limit", "max_addresses"}, "must be at least 1, got %d", c.RateLimit.MaxAddresses)
+	}
 }
 
 // index remembers where each ID was first declared.

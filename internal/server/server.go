@@ -152,8 +152,8 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (*Server, error) 
 		Decisions:    s.store,
 		Instance:     cfg.Instance,
 		Metrics:      s.metrics,
-		AddressLimit: limiter(cfg.RateLimit.PerAddress, cfg.RateLimit.AddressBurst),
-		ClientLimit:  limiter(cfg.RateLimit.PerClient, cfg.RateLimit.ClientBurst),
+		AddressLimit: limiter(cfg.RateLimit.PerAddress, cfg.RateLimit.AddressBurst, cfg.RateLimit.MaxAddresses),
+		ClientLimit:  limiter(cfg.RateLimit.PerClient, cfg.RateLimit.ClientBurst, 0),
 
 		TrustForwardedFor: cfg.RateLimit.TrustForwardedFor,
 		PublicKeys:        s.keys.JWKS,
@@ -203,12 +203,14 @@ func Open(ctx context.Context, storage string) (store.Store, error) {
 	return openStore(ctx, storage, nil, 0)
 }
 
-// limiter is a rate limiter, or nil (no limit) for a rate of zero.
-func limiter(rate float64, burst int) *ratelimit.Limiter {
+// limiter is a rate limiter, or nil (no limit) for a rate of zero. The
+// per-client one needs no bound of its own (maxKeys 0, the package
+// default): only registered clients reach it.
+func limiter(rate float64, burst, maxKeys int) *ratelimit.Limiter {
 	if rate <= 0 {
 		return nil
 	}
-	return ratelimit.New(rate, burst, 0)
+	return ratelimit.New(rate, burst, maxKeys)
 }
 
 // serveReady answers 200 when the store answers and a key signs, 503
