@@ -2,6 +2,7 @@ package config
 
 import (
 	"log/slog"
+	"net/netip"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -192,9 +193,31 @@ type RateLimit struct {
 	// limiter's memory. When that many are being limited, a new address
 	// is refused until buckets refill. Default 100000.
 	MaxAddresses int `yaml:"max_addresses"`
-	// TrustForwardedFor takes the source address from the first
-	// X-Forwarded-For entry: only behind a proxy that sets it.
+	// TrustedProxies are the addresses and CIDR prefixes of the proxies in
+	// front of Tillit. A request whose peer is one of them has its source
+	// address taken from X-Forwarded-For: the rightmost entry that is not
+	// a trusted proxy. Only the entries the trusted proxies appended are
+	// believed; what is left of them the client wrote. Empty (the default)
+	// means the peer is the source and X-Forwarded-For is ignored.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// TrustForwardedFor is the old switch that took the first
+	// X-Forwarded-For entry, which a client chooses when its proxy
+	// appends. It is kept only to refuse true with a message that names
+	// trusted_proxies; false changes nothing.
 	TrustForwardedFor bool `yaml:"trust_forwarded_for"`
+}
+
+// Proxies are TrustedProxies as prefixes (an address is a prefix of its
+// full length), IPv4 ones in their 4-byte form. Entries that Validate
+// refuses are left out.
+func (r RateLimit) Proxies() []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range r.TrustedProxies {
+		if p, err := parseProxy(s); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // Log configures logging.

@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -218,6 +219,14 @@ func TestValidationRules(t *testing.T) {
 		{name: "commit delay too long", old: "registry_poll: 2s", new: "registry_poll: 2s\ncommit_delay: 1s", wantErr: "commit_delay: 1s is more than 50ms"},
 		{name: "negative rate limit", old: "registry_poll: 2s", new: "registry_poll: 2s\nrate_limit: {per_client: -1}", wantErr: "rate_limit.per_client: must not be negative"},
 		{name: "max addresses zero", old: "registry_poll: 2s", new: "registry_poll: 2s\nrate_limit: {max_addresses: 0}", wantErr: "rate_limit.max_addresses: must be at least 1, got 0"},
+		{name: "old trust_forwarded_for", old: "registry_poll: 2s", new: "registry_poll: 2s\nrate_limit: {trust_forwarded_for: true}", wantErr: "rate_limit.trust_forwarded_for: is replaced by trusted_proxies: list the addresses or CIDRs of the proxies in front of Tillit"},
+		{name: "trusted proxy not an address", old: "registry_poll: 2s", new: "registry_poll: 2s\nrate_limit: {trusted_proxies: [10.0.0.1, nginx]}", wantErr: `rate_limit.trusted_proxies[1]: "nginx" is not an IP address or CIDR prefix`},
+		{name: "trusted proxy bad prefix", old: "registry_poll: 2s", new: "registry_poll: 2s\nrate_limit: {trusted_proxies: [10.0.0.0/33]}", wantErr: `rate_limit.trusted_proxies[0]: "10.0.0.0/33" is not an IP address or CIDR prefix`},
+		{name: "trusted proxy with a zone", old: "registry_poll: 2s", new: "registry_poll: 2s\nrate_limit: {trusted_proxies: ['fe80::1%eth0']}", wantErr: `"fe80::1%eth0" is not an IP address or CIDR prefix`},
+		{name: "trusted proxy host bits", old: "registry_poll: 2s", new: "registry_poll: 2s\nrate_limit: {trusted_proxies: [10.1.2.3/8]}", wantErr: `"10.1.2.3/8" has bits set after its prefix length: did you mean 10.0.0.0/8?`},
+		{name: "trusted proxies every IPv4", old: "registry_poll: 2s", new: "registry_poll: 2s\nrate_limit: {trusted_proxies: [0.0.0.0/0]}", wantErr: `"0.0.0.0/0" covers every address: any client could then choose its own source address`},
+		{name: "trusted proxies every IPv6", old: "registry_poll: 2s", new: "registry_poll: 2s\nrate_limit: {trusted_proxies: ['::/0']}", wantErr: `"::/0" covers every address`},
+		{name: "trusted proxies every mapped IPv4", old: "registry_poll: 2s", new: "registry_poll: 2s\nrate_limit: {trusted_proxies: ['::ffff:0.0.0.0/96']}", wantErr: `"::ffff:0.0.0.0/96" covers every IPv4 address`},
 		{name: "instance on two lines", old: "registry_poll: 2s", new: "registry_poll: 2s\ninstance: \"a\\nb\"", wantErr: "instance: must be one line"},
 		{name: "duration not a duration", old: "registry_poll: 2s", new: "registry_poll: soon", wantErr: `registry_poll: want a duration such as "90s" or "1h", got "soon"`},
 		{name: "duration without unit", old: "registry_poll: 2s", new: "registry_poll: 2", wantErr: `registry_poll: want a duration such as "90s" or "1h", got "2"`},
@@ -863,5 +872,20 @@ func TestOverrides(t *testing.T) {
 				t.Errorf("issuer %q listen %q, want %q %q", c.Issuer, c.Listen, tt.wantIssuer, tt.wantListen)
 			}
 		})
+	}
+}
+
+// Proxies reads addresses as full-length prefixes and IPv4-mapped ones in
+// their 4-byte form, which is how peers and X-Forwarded-For entries are
+// compared.
+func TestTrustedProxies(t *testing.T) {
+	r := RateLimit{TrustedProxies: []string{"127.0.0.1", "10.0.0.0/8", "2001:db8::/32", "2001:db8::7", "::ffff:192.0.2.0/120"}}
+	var got []string
+	for _, p := range r.Proxies() {
+		got = append(got, p.String())
+	}
+	want := "[127.0.0.1/32 10.0.0.0/8 2001:db8::/32 2001:db8::7/128 192.0.2.0/24]"
+	if fmt.Sprint(got) != want {
+		t.Fatalf("Proxies() = %v, want %s", got, want)
 	}
 }

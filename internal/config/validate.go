@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"slices"
@@ -329,6 +330,47 @@ func (c *Config) checkServer(k *checker) {
 	if c.RateLimit.MaxAddresses < 1 {
 		k.add(path{"rate_limit", "max_addresses"}, "must be at least 1, got %d", c.RateLimit.MaxAddresses)
 	}
+	if c.RateLimit.TrustForwardedFor {
+		k.add(path{"rate_limit", "trust_forwarded_for"}, "is replaced by trusted_proxies: list the addresses or CIDRs of the proxies in front of Tillit, "+
+			"and the source address becomes the rightmost X-Forwarded-For entry that is not one of them (the first entry is whatever the client sent)")
+	}
+	for i, s := range c.RateLimit.TrustedProxies {
+		if _, err := parseProxy(s); err != nil {
+			k.add(path{"rate_limit", "trusted_proxies", i}, "%v", err)
+		}
+	}
+}
+
+// parseProxy reads a trusted_proxies entry: an IP address or a CIDR prefix.
+func parseProxy(s string) (netip.Prefix, error) {
+	var p netip.Prefix
+	if strings.Contains(s, "/") {
+		var err error
+		if p, err = netip.ParsePrefix(s); err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is not an IP address or CIDR prefix", s)
+		}
+		if p.Masked() != p {
+			return netip.Prefix{}, fmt.Errorf("%q has bits set after its prefix length: did you mean %s?", s, p.Masked())
+		}
+	} else {
+		a, err := netip.ParseAddr(s)
+		if err != nil || a.Zone() != "" {
+			return netip.Prefix{}, fmt.Errorf("%q is not an IP address or CIDR prefix", s)
+		}
+		p = netip.PrefixFrom(a, a.BitLen())
+	}
+	if p.Addr().Is4In6() {
+		// Peers and X-Forwarded-For entries are compared in their 4-byte
+		// form.
+		p = netip.PrefixFrom(p.Addr().Unmap(), max(p.Bits()-96, 0))
+		if p.Bits() == 0 {
+			return netip.Prefix{}, fmt.Errorf("%q covers every IPv4 address: any client could then choose its own source address", s)
+		}
+	}
+	if p.Bits() == 0 {
+		return netip.Prefix{}, fmt.Errorf("%q covers every address: any client could then choose its own source address", s)
+	}
+	return p, nil
 }
 
 // index remembers where each ID was first declared.

@@ -13,7 +13,7 @@ import (
 // behindProxy is the setting under which this test's client is the proxy:
 // requests come from 127.0.0.1 with the X-Forwarded-For a proxy that
 // appends would send.
-const behindProxy = "trust_forwarded_for: true"
+const behindProxy = "trusted_proxies: [127.0.0.1]"
 
 // postToken sends an empty token request with the given X-Forwarded-For
 // and returns the status and error_description. The address limit is
@@ -73,5 +73,30 @@ func TestSpoofedForwardedForCannotLockOut(t *testing.T) {
 		if status, desc := postToken(t, s.URL, real); status != 400 {
 			t.Fatalf("real client %s after the flood: %d %q, want 400 (let through, then refused as an empty request)", real, status, desc)
 		}
+	}
+}
+
+// X-Forwarded-For from a peer that is not a trusted proxy is ignored: a
+// client that reaches Tillit directly cannot pick its address.
+func TestForwardedForIgnoredFromOtherPeers(t *testing.T) {
+	tests := []struct {
+		name     string
+		settings string
+	}{
+		{name: "no trusted proxies", settings: "rate_limit: {per_address: 1, address_burst: 2}"},
+		{name: "peer not in trusted_proxies", settings: "rate_limit: {per_address: 1, address_burst: 2, trusted_proxies: [192.0.2.0/24, '2001:db8::/32']}"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := servertest.Start(t, servertest.Options{Settings: tt.settings})
+			var got []int
+			for i := range 5 {
+				status, _ := postToken(t, s.URL, fmt.Sprintf("203.0.113.%d", i))
+				got = append(got, status)
+			}
+			if want := "[400 400 429 429 429]"; fmt.Sprint(got) != want {
+				t.Fatalf("statuses %v, want %s: every request is the peer's", got, want)
+			}
+		})
 	}
 }

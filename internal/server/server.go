@@ -154,16 +154,17 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (*Server, error) 
 		Metrics:      s.metrics,
 		AddressLimit: limiter(cfg.RateLimit.PerAddress, cfg.RateLimit.AddressBurst, cfg.RateLimit.MaxAddresses),
 		ClientLimit:  limiter(cfg.RateLimit.PerClient, cfg.RateLimit.ClientBurst, 0),
-
-		TrustForwardedFor: cfg.RateLimit.TrustForwardedFor,
-		PublicKeys:        s.keys.JWKS,
-		Keys:              s.keys,
-		Assertions:        s.assertions,
-		Proofs:            s.proofs,
-		TokenLifetime:     cfg.Tokens.AccessTokenLifetime,
-		MaxBody:           cfg.HTTP.MaxBodyBytes,
-		Now:               s.now,
-		Log:               s.log,
+		// TrustForwardedFor stays off: it would take the first
+		// X-Forwarded-For entry, which the client writes. behindProxies
+		// puts the client's address in RemoteAddr instead.
+		PublicKeys:    s.keys.JWKS,
+		Keys:          s.keys,
+		Assertions:    s.assertions,
+		Proofs:        s.proofs,
+		TokenLifetime: cfg.Tokens.AccessTokenLifetime,
+		MaxBody:       cfg.HTTP.MaxBodyBytes,
+		Now:           s.now,
+		Log:           s.log,
 	}
 	s.token = token.New(tokenCfg)
 	s.introspect = token.NewIntrospection(tokenCfg)
@@ -180,7 +181,11 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (*Server, error) 
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /readyz", s.serveReady)
 	mux.Handle("GET /metrics", s.metrics.Handler())
-	s.handler = s.middleware(mux)
+	var h http.Handler = mux
+	if ps := proxies(cfg.RateLimit.Proxies()); len(ps) > 0 {
+		h = ps.behindProxies(h)
+	}
+	s.handler = s.middleware(h)
 	ok = true
 	return s, nil
 }
