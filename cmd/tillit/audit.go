@@ -234,8 +234,9 @@ func parseWhen(s string) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("%q is neither an RFC 3339 time nor a duration", s)
 }
 
-// exported is one audit record as a JSON line: the names of the decision
-// record in decisions.md, the MACs in base64url.
+// exported is one audit record as a JSON line: what a decision records
+// (docs/design.md, "Audit log") under stable field names, the MACs in
+// base64url.
 type exported struct {
 	Instance    string    `json:"instance"`
 	Seq         int64     `json:"seq"`

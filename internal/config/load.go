@@ -189,8 +189,9 @@ func (cl *Client) keyFile(src source) ([]byte, error) {
 
 // KeyEncryptionKey returns the 32-byte key-encryption key, or
 // ErrNoKeyEncryptionKey. Outside dev mode serve must refuse to start
-// without one (shared/spec/decisions.md); commands that never touch
-// private keys do not need it, which is why Validate does not insist.
+// without one, so that private keys are never stored in clear; commands
+// that never touch private keys do not need it, which is why Validate does
+// not insist.
 func (c *Config) KeyEncryptionKey() ([]byte, error) {
 	if len(c.Keys.EncryptionKey) == 0 {
 		return nil, ErrNoKeyEncryptionKey

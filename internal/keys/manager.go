@@ -30,8 +30,7 @@ type Store interface {
 	DeleteKey(ctx context.Context, id string) error
 }
 
-// Config sets the key life cycle. Zero fields take the defaults of
-// decisions.md.
+// Config sets the key life cycle. Zero fields take the defaults below.
 type Config struct {
 	// Algorithm signs access tokens: RS256 (default), PS256 or ES256.
 	Algorithm jose.SignatureAlgorithm
@@ -53,7 +52,10 @@ type Config struct {
 	NonceSlot time.Duration
 }
 
-// Defaults (decisions.md: Tokens).
+// Defaults: a key is published a day before it signs, signs for 90 days,
+// stays published while tokens it signed may live and then sits in
+// expired_jwks for 90 days; access tokens live an hour, as HelseID's do;
+// the DPoP nonce key is replaced daily.
 const (
 	DefaultPublishLead      = 24 * time.Hour
 	DefaultRotationPeriod   = 90 * 24 * time.Hour

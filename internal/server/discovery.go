@@ -22,9 +22,10 @@ const (
 	PathExpiredJWKS   = "/connect/expiredjwks"
 )
 
-// metadata is the discovery document. It advertises what this build
-// enforces, with HelseID's field names (decisions.md: Discovery); fields for
-// login, PAR and userinfo appear with those endpoints.
+// metadata is the discovery document. It advertises only what this build
+// enforces, with HelseID's field names, and is built from the settings the
+// endpoints enforce, never written by hand; fields for login, PAR and
+// userinfo appear with those endpoints.
 type metadata struct {
 	Issuer                   string   `json:"issuer"`
 	JWKSURI                  string   `json:"jwks_uri"`

@@ -88,7 +88,8 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (*Server, error) 
 		return nil, err
 	}
 	if kek == nil {
-		// decisions.md: outside --dev, serve refuses to start without one.
+		// Outside --dev, serve refuses to start without one: private keys
+		// are never stored in clear.
 		return nil, errors.New("server: no key-encryption key: set TILLIT_KEY_ENCRYPTION_KEY or keys.encryption_key_file")
 	}
 	sealer, err := keys.NewSealer(kek)
@@ -241,7 +242,8 @@ func (s *Server) serveReady(w http.ResponseWriter, r *http.Request) {
 
 // logAuditHead writes this instance's audit chain head to the log, which
 // lives apart from the database: `tillit audit verify --head` can then tell
-// a rollback of the whole database (decisions.md, Audit).
+// a rollback of the whole database to an earlier copy, which an intact
+// chain in that copy would not show.
 func (s *Server) logAuditHead(ctx context.Context) error {
 	heads, err := s.store.AuditHeads(ctx)
 	if err != nil {
