@@ -88,3 +88,27 @@ func TestBehindProxies(t *testing.T) {
 		})
 	}
 }
+
+// Whatever a client puts in X-Forwarded-For, the entry the trusted proxy
+// appended decides; and the header never matters from another peer.
+func FuzzClientAddr(f *testing.F) {
+	for _, s := range []string{"", "10.9.3.1", "10.0.0.2, 10.0.0.3", "junk,,", "[::1]:80, ::ffff:1.2.3.4", "fe80::1%eth0", "  ,  "} {
+		f.Add(s)
+	}
+	ps := proxies{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("10.0.0.0/8")}
+	client := netip.MustParseAddr("203.0.113.7")
+	f.Fuzz(func(t *testing.T, spoofed string) {
+		lines := []string{spoofed + ", 203.0.113.7"}
+		if got := ps.clientAddr(netip.MustParseAddr("127.0.0.1"), lines); got != client {
+			t.Fatalf("through the proxy: %s, want %s", got, client)
+		}
+		lines = []string{spoofed, "203.0.113.7, 10.0.0.2"}
+		if got := ps.clientAddr(netip.MustParseAddr("127.0.0.1"), lines); got != client {
+			t.Fatalf("through two proxies: %s, want %s", got, client)
+		}
+		peer := netip.MustParseAddr("198.51.100.1")
+		if got := ps.clientAddr(peer, []string{spoofed}); got != peer {
+			t.Fatalf("from another peer: %s, want %s", got, peer)
+		}
+	})
+}
