@@ -21,6 +21,7 @@ import (
 // DecisionStore commits what the endpoint decides (store.Store).
 type DecisionStore interface {
 	CommitDecision(ctx context.Context, now time.Time, d store.Decision) (store.AuditRecord, error)
+	ExpectDecision() store.Pending
 }
 
 // decision collects, as the pipeline gets to know them, the facts the audit
@@ -35,16 +36,24 @@ type decision struct {
 	audience  string
 	scopes    []string
 	tokenID   string
-	// expected is set while the request's one commit is announced to the
-	// store (Endpoint.expect).
-	expected writeExpecter
+	// pending is the decision announced to the store once the request's
+	// form is read; nil before.
+	pending store.Pending
 }
 
-// writeDone settles the announced commit, once it has been made.
-func (d *decision) writeDone() {
-	if d.expected != nil {
-		d.expected.WriteDone()
-		d.expected = nil
+// commit commits dec, through the announced decision if there is one.
+func (d *decision) commit(s DecisionStore, ctx context.Context, now time.Time, dec store.Decision) (store.AuditRecord, error) {
+	if d.pending != nil {
+		return d.pending.Commit(ctx, now, dec)
+	}
+	return s.CommitDecision(ctx, now, dec)
+}
+
+// close releases the announced decision, if no commit has settled it (the
+// refusal could not be recorded).
+func (d *decision) close() {
+	if d.pending != nil {
+		d.pending.Close()
 	}
 }
 
@@ -103,7 +112,7 @@ func recordRefusal(cfg Config, r *http.Request, endpoint string, d *decision, er
 		code = oe.Code
 	}
 	rec := newRecord(cfg, r, endpoint, d, audit.OutcomeRefused, code)
-	if _, cerr := cfg.Decisions.CommitDecision(context.WithoutCancel(r.Context()), cfg.Now(), store.Decision{Audit: rec}); cerr != nil {
+	if _, cerr := d.commit(cfg.Decisions, context.WithoutCancel(r.Context()), cfg.Now(), store.Decision{Audit: rec}); cerr != nil {
 		// Not wrapping err: its OAuth error must not reach the client.
 		return fmt.Errorf("%w (the request was refused with %s): %w", errAuditFailed, code, cerr)
 	}

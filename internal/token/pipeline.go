@@ -90,18 +90,6 @@ type Endpoint struct {
 	cfg      Config
 	tokenURL string
 	grants   map[string]grant
-	// expect is cfg.Decisions when it can hold a commit open for writes it
-	// is told are coming (commit_delay); nil otherwise.
-	expect writeExpecter
-}
-
-// writeExpecter is a decision store that groups concurrent commits and
-// waits, briefly, for the ones announced to it (package groupcommit; the
-// SQLite store). Every request that gets past reading its form commits one
-// decision, its token or its refusal, so the endpoint announces each.
-type writeExpecter interface {
-	ExpectWrite()
-	WriteDone()
 }
 
 // grant fills in a token for one grant_type. It is called after the client
@@ -150,7 +138,6 @@ type rotation struct {
 func New(cfg Config) *Endpoint {
 	cfg = withDefaults(cfg)
 	e := &Endpoint{cfg: cfg, tokenURL: strings.TrimSuffix(cfg.Issuer, "/") + Path}
-	e.expect, _ = cfg.Decisions.(writeExpecter)
 	e.grants = map[string]grant{
 		oauth.GrantTypeClientCredentials: clientCredentials{e},
 	}
@@ -184,12 +171,11 @@ func (e *Endpoint) Mount(mux *http.ServeMux) {
 func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now() // the real clock: metrics time requests
 	d := &decision{}
-	defer d.writeDone() // settled earlier on every path that returns
+	defer d.close()
 	resp, err := e.handle(w, r, d)
 	grant := e.grantLabel(d.grantType)
 	if err != nil {
 		err = recordRefusal(e.cfg, r, endpointToken, d, err)
-		d.writeDone()
 		oe := e.writeError(w, r, err)
 		e.cfg.Metrics.Request(endpointToken, grant, oe.Code, time.Since(start))
 		return
@@ -199,7 +185,6 @@ func (e *Endpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// that keep it skip the use_dpop_nonce round trip next time.
 		w.Header().Set("DPoP-Nonce", e.cfg.Proofs.Nonces.Issue(e.cfg.Now()))
 	}
-	d.writeDone()
 	if err := oauth.WriteJSON(w, http.StatusOK, resp); err != nil {
 		e.cfg.Log.Warn("token response not written", "request_id", requestid.From(r.Context()), "err", err)
 	}
@@ -241,13 +226,10 @@ func (e *Endpoint) handle(w http.ResponseWriter, r *http.Request, d *decision) (
 	}
 	d.grantType = truncate(req.GrantType, 100)
 	snap := e.cfg.Registry()
-	// From here on the request ends in one commit (its token or its
+	// From here on the request ends in one decision (its token or its
 	// refusal), a signature or two away: announced only now, so that a
 	// client sending its form slowly does not hold commits open.
-	if e.expect != nil {
-		e.expect.ExpectWrite()
-		d.expected = e.expect
-	}
+	d.pending = e.cfg.Decisions.ExpectDecision()
 
 	// 4: private_key_jwt.
 	client, assertion, err := authenticate(e.cfg.Assertions, req, snap, now)
@@ -310,7 +292,7 @@ func (e *Endpoint) handle(w http.ResponseWriter, r *http.Request, d *decision) (
 	if is.Rotate != nil {
 		dec.Rotate = &store.Rotation{OldID: is.Rotate.OldID, Next: is.Rotate.Next}
 	}
-	if _, err := e.cfg.Decisions.CommitDecision(r.Context(), now, dec); err != nil {
+	if _, err := d.commit(e.cfg.Decisions, r.Context(), now, dec); err != nil {
 		d.tokenID = "" // not issued after all
 		if errors.Is(err, store.ErrReplay) {
 			return nil, e.replayError(err)
