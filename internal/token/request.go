@@ -87,18 +87,3 @@ func parseRequest(w http.ResponseWriter, r *http.Request, maxBody int64, endpoin
 	}
 	return req, nil
 }
-
-// scopes splits the scope parameter (RFC 6749 §3.3) and drops duplicates,
-// keeping the order.
-func splitScopes(s string) []string {
-	fields := strings.Fields(s)
-	out := fields[:0]
-	seen := make(map[string]bool, len(fields))
-	for _, f := range fields {
-		if !seen[f] {
-			seen[f] = true
-			out = append(out, f)
-		}
-	}
-	return out
-}
