@@ -80,7 +80,9 @@ func chooseAPI(t *tokenRequest, org organization, requested, available []string,
 			}
 			api, available = a, scopesOf(a, available)
 			if len(available) == 0 {
-				return c, oauth.Newf(oauth.CodeInvalidScope, "the client has no scopes for %s", a.Audience)
+				// RFC 8707 §2: a resource the client is not permitted
+				// a token for is a target error.
+				return c, oauth.Newf(oauth.CodeInvalidTarget, "the client has no scopes for %s", a.Audience)
 			}
 		}
 		kept, rejected := org.accepted(snap, available)
