@@ -7,7 +7,9 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/tillit-sts/tillit/internal/servertest"
 	"github.com/tillit-sts/tillit/internal/token"
 )
 
@@ -103,5 +105,72 @@ func TestEmptyBasicSecretWithAssertion(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestAssertionAlgPinnedByKey: a client key registered with an alg
+// verifies assertions of that alg only (RFC 7517 §4.4). An assertion
+// signed RS256 with a key registered for PS256 is not the client's, though
+// the same RSA key made the signature.
+func TestAssertionAlgPinnedByKey(t *testing.T) {
+	registry := strings.Replace(servertest.DefaultRegistry, `{{jwks "rsa-client" "RS256"}}`, `{{jwks "rsa-client" "PS256"}}`, 1)
+	if registry == servertest.DefaultRegistry {
+		t.Fatal("the default registry has no RS256 key for rsa-client to pin to PS256")
+	}
+	h := start(t, servertest.Options{Registry: registry})
+	if alg := h.Key(t, "rsa-client").Algorithm; alg != "PS256" {
+		t.Fatalf("rsa-client key alg %q, want PS256", alg)
+	}
+	scope := func(f url.Values) { f.Set("scope", "nhn:deft/api") }
+	tests := []struct {
+		name       string
+		assertion  func(h, c map[string]any)
+		wantStatus int
+		wantCode   string
+		wantDesc   string
+	}{
+		{"PS256, as registered", nil, 200, "", ""},
+		{"RS256 by the same key", func(hd, c map[string]any) { hd["alg"] = "RS256" }, 401, "invalid_client", `no registered key of the client has kid`},
+		{"RS256 by the same key, no kid", func(hd, c map[string]any) { hd["alg"] = "RS256"; delete(hd, "kid") }, 401, "invalid_client", "no registered key of the client fits alg RS256"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h.t = t
+			r := h.do(call{client: "rsa-client", assertion: tt.assertion, form: scope})
+			if r.status != tt.wantStatus || r.code() != tt.wantCode {
+				t.Fatalf("got %d %s (%s), want %d %s", r.status, r.code(), r.description(), tt.wantStatus, tt.wantCode)
+			}
+			if !strings.Contains(r.description(), tt.wantDesc) {
+				t.Fatalf("error_description %q does not say %q", r.description(), tt.wantDesc)
+			}
+		})
+	}
+}
+
+// TestReplayWindowCoversClockSkew: an assertion is accepted until the clock
+// skew after its exp, so its jti must be remembered that long. Sent again
+// after exp but within the skew it is refused as used; once the skew is
+// over too, as expired.
+func TestReplayWindowCoversClockSkew(t *testing.T) {
+	const skew = 10 * time.Second // config.Default's client_assertion.clock_skew
+	h := start(t)
+	scope := func(f url.Values) { f.Set("scope", "nhn:deft/api") }
+	exp := h.Clock.Now().Add(30 * time.Second)
+	first := h.do(call{form: scope, assertion: func(hd, c map[string]any) { c["exp"] = exp.Unix() }})
+	if first.status != 200 {
+		t.Fatalf("first use: %d %v", first.status, first.body)
+	}
+	// A fresh assertion that expired as long ago passes: the skew is
+	// there, and only the replay check stands in the way of the old one.
+	h.Clock.Advance(exp.Sub(h.Clock.Now()) + skew - time.Second)
+	if r := h.do(call{form: scope, assertion: func(hd, c map[string]any) { c["exp"] = exp.Unix() }}); r.status != 200 {
+		t.Fatalf("a fresh assertion %v after its exp: %d %v", skew-time.Second, r.status, r.body)
+	}
+	if r := h.do(call{form: scope, rawAssertion: first.assertion}); r.status != 401 || r.code() != "invalid_client" || r.description() != "client_assertion was already used (jti)" {
+		t.Fatalf("the used assertion %v after its exp: %d %s (%s), want 401 invalid_client, already used", skew-time.Second, r.status, r.code(), r.description())
+	}
+	h.Clock.Advance(time.Second)
+	if r := h.do(call{form: scope, rawAssertion: first.assertion}); r.status != 401 || r.code() != "invalid_client" || r.description() != "client_assertion has expired" {
+		t.Fatalf("the used assertion %v after its exp: %d %s (%s), want 401 invalid_client, expired", skew, r.status, r.code(), r.description())
 	}
 }
