@@ -102,10 +102,14 @@ func (f forged) String(t *testing.T) string {
 func TestVerifyForgeOneFault(t *testing.T) {
 	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+	// psKey is registered for PS256 only (RFC 7517 §4.4): a PKCS #1 v1.5
+	// signature by it must not count.
+	psKey, _ := rsa.GenerateKey(rand.Reader, 2048)
 	stranger, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	registered := []jose.JSONWebKey{
 		{Key: ecKey.Public(), KeyID: "ec-1", Algorithm: "ES256", Use: "sig"},
 		{Key: rsaKey.Public(), KeyID: "rsa-1", Use: "sig"},
+		{Key: psKey.Public(), KeyID: "rsa-ps", Algorithm: "PS256", Use: "sig"},
 	}
 	valid := func() forged {
 		return forged{
@@ -130,6 +134,7 @@ func TestVerifyForgeOneFault(t *testing.T) {
 		{"no kid tries every key", func(f *forged) { delete(f.header, "kid") }, nil, nil, ""},
 		{"RSA key without kid", func(f *forged) { delete(f.header, "kid"); f.key, f.alg, f.header["alg"] = rsaKey, "RS256", "RS256" }, nil, nil, ""},
 		{"PS256 with RSA key", func(f *forged) { f.header["kid"] = "rsa-1"; f.key, f.alg, f.header["alg"] = rsaKey, "PS256", "PS256" }, nil, nil, ""},
+		{"PS256 with a key pinned to PS256", func(f *forged) { f.header["kid"] = "rsa-ps"; f.key, f.alg, f.header["alg"] = psKey, "PS256", "PS256" }, nil, nil, ""},
 		{"iat as numeric string", func(f *forged) { f.claims["iat"] = "1800000000" }, nil, nil, ""},
 		{"no iat", func(f *forged) { delete(f.claims, "iat") }, nil, nil, ""},
 		{"aud token endpoint", func(f *forged) { f.claims["aud"] = tokenURL }, nil, nil, ""},
@@ -152,6 +157,8 @@ func TestVerifyForgeOneFault(t *testing.T) {
 		{"signed by an unregistered key", func(f *forged) { f.key = stranger }, nil, ErrInvalid, "signature is invalid"},
 		{"signed by an unregistered key, no kid", func(f *forged) { f.key = stranger; delete(f.header, "kid") }, nil, ErrInvalid, "signature is invalid"},
 		{"bad signature", func(f *forged) { f.sig = base64.RawURLEncoding.EncodeToString(make([]byte, 64)) }, nil, ErrInvalid, "signature is invalid"},
+		{"RS256 by a key pinned to PS256", func(f *forged) { f.header["kid"] = "rsa-ps"; f.key, f.alg, f.header["alg"] = psKey, "RS256", "RS256" }, nil, ErrInvalid, "no registered key"},
+		{"RS256 by a key pinned to PS256, no kid", func(f *forged) { delete(f.header, "kid"); f.key, f.alg, f.header["alg"] = psKey, "RS256", "RS256" }, nil, ErrInvalid, "signature is invalid"},
 		{"kid of a key with another alg", func(f *forged) { f.header["kid"] = "rsa-1" }, nil, ErrInvalid, "no registered key"},
 		{"header jwk is not trusted", func(f *forged) {
 			f.key = stranger
@@ -214,6 +221,39 @@ func TestVerifyForgeOneFault(t *testing.T) {
 				t.Fatalf("error %q does not say %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestReplayUntilCoversAcceptance: the jti of an assertion is remembered
+// for as long as Verify accepts the assertion (exp plus the clock skew),
+// so that no instant exists where it passes and is forgotten.
+func TestReplayUntilCoversAcceptance(t *testing.T) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	keys := []jose.JSONWebKey{{Key: key.Public(), KeyID: "k"}}
+	exp := now.Add(30 * time.Second)
+	f := forged{
+		header: map[string]any{"alg": "ES256", "kid": "k"},
+		claims: map[string]any{"iss": clientID, "sub": clientID, "aud": issuer, "jti": "j", "exp": exp.Unix()},
+		key:    key, alg: "ES256",
+	}
+	v := newVerifier()
+	a, err := v.Parse(f.String(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := v.Verify(a, keys, now); err != nil {
+		t.Fatal(err)
+	}
+	until := v.ReplayUntil(a)
+	if want := exp.Add(v.ClockSkew); !until.Equal(want) {
+		t.Fatalf("ReplayUntil = %v, want exp + skew = %v", until, want)
+	}
+	// The last instant Verify accepts is before until; at until it refuses.
+	if err := v.Verify(a, keys, until.Add(-time.Nanosecond)); err != nil {
+		t.Fatalf("just before ReplayUntil: %v", err)
+	}
+	if err := v.Verify(a, keys, until); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "expired") {
+		t.Fatalf("at ReplayUntil: %v, want expired", err)
 	}
 }
 

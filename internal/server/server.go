@@ -146,30 +146,29 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (*Server, error) 
 	if cfg.DPoP.RequireNonce {
 		s.proofs.Nonces = s.keys.Nonces()
 	}
-	tokenCfg := token.Config{
+	shared := token.Shared{
 		Issuer:       s.issuer,
 		Registry:     s.registry.Current,
-		Refresh:      s.store,
+		Assertions:   s.assertions,
 		Decisions:    s.store,
 		Instance:     cfg.Instance,
 		Metrics:      s.metrics,
 		AddressLimit: limiter(cfg.RateLimit.PerAddress, cfg.RateLimit.AddressBurst, cfg.RateLimit.MaxAddresses),
 		ClientLimit:  limiter(cfg.RateLimit.PerClient, cfg.RateLimit.ClientBurst, 0),
-		// TrustForwardedFor stays off: it would take the first
-		// X-Forwarded-For entry, which the client writes. behindProxies
-		// puts the client's address in RemoteAddr instead.
-		PublicKeys:    s.keys.JWKS,
-		Keys:          s.keys,
-		Assertions:    s.assertions,
-		Proofs:        s.proofs,
-		TokenLifetime: cfg.Tokens.AccessTokenLifetime,
-		MaxBody:       cfg.HTTP.MaxBodyBytes,
-		Now:           s.now,
-		Log:           s.log,
+		MaxBody:      cfg.HTTP.MaxBodyBytes,
+		Now:          s.now,
+		Log:          s.log,
 	}
-	s.token = token.New(tokenCfg)
-	s.introspect = token.NewIntrospection(tokenCfg)
-	s.revoke = token.NewRevocation(tokenCfg)
+	s.token = token.New(token.Config{
+		Shared:        shared,
+		Keys:          s.keys,
+		Proofs:        s.proofs,
+		Refresh:       s.store,
+		PublicKeys:    s.keys.JWKS,
+		TokenLifetime: cfg.Tokens.AccessTokenLifetime,
+	})
+	s.introspect = token.NewIntrospection(token.IntrospectionConfig{Shared: shared, PublicKeys: s.keys.JWKS})
+	s.revoke = token.NewRevocation(token.RevocationConfig{Shared: shared, Refresh: s.store, PublicKeys: s.keys.JWKS})
 
 	mux := http.NewServeMux()
 	s.token.Mount(mux)

@@ -79,6 +79,21 @@ type Decision struct {
 	Audit        AuditRecord
 }
 
+// Pending is a decision announced with Store.ExpectDecision and not yet
+// settled.
+type Pending interface {
+	// Commit is CommitDecision. A commit that succeeds settles the
+	// announcement. One that fails leaves it standing: the caller then
+	// commits the refusal of its request, which is the decision it
+	// announced.
+	Commit(ctx context.Context, now time.Time, d Decision) (AuditRecord, error)
+	// Close settles the announcement if no commit has; the caller
+	// commits nothing more through it. It may be called more than once.
+	// An announcement never settled holds later commits open for
+	// nothing.
+	Close()
+}
+
 // Rotation replaces a refresh token by its successor.
 type Rotation struct {
 	OldID string

@@ -106,6 +106,14 @@ type Store interface {
 	// with the record as stored, its place in the chain filled in. A
 	// backend opened without an audit key fails it.
 	CommitDecision(ctx context.Context, now time.Time, d Decision) (AuditRecord, error)
+	// ExpectDecision announces a decision that the caller has begun to
+	// make and will commit through the returned Pending, a signature or
+	// two from now (a token request once its form is read). A backend may
+	// hold a commit open, briefly, for the decisions announced to it, so
+	// that they share one durable commit (the SQLite backend's commit
+	// delay); one that does not commits them as CommitDecision does. The
+	// caller must Close the Pending.
+	ExpectDecision() Pending
 	// AuditRecords returns the records f selects, ordered by instance and
 	// Seq.
 	AuditRecords(ctx context.Context, f AuditFilter) ([]AuditRecord, error)

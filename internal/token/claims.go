@@ -3,10 +3,14 @@ package token
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/rsa"
 	"encoding/hex"
 	"encoding/json"
 	"sort"
 	"strings"
+
+	"github.com/tillit-sts/tillit/helseid"
+	"github.com/tillit-sts/tillit/internal/store"
 )
 
 // AccessClaims are the claims of a HelseID access token (profile §5). Field
@@ -74,7 +78,7 @@ type Actor struct {
 }
 
 // depth counts the act levels of a chain: the number of exchanges behind a
-// token (decisions.md, token exchange depth).
+// token.
 func (a *Actor) depth() int {
 	n := 0
 	for ; a != nil; a = a.Act {
@@ -124,4 +128,38 @@ func newTokenID() string {
 		panic("token: crypto/rand failed: " + err.Error())
 	}
 	return strings.ToUpper(hex.EncodeToString(b[:]))
+}
+
+// clientClaims are the claims about the client and the organisation it acts
+// for that a token for api carries (profile §5.3, §5.4): the fixed client
+// claims, and the optional ones the API asks for.
+func clientClaims(t *tokenRequest, api *store.API, org organization) AccessClaims {
+	var c AccessClaims
+	c.ClientID = t.Client.ID
+	c.ClientAMR = helseid.ClientAMRPrivateKeyJWT
+	c.HelseIDClientAMR = helseid.ClientAMRECKey
+	if _, ok := t.Assertion.Key.Key.(*rsa.PublicKey); ok {
+		c.HelseIDClientAMR = helseid.ClientAMRRSAKey
+	}
+	c.ClientName = t.Client.Name
+	c.ClientTenancy = org.Tenancy
+	c.OrgNrParent = org.Parent
+	c.OrgNrChild = org.Child
+	for _, want := range api.ClientClaims {
+		switch want {
+		case helseid.WantOrgNrSupplier:
+			c.OrgNrSupplier = org.Supplier
+		case helseid.WantSFMJournalID:
+			c.SFMJournalID = org.JournalID
+		default:
+			name := helseid.APIClientClaim(api.Audience, want)
+			if v, ok := t.Client.Claims[name]; ok {
+				if c.APIClaims == nil {
+					c.APIClaims = map[string]string{}
+				}
+				c.APIClaims[name] = v
+			}
+		}
+	}
+	return c
 }

@@ -2,20 +2,16 @@ package token
 
 import (
 	"context"
-	"crypto/rsa"
-	"strings"
+	"slices"
 
-	"github.com/tillit-sts/tillit/helseid"
 	"github.com/tillit-sts/tillit/internal/oauth"
-	"github.com/tillit-sts/tillit/internal/registry"
-	"github.com/tillit-sts/tillit/internal/store"
 )
 
 // clientCredentials is the machine-to-machine grant (RFC 6749 §4.4, profile
 // §4.2). The token is for exactly one API: the one named by resource, or the
 // one the requested scopes belong to, or the only one the client has scopes
-// for (decisions.md: client_credentials with neither scope nor resource).
-type clientCredentials struct{ e *Endpoint }
+// for when the request names neither scope nor resource.
+type clientCredentials struct{}
 
 func (g clientCredentials) issue(_ context.Context, t *tokenRequest) (*issue, error) {
 	if len(t.Resources) > 1 {
@@ -26,7 +22,7 @@ func (g clientCredentials) issue(_ context.Context, t *tokenRequest) (*issue, er
 		if identityScope(s) {
 			return nil, oauth.Newf(oauth.CodeInvalidScope, "scope %s needs a user login and is not allowed in client_credentials", s)
 		}
-		if !contains(t.Client.Scopes, s) {
+		if !slices.Contains(t.Client.Scopes, s) {
 			return nil, oauth.Newf(oauth.CodeInvalidScope, "scope %s is not allowed for this client", s)
 		}
 	}
@@ -39,168 +35,4 @@ func (g clientCredentials) issue(_ context.Context, t *tokenRequest) (*issue, er
 		return nil, err
 	}
 	return &issue{API: choice.api, Scopes: choice.scopes, RejectedScopes: choice.rejected, Claims: clientClaims(t, choice.api, org)}, nil
-}
-
-// The invalid_target descriptions for scopes of several APIs.
-const (
-	severalRequested    = "the scopes belong to several APIs: a token is for one API; ask for one at a time"
-	severalClientScopes = "the client has scopes for several APIs: name one API with resource= or scope="
-)
-
-// apiChoice is the one API a token is for, the scopes of it that the token
-// carries, and the scopes dropped because the organisation has not accepted
-// their API's terms of use.
-type apiChoice struct {
-	api      *store.API
-	scopes   []string
-	rejected []string
-}
-
-// chooseAPI picks the API of a token and its scopes. requested are the API
-// scopes the request names (already checked against what the client may
-// have); when there are none, available are the scopes to take them from:
-// the resource's share of them, or all of them if they name one API. The
-// two descriptions are the invalid_target answers when requested, or
-// available, span several APIs.
-func chooseAPI(t *tokenRequest, org organization, requested, available []string, severalReq, severalAvail string) (apiChoice, error) {
-	snap := t.Snapshot
-	var c apiChoice
-	if len(requested) > 0 {
-		kept, rejected := org.accepted(snap, requested)
-		if len(kept) == 0 {
-			return c, org.termsNotAccepted(snap, rejected)
-		}
-		api, err := target(snap, t.Resources, kept, severalReq)
-		if err != nil {
-			return c, err
-		}
-		c = apiChoice{api: api, scopes: kept, rejected: rejected}
-	} else {
-		var api *store.API
-		if len(t.Resources) == 1 {
-			a, err := target(snap, t.Resources, nil, severalReq)
-			if err != nil {
-				return c, err
-			}
-			api, available = a, scopesOf(a, available)
-			if len(available) == 0 {
-				return c, oauth.Newf(oauth.CodeInvalidScope, "the client has no scopes for %s", a.Audience)
-			}
-		}
-		kept, rejected := org.accepted(snap, available)
-		if len(kept) == 0 {
-			if len(rejected) == 0 {
-				return c, oauth.InvalidScope("the client has no scopes for any API")
-			}
-			return c, org.termsNotAccepted(snap, rejected)
-		}
-		if api == nil {
-			// Neither scope nor resource: what is left must name one API.
-			for _, s := range kept {
-				a, ok := snap.APIForScope(s)
-				if !ok {
-					continue
-				}
-				if api != nil && a.Audience != api.Audience {
-					return c, oauth.InvalidTarget(severalAvail)
-				}
-				api = a
-			}
-			if api == nil || api.Status == store.StatusDisabled {
-				return c, oauth.InvalidScope("the client has no scopes for any API")
-			}
-		}
-		c = apiChoice{api: api, scopes: scopesOf(api, kept), rejected: rejected}
-	}
-	if sys := t.Client.System; sys != nil && len(sys.APIs) > 0 && !contains(sys.APIs, c.api.Audience) {
-		return c, oauth.Newf(oauth.CodeInvalidTarget, "the client system is not set up for %s", c.api.Audience)
-	}
-	return c, nil
-}
-
-// scopesOf keeps the scopes of list that belong to api, in list's order.
-func scopesOf(api *store.API, list []string) []string {
-	var out []string
-	for _, s := range list {
-		if contains(api.Scopes, s) {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-// target picks the one API that resources and requested name.
-func target(snap *registry.Snapshot, resources, requested []string, several string) (*store.API, error) {
-	var api *store.API
-	if len(resources) == 1 {
-		a, ok := snap.API(resources[0])
-		if !ok || a.Status == store.StatusDisabled {
-			return nil, oauth.Newf(oauth.CodeInvalidTarget, "resource %s is not a known API", resources[0])
-		}
-		api = a
-	}
-	for _, s := range requested {
-		a, ok := snap.APIForScope(s)
-		if !ok {
-			return nil, oauth.Newf(oauth.CodeInvalidScope, "scope %s belongs to no API", s)
-		}
-		switch {
-		case api == nil:
-			api = a
-		case a.Audience != api.Audience && len(resources) == 1:
-			return nil, oauth.Newf(oauth.CodeInvalidTarget, "scope %s is not a scope of resource %s", s, api.Audience)
-		case a.Audience != api.Audience:
-			return nil, oauth.InvalidTarget(several)
-		}
-	}
-	switch {
-	case api == nil:
-		return nil, oauth.InvalidScope("the client has no scopes for any API")
-	case api.Status == store.StatusDisabled:
-		return nil, oauth.Newf(oauth.CodeInvalidTarget, "%s is disabled", api.Audience)
-	}
-	return api, nil
-}
-
-// clientClaims are the claims about the client and the organisation it acts
-// for that a token for api carries (profile §5.3, §5.4): the fixed client
-// claims, and the optional ones the API asks for.
-func clientClaims(t *tokenRequest, api *store.API, org organization) AccessClaims {
-	var c AccessClaims
-	c.ClientID = t.Client.ID
-	c.ClientAMR = helseid.ClientAMRPrivateKeyJWT
-	c.HelseIDClientAMR = helseid.ClientAMRECKey
-	if _, ok := t.Assertion.Key.Key.(*rsa.PublicKey); ok {
-		c.HelseIDClientAMR = helseid.ClientAMRRSAKey
-	}
-	c.ClientName = t.Client.Name
-	c.ClientTenancy = org.Tenancy
-	c.OrgNrParent = org.Parent
-	c.OrgNrChild = org.Child
-	for _, want := range api.ClientClaims {
-		switch want {
-		case helseid.WantOrgNrSupplier:
-			c.OrgNrSupplier = org.Supplier
-		case helseid.WantSFMJournalID:
-			c.SFMJournalID = org.JournalID
-		default:
-			name := helseid.APIClientClaim(api.Audience, want)
-			if v, ok := t.Client.Claims[name]; ok {
-				if c.APIClaims == nil {
-					c.APIClaims = map[string]string{}
-				}
-				c.APIClaims[name] = v
-			}
-		}
-	}
-	return c
-}
-
-// identityScope reports scopes that only make sense with a logged-in user.
-func identityScope(s string) bool {
-	switch s {
-	case "openid", "profile", "offline_access":
-		return true
-	}
-	return strings.HasPrefix(s, "helseid://scopes/identity/") || strings.HasPrefix(s, "helseid://scopes/hpr/")
 }

@@ -4,27 +4,33 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/tillit-sts/tillit/internal/audit"
 	"github.com/tillit-sts/tillit/internal/clientauth"
 	"github.com/tillit-sts/tillit/internal/oauth"
-	"github.com/tillit-sts/tillit/internal/ratelimit"
 	"github.com/tillit-sts/tillit/internal/registry"
 	"github.com/tillit-sts/tillit/internal/requestid"
 	"github.com/tillit-sts/tillit/internal/store"
 )
 
-// DecisionStore commits what the endpoint decides (store.Store).
+// DecisionStore commits what the endpoints decide (store.Store).
 type DecisionStore interface {
 	CommitDecision(ctx context.Context, now time.Time, d store.Decision) (store.AuditRecord, error)
+	ExpectDecision() store.Pending
 }
 
-// decision collects, as the pipeline gets to know them, the facts the audit
-// record of a request holds (decisions.md, Audit).
+// The endpoints whose decisions are audited, as records name them.
+const (
+	endpointToken         = "token"
+	endpointIntrospection = "introspection"
+	endpointRevocation    = "revocation"
+)
+
+// decision collects, as an endpoint gets to know them, the facts the audit
+// record of a request holds: every decision, a token issued, an answer
+// given or a request refused, is on record before the response.
 type decision struct {
 	grantType string
 	clientID  string
@@ -35,17 +41,9 @@ type decision struct {
 	audience  string
 	scopes    []string
 	tokenID   string
-	// expected is set while the request's one commit is announced to the
-	// store (Endpoint.expect).
-	expected writeExpecter
-}
-
-// writeDone settles the announced commit, once it has been made.
-func (d *decision) writeDone() {
-	if d.expected != nil {
-		d.expected.WriteDone()
-		d.expected = nil
-	}
+	// pending is the decision announced to the store (the token endpoint,
+	// once the form is read); nil when none is.
+	pending store.Pending
 }
 
 // fromIssue takes what the grant decided.
@@ -65,20 +63,29 @@ func (d *decision) fromToken(c *AccessClaims) {
 	d.subject = c.Subject
 }
 
-// The endpoints whose decisions are audited, as records name them.
-const (
-	endpointToken         = "token"
-	endpointIntrospection = "introspection"
-	endpointRevocation    = "revocation"
-)
+// commit commits dec, through the announced decision if there is one.
+func (d *decision) commit(ctx context.Context, s DecisionStore, now time.Time, dec store.Decision) (store.AuditRecord, error) {
+	if d.pending != nil {
+		return d.pending.Commit(ctx, now, dec)
+	}
+	return s.CommitDecision(ctx, now, dec)
+}
 
-// newRecord is the audit record of a decision at endpoint.
-func newRecord(cfg Config, r *http.Request, endpoint string, d *decision, outcome, code string) store.AuditRecord {
+// close releases the announced decision if no commit has settled it (the
+// refusal could not be recorded, or a panic).
+func (d *decision) close() {
+	if d.pending != nil {
+		d.pending.Close()
+	}
+}
+
+// newRecord is the audit record of a decision at the endpoint.
+func (b *base) newRecord(r *http.Request, d *decision, outcome, code string) store.AuditRecord {
 	return store.AuditRecord{
-		Instance:    cfg.Instance,
-		Time:        cfg.Now(),
+		Instance:    b.cfg.Instance,
+		Time:        b.cfg.Now(),
 		RequestID:   requestid.From(r.Context()),
-		Endpoint:    endpoint,
+		Endpoint:    b.name,
 		GrantType:   d.grantType,
 		ClientID:    d.clientID,
 		OrgParent:   d.parent,
@@ -93,101 +100,39 @@ func newRecord(cfg Config, r *http.Request, endpoint string, d *decision, outcom
 	}
 }
 
-// recordRefusal makes the refusal of a request to endpoint durable before
-// it is answered, and returns err. If that fails the client gets a bare
-// server_error instead: decisions.md wants every decision on record before
-// the response.
-func recordRefusal(cfg Config, r *http.Request, endpoint string, d *decision, err error) error {
+// recordRefusal makes the refusal of a request durable before it is
+// answered, and returns err. If that fails the client gets a bare
+// server_error instead: every decision must be on record before the
+// response.
+func (b *base) recordRefusal(r *http.Request, d *decision, err error) error {
 	code := oauth.CodeServerError
 	if oe := oauth.As(err); oe != nil {
 		code = oe.Code
 	}
-	rec := newRecord(cfg, r, endpoint, d, audit.OutcomeRefused, code)
-	if _, cerr := cfg.Decisions.CommitDecision(context.WithoutCancel(r.Context()), cfg.Now(), store.Decision{Audit: rec}); cerr != nil {
+	rec := b.newRecord(r, d, audit.OutcomeRefused, code)
+	if _, cerr := d.commit(context.WithoutCancel(r.Context()), b.cfg.Decisions, b.cfg.Now(), store.Decision{Audit: rec}); cerr != nil {
 		// Not wrapping err: its OAuth error must not reach the client.
 		return fmt.Errorf("%w (the request was refused with %s): %w", errAuditFailed, code, cerr)
 	}
 	return err
 }
 
-// commitAnswer spends the assertion of a request to endpoint (introspection,
-// revocation) and records the answer, outcome, in one commit, durable
-// before the answer is sent, as the token endpoint does with a token
-// (decisions.md). A replayed assertion refuses the request. revokeFamily,
-// when not empty, is revoked in the same commit: the record and the
-// revocation it reports are written together or not at all.
-func commitAnswer(cfg Config, r *http.Request, endpoint string, d *decision, client *registry.Client, a *clientauth.Assertion, outcome, revokeFamily string) error {
-	dec := store.Decision{
-		JTIs:         []store.JTI{{Key: assertionKey(client.ID, a.JTI), Expires: cfg.Assertions.ReplayUntil(a)}},
-		RevokeFamily: revokeFamily,
-		Audit:        newRecord(cfg, r, endpoint, d, outcome, ""),
-	}
-	if _, err := cfg.Decisions.CommitDecision(r.Context(), cfg.Now(), dec); err != nil {
-		return replayError(cfg, err)
-	}
-	return nil
-}
-
 var errAuditFailed = errors.New("token: the refusal could not be written to the audit log")
 
-// grantLabel keeps the grant_type the client sent out of metric labels
-// unless it is one the endpoint knows: a label per made-up value would grow
-// without bound.
-func (e *Endpoint) grantLabel(g string) string {
-	if _, ok := e.grants[g]; ok {
-		return g
+// commitAnswer spends the assertion of a request to introspection or
+// revocation and records the answer, outcome, in one commit, durable
+// before the answer is sent, as the token endpoint does with a token. A
+// replayed assertion refuses the request. revokeFamily, when not empty, is
+// revoked in the same commit: the record and the revocation it reports are
+// written together or not at all.
+func (b *base) commitAnswer(r *http.Request, d *decision, client *registry.Client, a *clientauth.Assertion, outcome, revokeFamily string) error {
+	dec := store.Decision{
+		JTIs:         []store.JTI{{Key: assertionKey(client.ID, a.JTI), Expires: b.assertions.ReplayUntil(a)}},
+		RevokeFamily: revokeFamily,
+		Audit:        b.newRecord(r, d, outcome, ""),
 	}
-	return "other"
-}
-
-// limitAddress and limitClient apply the rate limits: per source address
-// before anything is verified, per client once it is authenticated. The
-// token, introspection and revocation endpoints share both budgets, so
-// that an address or a client cannot get round its limit, or make the
-// service verify signatures without one, by calling another endpoint.
-func limitAddress(cfg Config, r *http.Request, now time.Time) error {
-	if cfg.AddressLimit == nil {
-		return nil // off (the default): no need to work out the address
-	}
-	if ok, wait := cfg.AddressLimit.Allow(sourceAddress(cfg, r), now); !ok {
-		cfg.Metrics.Limited("address")
-		return limited("address", wait)
+	if _, err := d.commit(r.Context(), b.cfg.Decisions, b.cfg.Now(), dec); err != nil {
+		return b.replayError(err)
 	}
 	return nil
-}
-
-func limitClient(cfg Config, clientID string, now time.Time) error {
-	if ok, wait := cfg.ClientLimit.Allow(clientID, now); !ok {
-		cfg.Metrics.Limited("client")
-		return limited("client", wait)
-	}
-	return nil
-}
-
-// limited answers a rate-limited request (RFC 6585 §4). OAuth has no code
-// for it; temporarily_unavailable says to come back, Retry-After when.
-func limited(what string, wait time.Duration) *oauth.Error {
-	oe := oauth.New(oauth.CodeTemporarilyUnavailable, "too many requests from this "+what+": try again later")
-	oe.Status = http.StatusTooManyRequests
-	oe.RetryAfter = ratelimit.RetryAfter(wait)
-	return oe
-}
-
-// sourceAddress is the address a request came from: the connection's peer,
-// or, behind a proxy that is trusted to set it, the first X-Forwarded-For
-// entry.
-func sourceAddress(cfg Config, r *http.Request) string {
-	if cfg.TrustForwardedFor {
-		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
-			first, _, _ := strings.Cut(xff, ",")
-			if ip := net.ParseIP(strings.TrimSpace(first)); ip != nil {
-				return ip.String()
-			}
-		}
-	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }

@@ -5,14 +5,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/tillit-sts/tillit/helseid"
 	"github.com/tillit-sts/tillit/internal/oauth"
 )
 
 // maxExchangeDepth is how many times a token may be exchanged, counted in
-// act levels (decisions.md: token exchange depth).
+// act levels.
 const maxExchangeDepth = 3
 
 // severalExchangeScopes is HelseID's text for downstream scopes of several
@@ -28,7 +31,11 @@ const severalExchangeScopes = "invalid scopes requested"
 // the grant (the pipeline checks the grant), and that the subject client
 // allows as an actor, by its list or by the API's default. The error texts
 // are HelseID's.
-type tokenExchange struct{ e *Endpoint }
+type tokenExchange struct {
+	issuer string
+	// publicKeys verify subject tokens (Config.PublicKeys).
+	publicKeys func() jose.JSONWebKeySet
+}
 
 func (g tokenExchange) issue(_ context.Context, t *tokenRequest) (*issue, error) {
 	f := t.Form
@@ -52,7 +59,7 @@ func (g tokenExchange) issue(_ context.Context, t *tokenRequest) (*issue, error)
 	// The subject token: issued by this service and valid now. It may be
 	// bound to the subject client's DPoP key, which the actor cannot prove
 	// (profile §4.6); its binding says nothing about this request.
-	subject, err := verifyAccessToken(f.Get("subject_token"), g.e.cfg.PublicKeys(), g.e.cfg.Issuer, t.Now)
+	subject, err := verifyAccessToken(f.Get("subject_token"), g.publicKeys(), g.issuer, t.Now)
 	if err != nil {
 		var te *tokenError
 		if errors.As(err, &te) {
@@ -64,7 +71,7 @@ func (g tokenExchange) issue(_ context.Context, t *tokenRequest) (*issue, error)
 	actor := t.Client
 	// Only the owner of the API the subject token is for may exchange it.
 	subjectAPI, ok := t.Snapshot.API(sub.Audience)
-	if !ok || !contains(subjectAPI.Owners, actor.ID) {
+	if !ok || !slices.Contains(subjectAPI.Owners, actor.ID) {
 		return nil, oauth.Newf(oauth.CodeInvalidRequest, "no audience matching configuration owner of client_id %s was found in subject token", actor.ID)
 	}
 	subjectClient, ok := t.Snapshot.Client(sub.ClientID)
@@ -73,7 +80,7 @@ func (g tokenExchange) issue(_ context.Context, t *tokenRequest) (*issue, error)
 	}
 	// For a token exchanged before, the subject client is the previous
 	// actor (its client_id); it is the one that must allow this actor.
-	if !subjectAPI.ExchangeByDefault && !contains(subjectClient.ExchangeActors, actor.ID) {
+	if !subjectAPI.ExchangeByDefault && !slices.Contains(subjectClient.ExchangeActors, actor.ID) {
 		return nil, oauth.InvalidRequest("not permitted")
 	}
 	if sub.Act.depth() >= maxExchangeDepth {
@@ -86,7 +93,7 @@ func (g tokenExchange) issue(_ context.Context, t *tokenRequest) (*issue, error)
 		if identityScope(s) {
 			return nil, oauth.Newf(oauth.CodeInvalidScope, "scope %s is not an API scope: token exchange issues a token for one downstream API", s)
 		}
-		if !contains(actor.Scopes, s) {
+		if !slices.Contains(actor.Scopes, s) {
 			return nil, oauth.Newf(oauth.CodeInvalidScope, "scope %s is not allowed for this client", s)
 		}
 	}
@@ -114,7 +121,7 @@ func (g tokenExchange) issue(_ context.Context, t *tokenRequest) (*issue, error)
 		OrgNrSupplier:    sub.OrgNrSupplier,
 		OriginalClientID: sub.OriginalClientID,
 		Act: &Actor{
-			Issuer:      g.e.cfg.Issuer,
+			Issuer:      g.issuer,
 			ClientID:    actor.ID,
 			OrgNrParent: org.Parent,
 			OrgNrChild:  org.Child,
@@ -125,7 +132,7 @@ func (g tokenExchange) issue(_ context.Context, t *tokenRequest) (*issue, error)
 		c.OriginalClientID = sub.ClientID
 	}
 	// API-specific claims of the subject cross only to an API that accepts
-	// them (decisions.md: API-specific client claims across exchange).
+	// them.
 	for _, name := range choice.api.SubjectClaims {
 		if name == helseid.ClaimSFMJournalID {
 			c.SFMJournalID = sub.SFMJournalID

@@ -174,9 +174,9 @@ func (h *harness) do(c call) result {
 	return r
 }
 
-// checkSettled fails t when a request answered so far left the commit it
-// announced to the store unsettled (Endpoint.expect): one left over would
-// hold every later commit open for the commit delay.
+// checkSettled fails t when a request answered so far left the decision it
+// announced to the store (store.Store.ExpectDecision) unsettled: one left
+// over would hold every later commit open for the commit delay.
 func (h *harness) checkSettled(t testing.TB) {
 	t.Helper()
 	if st, ok := h.Store.(interface{ ExpectedWrites() int64 }); ok {

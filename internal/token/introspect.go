@@ -2,13 +2,14 @@ package token
 
 import (
 	"errors"
-	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
+
 	"github.com/tillit-sts/tillit/internal/audit"
-	"github.com/tillit-sts/tillit/internal/clientauth"
 	"github.com/tillit-sts/tillit/internal/oauth"
 	"github.com/tillit-sts/tillit/internal/registry"
 	"github.com/tillit-sts/tillit/internal/requestid"
@@ -25,22 +26,26 @@ const IntrospectionPath = "/connect/introspect"
 // service, is {"active": false}, so the answer never tells one API about
 // another's tokens.
 type Introspection struct {
-	cfg        Config
-	url        string
-	assertions *clientauth.Verifier
+	base
+	publicKeys func() jose.JSONWebKeySet
 }
 
-// NewIntrospection returns the endpoint. cfg is the token endpoint's, whose
-// PublicKeys must be set; client assertions may also name this endpoint's
-// URL as aud (decisions.md).
-func NewIntrospection(cfg Config) *Introspection {
-	cfg = withDefaults(cfg)
-	url := strings.TrimSuffix(cfg.Issuer, "/") + IntrospectionPath
-	return &Introspection{cfg: cfg, url: url, assertions: withAudience(cfg.Assertions, url)}
+// IntrospectionConfig wires the introspection endpoint.
+type IntrospectionConfig struct {
+	Shared
+	// PublicKeys returns the published signing keys (keys.Manager.JWKS),
+	// which verify the tokens asked about. Required.
+	PublicKeys func() jose.JSONWebKeySet
 }
 
-// URL is the endpoint's absolute URL.
-func (e *Introspection) URL() string { return e.url }
+// NewIntrospection returns the endpoint. Client assertions may name its
+// URL as aud, as well as the audiences of cfg.Assertions.
+func NewIntrospection(cfg IntrospectionConfig) *Introspection {
+	if cfg.PublicKeys == nil {
+		panic("token: NewIntrospection without PublicKeys")
+	}
+	return &Introspection{base: newBase(cfg.Shared, endpointIntrospection, IntrospectionPath), publicKeys: cfg.PublicKeys}
+}
 
 // Mount registers the endpoint for every method, so that a wrong method gets
 // an OAuth error.
@@ -51,7 +56,7 @@ func (e *Introspection) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	d := &decision{}
 	resp, err := e.handle(w, r, d)
 	if err != nil {
-		refuse(e.cfg, w, r, endpointIntrospection, d, err, start)
+		e.refuse(w, r, d, err, "", start)
 		return
 	}
 	if err := oauth.WriteJSON(w, http.StatusOK, resp); err != nil {
@@ -71,20 +76,20 @@ var inactive = map[string]any{"active": false}
 // refusal.
 func (e *Introspection) handle(w http.ResponseWriter, r *http.Request, d *decision) (map[string]any, error) {
 	now := e.cfg.Now()
-	if err := limitAddress(e.cfg, r, now); err != nil {
+	if err := e.limitAddress(r, now); err != nil {
 		return nil, err
 	}
-	req, err := parseRequest(w, r, e.cfg.MaxBody, endpointIntrospection)
+	req, err := parseRequest(w, r, e.cfg.MaxBody, e.name)
 	if err != nil {
 		return nil, err
 	}
 	snap := e.cfg.Registry()
-	client, assertion, err := authenticate(e.assertions, req, snap, now)
+	client, assertion, err := e.authenticate(req, snap, now)
 	if err != nil {
 		return nil, err
 	}
 	d.clientID = client.ID
-	if err := limitClient(e.cfg, client.ID, now); err != nil {
+	if err := e.limitClient(client.ID, now); err != nil {
 		return nil, err
 	}
 	if !ownsAnAPI(snap, client.ID) {
@@ -105,7 +110,7 @@ func (e *Introspection) handle(w http.ResponseWriter, r *http.Request, d *decisi
 		outcome = audit.OutcomeActive
 		d.fromToken(&tok.Claims)
 	}
-	if err := commitAnswer(e.cfg, r, endpointIntrospection, d, client, assertion, outcome, ""); err != nil {
+	if err := e.commitAnswer(r, d, client, assertion, outcome, ""); err != nil {
 		return nil, err
 	}
 	if tok == nil {
@@ -129,7 +134,7 @@ func (e *Introspection) handle(w http.ResponseWriter, r *http.Request, d *decisi
 // lookUp returns the access token raw if it is live and client owns its
 // API, nil if the answer is inactive.
 func (e *Introspection) lookUp(raw string, snap *registry.Snapshot, client *registry.Client, now time.Time) (*verifiedToken, error) {
-	tok, err := verifyAccessToken(raw, e.cfg.PublicKeys(), e.cfg.Issuer, now)
+	tok, err := verifyAccessToken(raw, e.publicKeys(), e.cfg.Issuer, now)
 	if err != nil {
 		var te *tokenError
 		if errors.As(err, &te) {
@@ -138,7 +143,7 @@ func (e *Introspection) lookUp(raw string, snap *registry.Snapshot, client *regi
 		return nil, err
 	}
 	api, ok := snap.API(tok.Claims.Audience)
-	if !ok || !contains(api.Owners, client.ID) {
+	if !ok || !slices.Contains(api.Owners, client.ID) {
 		return nil, nil
 	}
 	return tok, nil
@@ -147,49 +152,9 @@ func (e *Introspection) lookUp(raw string, snap *registry.Snapshot, client *regi
 // ownsAnAPI reports whether clientID is among the owners of any API.
 func ownsAnAPI(snap *registry.Snapshot, clientID string) bool {
 	for _, a := range snap.APIs() {
-		if contains(a.Owners, clientID) {
+		if slices.Contains(a.Owners, clientID) {
 			return true
 		}
 	}
 	return false
-}
-
-// withAudience copies v and adds an endpoint URL to the accepted aud values.
-func withAudience(v *clientauth.Verifier, url string) *clientauth.Verifier {
-	c := *v
-	c.Audiences = append(append([]string(nil), v.Audiences...), url)
-	return &c
-}
-
-// withDefaults fills in a Config as New does.
-func withDefaults(cfg Config) Config {
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.Log == nil {
-		cfg.Log = slog.New(slog.DiscardHandler)
-	}
-	if cfg.MaxBody == 0 {
-		cfg.MaxBody = DefaultMaxBody
-	}
-	return cfg
-}
-
-// refuse answers a refused request to endpoint (introspection,
-// revocation) as the token endpoint does: the refusal on record first, then
-// the OAuth error, logged and counted.
-func refuse(cfg Config, w http.ResponseWriter, r *http.Request, endpoint string, d *decision, err error, start time.Time) {
-	err = recordRefusal(cfg, r, endpoint, d, err)
-	oe := oauth.WriteError(w, err)
-	cfg.Metrics.Request(endpoint, "", oe.Code, time.Since(start))
-	attrs := []any{"request_id", requestid.From(r.Context()), "endpoint", endpoint, "error", oe.Code}
-	if oe.Code == oauth.CodeServerError {
-		cfg.Log.Error("request failed", append(attrs, "cause", err.Error())...)
-		return
-	}
-	attrs = append(attrs, "description", oe.Description)
-	if cause := errors.Unwrap(oe); cause != nil {
-		attrs = append(attrs, "cause", cause.Error())
-	}
-	cfg.Log.Info("request refused", attrs...)
 }

@@ -20,6 +20,7 @@ type endpointCall struct {
 	// rawAssertion replaces the built one when set.
 	rawAssertion string
 	form         func(url.Values)
+	header       func(http.Header)
 	method       string
 }
 
@@ -48,6 +49,9 @@ func (h *harness) post(path string, c endpointCall) result {
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if c.header != nil {
+		c.header(req.Header)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -31,7 +31,7 @@ type orgChoice struct {
 }
 
 // hid builds the invalid_request errors for organisation numbers. HelseID
-// puts its HID code first in error_description (decisions.md).
+// puts its HID code first in error_description.
 func hid(code, format string, args ...any) *oauth.Error {
 	return oauth.Newf(oauth.CodeInvalidRequest, code+": "+format, args...)
 }

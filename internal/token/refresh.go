@@ -8,11 +8,21 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"slices"
+	"time"
 
 	"github.com/tillit-sts/tillit/internal/oauth"
 	"github.com/tillit-sts/tillit/internal/requestid"
 	"github.com/tillit-sts/tillit/internal/store"
 )
+
+// RefreshStore keeps refresh tokens (store.Store).
+type RefreshStore interface {
+	RefreshToken(ctx context.Context, id string) (store.RefreshToken, error)
+	RotateRefreshToken(ctx context.Context, now time.Time, oldID string, next store.RefreshToken) error
+	RevokeRefreshFamily(ctx context.Context, familyID string) (int64, error)
+}
 
 // RefreshGrant is what the refresh tokens of one login may be exchanged
 // for: what the login granted. Every refresh token of the family carries it
@@ -34,7 +44,7 @@ type RefreshGrant struct {
 }
 
 // NewRefreshTokenValue returns a new refresh token: 256 random bits,
-// base64url, opaque to the client (decisions.md: Tokens).
+// base64url, opaque to the client.
 func NewRefreshTokenValue() string {
 	var b [32]byte
 	if _, err := rand.Read(b[:]); err != nil {
@@ -62,7 +72,10 @@ const (
 // §4.5): one login, then one single-audience token per API, each refresh
 // spending its refresh token for a new one (rotation). A new client
 // assertion may name another organisation (profile §6.2).
-type refreshGrant struct{ e *Endpoint }
+type refreshGrant struct {
+	tokens RefreshStore
+	log    *slog.Logger
+}
 
 func (g refreshGrant) issue(ctx context.Context, t *tokenRequest) (*issue, error) {
 	value := t.Form.Get("refresh_token")
@@ -72,7 +85,7 @@ func (g refreshGrant) issue(ctx context.Context, t *tokenRequest) (*issue, error
 	if len(t.Resources) > 1 {
 		return nil, oauth.InvalidTarget("name one resource: a token is for one API")
 	}
-	old, err := g.e.cfg.Refresh.RefreshToken(ctx, RefreshTokenID(value))
+	old, err := g.tokens.RefreshToken(ctx, RefreshTokenID(value))
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return nil, oauth.InvalidGrant(refreshUnknown)
@@ -85,11 +98,11 @@ func (g refreshGrant) issue(ctx context.Context, t *tokenRequest) (*issue, error
 		// copy, and which one cannot be told, so the whole login goes
 		// (RFC 9700 §4.14.2). This is a refusal's only side effect: it
 		// spends nothing of the request.
-		n, err := g.e.cfg.Refresh.RevokeRefreshFamily(ctx, old.FamilyID)
+		n, err := g.tokens.RevokeRefreshFamily(ctx, old.FamilyID)
 		if err != nil {
 			return nil, err
 		}
-		g.e.cfg.Log.Warn("refresh token reused; family revoked", "request_id", requestid.From(ctx),
+		g.log.Warn("refresh token reused; family revoked", "request_id", requestid.From(ctx),
 			"client_id", t.Client.ID, "family", old.FamilyID, "revoked", n)
 		return nil, oauth.InvalidGrant(refreshReused)
 	case old.Status == store.RefreshRevoked:
@@ -118,10 +131,10 @@ func (g refreshGrant) issue(ctx context.Context, t *tokenRequest) (*issue, error
 	// configuration may have changed since the login.
 	requested := splitScopes(t.Scope)
 	for _, s := range requested {
-		if !contains(grant.Scopes, s) {
+		if !slices.Contains(grant.Scopes, s) {
 			return nil, oauth.Newf(oauth.CodeInvalidScope, "scope %s was not granted to this refresh_token", s)
 		}
-		if !identityScope(s) && !contains(t.Client.Scopes, s) {
+		if !identityScope(s) && !slices.Contains(t.Client.Scopes, s) {
 			return nil, oauth.Newf(oauth.CodeInvalidScope, "scope %s is not allowed for this client", s)
 		}
 	}
@@ -134,11 +147,11 @@ func (g refreshGrant) issue(ctx context.Context, t *tokenRequest) (*issue, error
 		switch {
 		case identityScope(s):
 			identity = append(identity, s)
-		case contains(t.Client.Scopes, s):
+		case slices.Contains(t.Client.Scopes, s):
 			apiScopes = append(apiScopes, s)
 		}
 	}
-	if len(t.Resources) == 1 && len(grant.Resources) > 0 && !contains(grant.Resources, t.Resources[0]) {
+	if len(t.Resources) == 1 && len(grant.Resources) > 0 && !slices.Contains(grant.Resources, t.Resources[0]) {
 		return nil, oauth.Newf(oauth.CodeInvalidTarget, "resource %s was not named at login", t.Resources[0])
 	}
 	org, err := selectOrganization(t.Snapshot, t.Client, t.Assertion, &orgChoice{Parent: grant.OrgNrParent, Child: grant.OrgNrChild})

@@ -78,6 +78,7 @@ func TestRefreshForgeOneFault(t *testing.T) {
 		{"scope not granted", call{form: refresh(rt, func(f url.Values) { f.Set("scope", "nhn:deft/api e-helse:sfm.api/sfm.api") })}, 400, "invalid_scope", "was not granted"},
 		{"scope no longer allowed for the client", call{form: refresh(notAllowed, func(f url.Values) { f.Set("scope", "e-helse:sfm.api/sfm.api") })}, 400, "invalid_scope", "not allowed for this client"},
 		{"only scopes the client no longer has", call{form: refresh(notAllowed, nil)}, 400, "invalid_scope", "no API scopes this client may still have"},
+		{"resource the login granted no scopes for", call{form: refresh(rt, withResource(servertest.SFMAudience))}, 400, "invalid_target", "the client has no scopes for e-helse:sfm.api"},
 		{"only identity scopes", call{form: refresh(rt, func(f url.Values) { f.Set("scope", "openid") })}, 400, "invalid_scope", "name at least one API scope"},
 		{"no resource for a login with two APIs", call{form: refresh(rt, nil)}, 400, "invalid_target", "granted scopes for several APIs"},
 		{"scopes of two APIs", call{form: refresh(rt, func(f url.Values) { f.Set("scope", "nhn:deft/api test:bearer/read") })}, 400, "invalid_target", "several APIs"},

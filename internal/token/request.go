@@ -26,9 +26,9 @@ type Request struct {
 	Form url.Values
 	// DPoP is the DPoP header, empty when there is none.
 	DPoP string
-	// Basic is true when the request carries an Authorization header, a
-	// second authentication method.
-	Basic bool
+	// Authorization holds the Authorization headers, a second
+	// authentication method unless authenticate finds them harmless.
+	Authorization []string
 }
 
 // parseRequest reads and checks the transport of a request to the token
@@ -77,7 +77,7 @@ func parseRequest(w http.ResponseWriter, r *http.Request, maxBody int64, endpoin
 		Scope:               form.Get("scope"),
 		Resources:           form["resource"],
 		Form:                form,
-		Basic:               r.Header.Get("Authorization") != "",
+		Authorization:       r.Header.Values("Authorization"),
 	}
 	if len(proofs) == 1 {
 		req.DPoP = strings.TrimSpace(proofs[0])
@@ -86,19 +86,4 @@ func parseRequest(w http.ResponseWriter, r *http.Request, maxBody int64, endpoin
 		}
 	}
 	return req, nil
-}
-
-// scopes splits the scope parameter (RFC 6749 §3.3) and drops duplicates,
-// keeping the order.
-func splitScopes(s string) []string {
-	fields := strings.Fields(s)
-	out := fields[:0]
-	seen := make(map[string]bool, len(fields))
-	for _, f := range fields {
-		if !seen[f] {
-			seen[f] = true
-			out = append(out, f)
-		}
-	}
-	return out
 }

@@ -3,11 +3,11 @@ package token
 import (
 	"errors"
 	"net/http"
-	"strings"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
+
 	"github.com/tillit-sts/tillit/internal/audit"
-	"github.com/tillit-sts/tillit/internal/clientauth"
 	"github.com/tillit-sts/tillit/internal/oauth"
 	"github.com/tillit-sts/tillit/internal/requestid"
 	"github.com/tillit-sts/tillit/internal/store"
@@ -22,22 +22,35 @@ const RevocationPath = "/connect/revocation"
 // tokens are self-contained JWTs that no API asks about, so they cannot be
 // revoked: they expire.
 type Revocation struct {
-	cfg        Config
-	url        string
-	assertions *clientauth.Verifier
+	base
+	tokens     RefreshStore
+	publicKeys func() jose.JSONWebKeySet
 }
 
-// NewRevocation returns the endpoint. cfg is the token endpoint's, whose
-// Refresh must be set; client assertions may also name this endpoint's URL
-// as aud (decisions.md).
-func NewRevocation(cfg Config) *Revocation {
-	cfg = withDefaults(cfg)
-	url := strings.TrimSuffix(cfg.Issuer, "/") + RevocationPath
-	return &Revocation{cfg: cfg, url: url, assertions: withAudience(cfg.Assertions, url)}
+// RevocationConfig wires the revocation endpoint.
+type RevocationConfig struct {
+	Shared
+	// Refresh keeps the refresh tokens to revoke. Required.
+	Refresh RefreshStore
+	// PublicKeys returns the published signing keys (keys.Manager.JWKS).
+	// With them an access token sent for revocation is told apart and
+	// refused as unsupported_token_type; nil answers it as a token the
+	// service does not know.
+	PublicKeys func() jose.JSONWebKeySet
 }
 
-// URL is the endpoint's absolute URL.
-func (e *Revocation) URL() string { return e.url }
+// NewRevocation returns the endpoint. Client assertions may name its URL as
+// aud, as well as the audiences of cfg.Assertions.
+func NewRevocation(cfg RevocationConfig) *Revocation {
+	if cfg.Refresh == nil {
+		panic("token: NewRevocation without Refresh")
+	}
+	return &Revocation{
+		base:       newBase(cfg.Shared, endpointRevocation, RevocationPath),
+		tokens:     cfg.Refresh,
+		publicKeys: cfg.PublicKeys,
+	}
+}
 
 // Mount registers the endpoint for every method, so that a wrong method gets
 // an OAuth error.
@@ -47,7 +60,7 @@ func (e *Revocation) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now() // the real clock: metrics time requests
 	d := &decision{}
 	if err := e.handle(w, r, d); err != nil {
-		refuse(e.cfg, w, r, endpointRevocation, d, err, start)
+		e.refuse(w, r, d, err, "", start)
 		return
 	}
 	// RFC 7009 §2.2: 200 with no content, also for a token that was not
@@ -59,24 +72,24 @@ func (e *Revocation) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // handle revokes in the commit that spends the assertion and records the
 // answer, so that a replayed assertion revokes nothing and no revocation
-// goes unrecorded. It
-// fills in d as it learns who asks, for the record of a refusal.
+// goes unrecorded. It fills in d as it learns who asks, for the record of a
+// refusal.
 func (e *Revocation) handle(w http.ResponseWriter, r *http.Request, d *decision) error {
 	now := e.cfg.Now()
-	if err := limitAddress(e.cfg, r, now); err != nil {
+	if err := e.limitAddress(r, now); err != nil {
 		return err
 	}
-	req, err := parseRequest(w, r, e.cfg.MaxBody, endpointRevocation)
+	req, err := parseRequest(w, r, e.cfg.MaxBody, e.name)
 	if err != nil {
 		return err
 	}
 	snap := e.cfg.Registry()
-	client, assertion, err := authenticate(e.assertions, req, snap, now)
+	client, assertion, err := e.authenticate(req, snap, now)
 	if err != nil {
 		return err
 	}
 	d.clientID = client.ID
-	if err := limitClient(e.cfg, client.ID, now); err != nil {
+	if err := e.limitClient(client.ID, now); err != nil {
 		return err
 	}
 	raw := req.Form.Get("token")
@@ -85,17 +98,17 @@ func (e *Revocation) handle(w http.ResponseWriter, r *http.Request, d *decision)
 	}
 	// token_type_hint is only a hint (RFC 7009 §2.1): refresh tokens are
 	// looked up whatever it says.
-	rt, err := e.cfg.Refresh.RefreshToken(r.Context(), RefreshTokenID(raw))
+	rt, err := e.tokens.RefreshToken(r.Context(), RefreshTokenID(raw))
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		if e.cfg.PublicKeys != nil {
-			if _, err := verifyAccessToken(raw, e.cfg.PublicKeys(), e.cfg.Issuer, now); err == nil {
+		if e.publicKeys != nil {
+			if _, err := verifyAccessToken(raw, e.publicKeys(), e.cfg.Issuer, now); err == nil {
 				return oauth.New(oauth.CodeUnsupportedTokenType, "access tokens cannot be revoked: they are self-contained and expire (expires_in)")
 			}
 		}
 		// Not a token of this service, or one already gone: nothing
 		// to revoke, and the client is told it is done (RFC 7009 §2.2).
-		return commitAnswer(e.cfg, r, endpointRevocation, d, client, assertion, audit.OutcomeUnknownToken, "")
+		return e.commitAnswer(r, d, client, assertion, audit.OutcomeUnknownToken, "")
 	case err != nil:
 		return err
 	case rt.ClientID != client.ID:
@@ -106,7 +119,7 @@ func (e *Revocation) handle(w http.ResponseWriter, r *http.Request, d *decision)
 	// The record names the family revoked, as the token ID, so that an
 	// operator can tie it to the refresh grants that used it.
 	d.tokenID = rt.FamilyID
-	if err := commitAnswer(e.cfg, r, endpointRevocation, d, client, assertion, audit.OutcomeRevoked, rt.FamilyID); err != nil {
+	if err := e.commitAnswer(r, d, client, assertion, audit.OutcomeRevoked, rt.FamilyID); err != nil {
 		d.tokenID = "" // nothing revoked
 		return err
 	}

@@ -105,6 +105,8 @@ func TestForgeOneFault(t *testing.T) {
 		{"offline_access", call{form: func(f url.Values) { f.Set("scope", "offline_access") }}, 400, "invalid_scope", "needs a user login"},
 		{"unknown resource", call{form: func(f url.Values) { f.Set("resource", "nhn:unknown") }}, 400, "invalid_target", "not a known API"},
 		{"two resources", call{form: func(f url.Values) { f["resource"] = []string{"nhn:deft", "test:bearer"} }}, 400, "invalid_target", "one resource"},
+		// RFC 8707 §2: a resource the server will not issue a token for.
+		{"resource the client has no scopes for", call{form: func(f url.Values) { f.Set("resource", servertest.SFMAudience) }}, 400, "invalid_target", "the client has no scopes for e-helse:sfm.api"},
 		{"scopes of two APIs", call{form: func(f url.Values) { f.Set("scope", "nhn:deft/api test:bearer/read") }}, 400, "invalid_target", "several APIs"},
 		{"scope and resource disagree", call{form: func(f url.Values) { f.Set("scope", "nhn:deft/api"); f.Set("resource", "test:bearer") }}, 400, "invalid_target", "not a scope of resource"},
 		{"neither scope nor resource with scopes for two APIs", call{}, 400, "invalid_target", "name one API"},

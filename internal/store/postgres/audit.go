@@ -209,6 +209,22 @@ func (s *Store) CommitDecision(ctx context.Context, now time.Time, d store.Decis
 	}
 }
 
+// ExpectDecision returns a Pending that commits as CommitDecision does and
+// announces nothing: a chain's writer shares a transaction among the
+// decisions that arrive while one is under way, and holds none open for
+// decisions on their way (bound by the database's CPU per decision, it
+// gained nothing from holding).
+func (s *Store) ExpectDecision() store.Pending { return unannounced{s} }
+
+// unannounced is the Pending of ExpectDecision.
+type unannounced struct{ s *Store }
+
+func (u unannounced) Commit(ctx context.Context, now time.Time, d store.Decision) (store.AuditRecord, error) {
+	return u.s.CommitDecision(ctx, now, d)
+}
+
+func (unannounced) Close() {}
+
 // newDecision checks d and prepares it for its chain's writer. On error,
 // the op holds the record as it would have been stored.
 func (s *Store) newDecision(ctx context.Context, now time.Time, d store.Decision) (*decisionOp, error) {

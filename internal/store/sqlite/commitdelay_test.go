@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tillit-sts/tillit/internal/store"
+	"github.com/tillit-sts/tillit/internal/store/storetest"
 )
 
 // guard is how long a write that should commit at once may take before the
@@ -37,6 +38,19 @@ func consume(s *Store, key string) <-chan error {
 	return done
 }
 
+// decide commits a decision that spends key through p in a goroutine and
+// hands back its answer.
+func decide(p store.Pending, key string) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		_, err := p.Commit(bg, now, store.Decision{JTIs: jti(key), Audit: store.AuditRecord{
+			Instance: "sts", Time: now, Endpoint: "token", Outcome: "issued",
+		}})
+		done <- err
+	}()
+	return done
+}
+
 // waitHeld waits until the writer holds a batch of n ops open.
 func waitHeld(t *testing.T, s *Store, n int64) {
 	t.Helper()
@@ -49,30 +63,37 @@ func waitHeld(t *testing.T, s *Store, n int64) {
 	}
 }
 
-// TestCommitDelayGroupsAnnouncedWrites: writes announced with ExpectWrite
-// wait for each other and commit together, in one batch.
+// TestCommitDelayGroupsAnnouncedWrites: decisions announced with
+// ExpectDecision wait for each other and commit together, in one batch, and
+// each commit settles its announcement.
 func TestCommitDelayGroupsAnnouncedWrites(t *testing.T) {
-	s := openTest(t, tempDB(t), Options{CommitDelay: long})
+	s := openTest(t, tempDB(t), Options{CommitDelay: long, AuditKey: storetest.AuditKey})
 	const n = 20
-	for range n {
-		s.ExpectWrite()
+	pending := make([]store.Pending, n)
+	for i := range n {
+		pending[i] = s.ExpectDecision()
 	}
 	batches0 := s.batches.Load()
 	answers := make([]<-chan error, n)
 	for i := range n {
-		answers[i] = consume(s, fmt.Sprint("k", i))
+		answers[i] = decide(pending[i], fmt.Sprint("k", i))
 	}
 	for i, done := range answers {
 		if err := returns(t, fmt.Sprint("write ", i), done); err != nil {
 			t.Errorf("write %d: %v", i, err)
 		}
-		s.WriteDone()
 	}
 	if got := s.batches.Load() - batches0; got != 1 {
 		t.Errorf("%d announced writes took %d commits, want 1", n, got)
 	}
 	if got := s.ExpectedWrites(); got != 0 {
-		t.Errorf("ExpectedWrites = %d after every write settled, want 0", got)
+		t.Errorf("ExpectedWrites = %d after every decision committed, want 0", got)
+	}
+	for _, p := range pending {
+		p.Close() // settled already: changes nothing
+	}
+	if got := s.ExpectedWrites(); got != 0 {
+		t.Errorf("ExpectedWrites = %d after Close of committed decisions, want 0", got)
 	}
 	// Each was recorded once: spending any again is a replay.
 	for i := range n {
@@ -82,32 +103,60 @@ func TestCommitDelayGroupsAnnouncedWrites(t *testing.T) {
 	}
 }
 
+// TestCommitDelayRefusedCommitStaysAnnounced: a decision the store refuses
+// (a replayed jti) leaves its announcement standing for the refusal the
+// caller commits next; that commit, or Close, settles it, once.
+func TestCommitDelayRefusedCommitStaysAnnounced(t *testing.T) {
+	s := openTest(t, tempDB(t), Options{CommitDelay: long, AuditKey: storetest.AuditKey})
+	if err := s.ConsumeJTIs(bg, now, jti("spent")); err != nil {
+		t.Fatal(err)
+	}
+	p := s.ExpectDecision()
+	if err := returns(t, "replayed decision", decide(p, "spent")); !errors.Is(err, store.ErrReplay) {
+		t.Fatalf("replayed decision: %v, want a replay", err)
+	}
+	if got := s.ExpectedWrites(); got != 1 {
+		t.Fatalf("ExpectedWrites = %d after a refused commit, want 1", got)
+	}
+	if err := returns(t, "the refusal", decide(p, "refusal")); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.ExpectedWrites(); got != 0 {
+		t.Fatalf("ExpectedWrites = %d after the refusal committed, want 0", got)
+	}
+	q := s.ExpectDecision()
+	q.Close()
+	q.Close()
+	if got := s.ExpectedWrites(); got != 0 {
+		t.Errorf("ExpectedWrites = %d after Close twice, want 0", got)
+	}
+}
+
 // TestCommitDelayNotWhenNothingIsAnnounced: without announcements a delay
 // changes nothing; a lone write, or one whose announced peers are all in
 // its batch, commits at once.
 func TestCommitDelayNotWhenNothingIsAnnounced(t *testing.T) {
-	s := openTest(t, tempDB(t), Options{CommitDelay: long})
+	s := openTest(t, tempDB(t), Options{CommitDelay: long, AuditKey: storetest.AuditKey})
 	if err := returns(t, "unannounced write", consume(s, "lone")); err != nil {
 		t.Fatal(err)
 	}
-	s.ExpectWrite()
-	if err := returns(t, "the one announced write", consume(s, "announced")); err != nil {
+	if err := returns(t, "the one announced write", decide(s.ExpectDecision(), "announced")); err != nil {
 		t.Fatal(err)
 	}
-	s.WriteDone()
 }
 
 // TestCommitDelayClose: Close ends a held batch and commits it; the write
 // is durable, as its nil answer says.
 func TestCommitDelayClose(t *testing.T) {
 	path := tempDB(t)
-	s, err := Open(bg, path, Options{CommitDelay: long})
+	s, err := Open(bg, path, Options{CommitDelay: long, AuditKey: storetest.AuditKey})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.ExpectWrite()
-	s.ExpectWrite()
-	done := consume(s, "held")
+	// Two announced, one on its way: the writer holds it for the other.
+	p := s.ExpectDecision()
+	defer p.Close()
+	done := decide(s.ExpectDecision(), "held")
 	waitHeld(t, s, 1)
 	var wg sync.WaitGroup
 	wg.Go(func() {

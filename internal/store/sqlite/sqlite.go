@@ -51,8 +51,8 @@ type Options struct {
 	// can do everything but CommitDecision.
 	AuditKey audit.Key
 	// CommitDelay is how long the writer may hold a commit open for the
-	// writes of callers that announced one (ExpectWrite) and have not sent
-	// it yet. Zero commits what is queued at once, as before there was a
+	// decisions of callers that announced one (ExpectDecision) and have
+	// not sent it yet. Zero commits what is queued at once, as before there was a
 	// delay. See the package documentation.
 	CommitDelay time.Duration
 	// Now is the clock for the CreatedAt and UpdatedAt of registry records.
@@ -84,7 +84,7 @@ type Store struct {
 	auditKey audit.Key
 
 	// pacer holds the writer's batch open for announced writes
-	// (ExpectWrite, Options.CommitDelay).
+	// (ExpectDecision, Options.CommitDelay).
 	pacer *groupcommit.Pacer
 
 	// stats feed the benchmark's ops/batch figure.

@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
+	"github.com/tillit-sts/tillit/internal/store"
 	"github.com/tillit-sts/tillit/internal/store/groupcommit"
 )
 
@@ -118,7 +120,7 @@ func (s *Store) writeOp(ctx context.Context, replay bool, fn func(tx *wtx) error
 // synchronous=FULL the commit's fsync is most of the cost of a write, so
 // callers that arrive while a commit is under way share the next one.
 // With a commit delay it may also hold the batch open a little for writes
-// that are announced and on their way (ExpectWrite); otherwise, and always
+// that are announced and on their way (ExpectDecision); otherwise, and always
 // when nothing is announced, a lone op is committed at once.
 func (s *Store) writer() {
 	defer close(s.writerDone)
@@ -151,18 +153,39 @@ func (s *Store) writer() {
 	}
 }
 
-// ExpectWrite announces a write: the caller has begun work that ends in one
-// write, such as a token request that will commit its decision once its
-// token is signed. WriteDone must follow once that write has returned, or
-// once the caller knows it will not make it. While announced writes are
-// still on their way, the writer holds its batch open for them, up to the
-// commit delay (Options.CommitDelay), so that one fsync serves them all;
-// see package groupcommit. Unannounced writes are committed as they always
-// were.
-func (s *Store) ExpectWrite() { s.pacer.ExpectWrite() }
+// ExpectDecision announces a decision: the caller has begun work that
+// ends in one CommitDecision, such as a token request that will commit its
+// decision once its token is signed. While announced decisions are still on
+// their way, the writer holds its batch open for them, up to the commit
+// delay (Options.CommitDelay), so that one fsync serves them all; see
+// package groupcommit. Writes that are not announced are committed as they
+// always were.
+func (s *Store) ExpectDecision() store.Pending {
+	s.pacer.ExpectWrite()
+	return &pending{s: s}
+}
 
-// WriteDone settles an ExpectWrite.
-func (s *Store) WriteDone() { s.pacer.WriteDone() }
+// pending is an announced decision. Like the request it belongs to, it is
+// used by one goroutine.
+type pending struct {
+	s       *Store
+	settled bool
+}
+
+func (p *pending) Commit(ctx context.Context, now time.Time, d store.Decision) (store.AuditRecord, error) {
+	rec, err := p.s.CommitDecision(ctx, now, d)
+	if err == nil {
+		p.Close()
+	}
+	return rec, err
+}
+
+func (p *pending) Close() {
+	if !p.settled {
+		p.settled = true
+		p.s.pacer.WriteDone()
+	}
+}
 
 // ExpectedWrites is the number of announced writes not yet settled.
 func (s *Store) ExpectedWrites() int64 { return s.pacer.Expected() }

@@ -109,6 +109,30 @@ func runAudit(t *testing.T, open func(t *testing.T) store.Store) {
 		verifyChain(t, s, "sts", 2)
 	})
 
+	t.Run("ExpectDecision", func(t *testing.T) {
+		// A decision announced and committed through its Pending is
+		// written as CommitDecision writes it; a refused one leaves the
+		// Pending usable for the refusal.
+		s := open(t)
+		ctx := t.Context()
+		p := s.ExpectDecision()
+		defer p.Close()
+		j := []store.JTI{jti("a|pending", time.Minute)}
+		if _, err := p.Commit(ctx, base, store.Decision{JTIs: j, Audit: decision("sts", "c1", 1)}); err != nil {
+			t.Fatalf("Commit: %v", err)
+		}
+		q := s.ExpectDecision()
+		defer q.Close()
+		_, err := q.Commit(ctx, base, store.Decision{JTIs: j, Audit: decision("sts", "c1", 2)})
+		checkReplay(t, "replayed through a Pending", err, "a|pending")
+		refused := decision("sts", "c1", 3)
+		refused.Outcome, refused.Error, refused.TokenID = audit.OutcomeRefused, "invalid_client", ""
+		if _, err := q.Commit(ctx, base, store.Decision{Audit: refused}); err != nil {
+			t.Fatalf("the refusal through the same Pending: %v", err)
+		}
+		verifyChain(t, s, "sts", 2)
+	})
+
 	t.Run("Rotation", func(t *testing.T) {
 		s := open(t)
 		ctx := t.Context()
