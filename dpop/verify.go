@@ -10,7 +10,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
-	"github.com/tillit-sts/tillit/jws"
+	"github.com/tillit-sts/tillit/internal/jws"
 )
 
 // Limits on untrusted input. A proof with an RSA-4096 key in its header is

@@ -15,7 +15,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/tillit-sts/tillit/dpop"
-	"github.com/tillit-sts/tillit/jws"
+	"github.com/tillit-sts/tillit/internal/jws"
 )
 
 // Defaults of Config.

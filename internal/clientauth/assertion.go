@@ -14,7 +14,7 @@ import (
 
 	"github.com/tillit-sts/tillit/dpop"
 	"github.com/tillit-sts/tillit/helseid"
-	"github.com/tillit-sts/tillit/jws"
+	"github.com/tillit-sts/tillit/internal/jws"
 )
 
 // MaxAssertionSize bounds a client assertion. Assertions with
