@@ -15,6 +15,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/tillit-sts/tillit/dpop"
+	"github.com/tillit-sts/tillit/internal/jws"
 	"github.com/tillit-sts/tillit/keyfile"
 )
 
@@ -68,7 +69,8 @@ type Config struct {
 	Algorithm jose.SignatureAlgorithm
 	// DPoPKey signs DPoP proofs. Nil means Key, as NHN's libraries do; a
 	// separate key keeps the long-lived client key out of every API call.
-	// Without alg it signs with dpop.DefaultAlgorithm for its type.
+	// Without alg it signs with PS256 for RSA, and for EC with the ES
+	// algorithm of its curve.
 	DPoPKey *jose.JSONWebKey
 	// GenerateDPoPKey makes a new P-256 DPoP key for this Client instead of
 	// using DPoPKey or Key. Tokens are then bound to a key that exists only
@@ -171,7 +173,7 @@ func New(cfg Config) (*Client, error) {
 	case alg == "":
 		return nil, errors.New("client: key has no alg")
 	}
-	if err := dpop.CheckKey(alg, key.Public()); err != nil {
+	if err := jws.CheckKey(alg, key.Public()); err != nil {
 		return nil, fmt.Errorf("client: key: %w", err)
 	}
 	assertion, err := newAssertionSigner(alg, key, cfg.Key.KeyID)

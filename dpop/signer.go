@@ -10,6 +10,8 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/tillit-sts/tillit/internal/jws"
 )
 
 // Signer makes DPoP proofs with one key. It is safe for concurrent use.
@@ -21,20 +23,21 @@ type Signer struct {
 }
 
 // NewSigner returns a Signer for key (an *rsa.PrivateKey or
-// *ecdsa.PrivateKey) and alg; an empty alg picks DefaultAlgorithm.
+// *ecdsa.PrivateKey) and alg; an empty alg picks PS256 for RSA and, for
+// EC, the ES algorithm of the key's curve.
 func NewSigner(key crypto.Signer, alg jose.SignatureAlgorithm) (*Signer, error) {
 	if alg == "" {
-		a, err := DefaultAlgorithm(key.Public())
+		a, err := jws.DefaultAlgorithm(key.Public())
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("dpop: %w", err)
 		}
 		alg = a
 	}
-	if err := CheckKey(alg, key.Public()); err != nil {
+	if err := jws.CheckKey(alg, key.Public()); err != nil {
 		return nil, fmt.Errorf("dpop: %w", err)
 	}
 	pub := jose.JSONWebKey{Key: key.Public()}
-	jkt, err := Thumbprint(&pub)
+	jkt, err := jws.Thumbprint(&pub)
 	if err != nil {
 		return nil, fmt.Errorf("dpop: %w", err)
 	}

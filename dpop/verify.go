@@ -24,11 +24,11 @@ const (
 const DefaultWindow = 60 * time.Second
 
 // Verifier checks DPoP proofs (RFC 9449 §4.3). The zero value accepts every
-// algorithm in Algorithms with the default iat window and no server nonce.
+// asymmetric algorithm HelseID allows (RS, PS and ES, 256 to 512) with the default iat window and no server nonce.
 // Replay (jti) is left to the caller, which knows whether its replay state
 // is a database or a cache; Proof.Expires says how long to remember the jti.
 type Verifier struct {
-	// Algorithms allowed; nil means Algorithms.
+	// Algorithms allowed; nil means every asymmetric one HelseID allows.
 	Algorithms []jose.SignatureAlgorithm
 	// Window is the accepted distance between iat and now; zero means
 	// DefaultWindow. It applies even when a nonce is present.
@@ -103,12 +103,12 @@ func (v *Verifier) Verify(proof string, r Request) (*Proof, error) {
 	}
 	algs := v.Algorithms
 	if algs == nil {
-		algs = Algorithms
+		algs = jws.Algorithms
 	}
 	tok, err := jws.Parse(proof, algs)
 	if err != nil {
 		if errors.Is(err, jws.ErrAlgorithm) {
-			return nil, invalid("DPoP proof alg is not allowed (allowed: " + strings.Join(AlgorithmNames(algs), " ") + ")")
+			return nil, invalid("DPoP proof alg is not allowed (allowed: " + strings.Join(jws.AlgorithmNames(algs), " ") + ")")
 		}
 		return nil, invalid("DPoP proof is not a well-formed JWS")
 	}
@@ -127,7 +127,7 @@ func (v *Verifier) Verify(proof string, r Request) (*Proof, error) {
 		return nil, invalid("DPoP proof jwk is not a usable public key: " + strings.TrimPrefix(err.Error(), "jws: unusable jwk: "))
 	}
 	alg := tok.Algorithm()
-	if err := CheckKey(alg, key); err != nil {
+	if err := jws.CheckKey(alg, key); err != nil {
 		return nil, invalid("DPoP proof jwk does not fit alg: " + err.Error())
 	}
 	if err := tok.Verify(key); err != nil {

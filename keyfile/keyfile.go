@@ -18,7 +18,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
-	"github.com/tillit-sts/tillit/dpop"
+	"github.com/tillit-sts/tillit/internal/jws"
 )
 
 // MaxFileSize bounds what ReadFile reads: a key file is a few KiB at most.
@@ -35,8 +35,8 @@ func Generate(alg jose.SignatureAlgorithm, rsaBits int) (*jose.JSONWebKey, error
 		if rsaBits == 0 {
 			rsaBits = 2048
 		}
-		if rsaBits < dpop.MinRSABits {
-			return nil, fmt.Errorf("keyfile: RSA keys must have at least %d bits", dpop.MinRSABits)
+		if rsaBits < jws.MinRSABits {
+			return nil, fmt.Errorf("keyfile: RSA keys must have at least %d bits", jws.MinRSABits)
 		}
 		key, err = rsa.GenerateKey(rand.Reader, rsaBits)
 	case jose.ES256:
@@ -55,20 +55,20 @@ func Generate(alg jose.SignatureAlgorithm, rsaBits int) (*jose.JSONWebKey, error
 }
 
 // FromKey wraps a private key in a JWK with alg, use and kid. An empty alg
-// picks dpop.DefaultAlgorithm for the key.
+// picks PS256 for RSA and, for EC, the ES algorithm of the key's curve.
 func FromKey(key crypto.Signer, alg jose.SignatureAlgorithm) (*jose.JSONWebKey, error) {
 	if alg == "" {
-		a, err := dpop.DefaultAlgorithm(key.Public())
+		a, err := jws.DefaultAlgorithm(key.Public())
 		if err != nil {
 			return nil, err
 		}
 		alg = a
 	}
-	if err := dpop.CheckKey(alg, key.Public()); err != nil {
+	if err := jws.CheckKey(alg, key.Public()); err != nil {
 		return nil, fmt.Errorf("keyfile: %w", err)
 	}
 	jwk := &jose.JSONWebKey{Key: key, Algorithm: string(alg), Use: "sig"}
-	kid, err := dpop.Thumbprint(jwk)
+	kid, err := jws.Thumbprint(jwk)
 	if err != nil {
 		return nil, fmt.Errorf("keyfile: %w", err)
 	}
@@ -105,12 +105,12 @@ func Parse(data []byte) (*jose.JSONWebKey, error) {
 			return nil, err
 		}
 		if k.Algorithm != "" {
-			if err := dpop.CheckKey(jose.SignatureAlgorithm(k.Algorithm), k.Public().Key); err != nil {
+			if err := jws.CheckKey(jose.SignatureAlgorithm(k.Algorithm), k.Public().Key); err != nil {
 				return nil, fmt.Errorf("keyfile: %w", err)
 			}
 		}
 		if k.KeyID == "" {
-			kid, err := dpop.Thumbprint(&k)
+			kid, err := jws.Thumbprint(&k)
 			if err != nil {
 				return nil, fmt.Errorf("keyfile: %w", err)
 			}

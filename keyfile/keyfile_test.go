@@ -13,7 +13,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
-	"github.com/tillit-sts/tillit/dpop"
+	"github.com/tillit-sts/tillit/internal/jws"
 )
 
 func TestGenerateWriteRead(t *testing.T) {
@@ -26,7 +26,7 @@ func TestGenerateWriteRead(t *testing.T) {
 			if k.Algorithm != string(alg) || k.Use != "sig" {
 				t.Fatalf("alg %q use %q", k.Algorithm, k.Use)
 			}
-			jkt, err := dpop.Thumbprint(k)
+			jkt, err := jws.Thumbprint(k)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -63,10 +63,10 @@ type Config struct {
 	Scopes []string
 
 	// Algorithms are the JWS algorithms accepted for access tokens. Nil
-	// means dpop.Algorithms (RS, PS and ES, 256 to 512); never none or HS*.
+	// means RS, PS and ES, 256 to 512; never none or HS*.
 	Algorithms []jose.SignatureAlgorithm
 	// DPoPAlgorithms are those accepted for DPoP proofs, and announced in
-	// WWW-Authenticate algs. Nil means dpop.Algorithms.
+	// WWW-Authenticate algs. Nil means the same default as Algorithms.
 	DPoPAlgorithms []jose.SignatureAlgorithm
 	// Leeway is the clock skew allowed on exp and nbf. Zero means
 	// DefaultLeeway; at most MaxLeeway.
@@ -161,18 +161,18 @@ func New(cfg Config) (*Validator, error) {
 	}
 	algs := cfg.Algorithms
 	if algs == nil {
-		algs = dpop.Algorithms
+		algs = jws.Algorithms
 	}
 	palgs := cfg.DPoPAlgorithms
 	if palgs == nil {
-		palgs = dpop.Algorithms
+		palgs = jws.Algorithms
 	}
 	for _, list := range [][]jose.SignatureAlgorithm{algs, palgs} {
 		if len(list) == 0 {
 			return nil, errors.New("resource: empty algorithm list")
 		}
 		for _, a := range list {
-			if !slices.Contains(dpop.Algorithms, a) {
+			if !slices.Contains(jws.Algorithms, a) {
 				return nil, fmt.Errorf("resource: algorithm %q is not an asymmetric JWS algorithm", a)
 			}
 		}
@@ -241,7 +241,7 @@ func New(cfg Config) (*Validator, error) {
 		keys:     &keySet{issuer: cfg.Issuer, http: hc, now: now, interval: interval, maxAge: maxAge},
 		now:      now,
 		onError:  cfg.OnError,
-		algNames: strings.Join(dpop.AlgorithmNames(palgs), " "),
+		algNames: strings.Join(jws.AlgorithmNames(palgs), " "),
 	}, nil
 }
 
@@ -402,7 +402,7 @@ func (v *Validator) verifyToken(ctx context.Context, token string, now time.Time
 	if key.Algorithm != "" && key.Algorithm != h.Alg {
 		return nil, fail(ErrInvalidToken, "access token alg is not the alg of its key", nil)
 	}
-	if err := dpop.CheckKey(alg, key.Key); err != nil {
+	if err := jws.CheckKey(alg, key.Key); err != nil {
 		return nil, fail(ErrInvalidToken, "access token alg does not fit its key", nil)
 	}
 	if err := tok.Verify(key.Key); err != nil {

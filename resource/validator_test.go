@@ -23,6 +23,7 @@ import (
 	"github.com/tillit-sts/tillit/client"
 	"github.com/tillit-sts/tillit/dpop"
 	"github.com/tillit-sts/tillit/helseid"
+	"github.com/tillit-sts/tillit/internal/jws"
 	"github.com/tillit-sts/tillit/internal/servertest"
 	"github.com/tillit-sts/tillit/resource"
 )
@@ -241,7 +242,7 @@ func TestForgeOneFault(t *testing.T) {
 				}
 				return
 			}
-			if !strings.HasPrefix(challenge, "DPoP ") || !strings.HasSuffix(challenge, `algs="`+strings.Join(dpop.AlgorithmNames(dpop.Algorithms), " ")+`"`) {
+			if !strings.HasPrefix(challenge, "DPoP ") || !strings.HasSuffix(challenge, `algs="`+strings.Join(jws.AlgorithmNames(jws.Algorithms), " ")+`"`) {
 				t.Errorf("challenge %q is not a DPoP challenge with algs", challenge)
 			}
 			var body struct {

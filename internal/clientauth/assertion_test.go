@@ -17,7 +17,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
-	"github.com/tillit-sts/tillit/dpop"
+	"github.com/tillit-sts/tillit/internal/jws"
 )
 
 const (
@@ -30,7 +30,7 @@ var now = time.Unix(1_800_000_000, 0)
 
 func newVerifier() *Verifier {
 	return &Verifier{
-		Algorithms:  dpop.Algorithms,
+		Algorithms:  jws.Algorithms,
 		Audiences:   []string{issuer, issuer + "/", tokenURL},
 		MaxLifetime: 60 * time.Second,
 		ClockSkew:   10 * time.Second,

@@ -124,7 +124,7 @@ func decode(s string) ([]byte, error) {
 }
 
 // Verify checks the signature with key, an *rsa.PublicKey or
-// *ecdsa.PublicKey that fits the alg (dpop.CheckKey's rules: RSA of at
+// *ecdsa.PublicKey that fits the alg (CheckKey's rules: RSA of at
 // least 2048 bits, the curve the alg names).
 func (j *JWS) Verify(key crypto.PublicKey) error {
 	h, digest, err := hashInput(j.alg, j.input)

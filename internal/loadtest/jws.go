@@ -14,6 +14,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/tillit-sts/tillit/dpop"
+	"github.com/tillit-sts/tillit/internal/jws"
 	"github.com/tillit-sts/tillit/keyfile"
 )
 
@@ -62,7 +63,7 @@ func newJWSSigner(key *jose.JSONWebKey, typ string, embedJWK bool) (*jwsSigner, 
 	if alg == "" {
 		return nil, fmt.Errorf("loadtest: key has no alg")
 	}
-	if err := dpop.CheckKey(alg, priv.Public()); err != nil {
+	if err := jws.CheckKey(alg, priv.Public()); err != nil {
 		return nil, fmt.Errorf("loadtest: key: %w", err)
 	}
 	s := &jwsSigner{key: priv}

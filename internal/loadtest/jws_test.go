@@ -12,6 +12,7 @@ import (
 
 	"github.com/tillit-sts/tillit/dpop"
 	"github.com/tillit-sts/tillit/internal/clientauth"
+	"github.com/tillit-sts/tillit/internal/jws"
 	"github.com/tillit-sts/tillit/keyfile"
 )
 
@@ -61,7 +62,7 @@ func TestSignedRequest(t *testing.T) {
 func checkAssertion(t *testing.T, key *jose.JSONWebKey, assertion string, now time.Time) string {
 	t.Helper()
 	v := &clientauth.Verifier{
-		Algorithms:  dpop.Algorithms,
+		Algorithms:  jws.Algorithms,
 		Audiences:   []string{testIssuer},
 		MaxLifetime: 60 * time.Second,
 		ClockSkew:   10 * time.Second,
@@ -110,7 +111,7 @@ func checkProof(t *testing.T, key *jose.JSONWebKey, proof string, nonces *dpop.N
 	if err != nil {
 		t.Fatalf("proof: %v", err)
 	}
-	jkt, err := dpop.Thumbprint(keyfile.Public(key))
+	jkt, err := jws.Thumbprint(keyfile.Public(key))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
-	"github.com/tillit-sts/tillit/dpop"
+	"github.com/tillit-sts/tillit/internal/jws"
 )
 
 // JWKSError is one problem with a client's public key set. Key is the index
@@ -48,7 +48,7 @@ var privateMembers = []string{"d", "p", "q", "dp", "dq", "qi", "oth", "k", "priv
 
 // ParseJWKS parses a client's registered public keys and checks each one as
 // a key that may verify client assertions (shared/spec/decisions.md, "Client
-// assertions"): public only, RSA of at least dpop.MinRSABits bits or EC on
+// assertions"): public only, RSA of at least jws.MinRSABits bits or EC on
 // P-256, P-384 or P-521, use "sig" if given, an alg that fits the key if
 // given, and no two keys with the same kid or the same key.
 //
@@ -87,7 +87,7 @@ func ParseJWKS(data []byte) ([]jose.JSONWebKey, error) {
 			errs = append(errs, err)
 			continue
 		}
-		thumb, err := dpop.Thumbprint(&k)
+		thumb, err := jws.Thumbprint(&k)
 		if err != nil {
 			errs = append(errs, &JWKSError{Key: i, KeyID: k.KeyID, Reason: fmt.Sprintf("thumbprint: %v", err)})
 			continue
@@ -140,8 +140,8 @@ func parseKey(i int, raw json.RawMessage) (jose.JSONWebKey, error) {
 	}
 	switch pub := k.Key.(type) {
 	case *rsa.PublicKey:
-		if bits := pub.N.BitLen(); bits < dpop.MinRSABits {
-			return fail("RSA key of %d bits is shorter than %d", bits, dpop.MinRSABits)
+		if bits := pub.N.BitLen(); bits < jws.MinRSABits {
+			return fail("RSA key of %d bits is shorter than %d", bits, jws.MinRSABits)
 		}
 	case *ecdsa.PublicKey:
 		switch pub.Curve {
@@ -157,10 +157,10 @@ func parseKey(i int, raw json.RawMessage) (jose.JSONWebKey, error) {
 	}
 	if k.Algorithm != "" {
 		alg := jose.SignatureAlgorithm(k.Algorithm)
-		if !slices.Contains(dpop.Algorithms, alg) {
-			return fail("alg %q is not one of %v", k.Algorithm, dpop.AlgorithmNames(dpop.Algorithms))
+		if !slices.Contains(jws.Algorithms, alg) {
+			return fail("alg %q is not one of %v", k.Algorithm, jws.AlgorithmNames(jws.Algorithms))
 		}
-		if err := dpop.CheckKey(alg, k.Key); err != nil {
+		if err := jws.CheckKey(alg, k.Key); err != nil {
 			return fail("%v", err)
 		}
 	}

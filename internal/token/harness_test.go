@@ -18,6 +18,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/tillit-sts/tillit/dpop"
+	"github.com/tillit-sts/tillit/internal/jws"
 	"github.com/tillit-sts/tillit/internal/jwttest"
 	"github.com/tillit-sts/tillit/internal/servertest"
 )
@@ -95,7 +96,7 @@ func (h *harness) assertion(clientID string, mutate func(h, c map[string]any)) s
 func (h *harness) proof(key crypto.Signer, mutate func(h, c map[string]any)) string {
 	t := h.t
 	t.Helper()
-	alg, err := dpop.DefaultAlgorithm(key.Public())
+	alg, err := jws.DefaultAlgorithm(key.Public())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,24 +1,10 @@
 package dpop
 
 import (
-	"crypto"
 	"crypto/sha256"
 	"encoding/base64"
 	"unsafe"
-
-	jose "github.com/go-jose/go-jose/v4"
 )
-
-// Thumbprint is the RFC 7638 SHA-256 thumbprint of the public part of jwk,
-// base64url without padding: the value of cnf.jkt (RFC 9449 §6.1). Only the
-// required members count, so alg, kid or use in the JWK do not change it.
-func Thumbprint(jwk *jose.JSONWebKey) (string, error) {
-	sum, err := jwk.Thumbprint(crypto.SHA256)
-	if err != nil {
-		return "", err
-	}
-	return base64.RawURLEncoding.EncodeToString(sum), nil
-}
 
 // AccessTokenHash is the ath claim for an access token: base64url of the
 // SHA-256 of its ASCII value (RFC 9449 §4.2).

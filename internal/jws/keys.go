@@ -1,9 +1,11 @@
-package dpop
+package jws
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rsa"
+	"encoding/base64"
 	"fmt"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -19,7 +21,8 @@ var Algorithms = []jose.SignatureAlgorithm{
 	jose.ES256, jose.ES384, jose.ES512,
 }
 
-// MinRSABits is the smallest RSA modulus accepted for proof and client keys.
+// MinRSABits is the smallest RSA modulus accepted for any key Tillit
+// registers or is shown: proof keys, client keys, key files.
 const MinRSABits = 2048
 
 // AlgorithmNames returns the names of algs, for metadata and WWW-Authenticate.
@@ -77,5 +80,17 @@ func DefaultAlgorithm(pub any) (jose.SignatureAlgorithm, error) {
 			return jose.ES512, nil
 		}
 	}
-	return "", fmt.Errorf("dpop: unsupported key type %T", pub)
+	return "", fmt.Errorf("unsupported key type %T", pub)
+}
+
+// Thumbprint is the RFC 7638 SHA-256 thumbprint of the public part of jwk,
+// base64url without padding: the value of cnf.jkt (RFC 9449 §6.1) and the
+// kid of key files. Only the required members count, so alg, kid or use in
+// the JWK do not change it.
+func Thumbprint(jwk *jose.JSONWebKey) (string, error) {
+	sum, err := jwk.Thumbprint(crypto.SHA256)
+	if err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(sum), nil
 }
