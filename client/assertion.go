@@ -4,8 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/tillit-sts/tillit/dpop"
 	"github.com/tillit-sts/tillit/helseid"
+	"github.com/tillit-sts/tillit/internal/jws"
 )
 
 // Wire values of private_key_jwt (RFC 7523 §2.2, profile §2.2).
@@ -49,7 +49,7 @@ func (c *Client) ClientAssertion(details ...helseid.Detail) (string, error) {
 		IssuedAt:  now.Unix(),
 		NotBefore: now.Unix(),
 		Expiry:    now.Add(c.lifetime).Unix(),
-		ID:        dpop.NewJTI(),
+		ID:        jws.NewJTI(),
 	}
 	if len(details) > 0 {
 		d, err := helseid.MarshalDetails(details)

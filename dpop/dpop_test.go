@@ -102,7 +102,7 @@ func TestVerifyForgeOneFault(t *testing.T) {
 	valid := func() forge {
 		return forge{
 			header: map[string]any{"typ": "dpop+jwt", "alg": "ES256", "jwk": pubJWK(key)},
-			claims: map[string]any{"jti": "j1", "htm": "POST", "htu": url, "iat": now.Unix(), "ath": AccessTokenHash(at)},
+			claims: map[string]any{"jti": "j1", "htm": "POST", "htu": url, "iat": now.Unix(), "ath": accessTokenHash(at)},
 			key:    key, alg: jose.ES256,
 		}
 	}
@@ -144,7 +144,7 @@ func TestVerifyForgeOneFault(t *testing.T) {
 		{"future iat", func(f *forge) { f.claims["iat"] = now.Add(61 * time.Second).Unix() }, ErrInvalidProof, "future"},
 		{"iat at the edge", func(f *forge) { f.claims["iat"] = now.Add(-60 * time.Second).Unix() }, nil, ""},
 		{"no ath", func(f *forge) { delete(f.claims, "ath") }, ErrInvalidProof, "no ath"},
-		{"wrong ath", func(f *forge) { f.claims["ath"] = AccessTokenHash("other") }, ErrInvalidProof, "ath"},
+		{"wrong ath", func(f *forge) { f.claims["ath"] = accessTokenHash("other") }, ErrInvalidProof, "ath"},
 		{"claims not an object", func(f *forge) { f.claims = nil }, ErrInvalidProof, "claims"},
 		{"claims followed by more JSON", func(f *forge) { f.trailer = `{"jti":"j2"}` }, ErrInvalidProof, "claims"},
 		{"claims followed by white space is fine", func(f *forge) { f.trailer = " \n" }, nil, ""},
@@ -191,7 +191,7 @@ func TestVerifyAllowList(t *testing.T) {
 
 func TestVerifyOversized(t *testing.T) {
 	var v Verifier
-	_, err := v.Verify(strings.Repeat("a", MaxProofSize+1), Request{Method: "POST", URL: "https://a.example/t", Now: time.Now()})
+	_, err := v.Verify(strings.Repeat("a", maxProofSize+1), Request{Method: "POST", URL: "https://a.example/t", Now: time.Now()})
 	if !errors.Is(err, ErrInvalidProof) || !strings.Contains(err.Error(), "too large") {
 		t.Fatalf("got %v", err)
 	}
@@ -274,9 +274,9 @@ func TestNormalizeURL(t *testing.T) {
 		{"https://user:pw@a.example/", "", true},
 	}
 	for _, tt := range tests {
-		got, err := NormalizeURL(tt.in)
+		got, err := normalizeURL(tt.in)
 		if (err != nil) != tt.wantErr || got != tt.want {
-			t.Errorf("NormalizeURL(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+			t.Errorf("normalizeURL(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
 		}
 	}
 }
@@ -385,8 +385,8 @@ func TestVerifyGivenTokenHash(t *testing.T) {
 		hash    string
 		wantErr bool
 	}{
-		{AccessTokenHash(at), false},
-		{AccessTokenHash("another token"), true},
+		{accessTokenHash(at), false},
+		{accessTokenHash("another token"), true},
 	} {
 		// Each proof passes once here: the replay check is the caller's.
 		_, err := v.Verify(proof, Request{Method: "GET", URL: url, AccessToken: at, AccessTokenHash: tt.hash, Now: now})

@@ -14,9 +14,9 @@ import (
 )
 
 // Limits on untrusted input. A proof with an RSA-4096 key in its header is
-// about 1.5 KiB; nothing legitimate comes near MaxProofSize.
+// about 1.5 KiB; nothing legitimate comes near maxProofSize.
 const (
-	MaxProofSize = 8 << 10
+	maxProofSize = 8 << 10
 	maxJTILength = 256
 )
 
@@ -41,27 +41,30 @@ type Verifier struct {
 type Request struct {
 	Method string
 	// URL is the target URL of the request as the server sees it from the
-	// outside: the issuer's token endpoint, or an API's public URL. Only its
-	// normalised form (NormalizeURL) is compared.
+	// outside: the issuer's token endpoint, or an API's public URL. It
+	// is compared with htu in normal form (RFC 9449 §4.3 point 9): scheme
+	// and host in lower case, no default port, query or fragment.
 	URL string
 	// AccessToken, when set, must be matched by ath. APIs set it; the token
 	// endpoint does not.
 	AccessToken string
-	// AccessTokenHash, when set, is AccessTokenHash(AccessToken), from a
-	// caller that computed it anyway; the token is then not hashed again.
+	// AccessTokenHash, when set, is the ath that AccessToken gives
+	// (base64url of its SHA-256), from a caller that hashed the token
+	// anyway; the token is then not hashed again.
 	AccessTokenHash string
 	Now             time.Time
 }
 
 // Proof is a verified proof.
 type Proof struct {
-	JTI        string
-	Method     string
-	URL        string
-	IssuedAt   time.Time
-	Nonce      string
-	Algorithm  jose.SignatureAlgorithm
-	JWK        *jose.JSONWebKey
+	JTI       string
+	Method    string
+	URL       string
+	IssuedAt  time.Time
+	Nonce     string
+	Algorithm jose.SignatureAlgorithm
+	// Thumbprint is the RFC 7638 thumbprint of the proof's key, which
+	// cnf.jkt of a token bound to the key carries.
 	Thumbprint string
 	// Expires is when the jti may be forgotten: after it, iat is too old
 	// for the proof to pass again.
@@ -98,7 +101,7 @@ func (v *Verifier) Verify(proof string, r Request) (*Proof, error) {
 	if proof == "" {
 		return nil, invalid("DPoP proof is missing")
 	}
-	if len(proof) > MaxProofSize {
+	if len(proof) > maxProofSize {
 		return nil, invalid("DPoP proof is too large")
 	}
 	algs := v.Algorithms
@@ -163,11 +166,11 @@ func (v *Verifier) Verify(proof string, r Request) (*Proof, error) {
 	// Clients nearly always send the URL exactly as the server sees it;
 	// only when they do not are both parsed and compared in normal form.
 	if *c.HTU != r.URL {
-		got, err := NormalizeURL(*c.HTU)
+		got, err := normalizeURL(*c.HTU)
 		if err != nil {
 			return nil, invalid("DPoP proof htu is not a valid URL")
 		}
-		want, err := NormalizeURL(r.URL)
+		want, err := normalizeURL(r.URL)
 		if err != nil {
 			return nil, fmt.Errorf("dpop: request URL %q: %w", r.URL, err)
 		}
@@ -191,7 +194,7 @@ func (v *Verifier) Verify(proof string, r Request) (*Proof, error) {
 		}
 		want := r.AccessTokenHash
 		if want == "" {
-			want = AccessTokenHash(r.AccessToken)
+			want = accessTokenHash(r.AccessToken)
 		}
 		if subtle.ConstantTimeCompare([]byte(*c.ATH), []byte(want)) != 1 {
 			return nil, invalid("DPoP proof ath does not match the access token")
@@ -216,7 +219,6 @@ func (v *Verifier) Verify(proof string, r Request) (*Proof, error) {
 		IssuedAt:   iat,
 		Nonce:      nonce,
 		Algorithm:  alg,
-		JWK:        &jose.JSONWebKey{Key: key},
 		Thumbprint: jkt,
 		Expires:    iat.Add(window),
 	}, nil

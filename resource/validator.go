@@ -282,7 +282,7 @@ func (v *Validator) Validate(r *http.Request) (*Claims, error) {
 		}
 	}
 	// One hash of the token serves the token cache and the proof's ath.
-	digest := dpop.AccessTokenDigest(token)
+	digest := tokenDigest(token)
 	c, err := v.validateToken(r.Context(), token, digest, now)
 	if err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/rsa"
 	"encoding/base64"
 	"fmt"
@@ -93,4 +94,13 @@ func Thumbprint(jwk *jose.JSONWebKey) (string, error) {
 		return "", err
 	}
 	return base64.RawURLEncoding.EncodeToString(sum), nil
+}
+
+// NewJTI returns 128 random bits, base64url: a jti nobody can predict.
+func NewJTI() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("jws: crypto/rand failed: " + err.Error()) // never happens on supported platforms
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:])
 }
