@@ -38,8 +38,9 @@ type assertionClaims struct {
 // bare object for one entry, an array for several, as NHN's libraries
 // write it.
 //
-// Token builds its own assertions; this is for requests the package does
-// not make yet.
+// Token, Exchange and Refresh build their own assertions; this is for
+// requests the package does not make, such as to a pushed authorization
+// request or introspection endpoint.
 func (c *Client) ClientAssertion(details ...helseid.Detail) (string, error) {
 	now := c.now()
 	claims := assertionClaims{

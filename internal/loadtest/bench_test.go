@@ -34,7 +34,7 @@ func newTestWorker(tb testing.TB, key *jose.JSONWebKey, bearer bool) *worker {
 			tb.Fatal(err)
 		}
 	}
-	r.claims = newClaimWriter("bench", testIssuer, testEndpoint, client.DefaultAssertionLifetime)
+	r.claims = newClaimWriter("bench", testIssuer, testEndpoint, assertionLifetime)
 	return &worker{r: r}
 }
 
