@@ -21,8 +21,8 @@ import (
 	"github.com/tillit-sts/tillit/internal/jws"
 )
 
-// MaxFileSize bounds what ReadFile reads: a key file is a few KiB at most.
-const MaxFileSize = 64 << 10
+// maxFileSize bounds what ReadFile reads: a key file is a few KiB at most.
+const maxFileSize = 64 << 10
 
 // Generate makes a private key for alg: RSA of rsaBits (2048 when zero) for
 // RS* and PS*, P-256, P-384 or P-521 for ES256, ES384 and ES512. The JWK
@@ -144,19 +144,20 @@ func Parse(data []byte) (*jose.JSONWebKey, error) {
 	return FromKey(signer, "")
 }
 
-// ReadFile reads a private key file (JWK or PEM).
+// ReadFile reads a private key file (JWK or PEM) of at most 64 KiB; a key
+// file is a few KiB.
 func ReadFile(path string) (*jose.JSONWebKey, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("keyfile: %w", err)
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("keyfile: %w", err)
 	}
-	if len(data) > MaxFileSize {
-		return nil, fmt.Errorf("keyfile: %s is larger than %d bytes", path, MaxFileSize)
+	if len(data) > maxFileSize {
+		return nil, fmt.Errorf("keyfile: %s is larger than %d bytes", path, maxFileSize)
 	}
 	k, err := Parse(data)
 	if err != nil {

@@ -28,6 +28,13 @@ import (
 	"github.com/tillit-sts/tillit/resource"
 )
 
+// The defaults of Config.Leeway and Config.KeyRefreshInterval, as its
+// documentation states them.
+const (
+	defaultLeeway             = 5 * time.Second
+	defaultKeyRefreshInterval = time.Minute
+)
+
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 // TestForgeOneFault starts from a valid request (a real token from the STS,
@@ -93,10 +100,10 @@ func TestForgeOneFault(t *testing.T) {
 			return valid(with(func(c map[string]any) { c["aud"] = []string{"nhn:msh", "nhn:deft"} }))
 		}, wantCode: 200},
 		{name: "expired", req: func() req {
-			return valid(with(func(c map[string]any) { c["exp"] = now.Add(-resource.DefaultLeeway).Unix() }))
+			return valid(with(func(c map[string]any) { c["exp"] = now.Add(-defaultLeeway).Unix() }))
 		}, wantCode: 401, wantErr: "invalid_token"},
 		{name: "expired within the leeway", req: func() req {
-			return valid(with(func(c map[string]any) { c["exp"] = now.Add(-resource.DefaultLeeway + time.Second).Unix() }))
+			return valid(with(func(c map[string]any) { c["exp"] = now.Add(-defaultLeeway + time.Second).Unix() }))
 		}, wantCode: 200},
 		{name: "no exp", req: func() req { return valid(with(func(c map[string]any) { delete(c, "exp") })) },
 			wantCode: 401, wantErr: "invalid_token"},
@@ -330,7 +337,7 @@ func TestKeyRotation(t *testing.T) {
 		t.Fatalf("%d JWKS reads within the interval, want 1", n)
 	}
 
-	h.sts.Clock.Advance(resource.DefaultKeyRefreshInterval)
+	h.sts.Clock.Advance(defaultKeyRefreshInterval)
 	now = h.sts.Clock.Now()
 	for i := range 2 {
 		resp, _ := call(v, newRequest("GET", apiURL, "DPoP "+fresh, h.proof(t, "GET", apiURL, fresh, now)))
@@ -576,7 +583,7 @@ func TestTokenCache(t *testing.T) {
 		t.Run(fmt.Sprint("size ", size), func(t *testing.T) {
 			clock := servertest.NewClock(h.sts.Clock.Now())
 			vc := h.validator(t, func(c *resource.Config) { c.TokenCache, c.Now = size, clock.Now })
-			for _, at := range []time.Time{clock.Now(), clock.Now().Add(time.Second), exp.Add(resource.DefaultLeeway - time.Second)} {
+			for _, at := range []time.Time{clock.Now(), clock.Now().Add(time.Second), exp.Add(defaultLeeway - time.Second)} {
 				clock.Advance(at.Sub(clock.Now()))
 				if resp, _ := call(vc, newRequest("GET", apiURL, "DPoP "+tok, h.proof(t, "GET", apiURL, tok, at))); resp.StatusCode != 200 {
 					t.Fatalf("at %v: %d %s", at, resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
