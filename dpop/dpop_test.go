@@ -14,6 +14,8 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/tillit-sts/tillit/internal/jwttest"
 )
 
 // RFC 9449 §4.1 (Figure 2): an example proof, and its key's thumbprint from
@@ -125,6 +127,22 @@ func TestVerifyForgeOneFault(t *testing.T) {
 		{"RSA key of 1024 bits", func(f *forge) {
 			f.header["alg"], f.alg, f.key, f.header["jwk"] = "RS256", jose.RS256, weakRSA, pubJWK(weakRSA)
 		}, ErrInvalidProof, "shorter than"},
+		// One key policy (RSA 2048 to 4096 bits with e = 65537, EC on
+		// P-256, P-384 or P-521), checked before the signature: a larger
+		// key makes the verification cost far more than the request.
+		{"RSA key of 4097 bits", func(f *forge) {
+			f.header["alg"], f.alg, f.key, f.header["jwk"] = "RS256", jose.RS256, rsaKey, jwttest.RSAJWK(jwttest.RSAModulus(4097), 65537)
+		}, ErrInvalidProof, "longer than 4096"},
+		{"RSA key of 20000 bits", func(f *forge) {
+			f.header["alg"], f.alg, f.key, f.header["jwk"] = "RS256", jose.RS256, rsaKey, jwttest.RSAJWK(jwttest.RSAModulus(20000), 65537)
+		}, ErrInvalidProof, "longer than 4096"},
+		{"RSA exponent 3", func(f *forge) {
+			f.header["alg"], f.alg, f.key, f.header["jwk"] = "RS256", jose.RS256, rsaKey, jwttest.RSAJWK(rsaKey.N, 3)
+		}, ErrInvalidProof, "exponent 3 is not 65537"},
+		{"RSA exponent 2^31-1", func(f *forge) {
+			f.header["alg"], f.alg, f.key, f.header["jwk"] = "RS256", jose.RS256, rsaKey, jwttest.RSAJWK(rsaKey.N, 1<<31-1)
+		}, ErrInvalidProof, "exponent 2147483647 is not 65537"},
+		{"EC key on P-224", func(f *forge) { f.header["jwk"] = jwttest.P224JWK(t) }, ErrInvalidProof, "curve"},
 		{"no jti", func(f *forge) { delete(f.claims, "jti") }, ErrInvalidProof, "no jti"},
 		{"empty jti", func(f *forge) { f.claims["jti"] = "" }, ErrInvalidProof, "no jti"},
 		{"jti too long", func(f *forge) { f.claims["jti"] = strings.Repeat("j", 300) }, ErrInvalidProof, "too long"},

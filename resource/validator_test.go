@@ -24,6 +24,7 @@ import (
 	"github.com/tillit-sts/tillit/dpop"
 	"github.com/tillit-sts/tillit/helseid"
 	"github.com/tillit-sts/tillit/internal/jws"
+	"github.com/tillit-sts/tillit/internal/jwttest"
 	"github.com/tillit-sts/tillit/internal/servertest"
 	"github.com/tillit-sts/tillit/resource"
 )
@@ -88,6 +89,7 @@ func TestForgeOneFault(t *testing.T) {
 		before   func(r req) // sent once before the request, e.g. to spend its proof
 		wantCode int
 		wantErr  string // the error code; "" for none
+		wantDesc string // the error_description, where a row pins it here too
 	}{
 		{name: "valid", req: func() req { return valid(good) }, wantCode: 200},
 		{name: "no Authorization", req: func() req { r := valid(good); r.auth = ""; return r }, wantCode: 401},
@@ -215,6 +217,36 @@ func TestForgeOneFault(t *testing.T) {
 		}, wantCode: 401, wantErr: "invalid_dpop_proof"},
 		{name: "proof is not a JWS", req: func() req { r := valid(good); r.proofs = []string{"not.a.proof"}; return r },
 			wantCode: 401, wantErr: "invalid_dpop_proof"},
+		// One key policy for proof keys (RSA 2048 to 4096 bits with
+		// e = 65537, EC on P-256, P-384 or P-521), checked before the
+		// signature: a larger key costs the API more than the request.
+		{name: "proof key of 4097 bits", req: func() req {
+			r := valid(good)
+			r.proofs = []string{forgeProof(t, jwttest.RSAJWK(jwttest.RSAModulus(4097), 65537), good, now)}
+			return r
+		}, wantCode: 401, wantErr: "invalid_dpop_proof", wantDesc: "DPoP proof jwk is not a usable public key: RSA key of 4097 bits is longer than 4096"},
+		{name: "proof key of 20000 bits", req: func() req {
+			r := valid(good)
+			r.proofs = []string{forgeProof(t, jwttest.RSAJWK(jwttest.RSAModulus(20000), 1<<31-1), good, now)}
+			return r
+		}, wantCode: 401, wantErr: "invalid_dpop_proof", wantDesc: "DPoP proof jwk is not a usable public key: RSA key of 20000 bits is longer than 4096"},
+		{name: "proof key with exponent 3", req: func() req {
+			r := valid(good)
+			r.proofs = []string{forgeProof(t, jwttest.RSAJWK(jwttest.RSAModulus(2048), 3), good, now)}
+			return r
+		}, wantCode: 401, wantErr: "invalid_dpop_proof", wantDesc: "DPoP proof jwk is not a usable public key: RSA exponent 3 is not 65537"},
+		{name: "proof key on P-224", req: func() req {
+			r := valid(good)
+			r.proofs = []string{forgeProof(t, jwttest.P224JWK(t), good, now)}
+			return r
+		}, wantCode: 401, wantErr: "invalid_dpop_proof", wantDesc: "DPoP proof jwk is not a usable public key: curve P-224"},
+		// The API knows the key from cnf.jkt before it looks at the proof's
+		// signature: another key, however costly, is refused unverified.
+		{name: "proof key of 4096 bits is not cnf.jkt", req: func() req {
+			r := valid(good)
+			r.proofs = []string{forgeProof(t, jwttest.RSAJWK(jwttest.RSAModulus(4096), 65537), good, now)}
+			return r
+		}, wantCode: 401, wantErr: "invalid_dpop_proof", wantDesc: "DPoP proof is signed with another key than the access token is bound to (cnf.jkt)"},
 	}
 	var golden strings.Builder
 	for _, tt := range tests {
@@ -239,6 +271,9 @@ func TestForgeOneFault(t *testing.T) {
 			fmt.Fprintf(&golden, "%s\n\t%d %s\n", tt.name, resp.StatusCode, challenge)
 			if resp.StatusCode != tt.wantCode {
 				t.Fatalf("status %d (%s), want %d", resp.StatusCode, challenge, tt.wantCode)
+			}
+			if tt.wantDesc != "" && !strings.Contains(challenge, `error_description="`+tt.wantDesc+`"`) {
+				t.Errorf("challenge %s, want error_description %q", challenge, tt.wantDesc)
 			}
 			if resp.Header.Get("Cache-Control") != "no-store" && tt.wantCode != 200 {
 				t.Error("refusal without Cache-Control: no-store")
