@@ -1,11 +1,15 @@
 package dpop
 
 import (
+	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"strings"
 	"testing"
 	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/tillit-sts/tillit/internal/jwttest"
 )
@@ -33,5 +37,50 @@ func BenchmarkRefuseLargeKey(b *testing.B) {
 		if err == nil || !strings.Contains(err.Error(), "DPoP proof") {
 			b.Fatalf("got %v", err)
 		}
+	}
+}
+
+// TestVerifyJKT: with Request.JKT, a proof is refused for its key before
+// its signature is looked at, and passes with the bound key.
+func TestVerifyJKT(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	const url = "https://api.example.no/files"
+	key := mustEC(t, elliptic.P256())
+	s, err := NewSigner(key, jose.ES256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := s.Proof("GET", url, ProofOptions{Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig := make([]byte, 512)
+	rand.Read(sig)
+	costly := jwttest.JWT{
+		Header:    map[string]any{"typ": "dpop+jwt", "alg": "RS256", "jwk": jwttest.RSAJWK(jwttest.RSAModulus(4096), 65537)},
+		Claims:    map[string]any{"jti": "j", "htm": "GET", "htu": url, "iat": now.Unix()},
+		Signature: base64.RawURLEncoding.EncodeToString(sig),
+	}.Sign(t)
+	tests := []struct {
+		name, proof, jkt string
+		want             string // substring of the error; "" for none
+	}{
+		{"bound key", good, s.Thumbprint(), ""},
+		{"no JKT checks no binding", good, "", ""},
+		{"another key", good, "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I", "another key than the access token is bound to"},
+		{"another key with a bad signature", costly, s.Thumbprint(), "another key than the access token is bound to"},
+		{"without JKT the signature decides", costly, "", "signature is invalid"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var v Verifier
+			_, err := v.Verify(tt.proof, Request{Method: "GET", URL: url, JKT: tt.jkt, Now: now})
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tt.want != "" && (!errors.Is(err, ErrInvalidProof) || !strings.Contains(err.Error(), tt.want)):
+				t.Fatalf("got %v, want an invalid proof saying %q", err, tt.want)
+			}
+		})
 	}
 }

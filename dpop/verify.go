@@ -48,6 +48,11 @@ type Request struct {
 	// AccessToken, when set, must be matched by ath. APIs set it; the token
 	// endpoint does not.
 	AccessToken string
+	// JKT, when set, is the thumbprint of the key the access token is
+	// bound to (cnf.jkt). A proof with another key is then refused before
+	// its signature is checked, so that a key the caller would refuse
+	// anyway costs it nothing to verify. APIs set it.
+	JKT string
 	// AccessTokenHash, when set, is the ath that AccessToken gives
 	// (base64url of its SHA-256), from a caller that hashed the token
 	// anyway; the token is then not hashed again.
@@ -128,6 +133,9 @@ func (v *Verifier) Verify(proof string, r Request) (*Proof, error) {
 		return nil, invalid("DPoP proof jwk must not contain a private key")
 	case err != nil:
 		return nil, invalid("DPoP proof jwk is not a usable public key: " + strings.TrimPrefix(err.Error(), "jws: unusable jwk: "))
+	}
+	if r.JKT != "" && subtle.ConstantTimeCompare([]byte(jkt), []byte(r.JKT)) != 1 {
+		return nil, invalid("DPoP proof is signed with another key than the access token is bound to (cnf.jkt)")
 	}
 	alg := tok.Algorithm()
 	if err := jws.CheckKey(alg, key); err != nil {

@@ -35,8 +35,8 @@ func Generate(alg jose.SignatureAlgorithm, rsaBits int) (*jose.JSONWebKey, error
 		if rsaBits == 0 {
 			rsaBits = 2048
 		}
-		if rsaBits < jws.MinRSABits {
-			return nil, fmt.Errorf("keyfile: RSA keys must have at least %d bits", jws.MinRSABits)
+		if rsaBits < jws.MinRSABits || rsaBits > jws.MaxRSABits {
+			return nil, fmt.Errorf("keyfile: RSA keys must have at least %d and at most %d bits", jws.MinRSABits, jws.MaxRSABits)
 		}
 		key, err = rsa.GenerateKey(rand.Reader, rsaBits)
 	case jose.ES256:
@@ -103,6 +103,9 @@ func Parse(data []byte) (*jose.JSONWebKey, error) {
 		}
 		if _, err := Signer(&k); err != nil {
 			return nil, err
+		}
+		if err := jws.CheckPublicKey(k.Public().Key); err != nil {
+			return nil, fmt.Errorf("keyfile: %w", err)
 		}
 		if k.Algorithm != "" {
 			if err := jws.CheckKey(jose.SignatureAlgorithm(k.Algorithm), k.Public().Key); err != nil {
