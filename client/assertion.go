@@ -4,8 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/tillit-sts/tillit/dpop"
 	"github.com/tillit-sts/tillit/helseid"
+	"github.com/tillit-sts/tillit/internal/jws"
 )
 
 // Wire values of private_key_jwt (RFC 7523 §2.2, profile §2.2).
@@ -38,8 +38,9 @@ type assertionClaims struct {
 // bare object for one entry, an array for several, as NHN's libraries
 // write it.
 //
-// Token builds its own assertions; this is for requests the package does
-// not make yet.
+// Token, Exchange and Refresh build their own assertions; this is for
+// requests the package does not make, such as to a pushed authorization
+// request or introspection endpoint.
 func (c *Client) ClientAssertion(details ...helseid.Detail) (string, error) {
 	now := c.now()
 	claims := assertionClaims{
@@ -49,7 +50,7 @@ func (c *Client) ClientAssertion(details ...helseid.Detail) (string, error) {
 		IssuedAt:  now.Unix(),
 		NotBefore: now.Unix(),
 		Expiry:    now.Add(c.lifetime).Unix(),
-		ID:        dpop.NewJTI(),
+		ID:        jws.NewJTI(),
 	}
 	if len(details) > 0 {
 		d, err := helseid.MarshalDetails(details)

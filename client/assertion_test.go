@@ -73,7 +73,7 @@ func TestClientAssertion(t *testing.T) {
 				"aud": `"` + testIssuer + `"`, // a string, not an array, as NHN's libraries send it
 				"iat": "1795514400",
 				"nbf": "1795514400",
-				"exp": "1795514410", // DefaultAssertionLifetime
+				"exp": "1795514410", // the default assertion lifetime
 			}
 			for name, v := range want {
 				if string(claims[name]) != v {
@@ -113,7 +113,7 @@ func TestClientAssertionIsFreshEachTime(t *testing.T) {
 
 func TestClientAssertionLifetime(t *testing.T) {
 	key := testKey(t, jose.ES256)
-	c := newTestClient(t, Config{Key: key, AssertionLifetime: MaxAssertionLifetime})
+	c := newTestClient(t, Config{Key: key, AssertionLifetime: maxAssertionLifetime})
 	a, err := c.ClientAssertion()
 	if err != nil {
 		t.Fatal(err)

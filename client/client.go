@@ -15,6 +15,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/tillit-sts/tillit/dpop"
+	"github.com/tillit-sts/tillit/internal/jws"
 	"github.com/tillit-sts/tillit/keyfile"
 )
 
@@ -22,17 +23,18 @@ import (
 // assertion whose exp is more than 60 s ahead; NHN's .NET library uses 10 s.
 // Short is better: an intercepted assertion is worth nothing after exp.
 const (
-	DefaultAssertionLifetime = 10 * time.Second
-	MaxAssertionLifetime     = 60 * time.Second
+	defaultAssertionLifetime = 10 * time.Second
+	maxAssertionLifetime     = 60 * time.Second
 )
 
-// MetadataMaxAge is how long a discovery document is used before it is read
-// again: a day, as HelseID asks of its clients (FK2) and as NHN's libraries do.
-const MetadataMaxAge = 24 * time.Hour
+// defaultMetadataMaxAge is how long a discovery document is used before it
+// is read again: a day, as HelseID asks of its clients (FK2) and as NHN's
+// libraries do.
+const defaultMetadataMaxAge = 24 * time.Hour
 
-// DefaultHTTPTimeout bounds each request when Config.HTTPClient is nil, so a
+// defaultHTTPTimeout bounds each request when Config.HTTPClient is nil, so a
 // hung server cannot hold a caller that passed a context without a deadline.
-const DefaultHTTPTimeout = 30 * time.Second
+const defaultHTTPTimeout = 30 * time.Second
 
 // Bounds on what is read from a server. HelseID's discovery document is
 // about 5 KiB and a token response a few KiB; the bounds leave room for
@@ -42,10 +44,10 @@ const (
 	maxTokenResponseSize = 1 << 20
 )
 
-// DefaultExpiryMargin is Config.ExpiryMargin when zero. HelseID's tokens
+// defaultExpiryMargin is Config.ExpiryMargin when zero. HelseID's tokens
 // live an hour; renewing 30 s early covers clock skew at the API and a slow
 // network, and costs one token request in 120.
-const DefaultExpiryMargin = 30 * time.Second
+const defaultExpiryMargin = 30 * time.Second
 
 // Config describes one HelseID client configuration.
 type Config struct {
@@ -68,7 +70,8 @@ type Config struct {
 	Algorithm jose.SignatureAlgorithm
 	// DPoPKey signs DPoP proofs. Nil means Key, as NHN's libraries do; a
 	// separate key keeps the long-lived client key out of every API call.
-	// Without alg it signs with dpop.DefaultAlgorithm for its type.
+	// Without alg it signs with PS256 for RSA, and for EC with the ES
+	// algorithm of its curve.
 	DPoPKey *jose.JSONWebKey
 	// GenerateDPoPKey makes a new P-256 DPoP key for this Client instead of
 	// using DPoPKey or Key. Tokens are then bound to a key that exists only
@@ -89,22 +92,23 @@ type Config struct {
 	Organization Organization
 	// ExpiryMargin is how long before a cached token expires a
 	// TokenSource gets a new one, so that a token is not sent to an API in
-	// its last seconds and refused on arrival. Zero means
-	// DefaultExpiryMargin; a token that lives less than twice the margin
-	// is renewed half-way through its life.
+	// its last seconds and refused on arrival. Zero means 30 s, which
+	// covers clock skew at the API and a slow network; a token that lives
+	// less than twice the margin is renewed half-way through its life.
 	ExpiryMargin time.Duration
-	// HTTPClient sends the requests. Nil means a client with
-	// DefaultHTTPTimeout.
+	// HTTPClient sends the requests. Nil means a client with a 30 s
+	// timeout, so that a hung server cannot hold a caller whose context
+	// has no deadline.
 	HTTPClient *http.Client
 	// Now is the clock for assertion and proof times and for the metadata
 	// cache. Nil means time.Now. Tests set it; nothing else should.
 	Now func() time.Time
 	// MetadataMaxAge is how long the discovery document is used before it
-	// is read again. Zero means MetadataMaxAge, a day.
+	// is read again. Zero means a day, as HelseID asks of its clients.
 	MetadataMaxAge time.Duration
 	// AssertionLifetime is exp - iat of client assertions. Zero means
-	// DefaultAssertionLifetime; at least a second, at most
-	// MaxAssertionLifetime.
+	// 10 s, as NHN's .NET library uses; at least a second, at most 60 s,
+	// which HelseID refuses to exceed.
 	AssertionLifetime time.Duration
 }
 
@@ -171,7 +175,7 @@ func New(cfg Config) (*Client, error) {
 	case alg == "":
 		return nil, errors.New("client: key has no alg")
 	}
-	if err := dpop.CheckKey(alg, key.Public()); err != nil {
+	if err := jws.CheckKey(alg, key.Public()); err != nil {
 		return nil, fmt.Errorf("client: key: %w", err)
 	}
 	assertion, err := newAssertionSigner(alg, key, cfg.Key.KeyID)
@@ -216,14 +220,14 @@ func New(cfg Config) (*Client, error) {
 	metaMaxAge := cfg.MetadataMaxAge
 	switch {
 	case metaMaxAge == 0:
-		metaMaxAge = MetadataMaxAge
+		metaMaxAge = defaultMetadataMaxAge
 	case metaMaxAge < 0:
 		return nil, fmt.Errorf("client: metadata max age %v is negative", metaMaxAge)
 	}
 	margin := cfg.ExpiryMargin
 	switch {
 	case margin == 0:
-		margin = DefaultExpiryMargin
+		margin = defaultExpiryMargin
 	case margin < 0:
 		return nil, fmt.Errorf("client: expiry margin %v is negative", margin)
 	}
@@ -231,13 +235,13 @@ func New(cfg Config) (*Client, error) {
 	lifetime := cfg.AssertionLifetime
 	switch {
 	case lifetime == 0:
-		lifetime = DefaultAssertionLifetime
-	case lifetime < time.Second || lifetime > MaxAssertionLifetime:
-		return nil, fmt.Errorf("client: assertion lifetime %v is not between 1s and %v", lifetime, MaxAssertionLifetime)
+		lifetime = defaultAssertionLifetime
+	case lifetime < time.Second || lifetime > maxAssertionLifetime:
+		return nil, fmt.Errorf("client: assertion lifetime %v is not between 1s and %v", lifetime, maxAssertionLifetime)
 	}
 	hc := cfg.HTTPClient
 	if hc == nil {
-		hc = &http.Client{Timeout: DefaultHTTPTimeout}
+		hc = &http.Client{Timeout: defaultHTTPTimeout}
 	}
 	now := cfg.Now
 	if now == nil {

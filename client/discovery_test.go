@@ -97,7 +97,7 @@ func TestMetadataCache(t *testing.T) {
 
 	get()
 	get()
-	advance(MetadataMaxAge - time.Second)
+	advance(defaultMetadataMaxAge - time.Second)
 	get()
 	if n := s.hits.Load(); n != 1 {
 		t.Fatalf("%d reads within a day, want 1", n)

@@ -35,10 +35,14 @@
 // multi-tenant (it must name the organisation, and may name its child), and
 // Config.Organization or TokenRequest.Organization names them.
 //
+// Besides client_credentials (Client.Token, and TokenSource on top of it),
+// Client.Exchange swaps a token an API received for one to a downstream API
+// (token exchange, RFC 8693), and Client.Refresh gets a token with a refresh
+// token after a user login. TokenTransport calls an API with a token from
+// either. All of them send a new client assertion and DPoP proof per request
+// and do the token endpoint's use_dpop_nonce round trip.
+//
 // Refusals by the token endpoint are *Error, with the OAuth error code,
-// description and HTTP status. Only the client_credentials grant exists so
-// far; the token-exchange and refresh helpers will build on the same token
-// request (Client.Token) and cache (TokenSource). The package imports no
-// Tillit server code and no database driver: it is meant to be used by
-// other modules.
+// description and HTTP status. The package imports no Tillit server code and
+// no database driver: it is meant to be used by other modules.
 package client

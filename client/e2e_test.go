@@ -23,8 +23,8 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/tillit-sts/tillit/client"
-	"github.com/tillit-sts/tillit/dpop"
 	"github.com/tillit-sts/tillit/helseid"
+	"github.com/tillit-sts/tillit/internal/jws"
 	"github.com/tillit-sts/tillit/internal/servertest"
 	"github.com/tillit-sts/tillit/keyfile"
 )
@@ -154,7 +154,7 @@ func (e *e2e) accessClaims(t *testing.T, c *client.Client, token string) map[str
 
 func assertionJTI(t *testing.T, x exchange) string {
 	t.Helper()
-	tok, err := jwt.ParseSigned(x.Form.Get("client_assertion"), dpop.Algorithms)
+	tok, err := jwt.ParseSigned(x.Form.Get("client_assertion"), jws.Algorithms)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +172,7 @@ func proofNonce(t *testing.T, x exchange) string {
 	if len(x.DPoP) != 1 {
 		t.Fatalf("%d DPoP headers", len(x.DPoP))
 	}
-	obj, err := jose.ParseSignedCompact(x.DPoP[0], dpop.Algorithms)
+	obj, err := jose.ParseSignedCompact(x.DPoP[0], jws.Algorithms)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -66,7 +66,13 @@ func (c *Client) Exchange(ctx context.Context, r ExchangeRequest) (*TokenRespons
 		"subject_token":      {r.SubjectToken},
 		"subject_token_type": {tokenTypeAccessToken},
 	}
-	details, err := c.exchangeDetails(form, r)
+	details, err := c.render(form, c.withDefaults(grant{
+		scopes:     r.Scopes,
+		resource:   r.Resource,
+		org:        r.Organization,
+		details:    r.AssertionDetails,
+		requireOrg: true,
+	}))
 	if err != nil {
 		return nil, err
 	}
@@ -80,55 +86,4 @@ func (c *Client) Exchange(ctx context.Context, r ExchangeRequest) (*TokenRespons
 		return nil, fmt.Errorf("client: exchange: the server issued a %q, not an access token", t.IssuedTokenType)
 	}
 	return t, nil
-}
-
-// exchangeDetails puts scope and resource (or the Client's defaults) into
-// form and returns the assertion_details of r: the organisation the
-// exchanging client acts for, then r's further entries.
-func (c *Client) exchangeDetails(form url.Values, r ExchangeRequest) ([]helseid.Detail, error) {
-	scopes := r.Scopes
-	if len(scopes) == 0 {
-		scopes = c.scopes
-	}
-	if err := checkScopes(scopes); err != nil {
-		return nil, err
-	}
-	if len(scopes) > 0 {
-		form.Set("scope", strings.Join(scopes, " "))
-	}
-	resource := r.Resource
-	if resource == "" {
-		resource = c.resource
-	}
-	if resource != "" {
-		form.Set("resource", resource)
-	}
-	org := r.Organization
-	if org.IsZero() {
-		org = c.org
-	}
-	var details []helseid.Detail
-	d, err := org.detail(c.tenancy)
-	if err != nil {
-		return nil, err
-	}
-	named := d != nil
-	if named {
-		details = append(details, d)
-	}
-	for _, e := range r.AssertionDetails {
-		if e == nil {
-			return nil, errors.New("client: nil assertion detail")
-		}
-		if e.DetailType() == helseid.DetailTypeAuthorization {
-			if named {
-				return nil, errors.New("client: the request names two organisations")
-			}
-			named = true
-		}
-	}
-	if c.tenancy == MultiTenant && !named {
-		return nil, errors.New("client: a multi-tenant client must name the organisation it acts for")
-	}
-	return append(details, r.AssertionDetails...), nil
 }

@@ -32,8 +32,8 @@ type Organization struct {
 	Child string
 }
 
-// IsZero reports whether o names no organisation.
-func (o Organization) IsZero() bool { return o.Parent == "" && o.Child == "" }
+// isZero reports whether o names no organisation.
+func (o Organization) isZero() bool { return o.Parent == "" && o.Child == "" }
 
 // check validates o for a client of tenancy t, before anything is sent, so
 // that a typo fails here and not as a HID code from the server.

@@ -57,31 +57,16 @@ func (c *Client) Refresh(ctx context.Context, r RefreshRequest) (*TokenResponse,
 		"grant_type":    {grantTypeRefreshToken},
 		"refresh_token": {r.RefreshToken},
 	}
-	if err := checkScopes(r.Scopes); err != nil {
-		return nil, err
-	}
-	if len(r.Scopes) > 0 {
-		form.Set("scope", strings.Join(r.Scopes, " "))
-	}
-	if r.Resource != "" {
-		form.Set("resource", r.Resource)
-	}
-	var details []helseid.Detail
-	d, err := r.Organization.detail(c.tenancy)
+	// The Client's defaults are not used: the login decided what its
+	// refresh token may get.
+	details, err := c.render(form, grant{
+		scopes:   r.Scopes,
+		resource: r.Resource,
+		org:      r.Organization,
+		details:  r.AssertionDetails,
+	})
 	if err != nil {
 		return nil, err
 	}
-	if d != nil {
-		details = append(details, d)
-	}
-	for _, e := range r.AssertionDetails {
-		if e == nil {
-			return nil, errors.New("client: nil assertion detail")
-		}
-		if d != nil && e.DetailType() == helseid.DetailTypeAuthorization {
-			return nil, errors.New("client: the request names two organisations")
-		}
-	}
-	details = append(details, r.AssertionDetails...)
 	return c.token(ctx, form, details, r.Bearer)
 }

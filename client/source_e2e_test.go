@@ -56,7 +56,7 @@ func TestE2ETokenSourceCache(t *testing.T) {
 			t.Fatalf("cached token: %v, %v", tok, err)
 		}
 	}
-	e.srv.Clock.Advance(time.Duration(first.ExpiresIn)*time.Second - client.DefaultExpiryMargin - time.Second)
+	e.srv.Clock.Advance(time.Duration(first.ExpiresIn)*time.Second - 30*time.Second /* the default ExpiryMargin */ - time.Second)
 	if tok, _ := ts.Token(ctx); tok != first {
 		t.Fatal("renewed before the margin")
 	}

@@ -120,45 +120,94 @@ type sourceKey struct {
 }
 
 func (c *Client) prepare(r TokenRequest) (*prepared, error) {
-	scopes := r.Scopes
-	if len(scopes) == 0 {
-		scopes = c.scopes
-	}
-	if err := checkScopes(scopes); err != nil {
+	g := c.withDefaults(grant{
+		scopes:     r.Scopes,
+		resource:   r.Resource,
+		org:        r.Organization,
+		journalID:  r.SFMJournalID,
+		details:    r.AssertionDetails,
+		requireOrg: true,
+	})
+	p := &prepared{form: url.Values{"grant_type": {grantTypeClientCredentials}}, bearer: r.Bearer}
+	var err error
+	if p.details, err = c.render(p.form, g); err != nil {
 		return nil, err
 	}
-	resource := r.Resource
-	if resource == "" {
-		resource = c.resource
-	}
-	org := r.Organization
-	if org.IsZero() {
-		org = c.org
-	}
-	p := &prepared{form: url.Values{"grant_type": {grantTypeClientCredentials}}, bearer: r.Bearer}
-	if len(scopes) > 0 {
-		p.form.Set("scope", strings.Join(scopes, " "))
-	}
-	if resource != "" {
-		p.form.Set("resource", resource)
-	}
 
-	d, err := org.detail(c.tenancy)
+	// The cache key holds the scopes in order of name, so that the same
+	// set asked for in another order shares a token.
+	sorted := slices.Clone(g.scopes)
+	slices.Sort(sorted)
+	p.key = sourceKey{scope: strings.Join(sorted, " "), resource: g.resource, org: g.org, journalID: r.SFMJournalID, bearer: r.Bearer}
+	if len(r.AssertionDetails) > 0 {
+		b, err := helseid.MarshalDetails(r.AssertionDetails)
+		if err != nil {
+			return nil, fmt.Errorf("client: assertion details: %w", err)
+		}
+		p.key.extra = string(b)
+	}
+	return p, nil
+}
+
+// grant is what the token requests of every grant share besides the grant
+// itself: scope, resource, and the entries of assertion_details.
+type grant struct {
+	scopes    []string
+	resource  string
+	org       Organization
+	journalID string           // an SFM journal id, if any
+	details   []helseid.Detail // further entries, after org and journalID
+	// requireOrg makes a multi-tenant client name the organisation it acts
+	// for. A refresh need not: the login's organisation stays.
+	requireOrg bool
+}
+
+// withDefaults fills the empty scopes, resource and organisation of g with
+// the Client's defaults. A refresh does not use them: the login decided
+// what its refresh token may get.
+func (c *Client) withDefaults(g grant) grant {
+	if len(g.scopes) == 0 {
+		g.scopes = c.scopes
+	}
+	if g.resource == "" {
+		g.resource = c.resource
+	}
+	if g.org.isZero() {
+		g.org = c.org
+	}
+	return g
+}
+
+// render checks g, sets its scope and resource in form and returns the
+// client assertion's assertion_details: the organisation, the SFM journal
+// id, then the further entries.
+func (c *Client) render(form url.Values, g grant) ([]helseid.Detail, error) {
+	if err := checkScopes(g.scopes); err != nil {
+		return nil, err
+	}
+	if len(g.scopes) > 0 {
+		form.Set("scope", strings.Join(g.scopes, " "))
+	}
+	if g.resource != "" {
+		form.Set("resource", g.resource)
+	}
+	var details []helseid.Detail
+	d, err := g.org.detail(c.tenancy)
 	if err != nil {
 		return nil, err
 	}
 	named := d != nil
 	if named {
-		p.details = append(p.details, d)
+		details = append(details, d)
 	}
-	if r.SFMJournalID != "" {
-		j, err := helseid.NewSFMJournalID(r.SFMJournalID)
+	if g.journalID != "" {
+		j, err := helseid.NewSFMJournalID(g.journalID)
 		if err != nil {
 			return nil, fmt.Errorf("client: %w", err)
 		}
-		p.details = append(p.details, j)
+		details = append(details, j)
 	}
-	for _, e := range r.AssertionDetails {
+	for _, e := range g.details {
 		if e == nil {
 			return nil, errors.New("client: nil assertion detail")
 		}
@@ -169,24 +218,10 @@ func (c *Client) prepare(r TokenRequest) (*prepared, error) {
 			named = true
 		}
 	}
-	if c.tenancy == MultiTenant && !named {
+	if g.requireOrg && c.tenancy == MultiTenant && !named {
 		return nil, errors.New("client: a multi-tenant client must name the organisation it acts for")
 	}
-	p.details = append(p.details, r.AssertionDetails...)
-
-	// The cache key holds the scopes in order of name, so that the same
-	// set asked for in another order shares a token.
-	sorted := slices.Clone(scopes)
-	slices.Sort(sorted)
-	p.key = sourceKey{scope: strings.Join(sorted, " "), resource: resource, org: org, journalID: r.SFMJournalID, bearer: r.Bearer}
-	if len(r.AssertionDetails) > 0 {
-		b, err := helseid.MarshalDetails(r.AssertionDetails)
-		if err != nil {
-			return nil, fmt.Errorf("client: assertion details: %w", err)
-		}
-		p.key.extra = string(b)
-	}
-	return p, nil
+	return append(details, g.details...), nil
 }
 
 func checkScopes(scopes []string) error {
@@ -198,9 +233,9 @@ func checkScopes(scopes []string) error {
 	return nil
 }
 
-// token posts form to the token endpoint with client authentication and,
-// unless bearer, a DPoP proof, and does the nonce round trip. Grants other
-// than client_credentials will come through here too.
+// token posts form to the token endpoint with a client assertion carrying
+// details and, unless bearer, a DPoP proof, and does the nonce round trip.
+// Every grant comes through here.
 func (c *Client) token(ctx context.Context, form url.Values, details []helseid.Detail, bearer bool) (*TokenResponse, error) {
 	md, err := c.Metadata(ctx)
 	if err != nil {

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/tillit-sts/tillit/internal/jwttest"
 )
 
 // RFC 9449 §4.1 (Figure 2): an example proof, and its key's thumbprint from
@@ -41,22 +43,6 @@ func TestRFC9449ExampleProof(t *testing.T) {
 	}
 	if want := time.Unix(1562262616, 0).Add(DefaultWindow); !p.Expires.Equal(want) {
 		t.Fatalf("expires %v, want %v", p.Expires, want)
-	}
-}
-
-// RFC 7638 §3.1: the example RSA key and its SHA-256 thumbprint.
-func TestRFC7638Thumbprint(t *testing.T) {
-	const jwkJSON = `{"kty":"RSA","n":"0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw","e":"AQAB","alg":"RS256","kid":"2011-04-29"}`
-	var k jose.JSONWebKey
-	if err := json.Unmarshal([]byte(jwkJSON), &k); err != nil {
-		t.Fatal(err)
-	}
-	got, err := Thumbprint(&k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"; got != want {
-		t.Fatalf("thumbprint %q, want %q", got, want)
 	}
 }
 
@@ -118,7 +104,7 @@ func TestVerifyForgeOneFault(t *testing.T) {
 	valid := func() forge {
 		return forge{
 			header: map[string]any{"typ": "dpop+jwt", "alg": "ES256", "jwk": pubJWK(key)},
-			claims: map[string]any{"jti": "j1", "htm": "POST", "htu": url, "iat": now.Unix(), "ath": AccessTokenHash(at)},
+			claims: map[string]any{"jti": "j1", "htm": "POST", "htu": url, "iat": now.Unix(), "ath": accessTokenHash(at)},
 			key:    key, alg: jose.ES256,
 		}
 	}
@@ -141,6 +127,22 @@ func TestVerifyForgeOneFault(t *testing.T) {
 		{"RSA key of 1024 bits", func(f *forge) {
 			f.header["alg"], f.alg, f.key, f.header["jwk"] = "RS256", jose.RS256, weakRSA, pubJWK(weakRSA)
 		}, ErrInvalidProof, "shorter than"},
+		// One key policy (RSA 2048 to 4096 bits with e = 65537, EC on
+		// P-256, P-384 or P-521), checked before the signature: a larger
+		// key makes the verification cost far more than the request.
+		{"RSA key of 4097 bits", func(f *forge) {
+			f.header["alg"], f.alg, f.key, f.header["jwk"] = "RS256", jose.RS256, rsaKey, jwttest.RSAJWK(jwttest.RSAModulus(4097), 65537)
+		}, ErrInvalidProof, "longer than 4096"},
+		{"RSA key of 20000 bits", func(f *forge) {
+			f.header["alg"], f.alg, f.key, f.header["jwk"] = "RS256", jose.RS256, rsaKey, jwttest.RSAJWK(jwttest.RSAModulus(20000), 65537)
+		}, ErrInvalidProof, "longer than 4096"},
+		{"RSA exponent 3", func(f *forge) {
+			f.header["alg"], f.alg, f.key, f.header["jwk"] = "RS256", jose.RS256, rsaKey, jwttest.RSAJWK(rsaKey.N, 3)
+		}, ErrInvalidProof, "exponent 3 is not 65537"},
+		{"RSA exponent 2^31-1", func(f *forge) {
+			f.header["alg"], f.alg, f.key, f.header["jwk"] = "RS256", jose.RS256, rsaKey, jwttest.RSAJWK(rsaKey.N, 1<<31-1)
+		}, ErrInvalidProof, "exponent 2147483647 is not 65537"},
+		{"EC key on P-224", func(f *forge) { f.header["jwk"] = jwttest.P224JWK(t) }, ErrInvalidProof, "curve"},
 		{"no jti", func(f *forge) { delete(f.claims, "jti") }, ErrInvalidProof, "no jti"},
 		{"empty jti", func(f *forge) { f.claims["jti"] = "" }, ErrInvalidProof, "no jti"},
 		{"jti too long", func(f *forge) { f.claims["jti"] = strings.Repeat("j", 300) }, ErrInvalidProof, "too long"},
@@ -160,7 +162,7 @@ func TestVerifyForgeOneFault(t *testing.T) {
 		{"future iat", func(f *forge) { f.claims["iat"] = now.Add(61 * time.Second).Unix() }, ErrInvalidProof, "future"},
 		{"iat at the edge", func(f *forge) { f.claims["iat"] = now.Add(-60 * time.Second).Unix() }, nil, ""},
 		{"no ath", func(f *forge) { delete(f.claims, "ath") }, ErrInvalidProof, "no ath"},
-		{"wrong ath", func(f *forge) { f.claims["ath"] = AccessTokenHash("other") }, ErrInvalidProof, "ath"},
+		{"wrong ath", func(f *forge) { f.claims["ath"] = accessTokenHash("other") }, ErrInvalidProof, "ath"},
 		{"claims not an object", func(f *forge) { f.claims = nil }, ErrInvalidProof, "claims"},
 		{"claims followed by more JSON", func(f *forge) { f.trailer = `{"jti":"j2"}` }, ErrInvalidProof, "claims"},
 		{"claims followed by white space is fine", func(f *forge) { f.trailer = " \n" }, nil, ""},
@@ -207,7 +209,7 @@ func TestVerifyAllowList(t *testing.T) {
 
 func TestVerifyOversized(t *testing.T) {
 	var v Verifier
-	_, err := v.Verify(strings.Repeat("a", MaxProofSize+1), Request{Method: "POST", URL: "https://a.example/t", Now: time.Now()})
+	_, err := v.Verify(strings.Repeat("a", maxProofSize+1), Request{Method: "POST", URL: "https://a.example/t", Now: time.Now()})
 	if !errors.Is(err, ErrInvalidProof) || !strings.Contains(err.Error(), "too large") {
 		t.Fatalf("got %v", err)
 	}
@@ -290,9 +292,9 @@ func TestNormalizeURL(t *testing.T) {
 		{"https://user:pw@a.example/", "", true},
 	}
 	for _, tt := range tests {
-		got, err := NormalizeURL(tt.in)
+		got, err := normalizeURL(tt.in)
 		if (err != nil) != tt.wantErr || got != tt.want {
-			t.Errorf("NormalizeURL(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+			t.Errorf("normalizeURL(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
 		}
 	}
 }
@@ -401,8 +403,8 @@ func TestVerifyGivenTokenHash(t *testing.T) {
 		hash    string
 		wantErr bool
 	}{
-		{AccessTokenHash(at), false},
-		{AccessTokenHash("another token"), true},
+		{accessTokenHash(at), false},
+		{accessTokenHash("another token"), true},
 	} {
 		// Each proof passes once here: the replay check is the caller's.
 		_, err := v.Verify(proof, Request{Method: "GET", URL: url, AccessToken: at, AccessTokenHash: tt.hash, Now: now})

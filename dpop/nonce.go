@@ -10,9 +10,9 @@ import (
 	"time"
 )
 
-// DefaultNonceSlot is the length of one nonce time slot. A nonce is accepted
+// defaultNonceSlot is the length of one nonce time slot. A nonce is accepted
 // in its own slot and the next, so it lives between one and two slots.
-const DefaultNonceSlot = 60 * time.Second
+const defaultNonceSlot = 60 * time.Second
 
 // NonceKey is an HMAC key for nonces. ID tells keys apart during rotation.
 type NonceKey struct {
@@ -46,10 +46,10 @@ const (
 )
 
 // NewNonces returns a nonce source with the given slot length (zero means
-// DefaultNonceSlot). keys[0] issues; all of them are accepted.
+// one minute). keys[0] issues; all of them are accepted.
 func NewNonces(slot time.Duration, keys ...NonceKey) *Nonces {
 	if slot <= 0 {
-		slot = DefaultNonceSlot
+		slot = defaultNonceSlot
 	}
 	n := &Nonces{slot: slot}
 	n.SetKeys(keys...)

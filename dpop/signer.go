@@ -2,39 +2,39 @@ package dpop
 
 import (
 	"crypto"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/url"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/tillit-sts/tillit/internal/jws"
 )
 
 // Signer makes DPoP proofs with one key. It is safe for concurrent use.
 type Signer struct {
 	alg    jose.SignatureAlgorithm
-	jwk    jose.JSONWebKey
 	jkt    string
 	signer jose.Signer
 }
 
 // NewSigner returns a Signer for key (an *rsa.PrivateKey or
-// *ecdsa.PrivateKey) and alg; an empty alg picks DefaultAlgorithm.
+// *ecdsa.PrivateKey) and alg; an empty alg picks PS256 for RSA and, for
+// EC, the ES algorithm of the key's curve.
 func NewSigner(key crypto.Signer, alg jose.SignatureAlgorithm) (*Signer, error) {
 	if alg == "" {
-		a, err := DefaultAlgorithm(key.Public())
+		a, err := jws.DefaultAlgorithm(key.Public())
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("dpop: %w", err)
 		}
 		alg = a
 	}
-	if err := CheckKey(alg, key.Public()); err != nil {
+	if err := jws.CheckKey(alg, key.Public()); err != nil {
 		return nil, fmt.Errorf("dpop: %w", err)
 	}
 	pub := jose.JSONWebKey{Key: key.Public()}
-	jkt, err := Thumbprint(&pub)
+	jkt, err := jws.Thumbprint(&pub)
 	if err != nil {
 		return nil, fmt.Errorf("dpop: %w", err)
 	}
@@ -45,7 +45,7 @@ func NewSigner(key crypto.Signer, alg jose.SignatureAlgorithm) (*Signer, error) 
 	if err != nil {
 		return nil, fmt.Errorf("dpop: %w", err)
 	}
-	return &Signer{alg: alg, jwk: pub, jkt: jkt, signer: s}, nil
+	return &Signer{alg: alg, jkt: jkt, signer: s}, nil
 }
 
 // Algorithm is the JWS algorithm the proofs are signed with.
@@ -54,9 +54,6 @@ func (s *Signer) Algorithm() jose.SignatureAlgorithm { return s.alg }
 // Thumbprint is the RFC 7638 thumbprint of the proof key: what an access
 // token bound to this key carries in cnf.jkt.
 func (s *Signer) Thumbprint() string { return s.jkt }
-
-// PublicJWK is the public key that proofs carry.
-func (s *Signer) PublicJWK() jose.JSONWebKey { return s.jwk }
 
 // ProofOptions are the optional parts of a proof.
 type ProofOptions struct {
@@ -89,9 +86,9 @@ func (s *Signer) Proof(method, target string, o ProofOptions) (string, error) {
 	if now.IsZero() {
 		now = time.Now()
 	}
-	c := proofClaims{JTI: NewJTI(), HTM: method, HTU: u.String(), IAT: now.Unix(), Nonce: o.Nonce}
+	c := proofClaims{JTI: jws.NewJTI(), HTM: method, HTU: u.String(), IAT: now.Unix(), Nonce: o.Nonce}
 	if o.AccessToken != "" {
-		c.ATH = AccessTokenHash(o.AccessToken)
+		c.ATH = accessTokenHash(o.AccessToken)
 	}
 	payload, err := json.Marshal(c)
 	if err != nil {
@@ -102,13 +99,4 @@ func (s *Signer) Proof(method, target string, o ProofOptions) (string, error) {
 		return "", fmt.Errorf("dpop: sign: %w", err)
 	}
 	return obj.CompactSerialize()
-}
-
-// NewJTI returns 128 random bits, base64url: a jti nobody can predict.
-func NewJTI() string {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic("dpop: crypto/rand failed: " + err.Error()) // never happens on supported platforms
-	}
-	return base64.RawURLEncoding.EncodeToString(b[:])
 }

@@ -6,11 +6,11 @@ import (
 	"strings"
 )
 
-// NormalizeURL returns the form of an http(s) URL that htu is compared in
+// normalizeURL returns the form of an http(s) URL that htu is compared in
 // (RFC 9449 §4.3 point 9, RFC 3986 §6.2.2 and §6.2.3): lower-case scheme and
 // host, no default port, no query, no fragment, "/" for an empty path. User
 // information is refused: it has no place in an htu.
-func NormalizeURL(raw string) (string, error) {
+func normalizeURL(raw string) (string, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "", err

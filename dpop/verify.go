@@ -10,13 +10,13 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
-	"github.com/tillit-sts/tillit/jws"
+	"github.com/tillit-sts/tillit/internal/jws"
 )
 
 // Limits on untrusted input. A proof with an RSA-4096 key in its header is
-// about 1.5 KiB; nothing legitimate comes near MaxProofSize.
+// about 1.5 KiB; nothing legitimate comes near maxProofSize.
 const (
-	MaxProofSize = 8 << 10
+	maxProofSize = 8 << 10
 	maxJTILength = 256
 )
 
@@ -24,11 +24,11 @@ const (
 const DefaultWindow = 60 * time.Second
 
 // Verifier checks DPoP proofs (RFC 9449 §4.3). The zero value accepts every
-// algorithm in Algorithms with the default iat window and no server nonce.
+// asymmetric algorithm HelseID allows (RS, PS and ES, 256 to 512) with the default iat window and no server nonce.
 // Replay (jti) is left to the caller, which knows whether its replay state
 // is a database or a cache; Proof.Expires says how long to remember the jti.
 type Verifier struct {
-	// Algorithms allowed; nil means Algorithms.
+	// Algorithms allowed; nil means every asymmetric one HelseID allows.
 	Algorithms []jose.SignatureAlgorithm
 	// Window is the accepted distance between iat and now; zero means
 	// DefaultWindow. It applies even when a nonce is present.
@@ -41,27 +41,35 @@ type Verifier struct {
 type Request struct {
 	Method string
 	// URL is the target URL of the request as the server sees it from the
-	// outside: the issuer's token endpoint, or an API's public URL. Only its
-	// normalised form (NormalizeURL) is compared.
+	// outside: the issuer's token endpoint, or an API's public URL. It
+	// is compared with htu in normal form (RFC 9449 §4.3 point 9): scheme
+	// and host in lower case, no default port, query or fragment.
 	URL string
 	// AccessToken, when set, must be matched by ath. APIs set it; the token
 	// endpoint does not.
 	AccessToken string
-	// AccessTokenHash, when set, is AccessTokenHash(AccessToken), from a
-	// caller that computed it anyway; the token is then not hashed again.
+	// JKT, when set, is the thumbprint of the key the access token is
+	// bound to (cnf.jkt). A proof with another key is then refused before
+	// its signature is checked, so that a key the caller would refuse
+	// anyway costs it nothing to verify. APIs set it.
+	JKT string
+	// AccessTokenHash, when set, is the ath that AccessToken gives
+	// (base64url of its SHA-256), from a caller that hashed the token
+	// anyway; the token is then not hashed again.
 	AccessTokenHash string
 	Now             time.Time
 }
 
 // Proof is a verified proof.
 type Proof struct {
-	JTI        string
-	Method     string
-	URL        string
-	IssuedAt   time.Time
-	Nonce      string
-	Algorithm  jose.SignatureAlgorithm
-	JWK        *jose.JSONWebKey
+	JTI       string
+	Method    string
+	URL       string
+	IssuedAt  time.Time
+	Nonce     string
+	Algorithm jose.SignatureAlgorithm
+	// Thumbprint is the RFC 7638 thumbprint of the proof's key, which
+	// cnf.jkt of a token bound to the key carries.
 	Thumbprint string
 	// Expires is when the jti may be forgotten: after it, iat is too old
 	// for the proof to pass again.
@@ -98,17 +106,17 @@ func (v *Verifier) Verify(proof string, r Request) (*Proof, error) {
 	if proof == "" {
 		return nil, invalid("DPoP proof is missing")
 	}
-	if len(proof) > MaxProofSize {
+	if len(proof) > maxProofSize {
 		return nil, invalid("DPoP proof is too large")
 	}
 	algs := v.Algorithms
 	if algs == nil {
-		algs = Algorithms
+		algs = jws.Algorithms
 	}
 	tok, err := jws.Parse(proof, algs)
 	if err != nil {
 		if errors.Is(err, jws.ErrAlgorithm) {
-			return nil, invalid("DPoP proof alg is not allowed (allowed: " + strings.Join(AlgorithmNames(algs), " ") + ")")
+			return nil, invalid("DPoP proof alg is not allowed (allowed: " + strings.Join(jws.AlgorithmNames(algs), " ") + ")")
 		}
 		return nil, invalid("DPoP proof is not a well-formed JWS")
 	}
@@ -126,8 +134,11 @@ func (v *Verifier) Verify(proof string, r Request) (*Proof, error) {
 	case err != nil:
 		return nil, invalid("DPoP proof jwk is not a usable public key: " + strings.TrimPrefix(err.Error(), "jws: unusable jwk: "))
 	}
+	if r.JKT != "" && subtle.ConstantTimeCompare([]byte(jkt), []byte(r.JKT)) != 1 {
+		return nil, invalid("DPoP proof is signed with another key than the access token is bound to (cnf.jkt)")
+	}
 	alg := tok.Algorithm()
-	if err := CheckKey(alg, key); err != nil {
+	if err := jws.CheckKey(alg, key); err != nil {
 		return nil, invalid("DPoP proof jwk does not fit alg: " + err.Error())
 	}
 	if err := tok.Verify(key); err != nil {
@@ -163,11 +174,11 @@ func (v *Verifier) Verify(proof string, r Request) (*Proof, error) {
 	// Clients nearly always send the URL exactly as the server sees it;
 	// only when they do not are both parsed and compared in normal form.
 	if *c.HTU != r.URL {
-		got, err := NormalizeURL(*c.HTU)
+		got, err := normalizeURL(*c.HTU)
 		if err != nil {
 			return nil, invalid("DPoP proof htu is not a valid URL")
 		}
-		want, err := NormalizeURL(r.URL)
+		want, err := normalizeURL(r.URL)
 		if err != nil {
 			return nil, fmt.Errorf("dpop: request URL %q: %w", r.URL, err)
 		}
@@ -191,7 +202,7 @@ func (v *Verifier) Verify(proof string, r Request) (*Proof, error) {
 		}
 		want := r.AccessTokenHash
 		if want == "" {
-			want = AccessTokenHash(r.AccessToken)
+			want = accessTokenHash(r.AccessToken)
 		}
 		if subtle.ConstantTimeCompare([]byte(*c.ATH), []byte(want)) != 1 {
 			return nil, invalid("DPoP proof ath does not match the access token")
@@ -216,7 +227,6 @@ func (v *Verifier) Verify(proof string, r Request) (*Proof, error) {
 		IssuedAt:   iat,
 		Nonce:      nonce,
 		Algorithm:  alg,
-		JWK:        &jose.JSONWebKey{Key: key},
 		Thumbprint: jkt,
 		Expires:    iat.Add(window),
 	}, nil

@@ -18,11 +18,11 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
-	"github.com/tillit-sts/tillit/dpop"
+	"github.com/tillit-sts/tillit/internal/jws"
 )
 
-// MaxFileSize bounds what ReadFile reads: a key file is a few KiB at most.
-const MaxFileSize = 64 << 10
+// maxFileSize bounds what ReadFile reads: a key file is a few KiB at most.
+const maxFileSize = 64 << 10
 
 // Generate makes a private key for alg: RSA of rsaBits (2048 when zero) for
 // RS* and PS*, P-256, P-384 or P-521 for ES256, ES384 and ES512. The JWK
@@ -35,8 +35,8 @@ func Generate(alg jose.SignatureAlgorithm, rsaBits int) (*jose.JSONWebKey, error
 		if rsaBits == 0 {
 			rsaBits = 2048
 		}
-		if rsaBits < dpop.MinRSABits {
-			return nil, fmt.Errorf("keyfile: RSA keys must have at least %d bits", dpop.MinRSABits)
+		if rsaBits < jws.MinRSABits || rsaBits > jws.MaxRSABits {
+			return nil, fmt.Errorf("keyfile: RSA keys must have at least %d and at most %d bits", jws.MinRSABits, jws.MaxRSABits)
 		}
 		key, err = rsa.GenerateKey(rand.Reader, rsaBits)
 	case jose.ES256:
@@ -55,20 +55,20 @@ func Generate(alg jose.SignatureAlgorithm, rsaBits int) (*jose.JSONWebKey, error
 }
 
 // FromKey wraps a private key in a JWK with alg, use and kid. An empty alg
-// picks dpop.DefaultAlgorithm for the key.
+// picks PS256 for RSA and, for EC, the ES algorithm of the key's curve.
 func FromKey(key crypto.Signer, alg jose.SignatureAlgorithm) (*jose.JSONWebKey, error) {
 	if alg == "" {
-		a, err := dpop.DefaultAlgorithm(key.Public())
+		a, err := jws.DefaultAlgorithm(key.Public())
 		if err != nil {
 			return nil, err
 		}
 		alg = a
 	}
-	if err := dpop.CheckKey(alg, key.Public()); err != nil {
+	if err := jws.CheckKey(alg, key.Public()); err != nil {
 		return nil, fmt.Errorf("keyfile: %w", err)
 	}
 	jwk := &jose.JSONWebKey{Key: key, Algorithm: string(alg), Use: "sig"}
-	kid, err := dpop.Thumbprint(jwk)
+	kid, err := jws.Thumbprint(jwk)
 	if err != nil {
 		return nil, fmt.Errorf("keyfile: %w", err)
 	}
@@ -104,13 +104,16 @@ func Parse(data []byte) (*jose.JSONWebKey, error) {
 		if _, err := Signer(&k); err != nil {
 			return nil, err
 		}
+		if err := jws.CheckPublicKey(k.Public().Key); err != nil {
+			return nil, fmt.Errorf("keyfile: %w", err)
+		}
 		if k.Algorithm != "" {
-			if err := dpop.CheckKey(jose.SignatureAlgorithm(k.Algorithm), k.Public().Key); err != nil {
+			if err := jws.CheckKey(jose.SignatureAlgorithm(k.Algorithm), k.Public().Key); err != nil {
 				return nil, fmt.Errorf("keyfile: %w", err)
 			}
 		}
 		if k.KeyID == "" {
-			kid, err := dpop.Thumbprint(&k)
+			kid, err := jws.Thumbprint(&k)
 			if err != nil {
 				return nil, fmt.Errorf("keyfile: %w", err)
 			}
@@ -144,19 +147,20 @@ func Parse(data []byte) (*jose.JSONWebKey, error) {
 	return FromKey(signer, "")
 }
 
-// ReadFile reads a private key file (JWK or PEM).
+// ReadFile reads a private key file (JWK or PEM) of at most 64 KiB; a key
+// file is a few KiB.
 func ReadFile(path string) (*jose.JSONWebKey, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("keyfile: %w", err)
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("keyfile: %w", err)
 	}
-	if len(data) > MaxFileSize {
-		return nil, fmt.Errorf("keyfile: %s is larger than %d bytes", path, MaxFileSize)
+	if len(data) > maxFileSize {
+		return nil, fmt.Errorf("keyfile: %s is larger than %d bytes", path, maxFileSize)
 	}
 	k, err := Parse(data)
 	if err != nil {

@@ -1,11 +1,16 @@
 package keyfile
 
 import (
+	"crypto"
 	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,7 +18,8 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
-	"github.com/tillit-sts/tillit/dpop"
+	"github.com/tillit-sts/tillit/internal/jws"
+	"github.com/tillit-sts/tillit/internal/jwttest"
 )
 
 func TestGenerateWriteRead(t *testing.T) {
@@ -26,7 +32,7 @@ func TestGenerateWriteRead(t *testing.T) {
 			if k.Algorithm != string(alg) || k.Use != "sig" {
 				t.Fatalf("alg %q use %q", k.Algorithm, k.Use)
 			}
-			jkt, err := dpop.Thumbprint(k)
+			jkt, err := jws.Thumbprint(k)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -116,4 +122,95 @@ func TestParseJWKRejectsAlgThatDoesNotFit(t *testing.T) {
 	if _, err := Parse([]byte(bad)); err == nil {
 		t.Fatal("EC key with alg RS256 was accepted")
 	}
+}
+
+// TestKeyPolicy: a key file holds only a key Tillit and HelseID accept,
+// RSA of 2048 to 4096 bits with e = 65537 or EC on P-256, P-384 or P-521,
+// with or without an alg.
+func TestKeyPolicy(t *testing.T) {
+	// The private parts are never used: the policy looks at the public key.
+	fake := func(bits, e int) *rsa.PrivateKey {
+		return &rsa.PrivateKey{PublicKey: rsa.PublicKey{N: jwttest.RSAModulus(bits), E: e}}
+	}
+	p224, err := ecdsa.GenerateKey(elliptic.P224(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		key     crypto.Signer
+		alg     jose.SignatureAlgorithm
+		wantErr string
+	}{
+		{"RSA 4096", fake(4096, 65537), jose.PS256, ""},
+		{"RSA 4097", fake(4097, 65537), jose.PS256, "RSA key of 4097 bits is longer than 4096"},
+		{"RSA 4097 without alg", fake(4097, 65537), "", "RSA key of 4097 bits is longer than 4096"},
+		{"RSA exponent 3", fake(2048, 3), jose.RS256, "RSA exponent 3 is not 65537"},
+		{"RSA exponent 3 without alg", fake(2048, 3), "", "RSA exponent 3 is not 65537"},
+		{"EC P-224 without alg", p224, "", "unsupported"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := FromKey(tt.key, tt.alg)
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)):
+				t.Fatalf("got %v, want an error saying %q", err, tt.wantErr)
+			}
+		})
+	}
+	// Read from a file: a real key with e = 3, as PEM and as a JWK
+	// without alg.
+	e3 := e3Key(t)
+	der, err := x509.MarshalPKCS8PrivateKey(e3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwk, err := json.Marshal(jose.JSONWebKey{Key: e3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string][]byte{
+		"PEM":             pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}),
+		"JWK without alg": jwk,
+	} {
+		if _, err := Parse(data); err == nil || !strings.Contains(err.Error(), "RSA exponent 3 is not 65537") {
+			t.Errorf("Parse of a %s key with e = 3: got %v", name, err)
+		}
+	}
+	// Refused before any key is generated: 4104 bits would take seconds.
+	if _, err := Generate(jose.PS256, 4104); err == nil || !strings.Contains(err.Error(), "at most 4096 bits") {
+		t.Fatalf("Generate of 4104 bits: got %v", err)
+	}
+}
+
+// e3Key is a real RSA key of 2048 bits with public exponent 3, which
+// crypto/rsa does not generate but accepts.
+func e3Key(t *testing.T) *rsa.PrivateKey {
+	t.Helper()
+	e, one := big.NewInt(3), big.NewInt(1)
+	prime := func() *big.Int {
+		for {
+			p, err := rand.Prime(rand.Reader, 1024)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if new(big.Int).Mod(new(big.Int).Sub(p, one), e).Sign() != 0 {
+				return p
+			}
+		}
+	}
+	p, q := prime(), prime()
+	phi := new(big.Int).Mul(new(big.Int).Sub(p, one), new(big.Int).Sub(q, one))
+	k := &rsa.PrivateKey{
+		PublicKey: rsa.PublicKey{N: new(big.Int).Mul(p, q), E: 3},
+		D:         new(big.Int).ModInverse(e, phi),
+		Primes:    []*big.Int{p, q},
+	}
+	k.Precompute()
+	if err := k.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return k
 }

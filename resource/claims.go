@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tillit-sts/tillit/jws"
+	"github.com/tillit-sts/tillit/internal/jws"
 )
 
 // Claims are the claims of a validated access token, typed (profile §5).

@@ -23,11 +23,11 @@ type ReplayCache interface {
 	Use(ctx context.Context, key string, now, exp time.Time) error
 }
 
-// DefaultReplayCapacity is the capacity of the replay cache New makes when
-// Config.Replay is nil: a proof is remembered for up to twice the proof window
+// defaultReplayCapacity is the capacity of a MemoryReplayCache made with
+// capacity 0, as New makes when Config.Replay is nil: a proof is remembered for up to twice the proof window
 // (two minutes by default), so this serves about 2,000 requests a second
 // per instance, in about 30 MiB when full.
-const DefaultReplayCapacity = 1 << 18
+const defaultReplayCapacity = 1 << 18
 
 // replayKey names a proof in the cache: a hash of the key thumbprint and
 // the jti, since a jti need only be unique per key (RFC 9449 §11.1) and the
@@ -52,11 +52,13 @@ type MemoryReplayCache struct {
 	byExp    expiryHeap
 }
 
-// NewMemoryReplayCache returns a cache for at most capacity keys
-// (DefaultReplayCapacity when capacity ≤ 0).
+// NewMemoryReplayCache returns a cache for at most capacity keys. When
+// capacity ≤ 0 it holds 2^18 keys: a proof is remembered for up to twice
+// the proof window (two minutes by default), so that serves about 2,000
+// requests a second per instance, in about 30 MiB when full.
 func NewMemoryReplayCache(capacity int) *MemoryReplayCache {
 	if capacity <= 0 {
-		capacity = DefaultReplayCapacity
+		capacity = defaultReplayCapacity
 	}
 	return &MemoryReplayCache{capacity: capacity, seen: map[string]int64{}}
 }

@@ -1,9 +1,19 @@
 package resource
 
 import (
+	"crypto/sha256"
 	"sync"
 	"time"
+	"unsafe"
 )
+
+// tokenDigest is the SHA-256 of an access token: the token cache's key, and
+// what a DPoP proof's ath encodes, so one hash serves both. It hashes the
+// token in place: a copy for every request would be a kilobyte of garbage,
+// and the hash only reads the bytes.
+func tokenDigest(token string) [sha256.Size]byte {
+	return sha256.Sum256(unsafe.Slice(unsafe.StringData(token), len(token)))
+}
 
 // tokenCache remembers access tokens that passed verifyToken, by the
 // SHA-256 of the token: a hit means these exact bytes were verified. It

@@ -2,7 +2,6 @@ package resource
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -15,31 +14,31 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/tillit-sts/tillit/dpop"
-	"github.com/tillit-sts/tillit/jws"
+	"github.com/tillit-sts/tillit/internal/jws"
 )
 
 // Defaults of Config.
 const (
-	// DefaultLeeway is the clock skew allowed on exp and nbf: NHN asks for
+	// defaultLeeway is the clock skew allowed on exp and nbf: NHN asks for
 	// "a few seconds" at most (profile §10.3).
-	DefaultLeeway = 5 * time.Second
-	// MaxLeeway bounds Config.Leeway: more would keep expired tokens alive.
-	MaxLeeway = time.Minute
-	// DefaultKeyRefreshInterval is the least time between two reads of the
+	defaultLeeway = 5 * time.Second
+	// maxLeeway bounds Config.Leeway: more would keep expired tokens alive.
+	maxLeeway = time.Minute
+	// defaultKeyRefreshInterval is the least time between two reads of the
 	// issuer's keys. A token with an unknown kid waits at most this long
 	// for a key the STS has just started to sign with; a flood of tokens
 	// with made-up kids costs the STS one request per interval.
-	DefaultKeyRefreshInterval = time.Minute
-	// DefaultKeysMaxAge is how long keys are used before they are read
+	defaultKeyRefreshInterval = time.Minute
+	// defaultKeysMaxAge is how long keys are used before they are read
 	// again, so that a key the STS withdrew stops verifying. Tillit
 	// publishes keys a day before they sign, so an hour loses nothing.
-	DefaultKeysMaxAge = time.Hour
-	// DefaultTokenCache is Config.TokenCache when zero: room for the
+	defaultKeysMaxAge = time.Hour
+	// defaultTokenCache is Config.TokenCache when zero: room for the
 	// tokens of a few thousand clients, about 10 MiB at most.
-	DefaultTokenCache = 4096
-	// DefaultHTTPTimeout bounds each read of discovery or keys when
+	defaultTokenCache = 4096
+	// defaultHTTPTimeout bounds each read of discovery or keys when
 	// Config.HTTPClient is nil.
-	DefaultHTTPTimeout = 10 * time.Second
+	defaultHTTPTimeout = 10 * time.Second
 )
 
 // maxTokenSize bounds the access token parsed. HelseID's tokens are about
@@ -63,13 +62,14 @@ type Config struct {
 	Scopes []string
 
 	// Algorithms are the JWS algorithms accepted for access tokens. Nil
-	// means dpop.Algorithms (RS, PS and ES, 256 to 512); never none or HS*.
+	// means RS, PS and ES, 256 to 512; never none or HS*.
 	Algorithms []jose.SignatureAlgorithm
 	// DPoPAlgorithms are those accepted for DPoP proofs, and announced in
-	// WWW-Authenticate algs. Nil means dpop.Algorithms.
+	// WWW-Authenticate algs. Nil means the same default as Algorithms.
 	DPoPAlgorithms []jose.SignatureAlgorithm
-	// Leeway is the clock skew allowed on exp and nbf. Zero means
-	// DefaultLeeway; at most MaxLeeway.
+	// Leeway is the clock skew allowed on exp and nbf. Zero means 5 s, as
+	// NHN asks for "a few seconds" at most; at most a minute, since more
+	// would keep expired tokens alive.
 	Leeway time.Duration
 	// ProofWindow is how far a proof's iat may be from now, either way.
 	// Zero means dpop.DefaultWindow (60 s). A proof's jti is remembered
@@ -91,9 +91,9 @@ type Config struct {
 	// DPoP-Nonce header, and every successful answer carries a fresh
 	// nonce. Share its keys between instances of the API.
 	Nonces *dpop.Nonces
-	// Replay remembers accepted proofs. Nil means a MemoryReplayCache of
-	// DefaultReplayCapacity, which is right for one instance; instances
-	// behind one load balancer must share one cache.
+	// Replay remembers accepted proofs. Nil means NewMemoryReplayCache(0),
+	// which is right for one instance; instances behind one load balancer
+	// must share one cache.
 	Replay ReplayCache
 
 	// TokenCache is how many verified access tokens are remembered, so
@@ -101,7 +101,8 @@ type Config struct {
 	// live an hour) costs one token signature check, not one per request;
 	// the proof is still checked every time. A token is remembered until
 	// it expires or KeysMaxAge has passed, whichever is first. Zero means
-	// DefaultTokenCache; a negative number turns the cache off.
+	// 4096, room for the tokens of a few thousand clients in about 10 MiB
+	// at most; a negative number turns the cache off.
 	TokenCache int
 
 	// InsecureBearer makes the validator serve a Bearer route instead of
@@ -111,13 +112,18 @@ type Config struct {
 	// and a validator never accepts both schemes.
 	InsecureBearer bool
 
-	// HTTPClient reads discovery and keys. Nil means a client with
-	// DefaultHTTPTimeout.
+	// HTTPClient reads discovery and keys. Nil means a client with a 10 s
+	// timeout.
 	HTTPClient *http.Client
-	// KeyRefreshInterval and KeysMaxAge: zero means
-	// DefaultKeyRefreshInterval and DefaultKeysMaxAge.
+	// KeyRefreshInterval is the least time between two reads of the
+	// issuer's keys. A token with an unknown kid waits at most this long
+	// for a key the STS has just started to sign with; a flood of tokens
+	// with made-up kids costs the STS one request per interval. Zero
+	// means a minute.
 	KeyRefreshInterval time.Duration
-	KeysMaxAge         time.Duration
+	// KeysMaxAge is how long keys are used before they are read again, so
+	// that a key the STS withdrew stops verifying. Zero means an hour.
+	KeysMaxAge time.Duration
 	// Now is the clock. Nil means time.Now; tests set it.
 	Now func() time.Time
 	// OnError, when set, is told of every refused request, for logging:
@@ -161,18 +167,18 @@ func New(cfg Config) (*Validator, error) {
 	}
 	algs := cfg.Algorithms
 	if algs == nil {
-		algs = dpop.Algorithms
+		algs = jws.Algorithms
 	}
 	palgs := cfg.DPoPAlgorithms
 	if palgs == nil {
-		palgs = dpop.Algorithms
+		palgs = jws.Algorithms
 	}
 	for _, list := range [][]jose.SignatureAlgorithm{algs, palgs} {
 		if len(list) == 0 {
 			return nil, errors.New("resource: empty algorithm list")
 		}
 		for _, a := range list {
-			if !slices.Contains(dpop.Algorithms, a) {
+			if !slices.Contains(jws.Algorithms, a) {
 				return nil, fmt.Errorf("resource: algorithm %q is not an asymmetric JWS algorithm", a)
 			}
 		}
@@ -180,9 +186,9 @@ func New(cfg Config) (*Validator, error) {
 	leeway := cfg.Leeway
 	switch {
 	case leeway == 0:
-		leeway = DefaultLeeway
-	case leeway < 0 || leeway > MaxLeeway:
-		return nil, fmt.Errorf("resource: leeway %v is not between 0 and %v", leeway, MaxLeeway)
+		leeway = defaultLeeway
+	case leeway < 0 || leeway > maxLeeway:
+		return nil, fmt.Errorf("resource: leeway %v is not between 0 and %v", leeway, maxLeeway)
 	}
 	if cfg.ProofWindow < 0 {
 		return nil, fmt.Errorf("resource: proof window %v is negative", cfg.ProofWindow)
@@ -200,7 +206,7 @@ func New(cfg Config) (*Validator, error) {
 	}
 	hc := cfg.HTTPClient
 	if hc == nil {
-		hc = &http.Client{Timeout: DefaultHTTPTimeout}
+		hc = &http.Client{Timeout: defaultHTTPTimeout}
 	}
 	now := cfg.Now
 	if now == nil {
@@ -208,11 +214,11 @@ func New(cfg Config) (*Validator, error) {
 	}
 	interval := cfg.KeyRefreshInterval
 	if interval <= 0 {
-		interval = DefaultKeyRefreshInterval
+		interval = defaultKeyRefreshInterval
 	}
 	maxAge := cfg.KeysMaxAge
 	if maxAge <= 0 {
-		maxAge = DefaultKeysMaxAge
+		maxAge = defaultKeysMaxAge
 	}
 	replay := cfg.Replay
 	if replay == nil && !cfg.InsecureBearer {
@@ -221,7 +227,7 @@ func New(cfg Config) (*Validator, error) {
 	var tokens *tokenCache
 	switch {
 	case cfg.TokenCache == 0:
-		tokens = newTokenCache(DefaultTokenCache, maxAge)
+		tokens = newTokenCache(defaultTokenCache, maxAge)
 	case cfg.TokenCache > 0:
 		tokens = newTokenCache(cfg.TokenCache, maxAge)
 	}
@@ -241,7 +247,7 @@ func New(cfg Config) (*Validator, error) {
 		keys:     &keySet{issuer: cfg.Issuer, http: hc, now: now, interval: interval, maxAge: maxAge},
 		now:      now,
 		onError:  cfg.OnError,
-		algNames: strings.Join(dpop.AlgorithmNames(palgs), " "),
+		algNames: strings.Join(jws.AlgorithmNames(palgs), " "),
 	}, nil
 }
 
@@ -282,7 +288,7 @@ func (v *Validator) Validate(r *http.Request) (*Claims, error) {
 		}
 	}
 	// One hash of the token serves the token cache and the proof's ath.
-	digest := dpop.AccessTokenDigest(token)
+	digest := tokenDigest(token)
 	c, err := v.validateToken(r.Context(), token, digest, now)
 	if err != nil {
 		return nil, err
@@ -299,13 +305,13 @@ func (v *Validator) Validate(r *http.Request) (*Claims, error) {
 	if c.JKT == "" {
 		return nil, fail(ErrInvalidToken, "access token is not DPoP-bound (no cnf.jkt)", nil)
 	}
+	// The proof's key is compared with cnf.jkt before its signature is
+	// checked: with one stolen token, proofs with costly keys of the
+	// attacker's choice would otherwise each cost a verification.
 	p, err := v.proofs.Verify(proof, dpop.Request{Method: r.Method, URL: v.requestURL(r), AccessToken: token,
-		AccessTokenHash: base64.RawURLEncoding.EncodeToString(digest[:]), Now: now})
+		AccessTokenHash: base64.RawURLEncoding.EncodeToString(digest[:]), JKT: c.JKT, Now: now})
 	if err != nil {
 		return nil, proofError(err)
-	}
-	if subtle.ConstantTimeCompare([]byte(p.Thumbprint), []byte(c.JKT)) != 1 {
-		return nil, fail(dpop.ErrInvalidProof, "DPoP proof is signed with another key than the access token is bound to (cnf.jkt)", nil)
 	}
 	if err := v.checkScopes(c, v.scopes); err != nil {
 		return nil, err
@@ -402,7 +408,7 @@ func (v *Validator) verifyToken(ctx context.Context, token string, now time.Time
 	if key.Algorithm != "" && key.Algorithm != h.Alg {
 		return nil, fail(ErrInvalidToken, "access token alg is not the alg of its key", nil)
 	}
-	if err := dpop.CheckKey(alg, key.Key); err != nil {
+	if err := jws.CheckKey(alg, key.Key); err != nil {
 		return nil, fail(ErrInvalidToken, "access token alg does not fit its key", nil)
 	}
 	if err := tok.Verify(key.Key); err != nil {

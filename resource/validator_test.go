@@ -23,8 +23,17 @@ import (
 	"github.com/tillit-sts/tillit/client"
 	"github.com/tillit-sts/tillit/dpop"
 	"github.com/tillit-sts/tillit/helseid"
+	"github.com/tillit-sts/tillit/internal/jws"
+	"github.com/tillit-sts/tillit/internal/jwttest"
 	"github.com/tillit-sts/tillit/internal/servertest"
 	"github.com/tillit-sts/tillit/resource"
+)
+
+// The defaults of Config.Leeway and Config.KeyRefreshInterval, as its
+// documentation states them.
+const (
+	defaultLeeway             = 5 * time.Second
+	defaultKeyRefreshInterval = time.Minute
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -80,6 +89,7 @@ func TestForgeOneFault(t *testing.T) {
 		before   func(r req) // sent once before the request, e.g. to spend its proof
 		wantCode int
 		wantErr  string // the error code; "" for none
+		wantDesc string // the error_description, where a row pins it here too
 	}{
 		{name: "valid", req: func() req { return valid(good) }, wantCode: 200},
 		{name: "no Authorization", req: func() req { r := valid(good); r.auth = ""; return r }, wantCode: 401},
@@ -92,10 +102,10 @@ func TestForgeOneFault(t *testing.T) {
 			return valid(with(func(c map[string]any) { c["aud"] = []string{"nhn:msh", "nhn:deft"} }))
 		}, wantCode: 200},
 		{name: "expired", req: func() req {
-			return valid(with(func(c map[string]any) { c["exp"] = now.Add(-resource.DefaultLeeway).Unix() }))
+			return valid(with(func(c map[string]any) { c["exp"] = now.Add(-defaultLeeway).Unix() }))
 		}, wantCode: 401, wantErr: "invalid_token"},
 		{name: "expired within the leeway", req: func() req {
-			return valid(with(func(c map[string]any) { c["exp"] = now.Add(-resource.DefaultLeeway + time.Second).Unix() }))
+			return valid(with(func(c map[string]any) { c["exp"] = now.Add(-defaultLeeway + time.Second).Unix() }))
 		}, wantCode: 200},
 		{name: "no exp", req: func() req { return valid(with(func(c map[string]any) { delete(c, "exp") })) },
 			wantCode: 401, wantErr: "invalid_token"},
@@ -207,6 +217,36 @@ func TestForgeOneFault(t *testing.T) {
 		}, wantCode: 401, wantErr: "invalid_dpop_proof"},
 		{name: "proof is not a JWS", req: func() req { r := valid(good); r.proofs = []string{"not.a.proof"}; return r },
 			wantCode: 401, wantErr: "invalid_dpop_proof"},
+		// One key policy for proof keys (RSA 2048 to 4096 bits with
+		// e = 65537, EC on P-256, P-384 or P-521), checked before the
+		// signature: a larger key costs the API more than the request.
+		{name: "proof key of 4097 bits", req: func() req {
+			r := valid(good)
+			r.proofs = []string{forgeProof(t, jwttest.RSAJWK(jwttest.RSAModulus(4097), 65537), good, now)}
+			return r
+		}, wantCode: 401, wantErr: "invalid_dpop_proof", wantDesc: "DPoP proof jwk is not a usable public key: RSA key of 4097 bits is longer than 4096"},
+		{name: "proof key of 20000 bits", req: func() req {
+			r := valid(good)
+			r.proofs = []string{forgeProof(t, jwttest.RSAJWK(jwttest.RSAModulus(20000), 1<<31-1), good, now)}
+			return r
+		}, wantCode: 401, wantErr: "invalid_dpop_proof", wantDesc: "DPoP proof jwk is not a usable public key: RSA key of 20000 bits is longer than 4096"},
+		{name: "proof key with exponent 3", req: func() req {
+			r := valid(good)
+			r.proofs = []string{forgeProof(t, jwttest.RSAJWK(jwttest.RSAModulus(2048), 3), good, now)}
+			return r
+		}, wantCode: 401, wantErr: "invalid_dpop_proof", wantDesc: "DPoP proof jwk is not a usable public key: RSA exponent 3 is not 65537"},
+		{name: "proof key on P-224", req: func() req {
+			r := valid(good)
+			r.proofs = []string{forgeProof(t, jwttest.P224JWK(t), good, now)}
+			return r
+		}, wantCode: 401, wantErr: "invalid_dpop_proof", wantDesc: "DPoP proof jwk is not a usable public key: curve P-224"},
+		// The API knows the key from cnf.jkt before it looks at the proof's
+		// signature: another key, however costly, is refused unverified.
+		{name: "proof key of 4096 bits is not cnf.jkt", req: func() req {
+			r := valid(good)
+			r.proofs = []string{forgeProof(t, jwttest.RSAJWK(jwttest.RSAModulus(4096), 65537), good, now)}
+			return r
+		}, wantCode: 401, wantErr: "invalid_dpop_proof", wantDesc: "DPoP proof is signed with another key than the access token is bound to (cnf.jkt)"},
 	}
 	var golden strings.Builder
 	for _, tt := range tests {
@@ -232,6 +272,9 @@ func TestForgeOneFault(t *testing.T) {
 			if resp.StatusCode != tt.wantCode {
 				t.Fatalf("status %d (%s), want %d", resp.StatusCode, challenge, tt.wantCode)
 			}
+			if tt.wantDesc != "" && !strings.Contains(challenge, `error_description="`+tt.wantDesc+`"`) {
+				t.Errorf("challenge %s, want error_description %q", challenge, tt.wantDesc)
+			}
 			if resp.Header.Get("Cache-Control") != "no-store" && tt.wantCode != 200 {
 				t.Error("refusal without Cache-Control: no-store")
 			}
@@ -241,7 +284,7 @@ func TestForgeOneFault(t *testing.T) {
 				}
 				return
 			}
-			if !strings.HasPrefix(challenge, "DPoP ") || !strings.HasSuffix(challenge, `algs="`+strings.Join(dpop.AlgorithmNames(dpop.Algorithms), " ")+`"`) {
+			if !strings.HasPrefix(challenge, "DPoP ") || !strings.HasSuffix(challenge, `algs="`+strings.Join(jws.AlgorithmNames(jws.Algorithms), " ")+`"`) {
 				t.Errorf("challenge %q is not a DPoP challenge with algs", challenge)
 			}
 			var body struct {
@@ -329,7 +372,7 @@ func TestKeyRotation(t *testing.T) {
 		t.Fatalf("%d JWKS reads within the interval, want 1", n)
 	}
 
-	h.sts.Clock.Advance(resource.DefaultKeyRefreshInterval)
+	h.sts.Clock.Advance(defaultKeyRefreshInterval)
 	now = h.sts.Clock.Now()
 	for i := range 2 {
 		resp, _ := call(v, newRequest("GET", apiURL, "DPoP "+fresh, h.proof(t, "GET", apiURL, fresh, now)))
@@ -575,7 +618,7 @@ func TestTokenCache(t *testing.T) {
 		t.Run(fmt.Sprint("size ", size), func(t *testing.T) {
 			clock := servertest.NewClock(h.sts.Clock.Now())
 			vc := h.validator(t, func(c *resource.Config) { c.TokenCache, c.Now = size, clock.Now })
-			for _, at := range []time.Time{clock.Now(), clock.Now().Add(time.Second), exp.Add(resource.DefaultLeeway - time.Second)} {
+			for _, at := range []time.Time{clock.Now(), clock.Now().Add(time.Second), exp.Add(defaultLeeway - time.Second)} {
 				clock.Advance(at.Sub(clock.Now()))
 				if resp, _ := call(vc, newRequest("GET", apiURL, "DPoP "+tok, h.proof(t, "GET", apiURL, tok, at))); resp.StatusCode != 200 {
 					t.Fatalf("at %v: %d %s", at, resp.StatusCode, resp.Header.Get("WWW-Authenticate"))

@@ -13,7 +13,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
-	"github.com/tillit-sts/tillit/dpop"
+	"github.com/tillit-sts/tillit/internal/jws"
 	"github.com/tillit-sts/tillit/keyfile"
 )
 
@@ -36,7 +36,7 @@ var keyBits = []int{2048, 3072, 4096}
 
 func runKeysGenerate(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	fset := newFlagSet("keys generate", stderr)
-	alg := fset.String("alg", string(jose.PS256), "signing algorithm: "+strings.Join(dpop.AlgorithmNames(dpop.Algorithms), ", "))
+	alg := fset.String("alg", string(jose.PS256), "signing algorithm: "+strings.Join(jws.AlgorithmNames(jws.Algorithms), ", "))
 	bits := fset.Int("bits", 0, "RSA key size: 2048, 3072 or 4096 (default 2048; RS* and PS* only)")
 	out := fset.String("out", "", "file to write the private JWK to (required; never overwritten)")
 	pubOut := fset.String("pub-out", "", "file to write the public JWK to (default: --out with .pub before the extension)")
@@ -56,8 +56,8 @@ func runKeysGenerate(_ context.Context, args []string, stdout, stderr io.Writer)
 		return badArgs(stderr, "keys generate", "unexpected argument %q", fset.Arg(0))
 	case *out == "":
 		return badArgs(stderr, "keys generate", "--out is required")
-	case !slices.Contains(dpop.Algorithms, a):
-		return badArgs(stderr, "keys generate", "--alg %q is not one of %s", *alg, strings.Join(dpop.AlgorithmNames(dpop.Algorithms), ", "))
+	case !slices.Contains(jws.Algorithms, a):
+		return badArgs(stderr, "keys generate", "--alg %q is not one of %s", *alg, strings.Join(jws.AlgorithmNames(jws.Algorithms), ", "))
 	case *bits != 0 && strings.HasPrefix(*alg, "ES"):
 		return badArgs(stderr, "keys generate", "--bits applies to RSA keys only; %s has a fixed curve", *alg)
 	case *bits != 0 && !slices.Contains(keyBits, *bits):

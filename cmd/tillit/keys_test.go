@@ -14,7 +14,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/tillit-sts/tillit/client"
-	"github.com/tillit-sts/tillit/dpop"
+	"github.com/tillit-sts/tillit/internal/jws"
 	"github.com/tillit-sts/tillit/keyfile"
 )
 
@@ -64,7 +64,7 @@ func TestKeysGenerate(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			jkt, _ := dpop.Thumbprint(k)
+			jkt, _ := jws.Thumbprint(k)
 			if k.Algorithm != tt.wantAlg || k.Use != "sig" || k.KeyID != jkt {
 				t.Errorf("alg %q use %q kid %q (thumbprint %q)", k.Algorithm, k.Use, k.KeyID, jkt)
 			}

@@ -12,9 +12,8 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
-	"github.com/tillit-sts/tillit/dpop"
 	"github.com/tillit-sts/tillit/helseid"
-	"github.com/tillit-sts/tillit/jws"
+	"github.com/tillit-sts/tillit/internal/jws"
 )
 
 // MaxAssertionSize bounds a client assertion. Assertions with
@@ -228,7 +227,7 @@ func (v *Verifier) verifySignature(a *Assertion, keys []jose.JSONWebKey) (*jose.
 		if k.Algorithm != "" && k.Algorithm != string(a.alg) {
 			continue
 		}
-		if dpop.CheckKey(a.alg, k.Key) != nil {
+		if jws.CheckKey(a.alg, k.Key) != nil {
 			continue
 		}
 		candidates = append(candidates, k)
@@ -314,7 +313,7 @@ func diagnose(assertion string, algs []jose.SignatureAlgorithm, err error) error
 		if raw, derr := base64.RawURLEncoding.DecodeString(head); derr == nil {
 			_ = json.Unmarshal(raw, &h)
 		}
-		return reject("client_assertion alg %q is not allowed (allowed: %s)", h.Alg, strings.Join(dpop.AlgorithmNames(algs), " "))
+		return reject("client_assertion alg %q is not allowed (allowed: %s)", h.Alg, strings.Join(jws.AlgorithmNames(algs), " "))
 	}
 	if strings.Count(assertion, ".") != 2 {
 		return reject("client_assertion is not a compact JWS (three dot-separated parts)")

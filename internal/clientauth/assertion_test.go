@@ -17,7 +17,8 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
-	"github.com/tillit-sts/tillit/dpop"
+	"github.com/tillit-sts/tillit/internal/jws"
+	"github.com/tillit-sts/tillit/internal/jwttest"
 )
 
 const (
@@ -30,7 +31,7 @@ var now = time.Unix(1_800_000_000, 0)
 
 func newVerifier() *Verifier {
 	return &Verifier{
-		Algorithms:  dpop.Algorithms,
+		Algorithms:  jws.Algorithms,
 		Audiences:   []string{issuer, issuer + "/", tokenURL},
 		MaxLifetime: 60 * time.Second,
 		ClockSkew:   10 * time.Second,
@@ -110,6 +111,10 @@ func TestVerifyForgeOneFault(t *testing.T) {
 		{Key: ecKey.Public(), KeyID: "ec-1", Algorithm: "ES256", Use: "sig"},
 		{Key: rsaKey.Public(), KeyID: "rsa-1", Use: "sig"},
 		{Key: psKey.Public(), KeyID: "rsa-ps", Algorithm: "PS256", Use: "sig"},
+		// Keys outside the key policy, registered before it applied or
+		// by a registry that did not check: never used to verify.
+		{Key: &rsa.PublicKey{N: jwttest.RSAModulus(4097), E: 65537}, KeyID: "rsa-4097", Use: "sig"},
+		{Key: &rsa.PublicKey{N: rsaKey.N, E: 3}, KeyID: "rsa-e3", Use: "sig"},
 	}
 	valid := func() forged {
 		return forged{
@@ -154,6 +159,12 @@ func TestVerifyForgeOneFault(t *testing.T) {
 		{"RS256 switched off", func(f *forged) { f.header["kid"] = "rsa-1"; f.key, f.alg, f.header["alg"] = rsaKey, "RS256", "RS256" },
 			[]jose.SignatureAlgorithm{jose.ES256, jose.PS256}, ErrInvalid, "not allowed"},
 		{"unknown kid", func(f *forged) { f.header["kid"] = "nope" }, nil, ErrInvalid, "no registered key"},
+		{"registered RSA key of 4097 bits", func(f *forged) {
+			f.header["kid"], f.alg, f.header["alg"], f.sig = "rsa-4097", "RS256", "RS256", b64(make([]byte, 513))
+		}, nil, ErrInvalid, `no registered key of the client has kid "rsa-4097" and fits alg RS256`},
+		{"registered RSA key with exponent 3", func(f *forged) {
+			f.header["kid"], f.alg, f.header["alg"], f.sig = "rsa-e3", "RS256", "RS256", b64(make([]byte, 256))
+		}, nil, ErrInvalid, `no registered key of the client has kid "rsa-e3" and fits alg RS256`},
 		{"signed by an unregistered key", func(f *forged) { f.key = stranger }, nil, ErrInvalid, "signature is invalid"},
 		{"signed by an unregistered key, no kid", func(f *forged) { f.key = stranger; delete(f.header, "kid") }, nil, ErrInvalid, "signature is invalid"},
 		{"bad signature", func(f *forged) { f.sig = base64.RawURLEncoding.EncodeToString(make([]byte, 64)) }, nil, ErrInvalid, "signature is invalid"},
@@ -319,3 +330,5 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }

@@ -15,8 +15,8 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
-	"github.com/tillit-sts/tillit/dpop"
 	"github.com/tillit-sts/tillit/helseid"
+	"github.com/tillit-sts/tillit/internal/jws"
 	"github.com/tillit-sts/tillit/internal/oauth"
 	"github.com/tillit-sts/tillit/internal/registry"
 	"github.com/tillit-sts/tillit/internal/store"
@@ -860,8 +860,8 @@ func (c *Config) clientKeys(i int) ([]jose.JSONWebKey, Errors) {
 }
 
 func sameKey(a, b jose.JSONWebKey) bool {
-	ta, errA := dpop.Thumbprint(&a)
-	tb, errB := dpop.Thumbprint(&b)
+	ta, errA := jws.Thumbprint(&a)
+	tb, errB := jws.Thumbprint(&b)
 	return errA == nil && errB == nil && ta == tb
 }
 

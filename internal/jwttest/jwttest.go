@@ -7,6 +7,7 @@ package jwttest
 import (
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
@@ -15,6 +16,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"hash"
+	"math/big"
 	"testing"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -116,4 +118,34 @@ func hashFunc(h crypto.Hash) func() hash.Hash {
 		return sha512.New
 	}
 	return sha256.New
+}
+
+// RSAModulus is an odd number of exactly bits bits: the modulus of an RSA
+// key that a check must refuse before any signature is verified with it,
+// so it need not be a product of two primes.
+func RSAModulus(bits int) *big.Int {
+	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), uint(bits-1)))
+	if err != nil {
+		panic(err)
+	}
+	n.SetBit(n, bits-1, 1)
+	return n.SetBit(n, 0, 1)
+}
+
+// RSAJWK is a public RSA JWK with any modulus and exponent, including
+// those a JOSE library refuses to write.
+func RSAJWK(n *big.Int, e int) map[string]string {
+	b64 := base64.RawURLEncoding.EncodeToString
+	return map[string]string{"kty": "RSA", "n": b64(n.Bytes()), "e": b64(big.NewInt(int64(e)).Bytes())}
+}
+
+// P224JWK is a public EC JWK on P-224, a curve HelseID does not allow.
+func P224JWK(t testing.TB) map[string]string {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P224(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b64 := base64.RawURLEncoding.EncodeToString
+	return map[string]string{"kty": "EC", "crv": "P-224", "x": b64(k.X.FillBytes(make([]byte, 28))), "y": b64(k.Y.FillBytes(make([]byte, 28)))}
 }

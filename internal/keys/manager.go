@@ -20,6 +20,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/tillit-sts/tillit/dpop"
+	"github.com/tillit-sts/tillit/internal/jws"
 	"github.com/tillit-sts/tillit/internal/store"
 )
 
@@ -345,7 +346,7 @@ func (m *Manager) createSigning(ctx context.Context, k store.Key, now time.Time)
 		return store.Key{}, err
 	}
 	pub := jose.JSONWebKey{Key: priv.Public(), Algorithm: string(m.cfg.Algorithm), Use: "sig"}
-	kid, err := dpop.Thumbprint(&pub)
+	kid, err := jws.Thumbprint(&pub)
 	if err != nil {
 		return store.Key{}, fmt.Errorf("keys: %w", err)
 	}

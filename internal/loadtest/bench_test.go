@@ -11,6 +11,7 @@ import (
 
 	"github.com/tillit-sts/tillit/client"
 	"github.com/tillit-sts/tillit/dpop"
+	"github.com/tillit-sts/tillit/internal/jws"
 	"github.com/tillit-sts/tillit/keyfile"
 )
 
@@ -33,7 +34,7 @@ func newTestWorker(tb testing.TB, key *jose.JSONWebKey, bearer bool) *worker {
 			tb.Fatal(err)
 		}
 	}
-	r.claims = newClaimWriter("bench", testIssuer, testEndpoint, client.DefaultAssertionLifetime)
+	r.claims = newClaimWriter("bench", testIssuer, testEndpoint, assertionLifetime)
 	return &worker{r: r}
 }
 
@@ -48,7 +49,7 @@ func BenchmarkNewRequest(b *testing.B) {
 		b.Fatal(err)
 	}
 	w := newTestWorker(b, key, false)
-	nonce := dpop.NewJTI() + dpop.NewJTI()
+	nonce := jws.NewJTI() + jws.NewJTI()
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, _, err := w.newRequest(nonce); err != nil {
@@ -71,7 +72,7 @@ func BenchmarkLibraryRequest(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	nonce := dpop.NewJTI() + dpop.NewJTI()
+	nonce := jws.NewJTI() + jws.NewJTI()
 	b.ReportAllocs()
 	for b.Loop() {
 		a, err := c.ClientAssertion()

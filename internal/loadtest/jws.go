@@ -13,7 +13,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
-	"github.com/tillit-sts/tillit/dpop"
+	"github.com/tillit-sts/tillit/internal/jws"
 	"github.com/tillit-sts/tillit/keyfile"
 )
 
@@ -62,7 +62,7 @@ func newJWSSigner(key *jose.JSONWebKey, typ string, embedJWK bool) (*jwsSigner, 
 	if alg == "" {
 		return nil, fmt.Errorf("loadtest: key has no alg")
 	}
-	if err := dpop.CheckKey(alg, priv.Public()); err != nil {
+	if err := jws.CheckKey(alg, priv.Public()); err != nil {
 		return nil, fmt.Errorf("loadtest: key: %w", err)
 	}
 	s := &jwsSigner{key: priv}
@@ -175,7 +175,7 @@ func (c *claimWriter) assertion(buf []byte, now time.Time) []byte {
 	buf = append(buf, `,"exp":`...)
 	buf = strconv.AppendInt(buf, t+c.lifetime, 10)
 	buf = append(buf, `,"jti":"`...)
-	buf = append(buf, dpop.NewJTI()...) // base64url: nothing to escape
+	buf = append(buf, jws.NewJTI()...) // base64url: nothing to escape
 	return append(buf, `"}`...)
 }
 
@@ -183,7 +183,7 @@ func (c *claimWriter) assertion(buf []byte, now time.Time) []byte {
 // endpoint (RFC 9449 §4.2), as dpop.Signer writes them.
 func (c *claimWriter) proof(buf []byte, now time.Time, nonce string) []byte {
 	buf = append(buf[:0], `{"jti":"`...)
-	buf = append(buf, dpop.NewJTI()...)
+	buf = append(buf, jws.NewJTI()...)
 	buf = append(buf, '"')
 	buf = append(buf, c.proofHTU...)
 	buf = strconv.AppendInt(buf, now.Unix(), 10)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tillit-sts/tillit/dpop"
 	"github.com/tillit-sts/tillit/internal/clientauth"
+	"github.com/tillit-sts/tillit/internal/jws"
 	"github.com/tillit-sts/tillit/keyfile"
 )
 
@@ -61,7 +62,7 @@ func TestSignedRequest(t *testing.T) {
 func checkAssertion(t *testing.T, key *jose.JSONWebKey, assertion string, now time.Time) string {
 	t.Helper()
 	v := &clientauth.Verifier{
-		Algorithms:  dpop.Algorithms,
+		Algorithms:  jws.Algorithms,
 		Audiences:   []string{testIssuer},
 		MaxLifetime: 60 * time.Second,
 		ClockSkew:   10 * time.Second,
@@ -110,15 +111,25 @@ func checkProof(t *testing.T, key *jose.JSONWebKey, proof string, nonces *dpop.N
 	if err != nil {
 		t.Fatalf("proof: %v", err)
 	}
-	jkt, err := dpop.Thumbprint(keyfile.Public(key))
+	jkt, err := jws.Thumbprint(keyfile.Public(key))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if p.Thumbprint != jkt || p.URL != testEndpoint || p.Algorithm != jose.SignatureAlgorithm(key.Algorithm) {
 		t.Errorf("proof %+v", p)
 	}
-	if jwk := p.JWK; jwk.KeyID != "" || jwk.Algorithm != "" || jwk.Use != "" {
-		t.Errorf("proof jwk carries more than the public key: %+v", jwk)
+	tok, err := jws.Parse(proof, jws.Algorithms)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(tok.Header.JWK, &members); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []string{"kid", "alg", "use"} {
+		if _, ok := members[m]; ok {
+			t.Errorf("proof jwk carries %q, more than the public key: %s", m, tok.Header.JWK)
+		}
 	}
 	return p.JTI
 }

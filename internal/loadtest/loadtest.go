@@ -36,6 +36,10 @@ const MaxConcurrency = 10000
 // access token with HelseID's claims is a few KiB.
 const maxResponseSize = 1 << 20
 
+// assertionLifetime is exp - iat of the assertions sent: the client
+// package's default, so that the load is what its clients send.
+const assertionLifetime = 10 * time.Second
+
 // Wire values (RFC 6749 §4.4, RFC 7523 §2.2, RFC 9449 §8).
 const (
 	grantTypeClientCredentials   = "client_credentials"
@@ -247,7 +251,7 @@ func newRunner(ctx context.Context, cfg Config) (*runner, error) {
 	htu := u.String()
 	// Assertions are addressed to the issuer, as NHN's libraries and the
 	// client package address them.
-	r.claims = newClaimWriter(cfg.ClientID, cfg.Issuer, htu, client.DefaultAssertionLifetime)
+	r.claims = newClaimWriter(cfg.ClientID, cfg.Issuer, htu, assertionLifetime)
 
 	// The form is the same for every request but the assertion, which
 	// goes last; a compact JWS needs no escaping.

@@ -3,16 +3,17 @@ package registry
 import (
 	"bytes"
 	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rsa"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/big"
 	"slices"
 
 	jose "github.com/go-jose/go-jose/v4"
 
-	"github.com/tillit-sts/tillit/dpop"
+	"github.com/tillit-sts/tillit/internal/jws"
 )
 
 // JWKSError is one problem with a client's public key set. Key is the index
@@ -48,8 +49,8 @@ var privateMembers = []string{"d", "p", "q", "dp", "dq", "qi", "oth", "k", "priv
 
 // ParseJWKS parses a client's registered public keys and checks each one as
 // a key that may verify client assertions (shared/spec/decisions.md, "Client
-// assertions"): public only, RSA of at least dpop.MinRSABits bits or EC on
-// P-256, P-384 or P-521, use "sig" if given, an alg that fits the key if
+// assertions"): public only, within the key policy (RSA of 2048 to 4096
+// bits with e = 65537, or EC on P-256, P-384 or P-521), use "sig" if given, an alg that fits the key if
 // given, and no two keys with the same kid or the same key.
 //
 // data is a JWKS ({"keys": [...]}) or, as Selvbetjening accepts, one JWK. A
@@ -87,7 +88,7 @@ func ParseJWKS(data []byte) ([]jose.JSONWebKey, error) {
 			errs = append(errs, err)
 			continue
 		}
-		thumb, err := dpop.Thumbprint(&k)
+		thumb, err := jws.Thumbprint(&k)
 		if err != nil {
 			errs = append(errs, &JWKSError{Key: i, KeyID: k.KeyID, Reason: fmt.Sprintf("thumbprint: %v", err)})
 			continue
@@ -136,18 +137,17 @@ func parseKey(i int, raw json.RawMessage) (jose.JSONWebKey, error) {
 	}
 	var k jose.JSONWebKey
 	if err := k.UnmarshalJSON(raw); err != nil {
+		// go-jose refuses a modulus of more than 4096 bits too, but
+		// without saying so.
+		if bits := modulusBits(members); bits > jws.MaxRSABits {
+			return fail("RSA key of %d bits is longer than %d", bits, jws.MaxRSABits)
+		}
 		return fail("%v", err)
 	}
-	switch pub := k.Key.(type) {
-	case *rsa.PublicKey:
-		if bits := pub.N.BitLen(); bits < dpop.MinRSABits {
-			return fail("RSA key of %d bits is shorter than %d", bits, dpop.MinRSABits)
-		}
-	case *ecdsa.PublicKey:
-		switch pub.Curve {
-		case elliptic.P256(), elliptic.P384(), elliptic.P521():
-		default:
-			return fail("EC curve %s is not P-256, P-384 or P-521", pub.Curve.Params().Name)
+	switch k.Key.(type) {
+	case *rsa.PublicKey, *ecdsa.PublicKey:
+		if err := jws.CheckPublicKey(k.Key); err != nil {
+			return fail("%v", err)
 		}
 	default:
 		return fail("key type %q is not RSA or EC", kty(members))
@@ -157,14 +157,28 @@ func parseKey(i int, raw json.RawMessage) (jose.JSONWebKey, error) {
 	}
 	if k.Algorithm != "" {
 		alg := jose.SignatureAlgorithm(k.Algorithm)
-		if !slices.Contains(dpop.Algorithms, alg) {
-			return fail("alg %q is not one of %v", k.Algorithm, dpop.AlgorithmNames(dpop.Algorithms))
+		if !slices.Contains(jws.Algorithms, alg) {
+			return fail("alg %q is not one of %v", k.Algorithm, jws.AlgorithmNames(jws.Algorithms))
 		}
-		if err := dpop.CheckKey(alg, k.Key); err != nil {
+		if err := jws.CheckKey(alg, k.Key); err != nil {
 			return fail("%v", err)
 		}
 	}
 	return k, nil
+}
+
+// modulusBits is the size of an RSA JWK's modulus n, or 0 if it has none
+// that decodes.
+func modulusBits(members map[string]json.RawMessage) int {
+	var n string
+	if json.Unmarshal(members["n"], &n) != nil {
+		return 0
+	}
+	b, err := base64.RawURLEncoding.DecodeString(n)
+	if err != nil {
+		return 0
+	}
+	return new(big.Int).SetBytes(b).BitLen()
 }
 
 func kty(members map[string]json.RawMessage) string {

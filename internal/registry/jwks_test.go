@@ -6,11 +6,13 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"math/big"
 	"strings"
 	"testing"
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/tillit-sts/tillit/internal/jwttest"
 	"github.com/tillit-sts/tillit/internal/registry"
 )
 
@@ -36,6 +38,16 @@ func TestParseJWKS(t *testing.T) {
 		{name: "key not an object", data: `{"keys":[1]}`, wantErr: "registry: jwks: key 0: not a JSON object"},
 		{name: "private", data: `{"keys":[` + string(private) + `]}`, wantErr: `key 0 (kid "p"): holds private key material ("d")`},
 		{name: "unknown kty", data: `{"keys":[{"kty":"XYZ","kid":"x"}]}`, wantErr: `key 0 (kid "x"): `},
+		// One key policy for client keys: RSA of 2048 to 4096 bits with
+		// e = 65537, EC on P-256, P-384 or P-521.
+		{name: "RSA of 4096 bits", data: rsaKey("big", jwttest.RSAModulus(4096), 65537), wantKIDs: 1},
+		{name: "RSA of 8192 bits", data: rsaKey("big", jwttest.RSAModulus(8192), 65537),
+			wantErr: `key 0 (kid "big"): RSA key of 8192 bits is longer than 4096`},
+		{name: "RSA of 1024 bits", data: rsaKey("small", jwttest.RSAModulus(1024), 65537),
+			wantErr: `key 0 (kid "small"): RSA key of 1024 bits is shorter than 2048`},
+		{name: "RSA exponent 3", data: rsaKey("e3", jwttest.RSAModulus(2048), 3),
+			wantErr: `key 0 (kid "e3"): RSA exponent 3 is not 65537`},
+		{name: "EC on P-224", data: p224Key(t), wantErr: `key 0 (kid "p224"): `},
 		{name: "every problem", data: `{"keys":[1,` + string(private) + `,` + string(one) + `,` + string(one) + `]}`,
 			wantErr: "key 0: not a JSON object\nregistry: jwks: key 1 (kid \"p\"): holds private key material (\"d\"); register only the public key\nregistry: jwks: key 3 (kid \"k1\"): kid is also used by key 2"},
 	}
@@ -120,4 +132,20 @@ func FuzzParseJWKS(f *testing.F) {
 			t.Fatalf("ParseJWKS of MarshalJWKS output: %v", err)
 		}
 	})
+}
+
+// rsaKey is a JWK with kid, modulus n and exponent e.
+func rsaKey(kid string, n *big.Int, e int) string {
+	k := jwttest.RSAJWK(n, e)
+	k["kid"] = kid
+	b, _ := json.Marshal(k)
+	return string(b)
+}
+
+// p224Key is a JWK on P-224 with kid "p224".
+func p224Key(t *testing.T) string {
+	k := jwttest.P224JWK(t)
+	k["kid"] = "p224"
+	b, _ := json.Marshal(k)
+	return string(b)
 }

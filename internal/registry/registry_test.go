@@ -19,7 +19,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
-	"github.com/tillit-sts/tillit/dpop"
+	"github.com/tillit-sts/tillit/internal/jws"
 	"github.com/tillit-sts/tillit/internal/registry"
 	"github.com/tillit-sts/tillit/internal/store"
 	"github.com/tillit-sts/tillit/internal/store/sqlite"
@@ -371,7 +371,7 @@ func TestSnapshot(t *testing.T) {
 	if !ok || c.Err != nil || !c.Active() || c.System == nil || c.System.ID != "sys" || len(c.Keys) != 1 {
 		t.Fatalf("Client(deft) = %+v, %v", c, ok)
 	}
-	thumb, _ := dpop.Thumbprint(&c.Keys[0])
+	thumb, _ := jws.Thumbprint(&c.Keys[0])
 	if c.Keys[0].KeyID != thumb {
 		t.Errorf("a key without kid got kid %q, want its thumbprint %q", c.Keys[0].KeyID, thumb)
 	}

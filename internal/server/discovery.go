@@ -8,8 +8,8 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
-	"github.com/tillit-sts/tillit/dpop"
 	"github.com/tillit-sts/tillit/helseid"
+	"github.com/tillit-sts/tillit/internal/jws"
 	"github.com/tillit-sts/tillit/internal/oauth"
 	"github.com/tillit-sts/tillit/internal/registry"
 )
@@ -63,8 +63,8 @@ func (s *Server) discovery(snap *registry.Snapshot) metadata {
 		ResponseTypes:            []string{}, // no authorization endpoint yet
 		SubjectTypes:             []string{"public"},
 		TokenEndpointAuthMethods: []string{oauth.AuthMethodPrivateKeyJWT},
-		TokenEndpointAuthAlgs:    dpop.AlgorithmNames(s.assertions.Algorithms),
-		DPoPAlgs:                 dpop.AlgorithmNames(proofAlgorithms(s.proofs.Algorithms)),
+		TokenEndpointAuthAlgs:    jws.AlgorithmNames(s.assertions.Algorithms),
+		DPoPAlgs:                 jws.AlgorithmNames(proofAlgorithms(s.proofs.Algorithms)),
 		ExpiredJWKSURI:           s.issuer + PathExpiredJWKS,
 		ClaimsSupported: []string{
 			helseid.ClaimClientAMR, helseid.ClaimClientAMRHelseID, helseid.ClaimClientName,
@@ -73,10 +73,10 @@ func (s *Server) discovery(snap *registry.Snapshot) metadata {
 		},
 		IntrospectionEndpoint:            s.introspect.URL(),
 		IntrospectionEndpointAuthMethods: []string{oauth.AuthMethodPrivateKeyJWT},
-		IntrospectionEndpointAuthAlgs:    dpop.AlgorithmNames(s.assertions.Algorithms),
+		IntrospectionEndpointAuthAlgs:    jws.AlgorithmNames(s.assertions.Algorithms),
 		RevocationEndpoint:               s.revoke.URL(),
 		RevocationEndpointAuthMethods:    []string{oauth.AuthMethodPrivateKeyJWT},
-		RevocationEndpointAuthAlgs:       dpop.AlgorithmNames(s.assertions.Algorithms),
+		RevocationEndpointAuthAlgs:       jws.AlgorithmNames(s.assertions.Algorithms),
 	}
 	for _, api := range snap.APIs() {
 		m.ScopesSupported = append(m.ScopesSupported, api.Scopes...)
@@ -91,7 +91,7 @@ func (s *Server) discovery(snap *registry.Snapshot) metadata {
 
 func proofAlgorithms(algs []jose.SignatureAlgorithm) []jose.SignatureAlgorithm {
 	if algs == nil {
-		return dpop.Algorithms
+		return jws.Algorithms
 	}
 	return algs
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/tillit-sts/tillit/internal/audit"
 	"github.com/tillit-sts/tillit/internal/clientauth"
 	"github.com/tillit-sts/tillit/internal/config"
+	"github.com/tillit-sts/tillit/internal/jws"
 	"github.com/tillit-sts/tillit/internal/keys"
 	"github.com/tillit-sts/tillit/internal/metrics"
 	"github.com/tillit-sts/tillit/internal/ratelimit"
@@ -142,7 +143,7 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (*Server, error) 
 		MaxLifetime: cfg.ClientAssertion.MaxLifetime,
 		ClockSkew:   cfg.ClientAssertion.ClockSkew,
 	}
-	s.proofs = &dpop.Verifier{Algorithms: dpop.Algorithms, Window: cfg.DPoP.ProofWindow}
+	s.proofs = &dpop.Verifier{Algorithms: jws.Algorithms, Window: cfg.DPoP.ProofWindow}
 	if cfg.DPoP.RequireNonce {
 		s.proofs.Nonces = s.keys.Nonces()
 	}

@@ -8,7 +8,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
-	"github.com/tillit-sts/tillit/jws"
+	"github.com/tillit-sts/tillit/internal/jws"
 )
 
 // maxAccessTokenSize bounds an access token presented back to the service

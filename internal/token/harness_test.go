@@ -17,7 +17,7 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
-	"github.com/tillit-sts/tillit/dpop"
+	"github.com/tillit-sts/tillit/internal/jws"
 	"github.com/tillit-sts/tillit/internal/jwttest"
 	"github.com/tillit-sts/tillit/internal/servertest"
 )
@@ -82,7 +82,7 @@ func (h *harness) assertion(clientID string, mutate func(h, c map[string]any)) s
 	now := h.Clock.Now()
 	hdr := map[string]any{"alg": key.Algorithm, "kid": key.KeyID, "typ": "client-authentication+jwt"}
 	claims := map[string]any{
-		"iss": clientID, "sub": clientID, "aud": h.URL, "jti": dpop.NewJTI(),
+		"iss": clientID, "sub": clientID, "aud": h.URL, "jti": jws.NewJTI(),
 		"iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(30 * time.Second).Unix(),
 	}
 	if mutate != nil {
@@ -95,12 +95,12 @@ func (h *harness) assertion(clientID string, mutate func(h, c map[string]any)) s
 func (h *harness) proof(key crypto.Signer, mutate func(h, c map[string]any)) string {
 	t := h.t
 	t.Helper()
-	alg, err := dpop.DefaultAlgorithm(key.Public())
+	alg, err := jws.DefaultAlgorithm(key.Public())
 	if err != nil {
 		t.Fatal(err)
 	}
 	hdr := map[string]any{"typ": "dpop+jwt", "alg": string(alg), "jwk": jose.JSONWebKey{Key: key.Public()}}
-	claims := map[string]any{"jti": dpop.NewJTI(), "htm": "POST", "htu": h.tokenURL(), "iat": h.Clock.Now().Unix(), "nonce": h.nonce()}
+	claims := map[string]any{"jti": jws.NewJTI(), "htm": "POST", "htu": h.tokenURL(), "iat": h.Clock.Now().Unix(), "nonce": h.nonce()}
 	if mutate != nil {
 		mutate(hdr, claims)
 	}
@@ -211,7 +211,7 @@ func forgeAssertion(t testing.TB, h *harness, key crypto.Signer, clientID, kid s
 	now := h.Clock.Now()
 	return jwttest.JWT{
 		Header: map[string]any{"alg": "ES256", "kid": kid},
-		Claims: map[string]any{"iss": clientID, "sub": clientID, "aud": h.URL, "jti": dpop.NewJTI(), "exp": now.Add(30 * time.Second).Unix()},
+		Claims: map[string]any{"iss": clientID, "sub": clientID, "aud": h.URL, "jti": jws.NewJTI(), "exp": now.Add(30 * time.Second).Unix()},
 		Key:    key,
 	}.Sign(t)
 }

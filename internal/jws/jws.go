@@ -124,8 +124,9 @@ func decode(s string) ([]byte, error) {
 }
 
 // Verify checks the signature with key, an *rsa.PublicKey or
-// *ecdsa.PublicKey that fits the alg (dpop.CheckKey's rules: RSA of at
-// least 2048 bits, the curve the alg names).
+// *ecdsa.PublicKey that fits the alg (CheckKey's rules: RSA of 2048 to
+// 4096 bits with e = 65537, the curve the alg names). A key outside them
+// is refused before any arithmetic is done with it.
 func (j *JWS) Verify(key crypto.PublicKey) error {
 	h, digest, err := hashInput(j.alg, j.input)
 	if err != nil {
@@ -147,8 +148,8 @@ func (j *JWS) Verify(key crypto.PublicKey) error {
 		}
 		return nil
 	case *rsa.PublicKey:
-		if k.N.BitLen() < 2048 {
-			return fmt.Errorf("%w: RSA key of %d bits", ErrKey, k.N.BitLen())
+		if err := checkRSA(k.N.BitLen(), k.E); err != nil {
+			return fmt.Errorf("%w: %v", ErrKey, err)
 		}
 		switch j.alg {
 		case jose.RS256, jose.RS384, jose.RS512:

@@ -11,4 +11,9 @@
 // (docs/performance.md). Everything else JOSE in Tillit (signing, JWK sets)
 // stays with go-jose, and the differential fuzz tests here check that this
 // package never accepts what go-jose refuses.
+//
+// It also owns the key policy every part of Tillit applies to a key that is
+// registered or presented (proof keys, client keys, key files): which
+// algorithms, which key types and sizes (CheckKey), and the RFC 7638
+// thumbprint that names a key.
 package jws

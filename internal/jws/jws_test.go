@@ -115,6 +115,8 @@ func TestRefusals(t *testing.T) {
 		{"RSA key for ES256", valid, &rsa2k.PublicKey, nil, ErrKey},
 		{"EC key for RS256", goJose(t, jose.RS256, rsa2k, "{}"), &ec256.PublicKey, nil, ErrKey},
 		{"RSA of 1024 bits", goJose(t, jose.RS256, rsaWeak, "{}"), &rsaWeak.PublicKey, nil, ErrKey},
+		{"RSA of 4097 bits", goJose(t, jose.RS256, rsa2k, "{}"), fakeRSA(4097, 65537), nil, ErrKey},
+		{"RSA exponent 3", goJose(t, jose.RS256, rsa2k, "{}"), &rsa.PublicKey{N: rsa2k.N, E: 3}, nil, ErrKey},
 		{"another key of the same type", valid, &mustEC(t).PublicKey, nil, ErrSignature},
 		{"payload changed", parts[0] + "." + seg(map[string]any{"a": 2}) + "." + parts[2], &ec256.PublicKey, nil, ErrSignature},
 		{"short signature", parts[0] + "." + parts[1] + "." + b64(make([]byte, 63)), &ec256.PublicKey, nil, ErrSignature},
@@ -192,6 +194,15 @@ func TestParseJWK(t *testing.T) {
 		{"unknown curve", withMember(pub(&ec256.PublicKey), "crv", "P-192"), "", ErrJWK},
 		{"RSA 1024", pub(&rsaWeak.PublicKey), "", ErrJWK},
 		{"even exponent", withMember(pub(&rsa2k.PublicKey), "e", b64([]byte{2})), "", ErrJWK},
+		// One key policy for every key presented (decisions: RSA 2048 to
+		// 4096 bits with e = 65537, EC on P-256, P-384 or P-521): a larger
+		// modulus or exponent makes every verification slower.
+		{"RSA 4096", rsaJWK(fakeRSA(4096, 65537)), "", nil},
+		{"RSA 4097", rsaJWK(fakeRSA(4097, 65537)), "", ErrJWK},
+		{"RSA 16384", rsaJWK(fakeRSA(16384, 65537)), "", ErrJWK},
+		{"exponent 3", rsaJWK(fakeRSA(2048, 3)), "", ErrJWK},
+		{"exponent 2^31-1", rsaJWK(fakeRSA(2048, 1<<31-1)), "", ErrJWK},
+		{"curve P-224", []byte(`{"kty":"EC","crv":"P-224","x":"` + b64(make([]byte, 28)) + `","y":"` + b64(make([]byte, 28)) + `"}`), "", ErrJWK},
 		{"no kty", []byte(`{"x":"a"}`), "", ErrJWK},
 		{"not an object", []byte(`"EC"`), "", ErrJWK},
 		{"kty given twice", []byte(`{"kty":"EC","kty":"RSA","crv":"P-256","x":"a","y":"b"}`), "", ErrJWK},

@@ -44,10 +44,12 @@ func (k *jwk) read(raw []byte) error {
 	})
 }
 
-// ParseJWK reads a public EC (P-256, P-384, P-521) or RSA (at least 2048
-// bits) key from a JWK and returns it with its RFC 7638 SHA-256 thumbprint,
-// base64url. The point of an EC key is checked to be on its curve. Any
-// private member is refused, as is a symmetric key.
+// ParseJWK reads a public key the key policy allows (CheckPublicKey: EC on
+// P-256, P-384 or P-521, RSA of 2048 to 4096 bits with e = 65537) from a
+// JWK and returns it with its RFC 7638 SHA-256 thumbprint, base64url. The
+// point of an EC key is checked to be on its curve. Any private member is
+// refused, as is a symmetric key. Nothing costly is done with a key before
+// the policy has allowed it.
 func ParseJWK(raw []byte) (crypto.PublicKey, string, error) {
 	var k jwk
 	switch err := k.read(raw); {
@@ -100,11 +102,8 @@ func ParseJWK(raw []byte) (crypto.PublicKey, string, error) {
 		}
 		n := new(big.Int).SetBytes(nb)
 		e := new(big.Int).SetBytes(eb)
-		if n.BitLen() < 2048 {
-			return nil, "", fmt.Errorf("%w: RSA key of %d bits is shorter than 2048", ErrJWK, n.BitLen())
-		}
-		if e.Int64() < 3 || e.Int64()%2 == 0 || e.Int64() > 1<<31-1 {
-			return nil, "", fmt.Errorf("%w: RSA exponent %d", ErrJWK, e.Int64())
+		if err := checkRSA(n.BitLen(), int(e.Int64())); err != nil {
+			return nil, "", fmt.Errorf("%w: %v", ErrJWK, err)
 		}
 		// Leading zero bytes are not part of the thumbprint's integers.
 		// Without them, the strictly decoded text is already canonical.
