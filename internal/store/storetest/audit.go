@@ -56,10 +56,33 @@ func verifyChain(t *testing.T, s store.Store, instance string, want int64) {
 
 // runAudit is the conformance suite of the audit log.
 func runAudit(t *testing.T, open func(t *testing.T) store.Store) {
-	t.Run("AppendAndRead", func(t *testing.T) {
-		s := open(t)
-		ctx := t.Context()
-		var written []store.AuditRecord
+	t.Run("AppendAndRead", func(t *testing.T) { testAuditAppendAndRead(t, open) })
+	t.Run("ReplayWritesNothing", func(t *testing.T) { testAuditReplayWritesNothing(t, open) })
+	t.Run("ExpectDecision", func(t *testing.T) { testAuditExpectDecision(t, open) })
+	t.Run("Rotation", func(t *testing.T) { testAuditRotation(t, open) })
+	t.Run("RevokeFamily", func(t *testing.T) { testAuditRevokeFamily(t, open) })
+	t.Run("RotationRefused", func(t *testing.T) { testAuditRotationRefused(t, open) })
+	t.Run("StoredAsReturned", func(t *testing.T) { testAuditStoredAsReturned(t, open) })
+	t.Run("ConcurrentInstances", func(t *testing.T) { testAuditConcurrentInstances(t, open) })
+	t.Run("ConcurrentRotation", func(t *testing.T) { testAuditConcurrentRotation(t, open) })
+	t.Run("Concurrent", func(t *testing.T) { testAuditConcurrent(t, open) })
+	t.Run("Filters", func(t *testing.T) { testAuditFilters(t, open) })
+}
+
+// step runs one step of a sequence of subtests that share a store, and
+// stops the sequence at the first that fails: the later steps build on it.
+func step(t *testing.T, name string, f func(t *testing.T)) {
+	t.Helper()
+	if !t.Run(name, f) {
+		t.FailNow()
+	}
+}
+
+func testAuditAppendAndRead(t *testing.T, open func(t *testing.T) store.Store) {
+	s := open(t)
+	ctx := t.Context()
+	var written []store.AuditRecord
+	step(t, "each instance numbers its own chain", func(t *testing.T) {
 		for i := range 6 {
 			instance := []string{"sts-a", "sts-b"}[i%2]
 			rec, err := s.CommitDecision(ctx, base, store.Decision{Audit: decision(instance, "c1", i)})
@@ -71,6 +94,8 @@ func runAudit(t *testing.T, open func(t *testing.T) store.Store) {
 			}
 			written = append(written, rec)
 		}
+	})
+	step(t, "read back as returned", func(t *testing.T) {
 		got, err := s.AuditRecords(ctx, store.AuditFilter{Instance: "sts-a"})
 		if err != nil || len(got) != 3 {
 			t.Fatalf("AuditRecords: %d, %v", len(got), err)
@@ -84,23 +109,30 @@ func runAudit(t *testing.T, open func(t *testing.T) store.Store) {
 				t.Errorf("record %d:\n got %+v\nwant %+v", i, r, want)
 			}
 		}
+	})
+	step(t, "both chains verify", func(t *testing.T) {
 		verifyChain(t, s, "sts-a", 3)
 		verifyChain(t, s, "sts-b", 3)
 	})
+}
 
-	t.Run("ReplayWritesNothing", func(t *testing.T) {
-		s := open(t)
-		ctx := t.Context()
-		j := []store.JTI{jti("a|x", time.Minute), jti("p|y", time.Minute)}
+func testAuditReplayWritesNothing(t *testing.T, open func(t *testing.T) store.Store) {
+	s := open(t)
+	ctx := t.Context()
+	j := []store.JTI{jti("a|x", time.Minute), jti("p|y", time.Minute)}
+	step(t, "first decision", func(t *testing.T) {
 		if _, err := s.CommitDecision(ctx, base, store.Decision{JTIs: j, Audit: decision("sts", "c1", 1)}); err != nil {
 			t.Fatal(err)
 		}
+	})
+	step(t, "replayed proof refuses the whole decision", func(t *testing.T) {
 		_, err := s.CommitDecision(ctx, base, store.Decision{JTIs: []store.JTI{jti("a|z", time.Minute), j[1]}, Audit: decision("sts", "c1", 2)})
 		checkReplay(t, "replayed proof jti", err, "p|y")
 		if err := s.ConsumeJTIs(ctx, base, []store.JTI{jti("a|z", time.Minute)}); err != nil {
 			t.Errorf("the fresh key of a refused decision was spent: %v", err)
 		}
-		// A refusal is recorded on its own, with no jtis.
+	})
+	step(t, "a refusal is recorded on its own", func(t *testing.T) {
 		refused := decision("sts", "c1", 3)
 		refused.Outcome, refused.Error, refused.TokenID = audit.OutcomeRefused, "invalid_client", ""
 		if _, err := s.CommitDecision(ctx, base, store.Decision{Audit: refused}); err != nil {
@@ -108,19 +140,23 @@ func runAudit(t *testing.T, open func(t *testing.T) store.Store) {
 		}
 		verifyChain(t, s, "sts", 2)
 	})
+}
 
-	t.Run("ExpectDecision", func(t *testing.T) {
-		// A decision announced and committed through its Pending is
-		// written as CommitDecision writes it; a refused one leaves the
-		// Pending usable for the refusal.
-		s := open(t)
-		ctx := t.Context()
+// A decision announced and committed through its Pending is written as
+// CommitDecision writes it; a refused one leaves the Pending usable for the
+// refusal.
+func testAuditExpectDecision(t *testing.T, open func(t *testing.T) store.Store) {
+	s := open(t)
+	ctx := t.Context()
+	j := []store.JTI{jti("a|pending", time.Minute)}
+	step(t, "committed through a Pending", func(t *testing.T) {
 		p := s.ExpectDecision()
 		defer p.Close()
-		j := []store.JTI{jti("a|pending", time.Minute)}
 		if _, err := p.Commit(ctx, base, store.Decision{JTIs: j, Audit: decision("sts", "c1", 1)}); err != nil {
 			t.Fatalf("Commit: %v", err)
 		}
+	})
+	step(t, "a refused commit leaves the Pending for the refusal", func(t *testing.T) {
 		q := s.ExpectDecision()
 		defer q.Close()
 		_, err := q.Commit(ctx, base, store.Decision{JTIs: j, Audit: decision("sts", "c1", 2)})
@@ -132,38 +168,41 @@ func runAudit(t *testing.T, open func(t *testing.T) store.Store) {
 		}
 		verifyChain(t, s, "sts", 2)
 	})
+}
 
-	t.Run("Rotation", func(t *testing.T) {
-		s := open(t)
-		ctx := t.Context()
-		if err := s.CreateRefreshToken(ctx, refreshToken("rt-1", "fam-1")); err != nil {
-			t.Fatal(err)
+func testAuditRotation(t *testing.T, open func(t *testing.T) store.Store) {
+	s := open(t)
+	ctx := t.Context()
+	if err := s.CreateRefreshToken(ctx, refreshToken("rt-1", "fam-1")); err != nil {
+		t.Fatal(err)
+	}
+	rotate := func(old, next string, keys ...string) error {
+		var jtis []store.JTI
+		for _, k := range keys {
+			jtis = append(jtis, jti(k, time.Minute))
 		}
-		rotate := func(old, next string, keys ...string) error {
-			var jtis []store.JTI
-			for _, k := range keys {
-				jtis = append(jtis, jti(k, time.Minute))
-			}
-			_, err := s.CommitDecision(ctx, base, store.Decision{
-				JTIs:   jtis,
-				Rotate: &store.Rotation{OldID: old, Next: refreshToken(next, "fam-1")},
-				Audit:  decision("sts", "c1", 1),
-			})
-			return err
-		}
+		_, err := s.CommitDecision(ctx, base, store.Decision{
+			JTIs:   jtis,
+			Rotate: &store.Rotation{OldID: old, Next: refreshToken(next, "fam-1")},
+			Audit:  decision("sts", "c1", 1),
+		})
+		return err
+	}
+	step(t, "first rotation", func(t *testing.T) {
 		if err := rotate("rt-1", "rt-2", "a|1"); err != nil {
 			t.Fatalf("first rotation: %v", err)
 		}
 		if got := mustRefresh(t, s, "rt-1"); got.Status != store.RefreshRotated {
 			t.Fatalf("old token %s", got.Status)
 		}
-		// A replayed jti with a good refresh token: nothing is written.
+	})
+	step(t, "replayed jti writes nothing", func(t *testing.T) {
 		checkReplay(t, "replayed jti", rotate("rt-2", "rt-3", "a|1"), "a|1")
 		if got := mustRefresh(t, s, "rt-2"); got.Status != store.RefreshActive {
 			t.Fatalf("a refused decision rotated the token: %s", got.Status)
 		}
-		// Reuse of the spent token revokes the family, spends nothing and
-		// appends no record.
+	})
+	step(t, "reuse revokes the family and writes nothing else", func(t *testing.T) {
 		if err := rotate("rt-1", "rt-x", "a|2"); !errors.Is(err, store.ErrRefreshReused) {
 			t.Fatalf("reuse: err = %v, want %v", err, store.ErrRefreshReused)
 		}
@@ -173,29 +212,35 @@ func runAudit(t *testing.T, open func(t *testing.T) store.Store) {
 		if err := s.ConsumeJTIs(ctx, base, []store.JTI{jti("a|2", time.Minute)}); err != nil {
 			t.Errorf("the jti of a refused decision was spent: %v", err)
 		}
+	})
+	step(t, "revoked token", func(t *testing.T) {
 		if err := rotate("rt-2", "rt-3", "a|3"); !errors.Is(err, store.ErrRevoked) {
 			t.Fatalf("revoked token: err = %v, want %v", err, store.ErrRevoked)
 		}
+	})
+	step(t, "unknown token", func(t *testing.T) {
 		if err := rotate("nope", "rt-4", "a|4"); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("unknown token: err = %v, want %v", err, store.ErrNotFound)
 		}
-		verifyChain(t, s, "sts", 1)
 	})
+	step(t, "one record in the chain", func(t *testing.T) { verifyChain(t, s, "sts", 1) })
+}
 
-	t.Run("RevokeFamily", func(t *testing.T) {
-		s := open(t)
-		ctx := t.Context()
-		for _, rt := range []store.RefreshToken{refreshToken("rt-1", "fam-1"), refreshToken("rt-2", "fam-1"), refreshToken("rt-3", "fam-2")} {
-			if err := s.CreateRefreshToken(ctx, rt); err != nil {
-				t.Fatal(err)
-			}
+func testAuditRevokeFamily(t *testing.T, open func(t *testing.T) store.Store) {
+	s := open(t)
+	ctx := t.Context()
+	for _, rt := range []store.RefreshToken{refreshToken("rt-1", "fam-1"), refreshToken("rt-2", "fam-1"), refreshToken("rt-3", "fam-2")} {
+		if err := s.CreateRefreshToken(ctx, rt); err != nil {
+			t.Fatal(err)
 		}
-		revoke := func(family, key string, i int) error {
-			_, err := s.CommitDecision(ctx, base, store.Decision{
-				JTIs: []store.JTI{jti(key, time.Minute)}, RevokeFamily: family, Audit: decision("sts", "c1", i),
-			})
-			return err
-		}
+	}
+	revoke := func(family, key string, i int) error {
+		_, err := s.CommitDecision(ctx, base, store.Decision{
+			JTIs: []store.JTI{jti(key, time.Minute)}, RevokeFamily: family, Audit: decision("sts", "c1", i),
+		})
+		return err
+	}
+	step(t, "revokes the family only", func(t *testing.T) {
 		if err := revoke("fam-1", "a|1", 1); err != nil {
 			t.Fatal(err)
 		}
@@ -204,12 +249,14 @@ func runAudit(t *testing.T, open func(t *testing.T) store.Store) {
 				t.Errorf("%s: %s, want %s", id, got.Status, want)
 			}
 		}
-		// A replayed jti revokes nothing and records nothing.
+	})
+	step(t, "replayed jti revokes and records nothing", func(t *testing.T) {
 		checkReplay(t, "replayed jti", revoke("fam-2", "a|1", 2), "a|1")
 		if got := mustRefresh(t, s, "rt-3"); got.Status != store.RefreshActive {
 			t.Errorf("a refused decision revoked a family: rt-3 %s", got.Status)
 		}
-		// Revoking and rotating at once is refused before anything is written.
+	})
+	step(t, "revoking and rotating at once is refused", func(t *testing.T) {
 		_, err := s.CommitDecision(ctx, base, store.Decision{
 			JTIs:         []store.JTI{jti("a|3", time.Minute)},
 			Rotate:       &store.Rotation{OldID: "rt-3", Next: refreshToken("rt-4", "fam-2")},
@@ -221,203 +268,204 @@ func runAudit(t *testing.T, open func(t *testing.T) store.Store) {
 		if got := mustRefresh(t, s, "rt-3"); got.Status != store.RefreshActive {
 			t.Errorf("rt-3 %s after a refused decision", got.Status)
 		}
-		// An unknown family is no error: there is nothing to revoke.
+	})
+	step(t, "an unknown family is no error", func(t *testing.T) {
 		if err := revoke("fam-none", "a|4", 4); err != nil {
 			t.Errorf("unknown family: %v", err)
 		}
-		verifyChain(t, s, "sts", 2)
 	})
+	step(t, "two records in the chain", func(t *testing.T) { verifyChain(t, s, "sts", 2) })
+}
 
-	t.Run("RotationRefused", func(t *testing.T) {
-		expired := refreshToken("rt-old", "fam-1")
-		expired.ExpiresAt = base
-		tests := []struct {
-			name   string
-			token  store.RefreshToken
-			family string // of the next token
-			// wantErr is the sentinel the error must match; nil means
-			// any error that names the family.
-			wantErr error
-		}{
-			{name: "expired", token: expired, family: "fam-1", wantErr: store.ErrRevoked},
-			{name: "next token of another family", token: refreshToken("rt-old", "fam-1"), family: "fam-2"},
-		}
-		for _, tt := range tests {
-			t.Run(tt.name, func(t *testing.T) {
-				s := open(t)
-				ctx := t.Context()
-				if err := s.CreateRefreshToken(ctx, tt.token); err != nil {
-					t.Fatal(err)
-				}
-				_, err := s.CommitDecision(ctx, base, store.Decision{
-					JTIs:   []store.JTI{jti("a|1", time.Minute)},
-					Rotate: &store.Rotation{OldID: "rt-old", Next: refreshToken("rt-new", tt.family)},
-					Audit:  decision("sts", "c1", 1),
-				})
-				switch {
-				case tt.wantErr != nil && !errors.Is(err, tt.wantErr):
-					t.Fatalf("err = %v, want %v", err, tt.wantErr)
-				case tt.wantErr == nil && (err == nil || !strings.Contains(err.Error(), "family")):
-					t.Fatalf("err = %v, want an error about the family", err)
-				}
-				// Nothing was written.
-				if got := mustRefresh(t, s, "rt-old"); got.Status != store.RefreshActive {
-					t.Errorf("old token %s, want it untouched", got.Status)
-				}
-				if _, err := s.RefreshToken(ctx, "rt-new"); !errors.Is(err, store.ErrNotFound) {
-					t.Errorf("next token: err = %v, want %v", err, store.ErrNotFound)
-				}
-				if err := s.ConsumeJTIs(ctx, base, []store.JTI{jti("a|1", time.Minute)}); err != nil {
-					t.Errorf("the jti of a refused decision was spent: %v", err)
-				}
-				if heads, err := s.AuditHeads(ctx); err != nil || len(heads) != 0 {
-					t.Errorf("AuditHeads = %v, %v; want none", heads, err)
-				}
+func testAuditRotationRefused(t *testing.T, open func(t *testing.T) store.Store) {
+	expired := refreshToken("rt-old", "fam-1")
+	expired.ExpiresAt = base
+	tests := []struct {
+		name   string
+		token  store.RefreshToken
+		family string // of the next token
+		// wantErr is the sentinel the error must match; nil means
+		// any error that names the family.
+		wantErr error
+	}{
+		{name: "expired", token: expired, family: "fam-1", wantErr: store.ErrRevoked},
+		{name: "next token of another family", token: refreshToken("rt-old", "fam-1"), family: "fam-2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := open(t)
+			ctx := t.Context()
+			if err := s.CreateRefreshToken(ctx, tt.token); err != nil {
+				t.Fatal(err)
+			}
+			_, err := s.CommitDecision(ctx, base, store.Decision{
+				JTIs:   []store.JTI{jti("a|1", time.Minute)},
+				Rotate: &store.Rotation{OldID: "rt-old", Next: refreshToken("rt-new", tt.family)},
+				Audit:  decision("sts", "c1", 1),
 			})
-		}
-	})
+			switch {
+			case tt.wantErr != nil && !errors.Is(err, tt.wantErr):
+				t.Fatalf("err = %v, want %v", err, tt.wantErr)
+			case tt.wantErr == nil && (err == nil || !strings.Contains(err.Error(), "family")):
+				t.Fatalf("err = %v, want an error about the family", err)
+			}
+			// Nothing was written.
+			if got := mustRefresh(t, s, "rt-old"); got.Status != store.RefreshActive {
+				t.Errorf("old token %s, want it untouched", got.Status)
+			}
+			if _, err := s.RefreshToken(ctx, "rt-new"); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("next token: err = %v, want %v", err, store.ErrNotFound)
+			}
+			if err := s.ConsumeJTIs(ctx, base, []store.JTI{jti("a|1", time.Minute)}); err != nil {
+				t.Errorf("the jti of a refused decision was spent: %v", err)
+			}
+			if heads, err := s.AuditHeads(ctx); err != nil || len(heads) != 0 {
+				t.Errorf("AuditHeads = %v, %v; want none", heads, err)
+			}
+		})
+	}
+}
 
-	// Strings a client controls (a grant_type in a refusal) may hold bytes
-	// a backend cannot keep as they are; what CommitDecision returns is
-	// what is stored and what the MAC covers.
-	t.Run("StoredAsReturned", func(t *testing.T) {
-		s := open(t)
-		ctx := t.Context()
-		rec := decision("sts", "", 1)
-		rec.GrantType, rec.RequestID = "client\x00credentials\xff\xfe", "req-\u00e6\u00f8\u00e5"
-		rec.Scopes, rec.Outcome, rec.Error, rec.TokenID = nil, audit.OutcomeRefused, "unsupported_grant_type", ""
-		got, err := s.CommitDecision(ctx, base, store.Decision{Audit: rec})
+// Strings a client controls (a grant_type in a refusal) may hold bytes
+// a backend cannot keep as they are; what CommitDecision returns is
+// what is stored and what the MAC covers.
+func testAuditStoredAsReturned(t *testing.T, open func(t *testing.T) store.Store) {
+	s := open(t)
+	ctx := t.Context()
+	rec := decision("sts", "", 1)
+	rec.GrantType, rec.RequestID = "client\x00credentials\xff\xfe", "req-\u00e6\u00f8\u00e5"
+	rec.Scopes, rec.Outcome, rec.Error, rec.TokenID = nil, audit.OutcomeRefused, "unsupported_grant_type", ""
+	got, err := s.CommitDecision(ctx, base, store.Decision{Audit: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.RequestID != rec.RequestID || got.Seq != 1 {
+		t.Errorf("returned %+v, want the request ID %q kept and seq 1", got, rec.RequestID)
+	}
+	stored, err := s.AuditRecords(ctx, store.AuditFilter{})
+	if err != nil || len(stored) != 1 {
+		t.Fatalf("AuditRecords = %d records, %v", len(stored), err)
+	}
+	got.Time, stored[0].Time = canonTime(got.Time), canonTime(stored[0].Time)
+	if !reflect.DeepEqual(emptyToNil(stored[0]), emptyToNil(got)) {
+		t.Errorf("stored\n %+v\nreturned\n %+v", stored[0], got)
+	}
+	verifyChain(t, s, "sts", 1)
+}
+
+func testAuditConcurrentInstances(t *testing.T, open func(t *testing.T) store.Store) {
+	s := open(t)
+	instances := []string{"sts-a", "sts-b", "sts-c"}
+	errs := race(goroutines, func(i int) error {
+		_, err := s.CommitDecision(t.Context(), base, store.Decision{
+			JTIs:  []store.JTI{jti(fmt.Sprintf("k%d", i), time.Minute)},
+			Audit: decision(instances[i%len(instances)], "c1", i),
+		})
+		return err
+	})
+	for _, err := range errs {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.RequestID != rec.RequestID || got.Seq != 1 {
-			t.Errorf("returned %+v, want the request ID %q kept and seq 1", got, rec.RequestID)
-		}
-		stored, err := s.AuditRecords(ctx, store.AuditFilter{})
-		if err != nil || len(stored) != 1 {
-			t.Fatalf("AuditRecords = %d records, %v", len(stored), err)
-		}
-		got.Time, stored[0].Time = canonTime(got.Time), canonTime(stored[0].Time)
-		if !reflect.DeepEqual(emptyToNil(stored[0]), emptyToNil(got)) {
-			t.Errorf("stored\n %+v\nreturned\n %+v", stored[0], got)
-		}
-		verifyChain(t, s, "sts", 1)
-	})
+	}
+	for i, inst := range instances {
+		verifyChain(t, s, inst, int64((goroutines-i+len(instances)-1)/len(instances)))
+	}
+}
 
-	t.Run("ConcurrentInstances", func(t *testing.T) {
-		s := open(t)
-		instances := []string{"sts-a", "sts-b", "sts-c"}
-		errs := race(goroutines, func(i int) error {
-			_, err := s.CommitDecision(t.Context(), base, store.Decision{
-				JTIs:  []store.JTI{jti(fmt.Sprintf("k%d", i), time.Minute)},
-				Audit: decision(instances[i%len(instances)], "c1", i),
+func testAuditConcurrentRotation(t *testing.T, open func(t *testing.T) store.Store) {
+	s := open(t)
+	ctx := t.Context()
+	if err := s.CreateRefreshToken(ctx, refreshToken("rt-1", "fam-1")); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, goroutines)
+	for i := range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = s.CommitDecision(ctx, base, store.Decision{
+				JTIs:   []store.JTI{jti(fmt.Sprintf("a|%d", i), time.Minute)},
+				Rotate: &store.Rotation{OldID: "rt-1", Next: refreshToken(fmt.Sprintf("next-%d", i), "fam-1")},
+				Audit:  decision("sts", "c1", i),
 			})
-			return err
-		})
-		for _, err := range errs {
-			if err != nil {
-				t.Fatal(err)
-			}
+		}()
+	}
+	wg.Wait()
+	wins := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			wins++
+		case errors.Is(err, store.ErrRefreshReused), errors.Is(err, store.ErrRevoked):
+		default:
+			t.Errorf("unexpected error: %v", err)
 		}
-		for i, inst := range instances {
-			verifyChain(t, s, inst, int64((goroutines-i+len(instances)-1)/len(instances)))
-		}
-	})
+	}
+	if wins != 1 {
+		t.Fatalf("%d decisions rotated one token, want exactly 1", wins)
+	}
+	verifyChain(t, s, "sts", 1)
+}
 
-	t.Run("ConcurrentRotation", func(t *testing.T) {
-		s := open(t)
-		ctx := t.Context()
-		if err := s.CreateRefreshToken(ctx, refreshToken("rt-1", "fam-1")); err != nil {
+func testAuditConcurrent(t *testing.T, open func(t *testing.T) store.Store) {
+	s := open(t)
+	var wg sync.WaitGroup
+	errs := make([]error, goroutines)
+	for i := range goroutines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = s.CommitDecision(t.Context(), base, store.Decision{JTIs: []store.JTI{jti(fmt.Sprintf("k%d", i), time.Minute)}, Audit: decision("sts", "c1", i)})
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
 			t.Fatal(err)
 		}
-		var wg sync.WaitGroup
-		errs := make([]error, goroutines)
-		for i := range goroutines {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				_, errs[i] = s.CommitDecision(ctx, base, store.Decision{
-					JTIs:   []store.JTI{jti(fmt.Sprintf("a|%d", i), time.Minute)},
-					Rotate: &store.Rotation{OldID: "rt-1", Next: refreshToken(fmt.Sprintf("next-%d", i), "fam-1")},
-					Audit:  decision("sts", "c1", i),
-				})
-			}()
-		}
-		wg.Wait()
-		wins := 0
-		for _, err := range errs {
-			switch {
-			case err == nil:
-				wins++
-			case errors.Is(err, store.ErrRefreshReused), errors.Is(err, store.ErrRevoked):
-			default:
-				t.Errorf("unexpected error: %v", err)
-			}
-		}
-		if wins != 1 {
-			t.Fatalf("%d decisions rotated one token, want exactly 1", wins)
-		}
-		verifyChain(t, s, "sts", 1)
-	})
+	}
+	verifyChain(t, s, "sts", goroutines)
+}
 
-	t.Run("Concurrent", func(t *testing.T) {
-		s := open(t)
-		var wg sync.WaitGroup
-		errs := make([]error, goroutines)
-		for i := range goroutines {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				_, errs[i] = s.CommitDecision(t.Context(), base, store.Decision{JTIs: []store.JTI{jti(fmt.Sprintf("k%d", i), time.Minute)}, Audit: decision("sts", "c1", i)})
-			}()
+func testAuditFilters(t *testing.T, open func(t *testing.T) store.Store) {
+	s := open(t)
+	ctx := t.Context()
+	for i := range 10 {
+		rec := decision("sts", []string{"c1", "c2"}[i%2], i)
+		if i >= 8 {
+			rec.Outcome, rec.Error = audit.OutcomeRefused, "invalid_scope"
 		}
-		wg.Wait()
-		for _, err := range errs {
+		if _, err := s.CommitDecision(ctx, base, store.Decision{Audit: rec}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name string
+		f    store.AuditFilter
+		want []int64 // seqs
+	}{
+		{"client", store.AuditFilter{ClientID: "c2"}, []int64{2, 4, 6, 8, 10}},
+		{"outcome", store.AuditFilter{Outcome: audit.OutcomeRefused}, []int64{9, 10}},
+		{"time window", store.AuditFilter{Since: base.Add(3 * time.Second), Until: base.Add(5 * time.Second)}, []int64{4, 5}},
+		{"after seq", store.AuditFilter{Instance: "sts", AfterSeq: 8}, []int64{9, 10}},
+		{"first three", store.AuditFilter{Limit: 3}, []int64{1, 2, 3}},
+		{"newest three", store.AuditFilter{Limit: 3, Newest: true}, []int64{8, 9, 10}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := s.AuditRecords(ctx, tt.f)
 			if err != nil {
 				t.Fatal(err)
 			}
-		}
-		verifyChain(t, s, "sts", goroutines)
-	})
-
-	t.Run("Filters", func(t *testing.T) {
-		s := open(t)
-		ctx := t.Context()
-		for i := range 10 {
-			rec := decision("sts", []string{"c1", "c2"}[i%2], i)
-			if i >= 8 {
-				rec.Outcome, rec.Error = audit.OutcomeRefused, "invalid_scope"
+			var seqs []int64
+			for _, r := range got {
+				seqs = append(seqs, r.Seq)
 			}
-			if _, err := s.CommitDecision(ctx, base, store.Decision{Audit: rec}); err != nil {
-				t.Fatal(err)
+			if !reflect.DeepEqual(seqs, tt.want) {
+				t.Errorf("seqs %v, want %v", seqs, tt.want)
 			}
-		}
-		tests := []struct {
-			name string
-			f    store.AuditFilter
-			want []int64 // seqs
-		}{
-			{"client", store.AuditFilter{ClientID: "c2"}, []int64{2, 4, 6, 8, 10}},
-			{"outcome", store.AuditFilter{Outcome: audit.OutcomeRefused}, []int64{9, 10}},
-			{"time window", store.AuditFilter{Since: base.Add(3 * time.Second), Until: base.Add(5 * time.Second)}, []int64{4, 5}},
-			{"after seq", store.AuditFilter{Instance: "sts", AfterSeq: 8}, []int64{9, 10}},
-			{"first three", store.AuditFilter{Limit: 3}, []int64{1, 2, 3}},
-			{"newest three", store.AuditFilter{Limit: 3, Newest: true}, []int64{8, 9, 10}},
-		}
-		for _, tt := range tests {
-			t.Run(tt.name, func(t *testing.T) {
-				got, err := s.AuditRecords(ctx, tt.f)
-				if err != nil {
-					t.Fatal(err)
-				}
-				var seqs []int64
-				for _, r := range got {
-					seqs = append(seqs, r.Seq)
-				}
-				if !reflect.DeepEqual(seqs, tt.want) {
-					t.Errorf("seqs %v, want %v", seqs, tt.want)
-				}
-			})
-		}
-	})
+		})
+	}
 }
