@@ -73,6 +73,17 @@ func tamper(t *testing.T, dir, query string) {
 	}
 }
 
+// forgeInstance adds a record under an instance that never wrote one,
+// with a MAC made up without the key.
+const forgeInstance = `INSERT INTO audit_log (instance, seq, time, request_id, endpoint, grant_type, client_id,
+	orgnr_parent, orgnr_child, orgnr_supplier, subject, audience, scopes, token_id, outcome, error, prev, mac)
+	SELECT 'ghost', 1, time, request_id, endpoint, grant_type, 'forged-client', orgnr_parent, orgnr_child,
+	orgnr_supplier, subject, audience, scopes, token_id, outcome, error, X'', X'0102030405'
+	FROM audit_log WHERE seq = 1`
+
+// forgeInstancePostgres is forgeInstance in PostgreSQL's words.
+var forgeInstancePostgres = strings.NewReplacer("X''", "''::bytea", "X'0102030405'", "'\\x0102030405'::bytea").Replace(forgeInstance)
+
 func TestAuditVerify(t *testing.T) {
 	tests := []struct {
 		name     string
@@ -85,6 +96,9 @@ func TestAuditVerify(t *testing.T) {
 		{"a record removed", "DELETE FROM audit_log WHERE seq = 3", 1, "records 3 to 3 are missing"},
 		{"truncated at the end", "DELETE FROM audit_log WHERE seq = 5", 1, "records at the end were removed"},
 		{"the outcome of a refusal rewritten", "UPDATE audit_log SET outcome = 'issued', error = '' WHERE seq = 5", 1, "#5: was changed"},
+		{"every head removed", "DELETE FROM audit_head", 1, "sts-1 #5: the chain has no head"},
+		{"a record under a made-up instance", forgeInstance, 1, "ghost #1: was changed"},
+		{"the records of an instance removed, its head kept", "DELETE FROM audit_log", 1, "records at the end were removed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -170,6 +184,8 @@ func TestAuditVerifyPostgres(t *testing.T) {
 		{"a record changed", "UPDATE audit_log SET client_id = 'someone-else' WHERE seq = 2", 1, "#2: was changed"},
 		{"a record removed", "DELETE FROM audit_log WHERE seq = 2", 1, "records 2 to 2 are missing"},
 		{"truncated at the end", "DELETE FROM audit_log WHERE seq = 3", 1, "records at the end were removed"},
+		{"every head removed", "DELETE FROM audit_head", 1, "sts-1 #3: the chain has no head"},
+		{"a record under a made-up instance", forgeInstancePostgres, 1, "ghost #1: was changed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

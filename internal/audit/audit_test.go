@@ -46,44 +46,48 @@ func TestVerify(t *testing.T) {
 	tests := []struct {
 		name string
 		// tamper changes the stored records and head.
-		tamper   func(recs []store.AuditRecord, head *store.AuditHead) []store.AuditRecord
+		tamper func(recs []store.AuditRecord, head *store.AuditHead) []store.AuditRecord
+		// noHead: the store has no head for the chain.
+		noHead   bool
 		want     *store.AuditHead
 		wantSeq  int64
 		wantWhat string
 	}{
-		{"intact", func(r []store.AuditRecord, h *store.AuditHead) []store.AuditRecord { return r }, nil, 0, ""},
+		{"intact", func(r []store.AuditRecord, h *store.AuditHead) []store.AuditRecord { return r }, false, nil, 0, ""},
+		{"head removed", func(r []store.AuditRecord, h *store.AuditHead) []store.AuditRecord { return r }, true, nil, 5, "has no head"},
+		{"every record removed, head kept", func(r []store.AuditRecord, h *store.AuditHead) []store.AuditRecord { return nil }, false, nil, 1, "records at the end were removed"},
 		{"a field changed", func(r []store.AuditRecord, h *store.AuditHead) []store.AuditRecord {
 			r[2].ClientID = "someone-else"
 			return r
-		}, nil, 3, "was changed"},
+		}, false, nil, 3, "was changed"},
 		{"scopes changed", func(r []store.AuditRecord, h *store.AuditHead) []store.AuditRecord {
 			r[1].Scopes = append(r[1].Scopes, "e-helse:sfm.api/sfm.api")
 			return r
-		}, nil, 2, "was changed"},
+		}, false, nil, 2, "was changed"},
 		{"outcome changed and MAC recomputed without the key", func(r []store.AuditRecord, h *store.AuditHead) []store.AuditRecord {
 			r[2].Outcome = OutcomeRefused
 			r[2].MAC = other.MAC(&r[2])
 			return r
-		}, nil, 3, "was changed"},
+		}, false, nil, 3, "was changed"},
 		{"a record removed", func(r []store.AuditRecord, h *store.AuditHead) []store.AuditRecord {
 			return slices.Delete(r, 2, 3)
-		}, nil, 3, "records 3 to 3 are missing"},
+		}, false, nil, 3, "records 3 to 3 are missing"},
 		{"truncated at the end", func(r []store.AuditRecord, h *store.AuditHead) []store.AuditRecord {
 			return r[:len(r)-1]
-		}, nil, 5, "records at the end were removed"},
+		}, false, nil, 5, "records at the end were removed"},
 		{"truncated and head rolled back, caught by the head logged elsewhere", func(r []store.AuditRecord, h *store.AuditHead) []store.AuditRecord {
 			*h = store.AuditHead{Instance: "i1", Seq: r[3].Seq, MAC: r[3].MAC}
 			return r[:4]
-		}, &store.AuditHead{Instance: "i1", Seq: 5}, 5, "not in the log"},
+		}, false, &store.AuditHead{Instance: "i1", Seq: 5}, 5, "not in the log"},
 		{"a record added without the head", func(r []store.AuditRecord, h *store.AuditHead) []store.AuditRecord {
 			extra := r[4]
 			k.Seal(&extra, r[4].Seq, r[4].MAC)
 			return append(r, extra)
-		}, nil, 6, "added outside the store"},
+		}, false, nil, 6, "added outside the store"},
 		{"records swapped", func(r []store.AuditRecord, h *store.AuditHead) []store.AuditRecord {
 			r[1], r[2] = r[2], r[1]
 			return r
-		}, nil, 2, "are missing"},
+		}, false, nil, 2, "are missing"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -93,7 +97,11 @@ func TestVerify(t *testing.T) {
 				want.MAC = recs[want.Seq-1].MAC
 			}
 			recs = tt.tamper(recs, &head)
-			res, err := k.Verify("i1", seq(recs), &head, want)
+			h := &head
+			if tt.noHead {
+				h = nil
+			}
+			res, err := k.Verify("i1", seq(recs), h, want)
 			if err != nil {
 				t.Fatal(err)
 			}

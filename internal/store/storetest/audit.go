@@ -67,6 +67,7 @@ func runAudit(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("ConcurrentRotation", func(t *testing.T) { testAuditConcurrentRotation(t, open) })
 	t.Run("Concurrent", func(t *testing.T) { testAuditConcurrent(t, open) })
 	t.Run("Filters", func(t *testing.T) { testAuditFilters(t, open) })
+	t.Run("Instances", func(t *testing.T) { testAuditInstances(t, open) })
 }
 
 // step runs one step of a sequence of subtests that share a store, and
@@ -468,4 +469,41 @@ func testAuditFilters(t *testing.T, open func(t *testing.T) store.Store) {
 			}
 		})
 	}
+}
+
+// AuditInstances lists the instances that have records, from the records
+// themselves: verifying a log must not depend on the heads, which are
+// only rows an attacker may delete.
+func testAuditInstances(t *testing.T, open func(t *testing.T) store.Store) {
+	s := open(t)
+	ctx := t.Context()
+	step(t, "none in an empty log", func(t *testing.T) {
+		got, err := s.AuditInstances(ctx)
+		if err != nil || len(got) != 0 {
+			t.Fatalf("AuditInstances = %q, %v; want none", got, err)
+		}
+	})
+	step(t, "each once, in byte order", func(t *testing.T) {
+		for i, inst := range []string{"sts-b", "sts-a", "sts-b", "STS-c"} {
+			if _, err := s.CommitDecision(ctx, base, store.Decision{Audit: decision(inst, "c1", i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := s.AuditInstances(ctx)
+		if want := []string{"STS-c", "sts-a", "sts-b"}; err != nil || !reflect.DeepEqual(got, want) {
+			t.Fatalf("AuditInstances = %q, %v; want %q", got, err, want)
+		}
+	})
+	step(t, "not an instance whose only decision was refused", func(t *testing.T) {
+		j := jti("a|1", time.Minute)
+		if _, err := s.CommitDecision(ctx, base, store.Decision{JTIs: []store.JTI{j}, Audit: decision("sts-a", "c1", 9)}); err != nil {
+			t.Fatal(err)
+		}
+		_, err := s.CommitDecision(ctx, base, store.Decision{JTIs: []store.JTI{j}, Audit: decision("sts-d", "c1", 10)})
+		checkReplay(t, "replayed jti", err, "a|1")
+		got, err := s.AuditInstances(ctx)
+		if want := []string{"STS-c", "sts-a", "sts-b"}; err != nil || !reflect.DeepEqual(got, want) {
+			t.Fatalf("AuditInstances = %q, %v; want %q", got, err, want)
+		}
+	})
 }
