@@ -76,12 +76,19 @@ func runAuditVerify(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
+	// Every chain in the log: the instances the records name, and those
+	// that only a head or a --head names. A chain with no head, or a
+	// head with no records, fails in Verify.
+	recorded, err := log.AuditInstances(ctx)
+	if err != nil {
+		return err
+	}
 	heads, err := log.AuditHeads(ctx)
 	if err != nil {
 		return err
 	}
 	byInstance := map[string]*store.AuditHead{}
-	var instances []string
+	instances := recorded
 	for i := range heads {
 		byInstance[heads[i].Instance] = &heads[i]
 		instances = append(instances, heads[i].Instance)
@@ -89,10 +96,10 @@ func runAuditVerify(ctx context.Context, args []string, stdout, stderr io.Writer
 	wanted := map[string]*store.AuditHead{}
 	for i := range want {
 		wanted[want[i].Instance] = &want[i]
-		if byInstance[want[i].Instance] == nil {
-			instances = append(instances, want[i].Instance)
-		}
+		instances = append(instances, want[i].Instance)
 	}
+	slices.Sort(instances)
+	instances = slices.Compact(instances)
 	if len(instances) == 0 {
 		fmt.Fprintln(stdout, "The audit log is empty.")
 		return nil

@@ -37,8 +37,10 @@ func (r Result) OK() bool { return len(r.Problems) == 0 }
 const maxProblems = 100
 
 // Verify checks one instance's chain: records must come in Seq order. head
-// is the head the store kept (nil when it has none); want, when not nil, is
-// a head recorded elsewhere (the server's log) that the chain must contain.
+// is the head the store kept, nil when it has none: a chain with records
+// and no head, or a head and no records, is a failure, since the store
+// writes both in one transaction. want, when not nil, is a head recorded
+// elsewhere (the server's log) that the chain must contain.
 func (k Key) Verify(instance string, records iter.Seq2[store.AuditRecord, error], head, want *store.AuditHead) (Result, error) {
 	res := Result{Instance: instance, Last: store.AuditHead{Instance: instance}}
 	report := func(seq int64, format string, args ...any) {
@@ -75,6 +77,9 @@ func (k Key) Verify(instance string, records iter.Seq2[store.AuditRecord, error]
 		}
 		prevMAC = rec.MAC
 		res.Last = store.AuditHead{Instance: instance, Seq: rec.Seq, MAC: rec.MAC}
+	}
+	if head == nil && res.Records > 0 {
+		report(res.Last.Seq, "the chain has no head: its head was removed (or records were added outside the store)")
 	}
 	if head != nil {
 		switch {

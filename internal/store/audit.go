@@ -100,6 +100,15 @@ type Rotation struct {
 	Next  RefreshToken
 }
 
+// AuditInstancesQuery lists the distinct instances of audit_log, in both
+// backends' SQL: a loose index scan over the primary key (instance, seq)
+// that reads one entry per instance rather than every record.
+const AuditInstancesQuery = `WITH RECURSIVE i(instance) AS (
+	SELECT min(instance) FROM audit_log
+	UNION ALL
+	SELECT (SELECT min(instance) FROM audit_log WHERE instance > i.instance) FROM i WHERE i.instance IS NOT NULL
+) SELECT instance FROM i WHERE instance IS NOT NULL`
+
 // AuditPageSize is how many records ChainPages reads at a time.
 const AuditPageSize = 1000
 

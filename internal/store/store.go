@@ -122,6 +122,10 @@ type Store interface {
 	AuditChain(ctx context.Context, instance string) iter.Seq2[AuditRecord, error]
 	// AuditHeads returns the head of every chain, ordered by instance.
 	AuditHeads(ctx context.Context) ([]AuditHead, error)
+	// AuditInstances lists every instance that has records, from the
+	// records themselves, in byte order: what a verification of the whole
+	// log must cover, whatever the heads say.
+	AuditInstances(ctx context.Context) ([]string, error)
 
 	// Ping checks that the store is reachable.
 	Ping(ctx context.Context) error

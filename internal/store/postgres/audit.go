@@ -457,3 +457,17 @@ func (s *Store) AuditHeads(ctx context.Context) ([]store.AuditHead, error) {
 	}
 	return heads, nil
 }
+
+// AuditInstances lists every instance that has records, in byte order
+// (the column is COLLATE "C").
+func (s *Store) AuditInstances(ctx context.Context) ([]string, error) {
+	rows, err := s.pool.Query(ctx, store.AuditInstancesQuery)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list audit instances: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list audit instances: %w", err)
+	}
+	return out, nil
+}

@@ -263,3 +263,24 @@ func (s *Store) AuditHeads(ctx context.Context) ([]store.AuditHead, error) {
 	}
 	return out, rows.Err()
 }
+
+// AuditInstances lists every instance that has records, in byte order.
+func (s *Store) AuditInstances(ctx context.Context) ([]string, error) {
+	rows, err := s.readDB.QueryContext(ctx, store.AuditInstancesQuery)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list audit instances: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var inst string
+		if err := rows.Scan(&inst); err != nil {
+			return nil, fmt.Errorf("sqlite: list audit instances: %w", err)
+		}
+		out = append(out, inst)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: list audit instances: %w", err)
+	}
+	return out, nil
+}
