@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -26,14 +27,10 @@ import (
 	"github.com/tillit-sts/tillit/internal/store/sqlite"
 )
 
-// auditDir makes a dev data folder whose store holds n audit records of
-// instance sts-1, written as the server writes them.
-func auditDir(t *testing.T, n int) string {
+// auditStore opens the SQLite store of a dev data folder as the server
+// does, able to append audit records.
+func auditStore(t *testing.T, dir, db string) *sqlite.Store {
 	t.Helper()
-	dir := t.TempDir()
-	if _, err := demo.Prepare(dir, "127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
 	kek, err := keys.ReadKEKFile(filepath.Join(dir, demo.KEKFile))
 	if err != nil {
 		t.Fatal(err)
@@ -42,10 +39,22 @@ func auditDir(t *testing.T, n int) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "tillit.db"), sqlite.Options{AuditKey: key})
+	st, err := sqlite.Open(context.Background(), db, sqlite.Options{AuditKey: key})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return st
+}
+
+// auditDir makes a dev data folder whose store holds n audit records of
+// instance sts-1, written as the server writes them.
+func auditDir(t *testing.T, n int) string {
+	t.Helper()
+	dir := t.TempDir()
+	if _, err := demo.Prepare(dir, "127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	st := auditStore(t, dir, filepath.Join(dir, "tillit.db"))
 	defer st.Close()
 	for i := 0; i < n; i++ {
 		rec := store.AuditRecord{Instance: "sts-1", Time: time.Now(), RequestID: "r", Endpoint: "token",
@@ -112,6 +121,37 @@ func TestAuditVerify(t *testing.T) {
 				t.Fatalf("exit %d, want %d; output:\n%s%s", code, tt.wantCode, stdout.String(), stderr.String())
 			}
 		})
+	}
+}
+
+// Two forks of the same chain, the same instance and key, made by copying
+// the database and appending to each copy; then the newest record and the
+// head of one fork are put into the other. Every MAC and sequence number
+// is valid; only the link to the record before is not.
+func TestAuditVerifySplicedForks(t *testing.T) {
+	dir := auditDir(t, 3)
+	db := filepath.Join(dir, "tillit.db")
+	fork := filepath.Join(t.TempDir(), "fork.db")
+	tamper(t, dir, "VACUUM INTO '"+fork+"'")
+	for i, path := range []string{db, fork} {
+		st := auditStore(t, dir, path)
+		for j := range 2 {
+			rec := store.AuditRecord{Instance: "sts-1", Time: time.Now(), RequestID: "r", Endpoint: "token",
+				GrantType: "client_credentials", ClientID: fmt.Sprintf("fork-%d", i), TokenID: strconv.Itoa(j),
+				Outcome: audit.OutcomeIssued}
+			if _, err := st.CommitDecision(context.Background(), time.Now(), store.Decision{Audit: rec}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		st.Close()
+	}
+	tamper(t, dir, "ATTACH '"+fork+"' AS fork; "+
+		"DELETE FROM audit_log WHERE seq = 5; "+
+		"INSERT INTO audit_log SELECT * FROM fork.audit_log WHERE seq = 5; "+
+		"UPDATE audit_head SET seq = 5, mac = (SELECT mac FROM fork.audit_head)")
+	code, stdout, stderr := runCLI(t, "audit", "verify", "--dev", "--data-dir", dir)
+	if code != 1 || !strings.Contains(stdout, "sts-1 #5: does not follow the record before it") || strings.Count(stdout, "\n  ") != 1 {
+		t.Fatalf("exit %d, want 1 and one problem at #5; output:\n%s%s", code, stdout, stderr)
 	}
 }
 

@@ -122,6 +122,36 @@ func TestVerify(t *testing.T) {
 	}
 }
 
+// Two forks of one chain (the same instance and key, each record sealed
+// as the store seals it) spliced together: every MAC and sequence number
+// is valid and the head matches the last record, but the record taken
+// from the other fork does not follow the one before it.
+func TestVerifySplicedForks(t *testing.T) {
+	k, _ := DeriveKey([]byte("0123456789abcdef0123456789abcdef"))
+	a, _ := chain(t, k, 5)
+	b := slices.Clone(a[:3])
+	for i := 3; i < 5; i++ {
+		r := a[i]
+		r.ClientID, r.MAC = "fork-b", nil
+		k.Seal(&r, b[i-1].Seq, b[i-1].MAC)
+		b = append(b, r)
+	}
+	spliced := append(slices.Clone(a[:4]), b[4])
+	head := store.AuditHead{Instance: "i1", Seq: 5, MAC: b[4].MAC}
+	for _, r := range spliced {
+		if !hmacEqual(k.MAC(&r), r.MAC) {
+			t.Fatalf("#%d: the splice should keep every MAC valid", r.Seq)
+		}
+	}
+	res, err := k.Verify("i1", seq(spliced), &head, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Problems) != 1 || res.Problems[0].Seq != 5 || !strings.Contains(res.Problems[0].What, "does not follow the record before it") {
+		t.Fatalf("problems %v, want #5 does not follow the record before it", res.Problems)
+	}
+}
+
 func TestVerifyOtherKey(t *testing.T) {
 	k, _ := DeriveKey([]byte("0123456789abcdef0123456789abcdef"))
 	other, _ := DeriveKey([]byte("another key-encryption key, 32 b"))
