@@ -155,6 +155,38 @@ func TestAuditVerifySplicedForks(t *testing.T) {
 	}
 }
 
+// A client_id and a request id that are not UTF-8, as a client can send
+// them, then other bytes in their place in the database.
+func TestAuditVerifyInvalidUTF8(t *testing.T) {
+	tests := []struct {
+		name   string
+		tamper string
+	}{
+		{"client_id", "UPDATE audit_log SET client_id = CAST(X'632DFE' AS TEXT) WHERE seq = 2"},
+		{"request_id", "UPDATE audit_log SET request_id = CAST(X'722DC0' AS TEXT) WHERE seq = 2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := auditDir(t, 1)
+			st := auditStore(t, dir, filepath.Join(dir, "tillit.db"))
+			rec := store.AuditRecord{Instance: "sts-1", Time: time.Now(), RequestID: "r-\xff", Endpoint: "token",
+				GrantType: "client_credentials", ClientID: "c-\xff", Outcome: audit.OutcomeRefused, Error: "invalid_client"}
+			if _, err := st.CommitDecision(context.Background(), time.Now(), store.Decision{Audit: rec}); err != nil {
+				t.Fatal(err)
+			}
+			st.Close()
+			if code, stdout, stderr := runCLI(t, "audit", "verify", "--dev", "--data-dir", dir); code != 0 {
+				t.Fatalf("as written: exit %d\n%s%s", code, stdout, stderr)
+			}
+			tamper(t, dir, tt.tamper)
+			code, stdout, stderr := runCLI(t, "audit", "verify", "--dev", "--data-dir", dir)
+			if code != 1 || !strings.Contains(stdout, "sts-1 #2: was changed") {
+				t.Fatalf("exit %d, want 1 and #2 changed; output:\n%s%s", code, stdout, stderr)
+			}
+		})
+	}
+}
+
 // A whole-database rollback is caught against a head logged elsewhere.
 func TestAuditVerifyAgainstLoggedHead(t *testing.T) {
 	dir := auditDir(t, 5)

@@ -152,6 +152,44 @@ func TestVerifySplicedForks(t *testing.T) {
 	}
 }
 
+// Fields a client chooses may hold bytes that are not UTF-8. Whatever is
+// stored must be what the MAC covers: changing those bytes in the store
+// must fail verification.
+func TestVerifyInvalidUTF8(t *testing.T) {
+	k, _ := DeriveKey([]byte("0123456789abcdef0123456789abcdef"))
+	tests := []struct {
+		name string
+		// change alters the stored record.
+		change func(r *store.AuditRecord)
+	}{
+		{"another invalid byte in the client_id", func(r *store.AuditRecord) { r.ClientID = "client-\xfe" }},
+		{"the client_id's bytes as they came", func(r *store.AuditRecord) { r.ClientID = "client-\xff" }},
+		{"another invalid byte in the request id", func(r *store.AuditRecord) { r.RequestID = "req-\xc0" }},
+		{"an invalid byte in a scope", func(r *store.AuditRecord) { r.Scopes = []string{"nhn:deft/\x80"} }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			recs, head := chain(t, k, 3)
+			// Record 3 as a store seals it from a client's bytes.
+			r := recs[2]
+			r.ClientID, r.RequestID, r.Scopes = "client-\xff", "req-\xff", []string{"nhn:deft/\xff"}
+			k.Seal(&r, recs[1].Seq, recs[1].MAC)
+			recs[2], head.MAC = r, r.MAC
+			if res, err := k.Verify("i1", seq(recs), &head, nil); err != nil || !res.OK() {
+				t.Fatalf("as sealed: %v, %v", res.Problems, err)
+			}
+			tt.change(&recs[2])
+			res, err := k.Verify("i1", seq(recs), &head, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.OK() || res.Problems[0].Seq != 3 || !strings.Contains(res.Problems[0].What, "was changed") {
+				t.Fatalf("problems %v, want #3 was changed", res.Problems)
+			}
+		})
+	}
+}
+
 func TestVerifyOtherKey(t *testing.T) {
 	k, _ := DeriveKey([]byte("0123456789abcdef0123456789abcdef"))
 	other, _ := DeriveKey([]byte("another key-encryption key, 32 b"))
