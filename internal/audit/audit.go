@@ -7,7 +7,10 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tillit-sts/tillit/internal/store"
 )
@@ -91,10 +94,63 @@ func (k Key) MAC(rec *store.AuditRecord) []byte {
 }
 
 // Seal sets rec's place in a chain whose head is (seq, mac) and its MAC.
-// Stores call it inside the transaction that appends rec, in commit order.
+// Stores call it inside the transaction that appends rec, in commit order,
+// and store rec as Seal leaves it.
+//
+// Strings that are not UTF-8 (a client chooses its client_id, the
+// grant_type it sends, …) are made UTF-8 first, each invalid byte sequence
+// replaced by U+FFFD. The MAC's canonical JSON would otherwise do that
+// replacement itself, and the stored bytes could then be changed to other
+// invalid bytes without the MAC noticing. Replacing them before the
+// record is stored, rather than MACing raw bytes in a new canonical form,
+// keeps every MAC already written valid, gives both backends the same
+// record (PostgreSQL's text cannot hold such bytes anyway), and makes the
+// MAC cover exactly what is stored: JSON is one-to-one on UTF-8 strings,
+// and Verify refuses a record whose strings are not UTF-8, which only a
+// change outside the store can produce.
 func (k Key) Seal(rec *store.AuditRecord, headSeq int64, headMAC []byte) {
+	validUTF8(rec)
 	rec.Seq = headSeq + 1
 	rec.Prev = headMAC
 	rec.Time = rec.Time.UTC().Truncate(time.Microsecond)
 	rec.MAC = k.MAC(rec)
+}
+
+// validUTF8 replaces what is not UTF-8 in rec's strings by U+FFFD.
+func validUTF8(rec *store.AuditRecord) {
+	for _, f := range recordStrings(rec) {
+		if !utf8.ValidString(*f) {
+			*f = strings.ToValidUTF8(*f, "\uFFFD")
+		}
+	}
+	for i, sc := range rec.Scopes {
+		if !utf8.ValidString(sc) {
+			if i == 0 {
+				rec.Scopes = slices.Clone(rec.Scopes) // not the caller's
+			}
+			rec.Scopes[i] = strings.ToValidUTF8(sc, "\uFFFD")
+		}
+	}
+}
+
+// isUTF8 reports whether every string of rec is UTF-8, as Seal leaves it.
+func isUTF8(rec *store.AuditRecord) bool {
+	for _, f := range recordStrings(rec) {
+		if !utf8.ValidString(*f) {
+			return false
+		}
+	}
+	for _, sc := range rec.Scopes {
+		if !utf8.ValidString(sc) {
+			return false
+		}
+	}
+	return true
+}
+
+// recordStrings are the string fields of rec that the MAC covers.
+func recordStrings(rec *store.AuditRecord) []*string {
+	return []*string{&rec.Instance, &rec.RequestID, &rec.Endpoint, &rec.GrantType, &rec.ClientID,
+		&rec.OrgParent, &rec.OrgChild, &rec.OrgSupplier, &rec.Subject, &rec.Audience, &rec.TokenID,
+		&rec.Outcome, &rec.Error}
 }

@@ -66,7 +66,7 @@ func (k Key) Verify(instance string, records iter.Seq2[store.AuditRecord, error]
 		case !bytes.Equal(rec.Prev, prevMAC):
 			report(rec.Seq, "does not follow the record before it (a record before it was changed or removed)")
 		}
-		if !hmacEqual(k.MAC(&rec), rec.MAC) {
+		if !k.sealed(&rec) {
 			report(rec.Seq, "was changed (its MAC does not match its content)")
 		}
 		if want != nil && rec.Seq == want.Seq {
@@ -98,6 +98,12 @@ func (k Key) Verify(instance string, records iter.Seq2[store.AuditRecord, error]
 }
 
 func hmacEqual(a, b []byte) bool { return hmac.Equal(a, b) }
+
+// sealed reports whether rec is as Seal left it: its MAC matches, and its
+// strings are UTF-8 (the MAC's JSON would not tell other bytes apart).
+func (k Key) sealed(rec *store.AuditRecord) bool {
+	return isUTF8(rec) && hmacEqual(k.MAC(rec), rec.MAC)
+}
 
 // FormatHead renders a head as "instance:seq:mac" for logs and for
 // `tillit audit verify --head`.

@@ -347,7 +347,8 @@ func nonNilStrings(s []string) []string {
 }
 
 // text makes s storable in a text column: NUL and invalid UTF-8 become
-// U+FFFD. The MAC's JSON would turn invalid UTF-8 into U+FFFD anyway.
+// U+FFFD. audit.Key.Seal replaces invalid UTF-8 the same way, in every
+// backend; NUL is this backend's own.
 func text(s string) string {
 	if utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 {
 		return s
