@@ -57,8 +57,8 @@ func auditDir(t *testing.T, n int) string {
 	st := auditStore(t, dir, filepath.Join(dir, "tillit.db"))
 	defer st.Close()
 	for i := 0; i < n; i++ {
-		rec := store.AuditRecord{Instance: "sts-1", Time: time.Now(), RequestID: "r", Endpoint: "token",
-			GrantType: "client_credentials", ClientID: []string{"demo-deft", "demo-sfm"}[i%2], Audience: "nhn:deft",
+		rec := store.AuditRecord{Instance: "sts-1", Time: time.Now(), RequestID: "r", ClientRequestID: "proxy-" + strconv.Itoa(i),
+			Endpoint: "token", GrantType: "client_credentials", ClientID: []string{"demo-deft", "demo-sfm"}[i%2], Audience: "nhn:deft",
 			Scopes: []string{"nhn:deft/api"}, TokenID: "T", Outcome: audit.OutcomeIssued}
 		if i == n-1 {
 			rec.Outcome, rec.Error, rec.TokenID = audit.OutcomeRefused, "invalid_scope", ""
@@ -227,7 +227,7 @@ func TestAuditQueryAndTail(t *testing.T) {
 		}
 		return out
 	}
-	if got := lines("audit", "query", "--client", "demo-sfm"); len(got) != 2 || got[0]["client_id"] != "demo-sfm" {
+	if got := lines("audit", "query", "--client", "demo-sfm"); len(got) != 2 || got[0]["client_id"] != "demo-sfm" || got[0]["client_request_id"] != "proxy-1" {
 		t.Fatalf("query --client: %v", got)
 	}
 	if got := lines("audit", "query", "--outcome", "refused"); len(got) != 1 || got[0]["error"] != "invalid_scope" || got[0]["seq"] != float64(5) {

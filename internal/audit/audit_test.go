@@ -60,6 +60,10 @@ func TestVerify(t *testing.T) {
 			r[2].ClientID = "someone-else"
 			return r
 		}, false, nil, 3, "was changed"},
+		{"the client's request id added", func(r []store.AuditRecord, h *store.AuditHead) []store.AuditRecord {
+			r[2].ClientRequestID = "0123456789abcdef01234567"
+			return r
+		}, false, nil, 3, "was changed"},
 		{"scopes changed", func(r []store.AuditRecord, h *store.AuditHead) []store.AuditRecord {
 			r[1].Scopes = append(r[1].Scopes, "e-helse:sfm.api/sfm.api")
 			return r

@@ -15,6 +15,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/tillit-sts/tillit/internal/servertest"
+	"github.com/tillit-sts/tillit/internal/store"
 )
 
 // serve runs s.Srv.Serve, with its background jobs, on a loopback port,
@@ -151,8 +152,8 @@ func TestRequestIDAndHealth(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.Header.Get("X-Request-Id") != "from-the-proxy-1" {
-		t.Fatalf("a plain incoming request id is kept, got %q", resp.Header.Get("X-Request-Id"))
+	if got := resp.Header.Get("X-Request-Id"); got == "from-the-proxy-1" || len(got) != 24 {
+		t.Fatalf("the server answers with its own request id, not the client's: got %q", got)
 	}
 	req.Header.Set("X-Request-Id", "evil\" injected=1")
 	resp, err = http.DefaultClient.Do(req)
@@ -233,5 +234,31 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	if _, err := http.Get(base + "/healthz"); err == nil {
 		t.Fatal("server still answers after shutdown")
+	}
+}
+
+// The audit record of a request keeps the X-Request-Id its client sent
+// apart from the server's request ID, so that a client cannot make its
+// records pass for another request's.
+func TestAuditRecordKeepsClientRequestID(t *testing.T) {
+	s := servertest.Start(t, servertest.Options{})
+	req, _ := http.NewRequest("POST", s.URL+"/connect/token", strings.NewReader("grant_type=client_credentials"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Request-Id", "0123456789abcdef01234567")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	recs, err := s.Store.AuditRecords(t.Context(), store.AuditFilter{})
+	if err != nil || len(recs) != 1 {
+		t.Fatalf("AuditRecords = %d, %v; want the refusal", len(recs), err)
+	}
+	r := recs[0]
+	if r.RequestID != resp.Header.Get("X-Request-Id") || r.RequestID == "0123456789abcdef01234567" {
+		t.Errorf("request_id %q, want the server's %q", r.RequestID, resp.Header.Get("X-Request-Id"))
+	}
+	if r.ClientRequestID != "0123456789abcdef01234567" {
+		t.Errorf("client_request_id %q, want the client's", r.ClientRequestID)
 	}
 }

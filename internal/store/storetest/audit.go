@@ -27,7 +27,8 @@ var AuditKey = func() audit.Key {
 func decision(instance, client string, i int) store.AuditRecord {
 	return store.AuditRecord{
 		Instance: instance, Time: base.Add(time.Duration(i) * time.Second), RequestID: fmt.Sprintf("req-%d", i),
-		Endpoint: "token", GrantType: "client_credentials", ClientID: client,
+		ClientRequestID: fmt.Sprintf("from-the-client-%d", i),
+		Endpoint:        "token", GrantType: "client_credentials", ClientID: client,
 		OrgParent: "994598759", OrgChild: "912345678", OrgSupplier: "987654321",
 		Subject: "tzto6gPhyTQw2bR/Wl0kgF/mTH+jdQoUBvaYSObfmlQ=", Audience: "nhn:deft",
 		Scopes: []string{"nhn:deft/api", "ø"}, TokenID: fmt.Sprintf("T%d", i), Outcome: audit.OutcomeIssued,
