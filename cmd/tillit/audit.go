@@ -245,30 +245,31 @@ func parseWhen(s string) (time.Time, error) {
 // (docs/design.md, "Audit log") under stable field names, the MACs in
 // base64url.
 type exported struct {
-	Instance    string    `json:"instance"`
-	Seq         int64     `json:"seq"`
-	Time        time.Time `json:"time"`
-	RequestID   string    `json:"request_id"`
-	Endpoint    string    `json:"endpoint"`
-	GrantType   string    `json:"grant_type,omitempty"`
-	ClientID    string    `json:"client_id,omitempty"`
-	OrgParent   string    `json:"orgnr_parent,omitempty"`
-	OrgChild    string    `json:"orgnr_child,omitempty"`
-	OrgSupplier string    `json:"orgnr_supplier,omitempty"`
-	Subject     string    `json:"subject,omitempty"`
-	Audience    string    `json:"audience,omitempty"`
-	Scopes      []string  `json:"scopes,omitempty"`
-	TokenID     string    `json:"token_jti,omitempty"`
-	Outcome     string    `json:"outcome"`
-	Error       string    `json:"error,omitempty"`
-	Prev        string    `json:"prev"`
-	MAC         string    `json:"mac"`
+	Instance        string    `json:"instance"`
+	Seq             int64     `json:"seq"`
+	Time            time.Time `json:"time"`
+	RequestID       string    `json:"request_id"`
+	ClientRequestID string    `json:"client_request_id,omitempty"`
+	Endpoint        string    `json:"endpoint"`
+	GrantType       string    `json:"grant_type,omitempty"`
+	ClientID        string    `json:"client_id,omitempty"`
+	OrgParent       string    `json:"orgnr_parent,omitempty"`
+	OrgChild        string    `json:"orgnr_child,omitempty"`
+	OrgSupplier     string    `json:"orgnr_supplier,omitempty"`
+	Subject         string    `json:"subject,omitempty"`
+	Audience        string    `json:"audience,omitempty"`
+	Scopes          []string  `json:"scopes,omitempty"`
+	TokenID         string    `json:"token_jti,omitempty"`
+	Outcome         string    `json:"outcome"`
+	Error           string    `json:"error,omitempty"`
+	Prev            string    `json:"prev"`
+	MAC             string    `json:"mac"`
 }
 
 func exportRecord(r store.AuditRecord) exported {
 	b64 := base64.RawURLEncoding.EncodeToString
 	return exported{
-		Instance: r.Instance, Seq: r.Seq, Time: r.Time, RequestID: r.RequestID, Endpoint: r.Endpoint,
+		Instance: r.Instance, Seq: r.Seq, Time: r.Time, RequestID: r.RequestID, ClientRequestID: r.ClientRequestID, Endpoint: r.Endpoint,
 		GrantType: r.GrantType, ClientID: r.ClientID, OrgParent: r.OrgParent, OrgChild: r.OrgChild,
 		OrgSupplier: r.OrgSupplier, Subject: r.Subject, Audience: r.Audience, Scopes: r.Scopes,
 		TokenID: r.TokenID, Outcome: r.Outcome, Error: r.Error, Prev: b64(r.Prev), MAC: b64(r.MAC),

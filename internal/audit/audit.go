@@ -49,22 +49,25 @@ func DeriveKey(kek []byte) (Key, error) {
 // precision), so that a record read back from any backend gives the same
 // bytes.
 type canonical struct {
-	Instance    string   `json:"instance"`
-	Seq         int64    `json:"seq"`
-	Time        int64    `json:"time_us"`
-	RequestID   string   `json:"request_id"`
-	Endpoint    string   `json:"endpoint"`
-	GrantType   string   `json:"grant_type"`
-	ClientID    string   `json:"client_id"`
-	OrgParent   string   `json:"orgnr_parent"`
-	OrgChild    string   `json:"orgnr_child"`
-	OrgSupplier string   `json:"orgnr_supplier"`
-	Subject     string   `json:"subject"`
-	Audience    string   `json:"audience"`
-	Scopes      []string `json:"scopes"`
-	TokenID     string   `json:"token_id"`
-	Outcome     string   `json:"outcome"`
-	Error       string   `json:"error"`
+	Instance  string `json:"instance"`
+	Seq       int64  `json:"seq"`
+	Time      int64  `json:"time_us"`
+	RequestID string `json:"request_id"`
+	// ClientRequestID is left out when empty, so that records written
+	// before it existed keep their MACs.
+	ClientRequestID string   `json:"client_request_id,omitempty"`
+	Endpoint        string   `json:"endpoint"`
+	GrantType       string   `json:"grant_type"`
+	ClientID        string   `json:"client_id"`
+	OrgParent       string   `json:"orgnr_parent"`
+	OrgChild        string   `json:"orgnr_child"`
+	OrgSupplier     string   `json:"orgnr_supplier"`
+	Subject         string   `json:"subject"`
+	Audience        string   `json:"audience"`
+	Scopes          []string `json:"scopes"`
+	TokenID         string   `json:"token_id"`
+	Outcome         string   `json:"outcome"`
+	Error           string   `json:"error"`
 }
 
 // MAC is the record's MAC: HMAC-SHA-256 over the previous record's MAC and
@@ -72,7 +75,8 @@ type canonical struct {
 func (k Key) MAC(rec *store.AuditRecord) []byte {
 	c := canonical{
 		Instance: rec.Instance, Seq: rec.Seq, Time: rec.Time.UnixMicro(), RequestID: rec.RequestID,
-		Endpoint: rec.Endpoint, GrantType: rec.GrantType, ClientID: rec.ClientID,
+		ClientRequestID: rec.ClientRequestID,
+		Endpoint:        rec.Endpoint, GrantType: rec.GrantType, ClientID: rec.ClientID,
 		OrgParent: rec.OrgParent, OrgChild: rec.OrgChild, OrgSupplier: rec.OrgSupplier,
 		Subject: rec.Subject, Audience: rec.Audience, Scopes: rec.Scopes, TokenID: rec.TokenID,
 		Outcome: rec.Outcome, Error: rec.Error,
@@ -150,7 +154,7 @@ func isUTF8(rec *store.AuditRecord) bool {
 
 // recordStrings are the string fields of rec that the MAC covers.
 func recordStrings(rec *store.AuditRecord) []*string {
-	return []*string{&rec.Instance, &rec.RequestID, &rec.Endpoint, &rec.GrantType, &rec.ClientID,
+	return []*string{&rec.Instance, &rec.RequestID, &rec.ClientRequestID, &rec.Endpoint, &rec.GrantType, &rec.ClientID,
 		&rec.OrgParent, &rec.OrgChild, &rec.OrgSupplier, &rec.Subject, &rec.Audience, &rec.TokenID,
 		&rec.Outcome, &rec.Error}
 }

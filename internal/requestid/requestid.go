@@ -1,6 +1,9 @@
 // Package requestid gives every HTTP request an ID that appears in each log
-// line about it and in the X-Request-Id response header, so that a client's
-// report of a server_error can be matched to the logged cause.
+// line about it, in its audit record and in the X-Request-Id response
+// header, so that a client's report of a server_error can be matched to the
+// logged cause. The ID is always the server's own; an X-Request-Id the
+// client (or a proxy) sent is kept apart (ClientFrom), so that it can never
+// pass for one the server issued.
 package requestid
 
 import (
@@ -13,7 +16,10 @@ import (
 // Header is the response (and accepted request) header.
 const Header = "X-Request-Id"
 
-type key struct{}
+type (
+	key       struct{}
+	clientKey struct{}
+)
 
 // New returns a fresh 96-bit random ID.
 func New() string {
@@ -33,17 +39,26 @@ func From(ctx context.Context) string {
 	return id
 }
 
-// Middleware gives each request an ID. An incoming X-Request-Id from a
-// proxy is kept when it is short and plain; anything else is replaced, so a
-// client cannot inject text into the logs.
+// ClientFrom returns the X-Request-Id the client sent, when it was short
+// and plain, or "".
+func ClientFrom(ctx context.Context) string {
+	id, _ := ctx.Value(clientKey{}).(string)
+	return id
+}
+
+// Middleware gives each request a fresh ID of the server's, sent back in
+// X-Request-Id. An incoming X-Request-Id is kept, apart, when it is short
+// and plain (a proxy's, to find the request by); anything else is dropped,
+// so a client cannot inject text into the logs or the audit log.
 func Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.Header.Get(Header)
-		if !plain(id) {
-			id = New()
+		id := New()
+		ctx := With(r.Context(), id)
+		if client := r.Header.Get(Header); plain(client) {
+			ctx = context.WithValue(ctx, clientKey{}, client)
 		}
 		w.Header().Set(Header, id)
-		next.ServeHTTP(w, r.WithContext(With(r.Context(), id)))
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 

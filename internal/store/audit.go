@@ -13,10 +13,14 @@ import (
 // The store sets Seq, Prev and MAC when it appends, in commit order, with
 // the audit key it was given (see internal/audit).
 type AuditRecord struct {
-	Instance  string
-	Seq       int64
-	Time      time.Time
-	RequestID string
+	Instance string
+	Seq      int64
+	Time     time.Time
+	// RequestID is the server's ID of the request (package requestid);
+	// ClientRequestID the X-Request-Id its client sent, if any, which
+	// proves nothing and is kept apart so that it cannot pass for one.
+	RequestID       string
+	ClientRequestID string
 	// Endpoint is "token", later also "par", "authorize", "introspect",
 	// "revocation".
 	Endpoint    string

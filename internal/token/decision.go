@@ -82,21 +82,23 @@ func (d *decision) close() {
 // newRecord is the audit record of a decision at the endpoint.
 func (b *base) newRecord(r *http.Request, d *decision, outcome, code string) store.AuditRecord {
 	return store.AuditRecord{
-		Instance:    b.cfg.Instance,
-		Time:        b.cfg.Now(),
-		RequestID:   requestid.From(r.Context()),
-		Endpoint:    b.name,
-		GrantType:   d.grantType,
-		ClientID:    d.clientID,
-		OrgParent:   d.parent,
-		OrgChild:    d.child,
-		OrgSupplier: d.supplier,
-		Subject:     d.subject,
-		Audience:    d.audience,
-		Scopes:      d.scopes,
-		TokenID:     d.tokenID,
-		Outcome:     outcome,
-		Error:       code,
+		Instance:  b.cfg.Instance,
+		Time:      b.cfg.Now(),
+		RequestID: requestid.From(r.Context()),
+		// The client's own X-Request-Id, apart: it proves nothing.
+		ClientRequestID: requestid.ClientFrom(r.Context()),
+		Endpoint:        b.name,
+		GrantType:       d.grantType,
+		ClientID:        d.clientID,
+		OrgParent:       d.parent,
+		OrgChild:        d.child,
+		OrgSupplier:     d.supplier,
+		Subject:         d.subject,
+		Audience:        d.audience,
+		Scopes:          d.scopes,
+		TokenID:         d.tokenID,
+		Outcome:         outcome,
+		Error:           code,
 	}
 }
 

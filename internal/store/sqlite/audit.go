@@ -59,7 +59,7 @@ func (a *auditBatch) flush(tx *wtx) error {
 }
 
 const auditColumns = `instance, seq, time, request_id, endpoint, grant_type, client_id, orgnr_parent, orgnr_child,
-	orgnr_supplier, subject, audience, scopes, token_id, outcome, error, prev, mac`
+	orgnr_supplier, subject, audience, scopes, token_id, outcome, error, prev, mac, client_request_id`
 
 // CommitDecision commits one decision of the token endpoint in one
 // transaction: it spends d.JTIs (as ConsumeJTIs), rotates d.Rotate (as
@@ -148,10 +148,10 @@ func (s *Store) CommitDecision(ctx context.Context, now time.Time, d store.Decis
 		if rec.Prev == nil {
 			rec.Prev = []byte{}
 		}
-		if _, err := tx.exec(`INSERT INTO audit_log (`+auditColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		if _, err := tx.exec(`INSERT INTO audit_log (`+auditColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			rec.Instance, rec.Seq, micros(rec.Time), rec.RequestID, rec.Endpoint, rec.GrantType, rec.ClientID,
 			rec.OrgParent, rec.OrgChild, rec.OrgSupplier, rec.Subject, rec.Audience, string(scopes),
-			rec.TokenID, rec.Outcome, rec.Error, rec.Prev, rec.MAC); err != nil {
+			rec.TokenID, rec.Outcome, rec.Error, rec.Prev, rec.MAC, rec.ClientRequestID); err != nil {
 			return fmt.Errorf("sqlite: append audit record: %w", err)
 		}
 		s.audit.heads[rec.Instance] = store.AuditHead{Instance: rec.Instance, Seq: rec.Seq, MAC: rec.MAC}
@@ -170,7 +170,7 @@ func scanAudit(rows *sql.Rows) (store.AuditRecord, error) {
 	var scopes string
 	err := rows.Scan(&r.Instance, &r.Seq, &t, &r.RequestID, &r.Endpoint, &r.GrantType, &r.ClientID,
 		&r.OrgParent, &r.OrgChild, &r.OrgSupplier, &r.Subject, &r.Audience, &scopes, &r.TokenID,
-		&r.Outcome, &r.Error, &r.Prev, &r.MAC)
+		&r.Outcome, &r.Error, &r.Prev, &r.MAC, &r.ClientRequestID)
 	if err != nil {
 		return r, err
 	}
