@@ -187,6 +187,35 @@ func TestAuditVerifyInvalidUTF8(t *testing.T) {
 	}
 }
 
+// A chain whose head was removed fails verify until it is resealed; then
+// verify passes and reports the break, and no record was removed.
+func TestAuditReseal(t *testing.T) {
+	dir := auditDir(t, 5)
+	tamper(t, dir, "DELETE FROM audit_head")
+	if code, stdout, _ := runCLI(t, "audit", "verify", "--dev", "--data-dir", dir); code != 1 {
+		t.Fatalf("verify of a chain without a head: exit %d\n%s", code, stdout)
+	}
+	if code, _, stderr := runCLI(t, "audit", "reseal", "--dev", "--data-dir", dir); code != 2 {
+		t.Fatalf("reseal without --instance: exit %d, want 2\n%s", code, stderr)
+	}
+	if code, _, stderr := runCLI(t, "audit", "reseal", "--dev", "--data-dir", dir, "--instance", "nobody"); code != 1 || !strings.Contains(stderr, "no records") {
+		t.Fatalf("reseal of an unknown instance: exit %d, want 1\n%s", code, stderr)
+	}
+	code, stdout, stderr := runCLI(t, "audit", "reseal", "--dev", "--data-dir", dir, "--instance", "sts-1", "--reason", "head lost in a restore")
+	if code != 0 || !strings.Contains(stdout, "sts-1: resealed at #6 after #5") {
+		t.Fatalf("reseal: exit %d\n%s%s", code, stdout, stderr)
+	}
+	code, stdout, stderr = runCLI(t, "audit", "verify", "--dev", "--data-dir", dir)
+	if code != 0 || !strings.Contains(stdout, "sts-1: 6 records, intact, 1 resealed break") ||
+		!strings.Contains(stdout, "#6: resealed after #5: head lost in a restore") {
+		t.Fatalf("verify after the reseal: exit %d\n%s%s", code, stdout, stderr)
+	}
+	code, stdout, _ = runCLI(t, "audit", "reseal", "--dev", "--data-dir", dir, "--instance", "sts-1")
+	if code != 0 || !strings.Contains(stdout, "intact: nothing to reseal") {
+		t.Fatalf("reseal of an intact chain: exit %d\n%s", code, stdout)
+	}
+}
+
 // A whole-database rollback is caught against a head logged elsewhere.
 func TestAuditVerifyAgainstLoggedHead(t *testing.T) {
 	dir := auditDir(t, 5)

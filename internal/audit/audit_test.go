@@ -194,6 +194,100 @@ func TestVerifyInvalidUTF8(t *testing.T) {
 	}
 }
 
+// A chain broken and then resealed: the reseal record links to the last
+// intact record and says why; verify reports it as a break, apart from
+// tampering, and checks everything else as before.
+func TestVerifyResealedBreak(t *testing.T) {
+	k, _ := DeriveKey([]byte("0123456789abcdef0123456789abcdef"))
+	other, _ := DeriveKey([]byte("another key-encryption key, 32 b"))
+	// resealed is a chain of 5 whose record #bad (0: none) was changed,
+	// resealed by key rk after the last intact record, then one more
+	// record; and its head.
+	resealed := func(bad int64, rk Key) ([]store.AuditRecord, store.AuditHead) {
+		recs, head := chain(t, k, 5)
+		after := head
+		if bad > 0 {
+			recs[bad-1].ClientID = "changed"
+			after = store.AuditHead{Instance: "i1", Seq: bad - 1, MAC: recs[bad-1].Prev}
+		}
+		r := ResealRecord("i1", recs[0].Time, after, "the head was removed")
+		rk.SealAfter(&r, 6, after)
+		next := recs[4]
+		k.Seal(&next, r.Seq, r.MAC)
+		recs = append(recs, r, next)
+		return recs, store.AuditHead{Instance: "i1", Seq: next.Seq, MAC: next.MAC}
+	}
+	tests := []struct {
+		name   string
+		bad    int64
+		key    Key
+		change func(recs []store.AuditRecord)
+		// wantBreaks, wantProblem: the breaks reported, and the first
+		// problem ("" for none).
+		wantBreaks  int
+		wantProblem string
+	}{
+		{name: "head removed, resealed after the last record", key: k, wantBreaks: 1},
+		{name: "a record changed, resealed after the one before", bad: 4, key: k, wantBreaks: 1},
+		{name: "the first record changed, resealed after none", bad: 1, key: k, wantBreaks: 1},
+		{name: "a reseal made without the key", key: other, wantProblem: "#6: was changed"},
+		{name: "an intact record changed after the reseal", bad: 4, key: k, wantBreaks: 1,
+			change: func(r []store.AuditRecord) { r[1].Audience = "changed" }, wantProblem: "#2: was changed"},
+		{name: "the reseal's reason changed", key: k,
+			change: func(r []store.AuditRecord) { r[5].Error = "nothing happened" }, wantProblem: "#6: was changed"},
+		{name: "a record after the reseal removed", key: k,
+			change: func(r []store.AuditRecord) { r[6].ClientID = "changed" }, wantBreaks: 1, wantProblem: "#7: was changed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			recs, head := resealed(tt.bad, tt.key)
+			if tt.change != nil {
+				tt.change(recs)
+			}
+			res, err := k.Verify("i1", seq(recs), &head, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Breaks) != tt.wantBreaks {
+				t.Fatalf("breaks %+v, want %d", res.Breaks, tt.wantBreaks)
+			}
+			if tt.wantBreaks > 0 {
+				b := res.Breaks[0]
+				if b.Seq != 6 || b.Reason != "the head was removed" {
+					t.Errorf("break %+v, want #6 with its reason", b)
+				}
+				if tt.bad > 0 && (b.After != tt.bad-1 || len(b.Problems) == 0 || b.Problems[0].Seq != tt.bad) {
+					t.Errorf("break %+v, want after #%d holding the change to #%d", b, tt.bad-1, tt.bad)
+				}
+			}
+			switch {
+			case tt.wantProblem == "" && !res.OK():
+				t.Fatalf("problems %v, want none", res.Problems)
+			case tt.wantProblem != "" && (res.OK() || !strings.Contains(res.Problems[0].String(), tt.wantProblem)):
+				t.Fatalf("problems %v, want first %q", res.Problems, tt.wantProblem)
+			}
+		})
+	}
+}
+
+// A reseal record must link to the last intact record: one after an
+// earlier record would drop intact records from the chain unseen.
+func TestVerifyResealAfterTheWrongRecord(t *testing.T) {
+	k, _ := DeriveKey([]byte("0123456789abcdef0123456789abcdef"))
+	recs, _ := chain(t, k, 5)
+	after := store.AuditHead{Instance: "i1", Seq: 2, MAC: recs[1].MAC}
+	r := ResealRecord("i1", recs[0].Time, after, "cut short")
+	k.SealAfter(&r, 6, after)
+	recs = append(recs, r)
+	res, err := k.Verify("i1", seq(recs), &store.AuditHead{Instance: "i1", Seq: 6, MAC: r.MAC}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.OK() || !strings.Contains(res.Problems[0].String(), "#6: resealed after #2, not after the last intact record #5") {
+		t.Fatalf("problems %v", res.Problems)
+	}
+}
+
 func TestVerifyOtherKey(t *testing.T) {
 	k, _ := DeriveKey([]byte("0123456789abcdef0123456789abcdef"))
 	other, _ := DeriveKey([]byte("another key-encryption key, 32 b"))

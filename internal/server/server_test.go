@@ -1,19 +1,25 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+	_ "modernc.org/sqlite"
 
+	"github.com/tillit-sts/tillit/internal/audit"
+	"github.com/tillit-sts/tillit/internal/keys"
 	"github.com/tillit-sts/tillit/internal/servertest"
 	"github.com/tillit-sts/tillit/internal/store"
 )
@@ -260,5 +266,76 @@ func TestAuditRecordKeepsClientRequestID(t *testing.T) {
 	}
 	if r.ClientRequestID != "0123456789abcdef01234567" {
 		t.Errorf("client_request_id %q, want the client's", r.ClientRequestID)
+	}
+}
+
+// A chain whose head was removed: token requests get a clear 503 and
+// readiness is red, instead of a 500 for every request while /readyz
+// says ready; once resealed, the server serves again.
+func TestBrokenAuditChain(t *testing.T) {
+	var logs bytes.Buffer
+	s := servertest.Start(t, servertest.Options{Log: &logs})
+	post := func() (int, map[string]any) {
+		t.Helper()
+		resp, err := http.Post(s.URL+"/connect/token", "application/x-www-form-urlencoded", strings.NewReader("grant_type=client_credentials"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		return resp.StatusCode, body
+	}
+	ready := func() (int, string) {
+		t.Helper()
+		resp, err := http.Get(s.URL + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, _ := post(); code != 400 {
+		t.Fatalf("first request: %d", code)
+	}
+	db, err := sql.Open("sqlite", filepath.Join(s.Dir, "tillit.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec("DELETE FROM audit_head"); err != nil {
+		t.Fatal(err)
+	}
+	code, body := post()
+	if code != 503 || body["error"] != "temporarily_unavailable" || body["error_description"] == "" {
+		t.Fatalf("token request on a broken chain: %d %v, want 503 temporarily_unavailable", code, body)
+	}
+	if code, text := ready(); code != 503 || !strings.Contains(text, "audit chain broken") {
+		t.Fatalf("/readyz on a broken chain: %d %q", code, text)
+	}
+	if !strings.Contains(logs.String(), "tillit audit reseal") {
+		t.Errorf("the log does not say what is wrong and what to do:\n%s", logs.String())
+	}
+	instances, err := s.Store.AuditInstances(t.Context())
+	if err != nil || len(instances) != 1 {
+		t.Fatalf("AuditInstances = %v, %v", instances, err)
+	}
+	kek, err := keys.ReadKEKFile(filepath.Join(s.Dir, "kek"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := audit.DeriveKey(kek)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := audit.Reseal(t.Context(), key, s.Store, instances[0], s.Clock.Now(), "test"); err != nil {
+		t.Fatal(err)
+	}
+	if code, text := ready(); code != 200 {
+		t.Fatalf("/readyz after the reseal: %d %q", code, text)
+	}
+	if code, body := post(); code != 400 {
+		t.Fatalf("token request after the reseal: %d %v", code, body)
 	}
 }

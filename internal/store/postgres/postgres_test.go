@@ -31,3 +31,19 @@ func openTest(t testing.TB, url string, opts Options) *Store {
 	})
 	return s
 }
+
+func TestConformanceTampered(t *testing.T) {
+	storetest.RunTampered(t, func(t *testing.T) storetest.Tampered {
+		url := pgtest.URL(t)
+		opts := Options{AuditKey: storetest.AuditKey}
+		return storetest.Tampered{
+			Store: openTest(t, url, opts),
+			Exec: func(t *testing.T, query string) {
+				if _, err := connect(t, url).Exec(bg, query); err != nil {
+					t.Fatal(err)
+				}
+			},
+			Reopen: func(t *testing.T) store.Store { return openTest(t, url, opts) },
+		}
+	})
+}

@@ -22,6 +22,22 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+func TestConformanceTampered(t *testing.T) {
+	storetest.RunTampered(t, func(t *testing.T) storetest.Tampered {
+		path := tempDB(t)
+		opts := Options{AuditKey: storetest.AuditKey}
+		return storetest.Tampered{
+			Store: openTest(t, path, opts),
+			Exec: func(t *testing.T, query string) {
+				if _, err := rawDB(t, path).Exec(query); err != nil {
+					t.Fatal(err)
+				}
+			},
+			Reopen: func(t *testing.T) store.Store { return openTest(t, path, opts) },
+		}
+	})
+}
+
 func tempDB(t testing.TB) string { return filepath.Join(t.TempDir(), "tillit.db") }
 
 // openTest opens a Store on path and closes it when t ends.
