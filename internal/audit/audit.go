@@ -26,10 +26,16 @@ const (
 	OutcomeInactive     = "inactive"
 	OutcomeRevoked      = "revoked"
 	OutcomeUnknownToken = "unknown_token"
+	// The outcomes of the log's own records (EndpointAudit): a chain
+	// resealed after a break, and the oldest records removed for
+	// retention.
+	OutcomeResealed = "resealed"
+	OutcomePruned   = "pruned"
 )
 
 // Outcomes lists every outcome, for checking a filter.
-var Outcomes = []string{OutcomeIssued, OutcomeRefused, OutcomeActive, OutcomeInactive, OutcomeRevoked, OutcomeUnknownToken}
+var Outcomes = []string{OutcomeIssued, OutcomeRefused, OutcomeActive, OutcomeInactive, OutcomeRevoked, OutcomeUnknownToken,
+	OutcomeResealed, OutcomePruned}
 
 // Key is the MAC key of the audit chains.
 type Key []byte

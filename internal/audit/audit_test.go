@@ -231,11 +231,11 @@ func TestVerifyResealedBreak(t *testing.T) {
 		{name: "a record changed, resealed after the one before", bad: 4, key: k, wantBreaks: 1},
 		{name: "the first record changed, resealed after none", bad: 1, key: k, wantBreaks: 1},
 		{name: "a reseal made without the key", key: other, wantProblem: "#6: was changed"},
-		{name: "an intact record changed after the reseal", bad: 4, key: k, wantBreaks: 1,
+		{name: "an intact record changed after the reseal", bad: 4, key: k, wantBreaks: 0,
 			change: func(r []store.AuditRecord) { r[1].Audience = "changed" }, wantProblem: "#2: was changed"},
 		{name: "the reseal's reason changed", key: k,
 			change: func(r []store.AuditRecord) { r[5].Error = "nothing happened" }, wantProblem: "#6: was changed"},
-		{name: "a record after the reseal removed", key: k,
+		{name: "a record after the reseal changed", key: k,
 			change: func(r []store.AuditRecord) { r[6].ClientID = "changed" }, wantBreaks: 1, wantProblem: "#7: was changed"},
 	}
 	for _, tt := range tests {

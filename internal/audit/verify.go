@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"iter"
+	"slices"
 
 	"github.com/tillit-sts/tillit/internal/store"
 )
@@ -21,34 +22,63 @@ func (p Problem) String() string {
 	return fmt.Sprintf("%s #%d: %s", p.Instance, p.Seq, p.What)
 }
 
+// Break is a break in a chain that was resealed (Reseal): the reseal
+// record Seq follows the last intact record After instead of the record
+// before it, and says why. What Verify found between the two is reported
+// with the break, not as tampering: the operator who holds the key has
+// recorded that those records are outside the chain.
+type Break struct {
+	Seq      int64
+	After    int64
+	Reason   string
+	Problems []Problem
+}
+
 // Result is what Verify found in one chain.
 type Result struct {
 	Instance string
 	Records  int64
 	Last     store.AuditHead
+	// Intact is the last record of the chain's current segment before
+	// the first problem: the record a reseal must follow.
+	Intact   store.AuditHead
 	Problems []Problem
+	Breaks   []Break
 }
 
-// OK reports whether the chain is intact.
+// OK reports whether the chain is intact, apart from resealed breaks.
 func (r Result) OK() bool { return len(r.Problems) == 0 }
 
 // maxProblems bounds the findings reported for one chain: after a record
 // is changed, everything would otherwise be listed.
 const maxProblems = 100
 
-// Verify checks one instance's chain: records must come in Seq order. head
-// is the head the store kept, nil when it has none: a chain with records
-// and no head, or a head and no records, is a failure, since the store
-// writes both in one transaction. want, when not nil, is a head recorded
-// elsewhere (the server's log) that the chain must contain.
+// Verify checks one instance's chain: records must come in Seq order.
+//
+// Every record's MAC must match its content, and every record must follow
+// the one before it: the next sequence number, and Prev the MAC of that
+// record. The one exception is a reseal record (Reseal) made with the key:
+// it follows the last intact record, and the records between are reported
+// as its Break rather than as problems.
+//
+// head is the head the store kept, nil when it has none: a chain with
+// records and no head, or a head and no records, is a failure, since the
+// store writes both in one transaction. want, when not nil, is a head
+// recorded elsewhere (the server's log) that the chain must contain: the
+// one defence against a log cut short together with its head.
 func (k Key) Verify(instance string, records iter.Seq2[store.AuditRecord, error], head, want *store.AuditHead) (Result, error) {
-	res := Result{Instance: instance, Last: store.AuditHead{Instance: instance}}
+	res := Result{Instance: instance, Last: store.AuditHead{Instance: instance}, Intact: store.AuditHead{Instance: instance}}
+	// broken: a problem was found since Intact; its problems start at
+	// res.Problems[brokenAt].
+	broken, brokenAt := false, 0
 	report := func(seq int64, format string, args ...any) {
+		if !broken {
+			broken, brokenAt = true, len(res.Problems)
+		}
 		if len(res.Problems) < maxProblems {
 			res.Problems = append(res.Problems, Problem{instance, seq, fmt.Sprintf(format, args...)})
 		}
 	}
-	var prevMAC []byte
 	wantSeen := false
 	for rec, err := range records {
 		if err != nil {
@@ -56,18 +86,37 @@ func (k Key) Verify(instance string, records iter.Seq2[store.AuditRecord, error]
 		}
 		res.Records++
 		expected := res.Last.Seq + 1
-		switch {
-		case rec.Instance != instance:
-			report(rec.Seq, "record of instance %q in this chain", rec.Instance)
-		case rec.Seq > expected:
-			report(expected, "records %d to %d are missing", expected, rec.Seq-1)
-		case rec.Seq < expected:
-			report(rec.Seq, "sequence number repeats or goes back")
-		case !bytes.Equal(rec.Prev, prevMAC):
-			report(rec.Seq, "does not follow the record before it (a record before it was changed or removed)")
-		}
-		if !k.sealed(&rec) {
-			report(rec.Seq, "was changed (its MAC does not match its content)")
+		sealed := k.sealed(&rec)
+		if sealed && rec.Instance == instance && isReseal(&rec) && rec.Seq >= expected {
+			after, err := parseAnchor(rec.TokenID)
+			switch {
+			case err != nil:
+				report(rec.Seq, "a reseal record that does not name the record it follows")
+			case after.Seq != res.Intact.Seq || !bytes.Equal(after.MAC, res.Intact.MAC) || !bytes.Equal(rec.Prev, after.MAC):
+				report(rec.Seq, "resealed after #%d, not after the last intact record #%d", after.Seq, res.Intact.Seq)
+			default:
+				b := Break{Seq: rec.Seq, After: after.Seq, Reason: rec.Error}
+				if broken {
+					b.Problems = slices.Clone(res.Problems[brokenAt:])
+					res.Problems = res.Problems[:brokenAt]
+				}
+				res.Breaks = append(res.Breaks, b)
+				broken = false
+			}
+		} else {
+			switch {
+			case rec.Instance != instance:
+				report(rec.Seq, "record of instance %q in this chain", rec.Instance)
+			case rec.Seq > expected:
+				report(expected, "records %d to %d are missing", expected, rec.Seq-1)
+			case rec.Seq < expected:
+				report(rec.Seq, "sequence number repeats or goes back")
+			case !bytes.Equal(rec.Prev, res.Last.MAC):
+				report(rec.Seq, "does not follow the record before it (a record before it was changed or removed)")
+			}
+			if !sealed {
+				report(rec.Seq, "was changed (its MAC does not match its content)")
+			}
 		}
 		if want != nil && rec.Seq == want.Seq {
 			wantSeen = true
@@ -75,8 +124,10 @@ func (k Key) Verify(instance string, records iter.Seq2[store.AuditRecord, error]
 				report(rec.Seq, "differs from the head recorded elsewhere")
 			}
 		}
-		prevMAC = rec.MAC
 		res.Last = store.AuditHead{Instance: instance, Seq: rec.Seq, MAC: rec.MAC}
+		if !broken {
+			res.Intact = res.Last
+		}
 	}
 	if head == nil && res.Records > 0 {
 		report(res.Last.Seq, "the chain has no head: its head was removed (or records were added outside the store)")

@@ -60,6 +60,7 @@ type Server struct {
 	revoke     *token.Revocation
 	handler    http.Handler
 	metrics    *metrics.Metrics
+	auditKey   audit.Key
 	lastHead   store.AuditHead // written by the head-logging job only
 }
 
@@ -101,6 +102,7 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (*Server, error) 
 	if err != nil {
 		return nil, err
 	}
+	s.auditKey = auditKey
 	if opt.Store != nil {
 		s.store = opt.Store
 	} else {
@@ -187,6 +189,10 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (*Server, error) 
 		h = ps.behindProxies(h)
 	}
 	s.handler = s.middleware(h)
+	// A broken chain is logged now, but is no reason to refuse to
+	// start: the server says it is not ready, and serves again once the
+	// chain is resealed.
+	_ = s.checkAuditChain(ctx)
 	ok = true
 	return s, nil
 }
@@ -207,6 +213,12 @@ func KeysConfig(cfg *config.Config) keys.Config {
 // or change the registry; it cannot write audit records.
 func Open(ctx context.Context, storage string) (store.Store, error) {
 	return openStore(ctx, storage, nil, 0)
+}
+
+// OpenAudit opens the store a storage setting names with the audit key, for
+// commands that write the log's own records (tillit audit reseal).
+func OpenAudit(ctx context.Context, storage string, key audit.Key) (store.Store, error) {
+	return openStore(ctx, storage, key, 0)
 }
 
 // limiter is a rate limiter, or nil (no limit) for a rate of zero. The
@@ -231,6 +243,10 @@ func (s *Server) serveReady(w http.ResponseWriter, r *http.Request) {
 		s.log.Warn("not ready", "request_id", requestid.From(r.Context()), "err", err)
 	} else if _, err := s.keys.Signer(); err != nil {
 		problem = "no signing key"
+	} else if err := s.checkAuditChain(ctx); errors.Is(err, store.ErrAuditChainBroken) {
+		problem = "audit chain broken"
+	} else if err != nil {
+		problem = "store unreachable"
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	if problem != "" {
@@ -238,6 +254,26 @@ func (s *Server) serveReady(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_, _ = w.Write([]byte("ready\n"))
+}
+
+// checkAuditChain checks that this instance's audit chain ends as the
+// store wrote it (audit.CheckTip), and logs what is wrong when it does not.
+// Decisions on a broken chain are refused (the store will not fork or
+// restart it), so the instance must not look ready until an operator has
+// looked and resealed it.
+func (s *Server) checkAuditChain(ctx context.Context) error {
+	tip, err := s.store.AuditTip(ctx, s.cfg.Instance)
+	if err != nil {
+		s.log.Warn("not ready: audit chain not read", "instance", s.cfg.Instance, "err", err)
+		return err
+	}
+	if err := audit.CheckTip(s.auditKey, tip); err != nil {
+		s.log.Error("audit chain broken: token requests are refused until it is verified and resealed "+
+			"(tillit audit verify; tillit audit reseal --instance "+s.cfg.Instance+")",
+			"instance", s.cfg.Instance, "err", err)
+		return err
+	}
+	return nil
 }
 
 // logAuditHead writes this instance's audit chain head to the log, which

@@ -296,7 +296,7 @@ func TestBrokenAuditChain(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	if code, _ := post(); code != 400 {
+	if code, _ := post(); code != 401 {
 		t.Fatalf("first request: %d", code)
 	}
 	db, err := sql.Open("sqlite", filepath.Join(s.Dir, "tillit.db"))
@@ -335,7 +335,7 @@ func TestBrokenAuditChain(t *testing.T) {
 	if code, text := ready(); code != 200 {
 		t.Fatalf("/readyz after the reseal: %d %q", code, text)
 	}
-	if code, body := post(); code != 400 {
+	if code, body := post(); code != 401 {
 		t.Fatalf("token request after the reseal: %d %v", code, body)
 	}
 }

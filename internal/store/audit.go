@@ -1,7 +1,9 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"iter"
 	"time"
 )
@@ -50,6 +52,36 @@ type AuditHead struct {
 	Instance string
 	Seq      int64
 	MAC      []byte
+}
+
+// AuditTip is the end of an instance's chain as the store has it: its head
+// and its newest record (the greatest Seq), nil when there is none.
+type AuditTip struct {
+	Instance string
+	Head     *AuditHead
+	Last     *AuditRecord
+}
+
+// CheckAuditTip reports, as ErrAuditChainBroken, a chain whose head and
+// newest record (last: its Seq and MAC) disagree. The store writes both in
+// one transaction, so they disagree only after a change outside it: a head
+// removed or rolled back, records removed at the end or added.
+func CheckAuditTip(instance string, head, last *AuditHead) error {
+	switch {
+	case head == nil && last == nil:
+		return nil
+	case head == nil:
+		return fmt.Errorf("%w: instance %q has records up to #%d but no head (removed outside the store)", ErrAuditChainBroken, instance, last.Seq)
+	case last == nil:
+		return fmt.Errorf("%w: instance %q has a head (#%d) but no records", ErrAuditChainBroken, instance, head.Seq)
+	case head.Seq > last.Seq:
+		return fmt.Errorf("%w: instance %q: its newest records (#%d to #%d) were removed", ErrAuditChainBroken, instance, last.Seq+1, head.Seq)
+	case head.Seq < last.Seq:
+		return fmt.Errorf("%w: instance %q: records after its head #%d were added outside the store", ErrAuditChainBroken, instance, head.Seq)
+	case !bytes.Equal(head.MAC, last.MAC):
+		return fmt.Errorf("%w: instance %q: its newest record #%d differs from its head", ErrAuditChainBroken, instance, head.Seq)
+	}
+	return nil
 }
 
 // AuditFilter selects audit records. Zero fields match everything.

@@ -20,6 +20,11 @@ var (
 	// ErrRefreshReused reports a refresh token used again after it was
 	// rotated: the store has revoked its whole family (RFC 9700 §4.14.2).
 	ErrRefreshReused = errors.New("store: refresh token reused; family revoked")
+	// ErrAuditChainBroken reports an audit chain whose head and newest
+	// records disagree (changed outside the store): appending to it would
+	// fork or restart it, so the store refuses until the chain is resealed
+	// (ResealAuditChain).
+	ErrAuditChainBroken = errors.New("store: audit chain broken")
 )
 
 // Store is everything the token service persists. Every method is safe for
@@ -126,6 +131,17 @@ type Store interface {
 	// records themselves, in byte order: what a verification of the whole
 	// log must cover, whatever the heads say.
 	AuditInstances(ctx context.Context) ([]string, error)
+	// AuditTip returns an instance's head and newest record, read
+	// together, so that a server can tell that its chain is whole
+	// (audit.CheckTip) without reading it all.
+	AuditTip(ctx context.Context, instance string) (AuditTip, error)
+	// ResealAuditChain appends rec to its instance's chain after a break,
+	// as the first record of a new segment: numbered after every record
+	// and the head the chain has, sealed on after (the last intact
+	// record; Seq 0 for none), and made the head. Nothing is removed. It
+	// fails with ErrConflict when the record after.Seq is not there with
+	// after.MAC. See audit.Reseal, which finds after and says why.
+	ResealAuditChain(ctx context.Context, after AuditHead, rec AuditRecord) (AuditRecord, error)
 
 	// Ping checks that the store is reachable.
 	Ping(ctx context.Context) error

@@ -114,7 +114,13 @@ func (b *base) recordRefusal(r *http.Request, d *decision, err error) error {
 	rec := b.newRecord(r, d, audit.OutcomeRefused, code)
 	if _, cerr := d.commit(context.WithoutCancel(r.Context()), b.cfg.Decisions, b.cfg.Now(), store.Decision{Audit: rec}); cerr != nil {
 		// Not wrapping err: its OAuth error must not reach the client.
-		return fmt.Errorf("%w (the request was refused with %s): %w", errAuditFailed, code, cerr)
+		failed := fmt.Errorf("%w (the request was refused with %s): %w", errAuditFailed, code, cerr)
+		if errors.Is(cerr, store.ErrAuditChainBroken) {
+			// Nothing can be decided until an operator reseals the
+			// chain: say so, rather than a bare server_error.
+			return oauth.New(oauth.CodeTemporarilyUnavailable, "the audit log cannot be written: try again later").Wrap(failed)
+		}
+		return failed
 	}
 	return err
 }

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -299,6 +300,10 @@ func (o *decisionOp) failure(err error) error {
 		return fmt.Errorf("postgres: refresh token changed while it was rotated: %w", store.ErrRevoked)
 	case pe.Code == codeUniqueViolation && pe.ConstraintName == "refresh_token_pkey":
 		return fmt.Errorf("postgres: rotate refresh token: next token: %w", store.ErrAlreadyExists)
+	case pe.Code == codeUniqueViolation && pe.ConstraintName == "audit_log_pkey":
+		// The head moved as sealed, but a record with the next number
+		// is there: it was added outside the store.
+		return fmt.Errorf("postgres: instance %q: record #%d exists past the head: %w", o.sealed.Instance, o.sealed.Seq, store.ErrAuditChainBroken)
 	}
 	return fmt.Errorf("postgres: commit decision: %w", err)
 }
@@ -471,4 +476,121 @@ func (s *Store) AuditInstances(ctx context.Context) ([]string, error) {
 		return nil, fmt.Errorf("postgres: list audit instances: %w", err)
 	}
 	return out, nil
+}
+
+// tipQuery reads an instance's head and the Seq and MAC of its newest
+// record in one statement, and so one snapshot; NULLs where there is none.
+const tipQuery = `SELECT h.seq, h.mac, l.seq, l.mac FROM (SELECT) AS one
+	LEFT JOIN audit_head h ON h.instance = $1
+	LEFT JOIN LATERAL (SELECT seq, mac FROM audit_log WHERE instance = $1 ORDER BY seq DESC LIMIT 1) l ON true`
+
+// scanTip reads what tipQuery returns.
+func scanTip(row pgx.Row, instance string) (head, last *store.AuditHead, err error) {
+	var hs, ls *int64
+	var hm, lm []byte
+	if err := row.Scan(&hs, &hm, &ls, &lm); err != nil {
+		return nil, nil, fmt.Errorf("postgres: read audit tip: %w", err)
+	}
+	if hs != nil {
+		head = &store.AuditHead{Instance: instance, Seq: *hs, MAC: hm}
+	}
+	if ls != nil {
+		last = &store.AuditHead{Instance: instance, Seq: *ls, MAC: lm}
+	}
+	return head, last, nil
+}
+
+// AuditTip returns instance's head and newest record, read in one
+// snapshot.
+func (s *Store) AuditTip(ctx context.Context, instance string) (store.AuditTip, error) {
+	instance = text(instance)
+	tip := store.AuditTip{Instance: instance}
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return tip, fmt.Errorf("postgres: read audit tip: %w", err)
+	}
+	defer tx.Rollback(ctx)
+	head, last, err := scanTip(tx.QueryRow(ctx, tipQuery, instance), instance)
+	if err != nil {
+		return tip, err
+	}
+	tip.Head = head
+	if last != nil {
+		r, err := scanAudit(tx.QueryRow(ctx, "SELECT "+auditColumns+" FROM audit_log WHERE instance = $1 AND seq = $2", instance, last.Seq))
+		if err != nil {
+			return tip, fmt.Errorf("postgres: read audit tip: %w", err)
+		}
+		tip.Last = &r
+	}
+	return tip, nil
+}
+
+// ResealAuditChain appends rec after a break, as the first record of a new
+// segment that follows the intact record after; see store.Store. It locks
+// the chain's head row, or takes the chain's place for one, so that no
+// writer appends meanwhile; a writer whose copy of the head is then stale
+// finds it moved and reads it again.
+func (s *Store) ResealAuditChain(ctx context.Context, after store.AuditHead, rec store.AuditRecord) (store.AuditRecord, error) {
+	rec = textRecord(rec)
+	if s.auditKey == nil {
+		return rec, ErrNoAuditKey
+	}
+	if rec.Instance == "" {
+		return rec, errors.New("postgres: audit record without an instance")
+	}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, hashtext($2))", auditLockClass, rec.Instance); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, "SELECT FROM audit_head WHERE instance = $1 FOR UPDATE", rec.Instance); err != nil {
+			return err
+		}
+		head, last, err := scanTip(tx.QueryRow(ctx, tipQuery, rec.Instance), rec.Instance)
+		if err != nil {
+			return err
+		}
+		next := int64(1)
+		if head != nil {
+			next = head.Seq + 1
+		}
+		if last != nil && last.Seq >= next {
+			next = last.Seq + 1
+		}
+		if after.Seq > 0 {
+			var mac []byte
+			err := tx.QueryRow(ctx, "SELECT mac FROM audit_log WHERE instance = $1 AND seq = $2", rec.Instance, after.Seq).Scan(&mac)
+			if errors.Is(err, pgx.ErrNoRows) || err == nil && !bytes.Equal(mac, after.MAC) {
+				return fmt.Errorf("reseal %s after #%d: that record is not there as given: %w", rec.Instance, after.Seq, store.ErrConflict)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		s.auditKey.SealAfter(&rec, next, after)
+		if err := insertAudit(ctx, tx, &rec); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO audit_head (instance, seq, mac) VALUES ($1, $2, $3)
+			ON CONFLICT (instance) DO UPDATE SET seq = excluded.seq, mac = excluded.mac`, rec.Instance, rec.Seq, rec.MAC)
+		return err
+	})
+	if err != nil {
+		return rec, fmt.Errorf("postgres: reseal audit chain: %w", err)
+	}
+	return rec, nil
+}
+
+// auditLockClass is the first key of the transaction-scoped advisory
+// locks the log's own writes (reseal, retention) take per chain, so that
+// two of them never interleave on one chain.
+const auditLockClass int32 = 0x6175 // "au"
+
+// insertAudit appends the sealed record rec outside the chain writer.
+func insertAudit(ctx context.Context, tx pgx.Tx, rec *store.AuditRecord) error {
+	_, err := tx.Exec(ctx, `INSERT INTO audit_log (`+auditColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`,
+		rec.Instance, rec.Seq, rec.Time, rec.RequestID, rec.Endpoint, rec.GrantType, rec.ClientID,
+		rec.OrgParent, rec.OrgChild, rec.OrgSupplier, rec.Subject, rec.Audience, nonNilStrings(rec.Scopes),
+		rec.TokenID, rec.Outcome, rec.Error, rec.Prev, rec.MAC, rec.ClientRequestID)
+	return err
 }

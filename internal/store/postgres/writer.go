@@ -250,7 +250,7 @@ var writerStatements = []struct{ name, sql string }{
 	{stmtCommitPlain, commitPlain},
 	{stmtLockFamily, lockFamily},
 	{stmtLockAll, lockFamilies},
-	{stmtReadHead, "SELECT seq, mac FROM audit_head WHERE instance = $1"},
+	{stmtReadHead, tipQuery},
 	{stmtBegin, "BEGIN"},
 	{stmtSavepoint, "SAVEPOINT decision"},
 	{stmtRollbackTo, "ROLLBACK TO SAVEPOINT decision"},
@@ -392,7 +392,11 @@ func (s *Store) commitBatch(ctx context.Context, ch *chain, ops []*decisionOp) e
 
 // readHead reads the chain's head into r.head and ch.head: in a block,
 // after rolling back the statement that found it moved, so that the read
-// sees what the others committed.
+// sees what the others committed. With the head it reads the chain's
+// newest record: a chain whose head and newest record disagree (changed
+// outside the store) fails the batch with store.ErrAuditChainBroken, and
+// every later one until it is resealed, rather than be forked or
+// restarted.
 func (r *batchRun) readHead() error {
 	h := store.AuditHead{Instance: r.ch.instance}
 	b := &pgx.Batch{}
@@ -405,17 +409,21 @@ func (r *batchRun) readHead() error {
 	if r.broken {
 		_, err = br.Exec()
 	}
+	var head, last *store.AuditHead
 	if err == nil {
-		err = br.QueryRow().Scan(&h.Seq, &h.MAC)
-		if errors.Is(err, pgx.ErrNoRows) {
-			err = nil
-		}
+		head, last, err = scanTip(br.QueryRow(), r.ch.instance)
 	}
 	if cerr := br.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		return fmt.Errorf("postgres: read audit head: %w", err)
+	}
+	if err := store.CheckAuditTip(r.ch.instance, head, last); err != nil {
+		return fmt.Errorf("postgres: %w", err)
+	}
+	if head != nil {
+		h = *head
 	}
 	r.broken = false
 	r.head, r.ch.head, r.ch.known = h, h, true

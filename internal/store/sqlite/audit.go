@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -22,27 +23,74 @@ var ErrNoAuditKey = errors.New("sqlite: no audit key: open the store with Option
 // transaction that holds the write lock, so a chain stays whole even if two
 // processes were given the same instance name; they are written back just
 // before the commit.
+//
+// With the head, the first use reads the chain's newest record, and a
+// chain whose head and newest record disagree (changed outside the store)
+// is refused for the whole batch with store.ErrAuditChainBroken: appending
+// to it would fork it (after a head rolled back) or restart it (after a
+// head removed). One primary-key lookup per chain and batch.
 type auditBatch struct {
-	heads map[string]store.AuditHead
-	dirty map[string]bool
+	heads  map[string]store.AuditHead
+	dirty  map[string]bool
+	broken map[string]error
 }
 
-func (a *auditBatch) reset() { a.heads, a.dirty = nil, nil }
+func (a *auditBatch) reset() { a.heads, a.dirty, a.broken = nil, nil, nil }
 
 func (a *auditBatch) head(tx *wtx, instance string) (store.AuditHead, error) {
 	if h, ok := a.heads[instance]; ok {
 		return h, nil
 	}
-	h := store.AuditHead{Instance: instance}
-	err := tx.queryRow("SELECT seq, mac FROM audit_head WHERE instance = ?", instance).Scan(&h.Seq, &h.MAC)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return h, fmt.Errorf("sqlite: read audit head: %w", err)
+	if err, ok := a.broken[instance]; ok {
+		return store.AuditHead{}, err
 	}
 	if a.heads == nil {
-		a.heads, a.dirty = map[string]store.AuditHead{}, map[string]bool{}
+		a.heads, a.dirty, a.broken = map[string]store.AuditHead{}, map[string]bool{}, map[string]error{}
+	}
+	head, last, err := readTip(tx.queryRow, instance)
+	if err != nil {
+		return store.AuditHead{}, err
+	}
+	if err := store.CheckAuditTip(instance, head, last); err != nil {
+		err = fmt.Errorf("sqlite: %w", err)
+		a.broken[instance] = err
+		return store.AuditHead{}, err
+	}
+	h := store.AuditHead{Instance: instance}
+	if head != nil {
+		h = *head
 	}
 	a.heads[instance] = h
 	return h, nil
+}
+
+// set makes h the head of its chain, to be written at the commit.
+func (a *auditBatch) set(h store.AuditHead) {
+	if a.heads == nil {
+		a.heads, a.dirty, a.broken = map[string]store.AuditHead{}, map[string]bool{}, map[string]error{}
+	}
+	a.heads[h.Instance], a.dirty[h.Instance] = h, true
+	delete(a.broken, h.Instance)
+}
+
+// readTip reads an instance's head and the Seq and MAC of its newest
+// record, nil when there is none.
+func readTip(queryRow func(query string, args ...any) *sql.Row, instance string) (head, last *store.AuditHead, err error) {
+	h := store.AuditHead{Instance: instance}
+	switch err := queryRow("SELECT seq, mac FROM audit_head WHERE instance = ?", instance).Scan(&h.Seq, &h.MAC); {
+	case err == nil:
+		head = &h
+	case !errors.Is(err, sql.ErrNoRows):
+		return nil, nil, fmt.Errorf("sqlite: read audit head: %w", err)
+	}
+	l := store.AuditHead{Instance: instance}
+	switch err := queryRow("SELECT seq, mac FROM audit_log WHERE instance = ? ORDER BY seq DESC LIMIT 1", instance).Scan(&l.Seq, &l.MAC); {
+	case err == nil:
+		last = &l
+	case !errors.Is(err, sql.ErrNoRows):
+		return nil, nil, fmt.Errorf("sqlite: read the newest audit record: %w", err)
+	}
+	return head, last, nil
 }
 
 // flush writes the heads this batch moved, in its transaction.
@@ -90,13 +138,6 @@ func (s *Store) CommitDecision(ctx context.Context, now time.Time, d store.Decis
 			}
 		}
 	}
-	scopes := []byte("[]")
-	if rec.Scopes != nil {
-		var err error
-		if scopes, err = json.Marshal(rec.Scopes); err != nil {
-			return rec, err
-		}
-	}
 	nowNanos := nanos(now)
 	reused := false
 	err := s.writeOp(ctx, true, func(tx *wtx) error {
@@ -124,6 +165,11 @@ func (s *Store) CommitDecision(ctx context.Context, now time.Time, d store.Decis
 				return refuse(fmt.Errorf("sqlite: refresh token: %w", store.ErrRevoked))
 			}
 		}
+		// The chain before any write: a broken one refuses the decision.
+		h, err := s.audit.head(tx, rec.Instance)
+		if err != nil {
+			return refuse(err)
+		}
 		if err := s.checkJTIs(nowNanos, jtis); err != nil {
 			return err
 		}
@@ -140,27 +186,116 @@ func (s *Store) CommitDecision(ctx context.Context, now time.Time, d store.Decis
 				return err
 			}
 		}
-		h, err := s.audit.head(tx, rec.Instance)
-		if err != nil {
-			return err
-		}
 		s.auditKey.Seal(&rec, h.Seq, h.MAC)
 		if rec.Prev == nil {
 			rec.Prev = []byte{}
 		}
-		if _, err := tx.exec(`INSERT INTO audit_log (`+auditColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			rec.Instance, rec.Seq, micros(rec.Time), rec.RequestID, rec.Endpoint, rec.GrantType, rec.ClientID,
-			rec.OrgParent, rec.OrgChild, rec.OrgSupplier, rec.Subject, rec.Audience, string(scopes),
-			rec.TokenID, rec.Outcome, rec.Error, rec.Prev, rec.MAC, rec.ClientRequestID); err != nil {
-			return fmt.Errorf("sqlite: append audit record: %w", err)
+		if err := insertAudit(tx, &rec); err != nil {
+			return err
 		}
-		s.audit.heads[rec.Instance] = store.AuditHead{Instance: rec.Instance, Seq: rec.Seq, MAC: rec.MAC}
-		s.audit.dirty[rec.Instance] = true
+		s.audit.set(store.AuditHead{Instance: rec.Instance, Seq: rec.Seq, MAC: rec.MAC})
 		return nil
 	})
 	if err == nil && reused {
 		err = fmt.Errorf("sqlite: %w", store.ErrRefreshReused)
 	}
+	return rec, err
+}
+
+// insertAudit appends the sealed record rec.
+func insertAudit(tx *wtx, rec *store.AuditRecord) error {
+	scopes := []byte("[]")
+	if rec.Scopes != nil {
+		var err error
+		if scopes, err = json.Marshal(rec.Scopes); err != nil {
+			return err
+		}
+	}
+	if _, err := tx.exec(`INSERT INTO audit_log (`+auditColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		rec.Instance, rec.Seq, micros(rec.Time), rec.RequestID, rec.Endpoint, rec.GrantType, rec.ClientID,
+		rec.OrgParent, rec.OrgChild, rec.OrgSupplier, rec.Subject, rec.Audience, string(scopes),
+		rec.TokenID, rec.Outcome, rec.Error, rec.Prev, rec.MAC, rec.ClientRequestID); err != nil {
+		return fmt.Errorf("sqlite: append audit record: %w", err)
+	}
+	return nil
+}
+
+// AuditTip returns instance's head and newest record, read in one
+// transaction.
+func (s *Store) AuditTip(ctx context.Context, instance string) (store.AuditTip, error) {
+	tip := store.AuditTip{Instance: instance}
+	tx, err := s.readDB.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return tip, fmt.Errorf("sqlite: read audit tip: %w", err)
+	}
+	defer tx.Rollback()
+	queryRow := func(q string, args ...any) *sql.Row { return tx.QueryRowContext(ctx, q, args...) }
+	head, last, err := readTip(queryRow, instance)
+	if err != nil {
+		return tip, err
+	}
+	tip.Head = head
+	if last != nil {
+		rows, err := tx.QueryContext(ctx, "SELECT "+auditColumns+" FROM audit_log WHERE instance = ? AND seq = ?", instance, last.Seq)
+		if err != nil {
+			return tip, fmt.Errorf("sqlite: read audit tip: %w", err)
+		}
+		defer rows.Close()
+		if rows.Next() {
+			r, err := scanAudit(rows)
+			if err != nil {
+				return tip, fmt.Errorf("sqlite: read audit tip: %w", err)
+			}
+			tip.Last = &r
+		}
+		if err := rows.Err(); err != nil {
+			return tip, fmt.Errorf("sqlite: read audit tip: %w", err)
+		}
+	}
+	return tip, nil
+}
+
+// ResealAuditChain appends rec after a break, as the first record of a new
+// segment that follows the intact record after; see store.Store.
+func (s *Store) ResealAuditChain(ctx context.Context, after store.AuditHead, rec store.AuditRecord) (store.AuditRecord, error) {
+	if s.auditKey == nil {
+		return rec, ErrNoAuditKey
+	}
+	if rec.Instance == "" {
+		return rec, errors.New("sqlite: audit record without an instance")
+	}
+	err := s.writeOp(ctx, false, func(tx *wtx) error {
+		head, last, err := readTip(tx.queryRow, rec.Instance)
+		if err != nil {
+			return err
+		}
+		if h, ok := s.audit.heads[rec.Instance]; ok {
+			head = &h // moved by this batch, written at its commit
+		}
+		next := int64(1)
+		if head != nil {
+			next = head.Seq + 1
+		}
+		if last != nil && last.Seq >= next {
+			next = last.Seq + 1
+		}
+		if after.Seq > 0 {
+			var mac []byte
+			err := tx.queryRow("SELECT mac FROM audit_log WHERE instance = ? AND seq = ?", rec.Instance, after.Seq).Scan(&mac)
+			if errors.Is(err, sql.ErrNoRows) || err == nil && !bytes.Equal(mac, after.MAC) {
+				return fmt.Errorf("sqlite: reseal %s after #%d: that record is not there as given: %w", rec.Instance, after.Seq, store.ErrConflict)
+			}
+			if err != nil {
+				return fmt.Errorf("sqlite: reseal: %w", err)
+			}
+		}
+		s.auditKey.SealAfter(&rec, next, after)
+		if err := insertAudit(tx, &rec); err != nil {
+			return err
+		}
+		s.audit.set(store.AuditHead{Instance: rec.Instance, Seq: rec.Seq, MAC: rec.MAC})
+		return nil
+	})
 	return rec, err
 }
 
