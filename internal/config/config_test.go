@@ -227,6 +227,9 @@ func TestValidationRules(t *testing.T) {
 		{name: "trusted proxies every IPv4", old: "registry_poll: 2s", new: "registry_poll: 2s\nrate_limit: {trusted_proxies: [0.0.0.0/0]}", wantErr: `"0.0.0.0/0" covers every address: any client could then choose its own source address`},
 		{name: "trusted proxies every IPv6", old: "registry_poll: 2s", new: "registry_poll: 2s\nrate_limit: {trusted_proxies: ['::/0']}", wantErr: `"::/0" covers every address`},
 		{name: "trusted proxies every mapped IPv4", old: "registry_poll: 2s", new: "registry_poll: 2s\nrate_limit: {trusted_proxies: ['::ffff:0.0.0.0/96']}", wantErr: `"::ffff:0.0.0.0/96" covers every IPv4 address`},
+		{name: "audit head every 0 records", old: "registry_poll: 2s", new: "registry_poll: 2s\naudit: {head_log_every_records: 0}", wantErr: "audit.head_log_every_records: must be at least 1, got 0"},
+		{name: "audit head interval too short", old: "registry_poll: 2s", new: "registry_poll: 2s\naudit: {head_log_interval: 100ms}", wantErr: "audit.head_log_interval: 100ms is shorter than 1s"},
+		{name: "audit head interval too long", old: "registry_poll: 2s", new: "registry_poll: 2s\naudit: {head_log_interval: 2h}", wantErr: "audit.head_log_interval: 2h0m0s is longer than 1h"},
 		{name: "instance on two lines", old: "registry_poll: 2s", new: "registry_poll: 2s\ninstance: \"a\\nb\"", wantErr: "instance: must be one line"},
 		{name: "duration not a duration", old: "registry_poll: 2s", new: "registry_poll: soon", wantErr: `registry_poll: want a duration such as "90s" or "1h", got "soon"`},
 		{name: "duration without unit", old: "registry_poll: 2s", new: "registry_poll: 2", wantErr: `registry_poll: want a duration such as "90s" or "1h", got "2"`},
@@ -480,6 +483,9 @@ func TestDefaults(t *testing.T) {
 	want.src = c.src
 	if !equalConfig(c, want) {
 		t.Errorf("got %+v\nwant %+v", c, want)
+	}
+	if a := c.Audit; a.HeadLogEveryRecords != 1000 || a.HeadLogInterval != 10*time.Second {
+		t.Errorf("audit %+v, want heads logged every 1000 records or 10s", a)
 	}
 	if got := c.ClientAssertion.Algorithms(); len(got) != 9 {
 		t.Errorf("Algorithms() = %v, want PS*, ES* and RS*", got)

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -338,4 +339,78 @@ func TestBrokenAuditChain(t *testing.T) {
 	if code, body := post(); code != 401 {
 		t.Fatalf("token request after the reseal: %d %v", code, body)
 	}
+}
+
+// loggedHeads are the heads of the "audit head" log lines, in order.
+func loggedHeads(t *testing.T, logs string) []string {
+	t.Helper()
+	var heads []string
+	for _, line := range strings.Split(strings.TrimSpace(logs), "\n") {
+		var l struct{ Msg, Head string }
+		if err := json.Unmarshal([]byte(line), &l); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if l.Msg == "audit head" {
+			heads = append(heads, l.Head)
+		}
+	}
+	return heads
+}
+
+// The chain head is logged every head_log_every_records records, as the
+// record that reaches the count is committed, and when the server stops,
+// so that a log cut short at its end is found by verify --head (only
+// records after the last logged head could go unnoticed).
+func TestAuditHeadLogged(t *testing.T) {
+	var logs syncBuffer
+	s := servertest.Start(t, servertest.Options{Log: &logs, Settings: "audit:\n  head_log_every_records: 2\n"})
+	base, stop, done := serve(t, s)
+	post := func() {
+		t.Helper()
+		resp, err := http.Post(base+"/connect/token", "application/x-www-form-urlencoded", strings.NewReader("grant_type=client_credentials"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	post()
+	if h := loggedHeads(t, logs.String()); len(h) != 0 {
+		t.Fatalf("heads logged after one record: %v", h)
+	}
+	post()
+	h := loggedHeads(t, logs.String())
+	if len(h) != 1 || !strings.Contains(h[0], ":2:") {
+		t.Fatalf("heads logged after two records: %v, want #2", h)
+	}
+	post()
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	recs, err := s.Store.AuditRecords(t.Context(), store.AuditFilter{})
+	if err != nil || len(recs) != 3 {
+		t.Fatalf("AuditRecords: %d, %v", len(recs), err)
+	}
+	want := audit.FormatHead(store.AuditHead{Instance: recs[2].Instance, Seq: 3, MAC: recs[2].MAC})
+	if h := loggedHeads(t, logs.String()); len(h) != 2 || h[1] != want {
+		t.Fatalf("heads logged at the end: %v, want the last %s", h, want)
+	}
+}
+
+// syncBuffer is a bytes.Buffer for a log written by several goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
