@@ -60,6 +60,9 @@ type Config struct {
 	// RateLimit limits the token endpoint.
 	RateLimit RateLimit `yaml:"rate_limit"`
 
+	// Audit configures the audit log.
+	Audit Audit `yaml:"audit"`
+
 	// RegistryPoll is how often a server checks the store for registry
 	// changes made by other processes, and so bounds how long they take to
 	// apply. Default 2s.
@@ -86,6 +89,18 @@ type Config struct {
 
 	// Where the configuration came from, for messages and relative paths.
 	src source
+}
+
+// Audit configures the audit log.
+type Audit struct {
+	// HeadLogEveryRecords and HeadLogInterval say how often the server
+	// logs its chain's head (the "audit head" line), whichever comes
+	// first: after that many records, or after that long if any record
+	// was written. Records after the last logged head are the ones a
+	// rollback of the database could remove unnoticed. Defaults 1000 and
+	// 10s; the head is also logged when the server starts and stops.
+	HeadLogEveryRecords int64         `yaml:"head_log_every_records"`
+	HeadLogInterval     time.Duration `yaml:"head_log_interval"`
 }
 
 // Keys configures the service's signing keys.
@@ -409,6 +424,7 @@ func Default() *Config {
 		},
 		RateLimit:    RateLimit{MaxAddresses: ratelimit.DefaultMaxKeys},
 		Log:          Log{Level: "info", Format: "json"},
+		Audit:        Audit{HeadLogEveryRecords: 1000, HeadLogInterval: 10 * time.Second},
 		RegistryPoll: 2 * time.Second,
 		CommitDelay:  DefaultCommitDelay,
 	}

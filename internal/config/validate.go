@@ -312,6 +312,16 @@ func (c *Config) checkServer(k *checker) {
 		k.add(path{"commit_delay"}, "%v is more than %v: every token request could wait that long", c.CommitDelay, maxCommitDelay)
 	}
 
+	if c.Audit.HeadLogEveryRecords < 1 {
+		k.add(path{"audit", "head_log_every_records"}, "must be at least 1, got %d", c.Audit.HeadLogEveryRecords)
+	}
+	switch d := c.Audit.HeadLogInterval; {
+	case d < time.Second:
+		k.add(path{"audit", "head_log_interval"}, "%v is shorter than 1s", d)
+	case d > time.Hour:
+		k.add(path{"audit", "head_log_interval"}, "%v is longer than 1h: records written since the last logged head could be removed unnoticed", d)
+	}
+
 	if strings.ContainsAny(c.Instance, "\x00\n\r") || len(c.Instance) > 200 {
 		k.add(path{"instance"}, "must be one line of at most 200 characters")
 	}

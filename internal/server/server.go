@@ -61,14 +61,13 @@ type Server struct {
 	handler    http.Handler
 	metrics    *metrics.Metrics
 	auditKey   audit.Key
-	lastHead   store.AuditHead // written by the head-logging job only
+	heads      *headLog
 }
 
 // How often the background jobs run.
 const (
 	keyMaintenanceInterval = time.Minute
 	replayCleanupInterval  = time.Minute
-	auditHeadInterval      = time.Minute
 )
 
 // New builds a server from a validated configuration: it opens the store,
@@ -149,11 +148,15 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (*Server, error) 
 	if cfg.DPoP.RequireNonce {
 		s.proofs.Nonces = s.keys.Nonces()
 	}
+	s.heads = &headLog{log: s.log, instance: cfg.Instance, every: cfg.Audit.HeadLogEveryRecords}
+	if err := s.heads.fromStore(ctx, s.store); err != nil {
+		return nil, err
+	}
 	shared := token.Shared{
 		Issuer:       s.issuer,
 		Registry:     s.registry.Current,
 		Assertions:   s.assertions,
-		Decisions:    s.store,
+		Decisions:    watchDecisions(s.store, s.heads),
 		Instance:     cfg.Instance,
 		Metrics:      s.metrics,
 		AddressLimit: limiter(cfg.RateLimit.PerAddress, cfg.RateLimit.AddressBurst, cfg.RateLimit.MaxAddresses),
@@ -276,24 +279,6 @@ func (s *Server) checkAuditChain(ctx context.Context) error {
 	return nil
 }
 
-// logAuditHead writes this instance's audit chain head to the log, which
-// lives apart from the database: `tillit audit verify --head` can then tell
-// a rollback of the whole database to an earlier copy, which an intact
-// chain in that copy would not show.
-func (s *Server) logAuditHead(ctx context.Context) error {
-	heads, err := s.store.AuditHeads(ctx)
-	if err != nil {
-		return err
-	}
-	for _, h := range heads {
-		if h.Instance == s.cfg.Instance && (h.Seq != s.lastHead.Seq) {
-			s.log.Info("audit head", "head", audit.FormatHead(h))
-			s.lastHead = h
-		}
-	}
-	return nil
-}
-
 // Issuer is the issuer URL.
 func (s *Server) Issuer() string { return s.issuer }
 
@@ -344,6 +329,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	stopJobs()
 	wg.Wait()
+	// The last head, once no request is in flight: what verify --head
+	// checks a later copy of the database against.
+	if herr := s.heads.fromStore(context.Background(), s.store); herr != nil {
+		s.log.Error("audit head logging failed", "err", herr)
+	}
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
@@ -380,7 +370,9 @@ func (s *Server) runJobs(ctx context.Context, wg *sync.WaitGroup) {
 		_, err := s.store.DeleteExpiredJTIs(ctx, s.now())
 		return err
 	})
-	every(auditHeadInterval, "audit head logging", s.logAuditHead)
+	every(s.cfg.Audit.HeadLogInterval, "audit head logging", func(ctx context.Context) error {
+		return s.heads.fromStore(ctx, s.store)
+	})
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
