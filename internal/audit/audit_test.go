@@ -288,6 +288,63 @@ func TestVerifyResealAfterTheWrongRecord(t *testing.T) {
 	}
 }
 
+// A chain whose oldest records were removed for retention verifies when a
+// checkpoint vouches for the removal, and not otherwise.
+func TestVerifyPruned(t *testing.T) {
+	k, _ := DeriveKey([]byte("0123456789abcdef0123456789abcdef"))
+	other, _ := DeriveKey([]byte("another key-encryption key, 32 b"))
+	// pruned is a chain of 6 whose records 1 to 3 were removed, with a
+	// checkpoint #7 vouching for #through, sealed with ck.
+	pruned := func(through int64, ck Key) ([]store.AuditRecord, store.AuditHead) {
+		recs, head := chain(t, k, 6)
+		cp := PruneRecord("i1", recs[0].Time, store.AuditHead{Instance: "i1", Seq: through, MAC: recs[through-1].MAC}, recs[3].Time)
+		ck.Seal(&cp, head.Seq, head.MAC)
+		recs = append(recs[3:], cp)
+		return recs, store.AuditHead{Instance: "i1", Seq: cp.Seq, MAC: cp.MAC}
+	}
+	tests := []struct {
+		name    string
+		through int64
+		key     Key
+		change  func(recs []store.AuditRecord) []store.AuditRecord
+		want    string
+	}{
+		{name: "vouched for", through: 3, key: k},
+		{name: "a checkpoint for other records", through: 2, key: k, want: "#1: records before #4 are missing"},
+		{name: "a checkpoint made without the key", through: 3, key: other, want: "#7: was changed"},
+		{name: "one more record removed", through: 3, key: k,
+			change: func(r []store.AuditRecord) []store.AuditRecord { return r[1:] }, want: "records before #5 are missing"},
+		{name: "the checkpoint removed", through: 3, key: k,
+			change: func(r []store.AuditRecord) []store.AuditRecord { return r[:3] }, want: "records at the end were removed"},
+		{name: "the first remaining record changed", through: 3, key: k,
+			change: func(r []store.AuditRecord) []store.AuditRecord { r[0].Subject = "x"; return r }, want: "#4: was changed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			recs, head := pruned(tt.through, tt.key)
+			if tt.change != nil {
+				recs = tt.change(recs)
+			}
+			res, err := k.Verify("i1", seq(recs), &head, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tt.want == "" {
+				if !res.OK() {
+					t.Fatalf("problems %v", res.Problems)
+				}
+				return
+			}
+			for _, p := range res.Problems {
+				if strings.Contains(p.String(), tt.want) {
+					return
+				}
+			}
+			t.Fatalf("problems %v, want %q", res.Problems, tt.want)
+		})
+	}
+}
+
 func TestVerifyOtherKey(t *testing.T) {
 	k, _ := DeriveKey([]byte("0123456789abcdef0123456789abcdef"))
 	other, _ := DeriveKey([]byte("another key-encryption key, 32 b"))

@@ -230,6 +230,8 @@ func TestValidationRules(t *testing.T) {
 		{name: "audit head every 0 records", old: "registry_poll: 2s", new: "registry_poll: 2s\naudit: {head_log_every_records: 0}", wantErr: "audit.head_log_every_records: must be at least 1, got 0"},
 		{name: "audit head interval too short", old: "registry_poll: 2s", new: "registry_poll: 2s\naudit: {head_log_interval: 100ms}", wantErr: "audit.head_log_interval: 100ms is shorter than 1s"},
 		{name: "audit head interval too long", old: "registry_poll: 2s", new: "registry_poll: 2s\naudit: {head_log_interval: 2h}", wantErr: "audit.head_log_interval: 2h0m0s is longer than 1h"},
+		{name: "audit retention negative", old: "registry_poll: 2s", new: "registry_poll: 2s\naudit: {retention: -24h}", wantErr: "audit.retention: must not be negative"},
+		{name: "audit retention under a day", old: "registry_poll: 2s", new: "registry_poll: 2s\naudit: {retention: 1h}", wantErr: "audit.retention: 1h0m0s is shorter than 24h"},
 		{name: "instance on two lines", old: "registry_poll: 2s", new: "registry_poll: 2s\ninstance: \"a\\nb\"", wantErr: "instance: must be one line"},
 		{name: "duration not a duration", old: "registry_poll: 2s", new: "registry_poll: soon", wantErr: `registry_poll: want a duration such as "90s" or "1h", got "soon"`},
 		{name: "duration without unit", old: "registry_poll: 2s", new: "registry_poll: 2", wantErr: `registry_poll: want a duration such as "90s" or "1h", got "2"`},
@@ -484,7 +486,7 @@ func TestDefaults(t *testing.T) {
 	if !equalConfig(c, want) {
 		t.Errorf("got %+v\nwant %+v", c, want)
 	}
-	if a := c.Audit; a.HeadLogEveryRecords != 1000 || a.HeadLogInterval != 10*time.Second {
+	if a := c.Audit; a.HeadLogEveryRecords != 1000 || a.HeadLogInterval != 10*time.Second || a.Retention != 0 {
 		t.Errorf("audit %+v, want heads logged every 1000 records or 10s", a)
 	}
 	if got := c.ClientAssertion.Algorithms(); len(got) != 9 {

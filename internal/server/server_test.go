@@ -414,3 +414,36 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.b.String()
 }
+
+// With audit.retention set, the server removes the records older than it,
+// keeping the newest, and the chain still verifies.
+func TestAuditRetention(t *testing.T) {
+	s := servertest.Start(t, servertest.Options{Settings: "audit:\n  retention: 24h\n"})
+	for range 3 {
+		resp, err := http.Post(s.URL+"/connect/token", "application/x-www-form-urlencoded", strings.NewReader("grant_type=client_credentials"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	if n, err := s.Srv.PruneAudit(t.Context()); err != nil || n != 0 {
+		t.Fatalf("PruneAudit before the retention: %d, %v", n, err)
+	}
+	s.Clock.Advance(25 * time.Hour)
+	if n, err := s.Srv.PruneAudit(t.Context()); err != nil || n != 2 {
+		t.Fatalf("PruneAudit after the retention: %d, %v; want 2 (not the newest)", n, err)
+	}
+	kek, err := keys.ReadKEKFile(filepath.Join(s.Dir, "kek"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := audit.DeriveKey(kek)
+	heads, err := s.Store.AuditHeads(t.Context())
+	if err != nil || len(heads) != 1 {
+		t.Fatalf("AuditHeads = %v, %v", heads, err)
+	}
+	res, err := key.Verify(heads[0].Instance, s.Store.AuditChain(t.Context(), heads[0].Instance), &heads[0], nil)
+	if err != nil || !res.OK() || res.Records != 2 {
+		t.Fatalf("verify after pruning: %d records, %v, %v", res.Records, res.Problems, err)
+	}
+}

@@ -70,6 +70,7 @@ func runAudit(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Concurrent", func(t *testing.T) { testAuditConcurrent(t, open) })
 	t.Run("Filters", func(t *testing.T) { testAuditFilters(t, open) })
 	t.Run("Instances", func(t *testing.T) { testAuditInstances(t, open) })
+	t.Run("Prune", func(t *testing.T) { testAuditPrune(t, open) })
 }
 
 // step runs one step of a sequence of subtests that share a store, and

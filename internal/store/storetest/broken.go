@@ -27,6 +27,7 @@ type Tampered struct {
 // in every backend.
 func RunTampered(t *testing.T, open func(t *testing.T) Tampered) {
 	t.Run("BrokenChain", func(t *testing.T) { testBrokenChain(t, open) })
+	t.Run("PrunedTampered", func(t *testing.T) { testPrunedTampered(t, open) })
 	t.Run("IntactChainNotResealed", func(t *testing.T) {
 		tp := open(t)
 		commitN(t, tp.Store, "sts", 2)
