@@ -29,6 +29,22 @@ func isReseal(rec *store.AuditRecord) bool {
 	return rec.Endpoint == EndpointAudit && rec.Outcome == OutcomeResealed
 }
 
+func isCheckpoint(rec *store.AuditRecord) bool {
+	return rec.Endpoint == EndpointAudit && rec.Outcome == OutcomePruned
+}
+
+// PruneRecord is the retention checkpoint a store appends when it removes
+// the oldest records of instance's chain, through the record through (its
+// Seq and MAC), those older than before: Verify accepts a chain that
+// starts after record 1 only when such a record vouches for its start.
+func PruneRecord(instance string, now time.Time, through store.AuditHead, before time.Time) store.AuditRecord {
+	return store.AuditRecord{
+		Instance: instance, Time: now, Endpoint: EndpointAudit, Outcome: OutcomePruned,
+		TokenID: anchor(through),
+		Error:   fmt.Sprintf("retention: records #%d and before, older than %s, removed", through.Seq, before.UTC().Format(time.RFC3339)),
+	}
+}
+
 // anchor renders a chain position as a record of the log's own holds it in
 // TokenID: "seq:MAC" (base64url).
 func anchor(h store.AuditHead) string {

@@ -61,6 +61,11 @@ const maxProblems = 100
 // it follows the last intact record, and the records between are reported
 // as its Break rather than as problems.
 //
+// A chain whose oldest records were removed for retention (Prune) starts
+// after record 1: a retention checkpoint made with the key must vouch for
+// the record before its first (its Seq and MAC); otherwise the records
+// before are missing.
+//
 // head is the head the store kept, nil when it has none: a chain with
 // records and no head, or a head and no records, is a failure, since the
 // store writes both in one transaction. want, when not nil, is a head
@@ -80,19 +85,41 @@ func (k Key) Verify(instance string, records iter.Seq2[store.AuditRecord, error]
 		}
 	}
 	wantSeen := false
+	// start is the record before the first one present when that is not
+	// #1, which a retention checkpoint must vouch for (vouched): one for
+	// start itself, or, when the first record is a reseal that follows
+	// start, for any record up to the reseal (those after start are in
+	// its break).
+	var start *store.AuditHead
+	var startHi int64
+	vouched := false
 	for rec, err := range records {
 		if err != nil {
 			return res, fmt.Errorf("audit: read %s: %w", instance, err)
 		}
+		sealed := k.sealed(&rec)
+		if res.Records == 0 && rec.Seq > 1 {
+			s := store.AuditHead{Instance: instance, Seq: rec.Seq - 1, MAC: rec.Prev}
+			if a, err := parseAnchor(rec.TokenID); err == nil && sealed && isReseal(&rec) && a.Seq < rec.Seq {
+				s = store.AuditHead{Instance: instance, Seq: a.Seq, MAC: a.MAC}
+			}
+			res.Last, res.Intact = s, s
+			if s.Seq > 0 {
+				start, startHi = &s, rec.Seq-1
+			}
+		}
 		res.Records++
 		expected := res.Last.Seq + 1
-		sealed := k.sealed(&rec)
 		if sealed && rec.Instance == instance && isReseal(&rec) && rec.Seq >= expected {
 			after, err := parseAnchor(rec.TokenID)
+			follows := err == nil && after.Seq == res.Intact.Seq && bytes.Equal(after.MAC, res.Intact.MAC) && bytes.Equal(rec.Prev, after.MAC)
+			// A reseal after a record that retention has since removed:
+			// every record before it is in its break.
+			pruned := err == nil && start != nil && after.Seq <= start.Seq
 			switch {
 			case err != nil:
 				report(rec.Seq, "a reseal record that does not name the record it follows")
-			case after.Seq != res.Intact.Seq || !bytes.Equal(after.MAC, res.Intact.MAC) || !bytes.Equal(rec.Prev, after.MAC):
+			case !follows && !pruned:
 				report(rec.Seq, "resealed after #%d, not after the last intact record #%d", after.Seq, res.Intact.Seq)
 			default:
 				b := Break{Seq: rec.Seq, After: after.Seq, Reason: rec.Error}
@@ -117,6 +144,11 @@ func (k Key) Verify(instance string, records iter.Seq2[store.AuditRecord, error]
 			if !sealed {
 				report(rec.Seq, "was changed (its MAC does not match its content)")
 			}
+			if sealed && start != nil && rec.Instance == instance && isCheckpoint(&rec) {
+				a, err := parseAnchor(rec.TokenID)
+				vouched = vouched || err == nil && a.Seq >= start.Seq && a.Seq <= startHi &&
+					(a.Seq != start.Seq || bytes.Equal(a.MAC, start.MAC))
+			}
 		}
 		if want != nil && rec.Seq == want.Seq {
 			wantSeen = true
@@ -128,6 +160,9 @@ func (k Key) Verify(instance string, records iter.Seq2[store.AuditRecord, error]
 		if !broken {
 			res.Intact = res.Last
 		}
+	}
+	if start != nil && !vouched {
+		report(1, "records before #%d are missing: no retention checkpoint vouches for their removal", start.Seq+1)
 	}
 	if head == nil && res.Records > 0 {
 		report(res.Last.Seq, "the chain has no head: its head was removed (or records were added outside the store)")

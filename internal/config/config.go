@@ -101,6 +101,12 @@ type Audit struct {
 	// 10s; the head is also logged when the server starts and stops.
 	HeadLogEveryRecords int64         `yaml:"head_log_every_records"`
 	HeadLogInterval     time.Duration `yaml:"head_log_interval"`
+	// Retention is how long records are kept: every hour a server removes
+	// the records older than that from every chain, keeping each chain's
+	// newest, and seals a checkpoint that vouches for what it removed, so
+	// that the chains still verify. Zero (the default) keeps every record
+	// for ever; otherwise at least 24h.
+	Retention time.Duration `yaml:"retention"`
 }
 
 // Keys configures the service's signing keys.

@@ -322,6 +322,11 @@ func (c *Config) checkServer(k *checker) {
 		k.add(path{"audit", "head_log_interval"}, "%v is longer than 1h: records written since the last logged head could be removed unnoticed", d)
 	}
 
+	nonNegative(path{"audit", "retention"}, c.Audit.Retention)
+	if r := c.Audit.Retention; r > 0 && r < 24*time.Hour {
+		k.add(path{"audit", "retention"}, "%v is shorter than 24h (0 keeps every record)", r)
+	}
+
 	if strings.ContainsAny(c.Instance, "\x00\n\r") || len(c.Instance) > 200 {
 		k.add(path{"instance"}, "must be one line of at most 200 characters")
 	}

@@ -68,6 +68,7 @@ type Server struct {
 const (
 	keyMaintenanceInterval = time.Minute
 	replayCleanupInterval  = time.Minute
+	auditPruneInterval     = time.Hour
 )
 
 // New builds a server from a validated configuration: it opens the store,
@@ -279,6 +280,39 @@ func (s *Server) checkAuditChain(ctx context.Context) error {
 	return nil
 }
 
+// PruneAudit removes the audit records older than audit.retention from
+// every chain in the store, not only this instance's (an instance that is
+// gone leaves a chain nobody else would prune), each with a checkpoint
+// that keeps it verifiable, and reports how many it removed. Several
+// servers may run it at once: the store serialises them per chain, and the
+// later finds nothing to remove. A broken chain is left alone and reported;
+// the others are pruned. With no retention it does nothing.
+func (s *Server) PruneAudit(ctx context.Context) (int64, error) {
+	if s.cfg.Audit.Retention <= 0 {
+		return 0, nil
+	}
+	instances, err := s.store.AuditInstances(ctx)
+	if err != nil {
+		return 0, err
+	}
+	now := s.now()
+	before := now.Add(-s.cfg.Audit.Retention)
+	var total int64
+	var errs []error
+	for _, inst := range instances {
+		n, err := s.store.PruneAuditChain(ctx, inst, before, now)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if n > 0 {
+			s.log.Info("audit records removed for retention", "instance", inst, "records", n, "before", before)
+		}
+		total += n
+	}
+	return total, errors.Join(errs...)
+}
+
 // Issuer is the issuer URL.
 func (s *Server) Issuer() string { return s.issuer }
 
@@ -373,6 +407,12 @@ func (s *Server) runJobs(ctx context.Context, wg *sync.WaitGroup) {
 	every(s.cfg.Audit.HeadLogInterval, "audit head logging", func(ctx context.Context) error {
 		return s.heads.fromStore(ctx, s.store)
 	})
+	if s.cfg.Audit.Retention > 0 {
+		every(auditPruneInterval, "audit retention", func(ctx context.Context) error {
+			_, err := s.PruneAudit(ctx)
+			return err
+		})
+	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()

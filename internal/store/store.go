@@ -142,6 +142,14 @@ type Store interface {
 	// fails with ErrConflict when the record after.Seq is not there with
 	// after.MAC. See audit.Reseal, which finds after and says why.
 	ResealAuditChain(ctx context.Context, after AuditHead, rec AuditRecord) (AuditRecord, error)
+	// PruneAuditChain removes the oldest records of instance's chain for
+	// retention: the records from its first up to, not including, the
+	// first whose Time is not before before, and never its newest. In the
+	// same transaction it appends a checkpoint (audit.PruneRecord, at now)
+	// that vouches for the last record removed, so that the chain still
+	// verifies. It reports how many records it removed; when none, it
+	// writes nothing. A broken chain gives ErrAuditChainBroken.
+	PruneAuditChain(ctx context.Context, instance string, before, now time.Time) (int64, error)
 
 	// Ping checks that the store is reachable.
 	Ping(ctx context.Context) error

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/tillit-sts/tillit/internal/audit"
 	"github.com/tillit-sts/tillit/internal/store"
 )
 
@@ -578,6 +579,66 @@ func (s *Store) ResealAuditChain(ctx context.Context, after store.AuditHead, rec
 		return rec, fmt.Errorf("postgres: reseal audit chain: %w", err)
 	}
 	return rec, nil
+}
+
+// PruneAuditChain removes the oldest records of instance's chain and seals
+// a checkpoint for them; see store.Store. Like ResealAuditChain it locks
+// the chain's head, and a writer whose copy of the head is then stale
+// reads it again.
+func (s *Store) PruneAuditChain(ctx context.Context, instance string, before, now time.Time) (int64, error) {
+	if s.auditKey == nil {
+		return 0, ErrNoAuditKey
+	}
+	instance = text(instance)
+	var n int64
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		n = 0
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, hashtext($2))", auditLockClass, instance); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, "SELECT FROM audit_head WHERE instance = $1 FOR UPDATE", instance); err != nil {
+			return err
+		}
+		head, last, err := scanTip(tx.QueryRow(ctx, tipQuery, instance), instance)
+		if err != nil {
+			return err
+		}
+		if err := store.CheckAuditTip(instance, head, last); err != nil || head == nil {
+			return err
+		}
+		var first, keep *int64
+		if err := tx.QueryRow(ctx, `SELECT (SELECT min(seq) FROM audit_log WHERE instance = $1),
+			(SELECT min(seq) FROM audit_log WHERE instance = $1 AND time >= $2)`, instance, before).Scan(&first, &keep); err != nil {
+			return err
+		}
+		through := head.Seq - 1 // never the newest
+		if keep != nil && *keep-1 < through {
+			through = *keep - 1
+		}
+		if first == nil || through < *first {
+			return nil
+		}
+		removed := store.AuditHead{Instance: instance, Seq: through}
+		if err := tx.QueryRow(ctx, "SELECT mac FROM audit_log WHERE instance = $1 AND seq = $2", instance, through).Scan(&removed.MAC); err != nil {
+			return fmt.Errorf("record #%d: %w", through, err)
+		}
+		tag, err := tx.Exec(ctx, "DELETE FROM audit_log WHERE instance = $1 AND seq <= $2", instance, through)
+		if err != nil {
+			return err
+		}
+		n = tag.RowsAffected()
+		rec := audit.PruneRecord(instance, now, removed, before)
+		s.auditKey.Seal(&rec, head.Seq, head.MAC)
+		if err := insertAudit(ctx, tx, &rec); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, "UPDATE audit_head SET seq = $2, mac = $3 WHERE instance = $1", instance, rec.Seq, rec.MAC)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("postgres: prune audit chain: %w", err)
+	}
+	return n, nil
 }
 
 // auditLockClass is the first key of the transaction-scoped advisory

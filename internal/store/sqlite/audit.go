@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tillit-sts/tillit/internal/audit"
 	"github.com/tillit-sts/tillit/internal/store"
 )
 
@@ -297,6 +298,58 @@ func (s *Store) ResealAuditChain(ctx context.Context, after store.AuditHead, rec
 		return nil
 	})
 	return rec, err
+}
+
+// PruneAuditChain removes the oldest records of instance's chain and seals
+// a checkpoint for them; see store.Store.
+func (s *Store) PruneAuditChain(ctx context.Context, instance string, before, now time.Time) (int64, error) {
+	if s.auditKey == nil {
+		return 0, ErrNoAuditKey
+	}
+	var n int64
+	err := s.writeOp(ctx, false, func(tx *wtx) error {
+		n = 0
+		h, err := s.audit.head(tx, instance)
+		if err != nil || h.Seq == 0 {
+			return err
+		}
+		var first, keep sql.NullInt64
+		if err := tx.queryRow("SELECT min(seq) FROM audit_log WHERE instance = ?", instance).Scan(&first); err != nil {
+			return fmt.Errorf("sqlite: prune audit chain: %w", err)
+		}
+		if err := tx.queryRow("SELECT min(seq) FROM audit_log WHERE instance = ? AND time >= ?", instance, micros(before)).Scan(&keep); err != nil {
+			return fmt.Errorf("sqlite: prune audit chain: %w", err)
+		}
+		through := h.Seq - 1 // never the newest
+		if keep.Valid && keep.Int64-1 < through {
+			through = keep.Int64 - 1
+		}
+		if !first.Valid || through < first.Int64 {
+			return nil
+		}
+		last := store.AuditHead{Instance: instance, Seq: through}
+		if err := tx.queryRow("SELECT mac FROM audit_log WHERE instance = ? AND seq = ?", instance, through).Scan(&last.MAC); err != nil {
+			return fmt.Errorf("sqlite: prune audit chain: record #%d: %w", through, err)
+		}
+		res, err := tx.exec("DELETE FROM audit_log WHERE instance = ? AND seq <= ?", instance, through)
+		if err != nil {
+			return fmt.Errorf("sqlite: prune audit chain: %w", err)
+		}
+		if n, err = res.RowsAffected(); err != nil {
+			return err
+		}
+		rec := audit.PruneRecord(instance, now, last, before)
+		s.auditKey.Seal(&rec, h.Seq, h.MAC)
+		if err := insertAudit(tx, &rec); err != nil {
+			return err
+		}
+		s.audit.set(store.AuditHead{Instance: instance, Seq: rec.Seq, MAC: rec.MAC})
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
 }
 
 func scanAudit(rows *sql.Rows) (store.AuditRecord, error) {
