@@ -69,6 +69,10 @@ const (
 	keyMaintenanceInterval = time.Minute
 	replayCleanupInterval  = time.Minute
 	auditPruneInterval     = time.Hour
+	// Login state lives for minutes (codes, pushed requests) to hours
+	// (sessions); a record past its expiry already counts as gone, so the
+	// sweep only bounds the tables.
+	loginStateCleanupInterval = time.Minute
 )
 
 // New builds a server from a validated configuration: it opens the store,
@@ -413,11 +417,22 @@ func (s *Server) runJobs(ctx context.Context, wg *sync.WaitGroup) {
 			return err
 		})
 	}
+	every(loginStateCleanupInterval, "login state clean-up", s.sweepLoginState)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		s.registry.Run(ctx)
 	}()
+}
+
+// sweepLoginState removes expired pushed requests, authorization codes,
+// sessions and upstream logins.
+func (s *Server) sweepLoginState(ctx context.Context) error {
+	n, err := s.store.DeleteExpiredLoginState(ctx, s.now())
+	if n > 0 {
+		s.log.Debug("expired login state removed", "records", n)
+	}
+	return err
 }
 
 // Close releases the store if the server opened it.

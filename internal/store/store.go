@@ -88,6 +88,47 @@ type Store interface {
 	// after before.
 	DeleteExpiredRefreshTokens(ctx context.Context, before time.Time) (int64, error)
 
+	// Login state (login.go): short-lived records keyed by the SecretID of
+	// a bearer secret. A record whose ExpiresAt is not after now counts as
+	// gone (ErrNotFound) whether or not it has been swept yet. Creates fail
+	// with ErrAlreadyExists and refuse an empty ID.
+	//
+	// ConsumePushedRequest spends a pushed request of clientID: of many
+	// concurrent calls exactly one gets it. One already consumed gives
+	// ErrReplay; an unknown or expired one, or one pushed by another
+	// client, ErrNotFound, and is left as it was.
+	CreatePushedRequest(ctx context.Context, r PushedRequest) error
+	ConsumePushedRequest(ctx context.Context, now time.Time, id, clientID string) (PushedRequest, error)
+	// AuthorizationCode reads a code without spending it, for the checks
+	// that come before RedeemAuthorizationCode; a redeemed one is returned
+	// with its Redemption.
+	CreateAuthorizationCode(ctx context.Context, c AuthorizationCode) error
+	AuthorizationCode(ctx context.Context, now time.Time, id string) (AuthorizationCode, error)
+	// RedeemAuthorizationCode spends a code and records what the caller
+	// issued for it, atomically: of many concurrent calls exactly one
+	// succeeds and gets the code with r (At set to now). A code already
+	// redeemed gives ErrReplay together with the code as stored, whose
+	// Redemption says what the first redemption issued, so that the
+	// caller can revoke it; that holds until the code is swept, even past
+	// its expiry. An unknown or expired code gives ErrNotFound.
+	RedeemAuthorizationCode(ctx context.Context, now time.Time, id string, r CodeRedemption) (AuthorizationCode, error)
+	// Session reads an unexpired session. AddSessionClient adds a client
+	// to its Clients, once, atomically; ErrNotFound when the session is
+	// unknown or expired. DeleteSession removes a session (logout) and
+	// returns it as it was, for its Clients; ErrNotFound if there is none.
+	CreateSession(ctx context.Context, s Session) error
+	Session(ctx context.Context, now time.Time, id string) (Session, error)
+	AddSessionClient(ctx context.Context, now time.Time, id, clientID string) error
+	DeleteSession(ctx context.Context, id string) (Session, error)
+	// ConsumeUpstreamLogin spends the state of an upstream login, as
+	// ConsumePushedRequest does (without a client).
+	CreateUpstreamLogin(ctx context.Context, u UpstreamLogin) error
+	ConsumeUpstreamLogin(ctx context.Context, now time.Time, id string) (UpstreamLogin, error)
+	// DeleteExpiredLoginState removes the pushed requests, codes, sessions
+	// and upstream logins whose ExpiresAt is not after before, and reports
+	// how many it removed.
+	DeleteExpiredLoginState(ctx context.Context, before time.Time) (int64, error)
+
 	// Keys: signing keys and other service secrets (DPoP nonce keys), with
 	// their private parts sealed by the caller. CreateKey fails with
 	// ErrAlreadyExists when the ID or the (Purpose, Generation) pair is

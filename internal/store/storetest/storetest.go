@@ -31,6 +31,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Keys", func(t *testing.T) { runKeys(t, open) })
 	t.Run("Refresh", func(t *testing.T) { runRefresh(t, open) })
 	t.Run("Audit", func(t *testing.T) { runAudit(t, open) })
+	t.Run("Login", func(t *testing.T) { runLogin(t, open) })
 	t.Run("Ping", func(t *testing.T) {
 		s := open(t)
 		if err := s.Ping(t.Context()); err != nil {
@@ -244,6 +245,49 @@ func canceledCalls() []canceledCall {
 		}},
 		{"AuditHeads", func(ctx context.Context, s store.Store) error {
 			_, err := s.AuditHeads(ctx)
+			return err
+		}},
+		{"CreatePushedRequest", func(ctx context.Context, s store.Store) error {
+			return s.CreatePushedRequest(ctx, pushedRequest("canceled"))
+		}},
+		{"ConsumePushedRequest", func(ctx context.Context, s store.Store) error {
+			_, err := s.ConsumePushedRequest(ctx, canceledNow, store.SecretID("canceled"), "client-1")
+			return err
+		}},
+		{"CreateAuthorizationCode", func(ctx context.Context, s store.Store) error {
+			return s.CreateAuthorizationCode(ctx, authorizationCode("canceled"))
+		}},
+		{"AuthorizationCode", func(ctx context.Context, s store.Store) error {
+			_, err := s.AuthorizationCode(ctx, canceledNow, store.SecretID("canceled"))
+			return err
+		}},
+		{"RedeemAuthorizationCode", func(ctx context.Context, s store.Store) error {
+			_, err := s.RedeemAuthorizationCode(ctx, canceledNow, store.SecretID("canceled"), store.CodeRedemption{})
+			return err
+		}},
+		{"CreateSession", func(ctx context.Context, s store.Store) error {
+			return s.CreateSession(ctx, session("canceled"))
+		}},
+		{"Session", func(ctx context.Context, s store.Store) error {
+			_, err := s.Session(ctx, canceledNow, store.SecretID("canceled"))
+			return err
+		}},
+		{"AddSessionClient", func(ctx context.Context, s store.Store) error {
+			return s.AddSessionClient(ctx, canceledNow, store.SecretID("canceled"), "client-2")
+		}},
+		{"DeleteSession", func(ctx context.Context, s store.Store) error {
+			_, err := s.DeleteSession(ctx, store.SecretID("canceled"))
+			return err
+		}},
+		{"CreateUpstreamLogin", func(ctx context.Context, s store.Store) error {
+			return s.CreateUpstreamLogin(ctx, upstreamLogin("canceled"))
+		}},
+		{"ConsumeUpstreamLogin", func(ctx context.Context, s store.Store) error {
+			_, err := s.ConsumeUpstreamLogin(ctx, canceledNow, store.SecretID("canceled"))
+			return err
+		}},
+		{"DeleteExpiredLoginState", func(ctx context.Context, s store.Store) error {
+			_, err := s.DeleteExpiredLoginState(ctx, canceledNow)
 			return err
 		}},
 		{"Ping", func(ctx context.Context, s store.Store) error {
