@@ -16,6 +16,8 @@ type Registry struct {
 	Clients           []store.Client
 	Delegations       []store.Delegation
 	IdentityProviders []store.IdentityProvider
+	Persons           []store.Person
+	HealthPersonnel   []store.HealthPersonnel
 }
 
 // kinds lists what Sync applies, in reference order: a record comes after
@@ -29,6 +31,8 @@ func (r Registry) kinds() []syncer {
 		declare(store.ClientKind, r.Clients),
 		declare(store.DelegationKind, r.Delegations),
 		declare(store.IdentityProviderKind, r.IdentityProviders),
+		declare(store.PersonKind, r.Persons),
+		declare(store.HealthPersonnelKind, r.HealthPersonnel),
 	}
 }
 

@@ -27,6 +27,10 @@ type Snapshot struct {
 	// delegations by organisation, then supplier.
 	delegations map[string]map[string]*store.Delegation
 	idps        map[string]*store.IdentityProvider
+	// hpr by HPR number, and the active entries by pid. Persons are not
+	// here: a test population may be large, and only a login reads it.
+	hpr      map[string]*store.HealthPersonnel
+	hprByPID map[string]*store.HealthPersonnel
 }
 
 // Client is a registered client with what the token endpoint needs ready:
@@ -71,6 +75,7 @@ func Load(ctx context.Context, s store.Store) (*Snapshot, error) {
 	err = load(ctx, s, store.ClientKind, &r.Clients, err)
 	err = load(ctx, s, store.DelegationKind, &r.Delegations, err)
 	err = load(ctx, s, store.IdentityProviderKind, &r.IdentityProviders, err)
+	err = load(ctx, s, store.HealthPersonnelKind, &r.HealthPersonnel, err)
 	if err != nil {
 		return nil, err
 	}
@@ -103,6 +108,8 @@ func newSnapshot(version int64, r Registry) *Snapshot {
 
 		delegations: make(map[string]map[string]*store.Delegation),
 		idps:        make(map[string]*store.IdentityProvider, len(r.IdentityProviders)),
+		hpr:         make(map[string]*store.HealthPersonnel, len(r.HealthPersonnel)),
+		hprByPID:    make(map[string]*store.HealthPersonnel, len(r.HealthPersonnel)),
 	}
 	for i := range r.APIs {
 		a := &r.APIs[i]
@@ -143,6 +150,17 @@ func newSnapshot(version int64, r Registry) *Snapshot {
 	}
 	for i := range r.IdentityProviders {
 		snap.idps[r.IdentityProviders[i].Name] = &r.IdentityProviders[i]
+	}
+	for i := range r.HealthPersonnel {
+		h := &r.HealthPersonnel[i]
+		snap.hpr[h.Number] = h
+		if h.Status == store.StatusActive {
+			// The file allows one entry per pid; of several made by
+			// hand, the lowest number wins, as List orders them.
+			if _, ok := snap.hprByPID[h.PID]; !ok {
+				snap.hprByPID[h.PID] = h
+			}
+		}
 	}
 	return snap
 }
@@ -219,4 +237,18 @@ func (snap *Snapshot) Delegation(organization, supplier string) (*store.Delegati
 func (snap *Snapshot) IdentityProvider(name string) (*store.IdentityProvider, bool) {
 	p, ok := snap.idps[name]
 	return p, ok
+}
+
+// HealthPersonnel returns the HPR entry with the given number, whatever
+// its status.
+func (snap *Snapshot) HealthPersonnel(number string) (*store.HealthPersonnel, bool) {
+	h, ok := snap.hpr[number]
+	return h, ok
+}
+
+// HealthPersonnelByPID returns the active HPR entry of a person: what a
+// login with that pid gets as its hpr_number and hpr_details.
+func (snap *Snapshot) HealthPersonnelByPID(pid string) (*store.HealthPersonnel, bool) {
+	h, ok := snap.hprByPID[pid]
+	return h, ok
 }

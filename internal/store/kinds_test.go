@@ -23,6 +23,8 @@ func TestStoredNames(t *testing.T) {
 		{"client", store.ClientKind.Name, "client"},
 		{"delegation", store.DelegationKind.Name, "delegation"},
 		{"identity provider", store.IdentityProviderKind.Name, "identity provider"},
+		{"person", store.PersonKind.Name, "person"},
+		{"health personnel", store.HealthPersonnelKind.Name, "health personnel"},
 	}
 	for _, tt := range tests {
 		if tt.got != tt.want {

@@ -1,6 +1,9 @@
 package store
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // Status of a client or client system. Only active clients get tokens;
 // pending ones wait for approval; disabled ones are refused.
@@ -251,4 +254,82 @@ var IdentityProviderKind = &Kind[IdentityProvider]{Name: "identity provider",
 	Key:    func(r *IdentityProvider) string { return r.Name },
 	Meta:   func(r *IdentityProvider) *Meta { return &r.Meta },
 	Status: func(r *IdentityProvider) *Status { return &r.Status },
+}
+
+// Person is someone of the test population: the names that ID tokens and
+// userinfo give for a pid. Tillit has no user accounts; a login says who
+// someone is, and this register only adds their names.
+type Person struct {
+	// PID is the national identity number (fødselsnummer or D-number).
+	PID        string
+	GivenName  string
+	MiddleName string
+	FamilyName string
+	Meta
+}
+
+// PersonKind: persons by pid. They have no status: one the file no longer
+// declares is kept, since a name grants nothing. Persons are not in the
+// registry snapshot (a test population may be large); a login reads its
+// person from the store.
+var PersonKind = &Kind[Person]{Name: "person",
+	Key:  func(r *Person) string { return r.PID },
+	Meta: func(r *Person) *Meta { return &r.Meta },
+}
+
+// HealthPersonnel is an entry of the health personnel register
+// (Helsepersonellregisteret, HPR): a person's HPR number and approvals, the
+// helseid://claims/hpr/hpr_number claim and userinfo's hpr_details.
+type HealthPersonnel struct {
+	// Number is the HPR number, digits.
+	Number string
+	// PID is the person's national identity number; a login with it gets
+	// Number as its hpr_number.
+	PID       string
+	Approvals []HPRApproval
+	// Status is active or disabled; a disabled entry adds nothing to a
+	// login.
+	Status Status
+	Meta
+}
+
+// HPRApproval is one approval (godkjenning) of a health professional, in
+// the shape of hpr_details.
+type HPRApproval struct {
+	// Profession is the profession code, e.g. "LE" (lege) or "SP"
+	// (sykepleier).
+	Profession        string
+	Authorization     HPRCode
+	RequisitionRights []HPRCode
+	Specialities      []HPRCode
+}
+
+// HPRCode is a coded value with its text, as hpr_details gives them.
+type HPRCode struct {
+	Value       string
+	Description string
+}
+
+// HealthPersonnelKind: HPR entries by HPR number.
+var HealthPersonnelKind = &Kind[HealthPersonnel]{Name: "health personnel",
+	Key:    func(r *HealthPersonnel) string { return r.Number },
+	Meta:   func(r *HealthPersonnel) *Meta { return &r.Meta },
+	Status: func(r *HealthPersonnel) *Status { return &r.Status },
+	Canonical: func(r *HealthPersonnel) {
+		if len(r.Approvals) == 0 {
+			r.Approvals = nil
+			return
+		}
+		// A clone: the approvals are shared with the caller's record.
+		r.Approvals = slices.Clone(r.Approvals)
+		for i := range r.Approvals {
+			a := &r.Approvals[i]
+			if len(a.RequisitionRights) == 0 {
+				a.RequisitionRights = nil
+			}
+			if len(a.Specialities) == 0 {
+				a.Specialities = nil
+			}
+		}
+	},
 }

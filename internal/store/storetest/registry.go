@@ -35,7 +35,7 @@ type registryKind interface {
 }
 
 // kinds lists every registry kind. A new kind adds its kind here.
-var kinds = []registryKind{apiKind, organizationKind, clientSystemKind, clientKind, delegationKind, identityProviderKind}
+var kinds = []registryKind{apiKind, organizationKind, clientSystemKind, clientKind, delegationKind, identityProviderKind, personKind, healthPersonnelKind}
 
 func runRegistry(t *testing.T, open func(t *testing.T) store.Store) {
 	for _, k := range kinds {
@@ -221,6 +221,52 @@ var identityProviderKind = kind[store.IdentityProvider]{
 	change: func(r *store.IdentityProvider) {
 		r.Type = store.IdentityProviderTestIdP
 		r.DisplayName += " (changed)"
+		r.Status = store.StatusDisabled
+		r.ManagedBy = ""
+	},
+}
+
+var personKind = kind[store.Person]{
+	Kind: store.PersonKind,
+	key:  func(r *store.Person) *string { return &r.PID },
+	full: func(key string) store.Person {
+		return store.Person{
+			PID:        key,
+			GivenName:  "Kvart",
+			MiddleName: "Åse",
+			FamilyName: "Grevling",
+			Meta:       store.Meta{ManagedBy: store.ManagedByFile},
+		}
+	},
+	change: func(r *store.Person) {
+		r.GivenName += " (changed)"
+		r.MiddleName = ""
+		r.FamilyName = "Ærlig"
+		r.ManagedBy = ""
+	},
+}
+
+var healthPersonnelKind = kind[store.HealthPersonnel]{
+	Kind: store.HealthPersonnelKind,
+	key:  func(r *store.HealthPersonnel) *string { return &r.Number },
+	full: func(key string) store.HealthPersonnel {
+		return store.HealthPersonnel{
+			Number: key,
+			PID:    "06828399789",
+			Approvals: []store.HPRApproval{{
+				Profession:        "LE",
+				Authorization:     store.HPRCode{Value: "1", Description: "Autorisasjon"},
+				RequisitionRights: []store.HPRCode{{Value: "1", Description: "Full rekvisisjonsrett"}},
+				Specialities:      []store.HPRCode{{Value: "1", Description: "Allmennmedisin"}},
+			}},
+			Status: store.StatusActive,
+			Meta:   store.Meta{ManagedBy: store.ManagedByFile},
+		}
+	},
+	change: func(r *store.HealthPersonnel) {
+		r.PID = "17056600574"
+		r.Approvals = append(r.Approvals, store.HPRApproval{Profession: "SP",
+			Authorization: store.HPRCode{Value: "1", Description: "Autorisasjon"}})
 		r.Status = store.StatusDisabled
 		r.ManagedBy = ""
 	},
