@@ -30,6 +30,10 @@ type Config struct {
 	// http://<listen>), and serve may create a key-encryption key in
 	// data_dir. Never for production. `tillit serve --dev` sets it.
 	Dev bool `yaml:"dev"`
+	// Environment is test or production. Default: test in dev mode,
+	// production otherwise. Only test allows what makes people or
+	// organisations up (see Test).
+	Environment Environment `yaml:"environment"`
 	// Issuer is the URL tokens carry in iss and discovery is served under:
 	// https (http only for loopback hosts), no trailing slash, no query or
 	// fragment. Required unless Dev.
@@ -86,6 +90,23 @@ type Config struct {
 	Delegations []Delegation `yaml:"delegations"`
 	// IdentityProviders are the identity providers people log in with.
 	IdentityProviders []IdentityProvider `yaml:"identity_providers"`
+	// Persons are the test population: names for pids.
+	Persons []Person `yaml:"persons"`
+	// PersonsFile is a CSV file of more persons (pid, given_name,
+	// middle_name, family_name, with that header), relative to the config
+	// file's folder: for a population too large to list here.
+	PersonsFile string `yaml:"persons_file"`
+	// HPR are entries of the health personnel register.
+	HPR []HPR `yaml:"hpr"`
+	// HPRFile is a YAML file holding a list of more HPR entries, each as
+	// under hpr, relative to the config file's folder.
+	HPRFile string `yaml:"hpr_file"`
+
+	// What PersonsFile and HPRFile hold, read by Parse, with the line of
+	// each entry.
+	filePersons []filePerson
+	fileHPR     []fileHPR
+	fileErrs    Errors
 
 	// Where the configuration came from, for messages and relative paths.
 	src source
@@ -394,6 +415,69 @@ type IdentityProvider struct {
 	DisplayName string `yaml:"display_name"`
 	// Enabled offers its login. Default true.
 	Enabled *bool `yaml:"enabled"`
+}
+
+// Environment says whether a configuration is for testing or production.
+type Environment string
+
+const (
+	// EnvironmentTest allows exactly what makes people or organisations
+	// up: identity providers of type testidp, the test-token service,
+	// loopback redirect URIs with any port for clients that opt in,
+	// synthetic pids and organisation numbers, and self-delegation.
+	EnvironmentTest Environment = "test"
+	// EnvironmentProduction refuses to start with any of them.
+	EnvironmentProduction Environment = "production"
+)
+
+// Test reports whether the configuration is for a test environment. An
+// empty Environment (a Config built in code) is the default: test in dev
+// mode, production otherwise.
+func (c *Config) Test() bool {
+	return c.Environment == EnvironmentTest || (c.Environment == "" && c.Dev)
+}
+
+// Person declares someone of the test population (store.Person).
+type Person struct {
+	// PID is the 11-digit national identity number: a fødselsnummer or a
+	// D-number; synthetic numbers only in a test environment. Required;
+	// unique.
+	PID        string `yaml:"pid"`
+	GivenName  string `yaml:"given_name"`
+	MiddleName string `yaml:"middle_name"`
+	FamilyName string `yaml:"family_name"`
+}
+
+// HPR declares an entry of the health personnel register
+// (store.HealthPersonnel).
+type HPR struct {
+	// Number is the HPR number: digits. Required; unique.
+	Number string `yaml:"number"`
+	// PID is the person's national identity number. Required; one entry
+	// per pid.
+	PID string `yaml:"pid"`
+	// Approvals are the person's approvals; at least one.
+	Approvals []HPRApproval `yaml:"approvals"`
+	// Enabled adds the entry to logins. Default true.
+	Enabled *bool `yaml:"enabled"`
+}
+
+// HPRApproval is one approval of a health professional.
+type HPRApproval struct {
+	// Profession is the profession code, two capital letters: LE (lege),
+	// SP (sykepleier), ... Required.
+	Profession string `yaml:"profession"`
+	// Authorization is the kind of approval. Default {value: "1",
+	// description: Autorisasjon}.
+	Authorization     *HPRCode  `yaml:"authorization"`
+	RequisitionRights []HPRCode `yaml:"requisition_rights"`
+	Specialities      []HPRCode `yaml:"specialities"`
+}
+
+// HPRCode is a coded value and its text.
+type HPRCode struct {
+	Value       string `yaml:"value"`
+	Description string `yaml:"description"`
 }
 
 // Default returns the settings Parse starts from before it reads a file.

@@ -134,6 +134,23 @@ identity_providers:
   - name: idporten
     type: oidc
     enabled: false
+persons:
+  - pid: "06828399789"
+    given_name: Kvart
+    family_name: Grevling
+  - pid: "17056600574"
+    given_name: Ola
+    middle_name: Åge
+    family_name: Nordmann
+hpr:
+  - number: "565505933"
+    pid: "06828399789"
+    approvals:
+      - profession: LE
+        requisition_rights: [{value: "1", description: Full rekvisisjonsrett}]
+        specialities: [{value: "1", description: Allmennmedisin}]
+# TestIDP and the synthetic pids above need a test environment.
+environment: test
 `
 
 // writeConfig writes doc and keys.json (holding fileKeys, by default the
@@ -359,6 +376,25 @@ func TestValidationRules(t *testing.T) {
 		{name: "identity provider display name too long", old: "display_name: Test login", new: "display_name: " + strings.Repeat("x", 201), wantErr: "identity_providers[0].display_name: must be at most 200 characters"},
 		{name: "identity provider enabled not a bool", old: "enabled: false", new: "enabled: maybe", wantErr: "identity_providers[1].enabled"},
 
+		// Persons and HPR.
+		{name: "person pid check digit", old: `pid: "17056600574"`, new: `pid: "17056600575"`, wantErr: `persons[1].pid: "17056600575" is not a national identity number: its check digits are wrong`},
+		{name: "person pid ten digits", old: `pid: "17056600574"`, new: `pid: "1705660057"`, wantErr: `persons[1].pid: "1705660057" is not a national identity number: 11 digits`},
+		{name: "person pid not a date", old: `pid: "17056600574"`, new: `pid: "17136600574"`, wantErr: `persons[1].pid: "17136600574" is not a national identity number: it must start with a date of birth`},
+		{name: "person pid missing", old: `  - pid: "17056600574"` + "\n    given_name", new: "  - given_name", wantErr: "persons[1].pid: is required"},
+		{name: "person declared twice", old: `pid: "17056600574"`, new: `pid: "06828399789"`, wantErr: `persons[1].pid: person "06828399789" is already declared at persons[0]`},
+		{name: "person given name missing", old: "    given_name: Ola\n", new: "", wantErr: "persons[1].given_name: is required"},
+		{name: "person family name with a tab", old: "family_name: Grevling", new: `family_name: "Grev\tling"`, wantErr: "persons[0].family_name: must be at most 100 characters"},
+		{name: "person middle name too long", old: "middle_name: Åge", new: "middle_name: " + strings.Repeat("Å", 101), wantErr: "persons[1].middle_name: must be at most 100 characters"},
+		{name: "person unknown key", old: "given_name: Kvart", new: "given_name: Kvart\n    name: Kvart", wantErr: `persons[0]: unknown key "name"`},
+		{name: "hpr number not digits", old: `number: "565505933"`, new: `number: "56550593X"`, wantErr: `hpr[0].number: "56550593X" is not an HPR number`},
+		{name: "hpr number ten digits", old: `number: "565505933"`, new: `number: "5655059331"`, wantErr: `hpr[0].number: "5655059331" is not an HPR number`},
+		{name: "hpr number missing", old: `  - number: "565505933"` + "\n    pid", new: "  - pid", wantErr: "hpr[0].number: is required"},
+		{name: "hpr pid invalid", old: `    pid: "06828399789"` + "\n    approvals", new: `    pid: "06828399788"` + "\n    approvals", wantErr: `hpr[0].pid: "06828399788" is not a national identity number: its check digits are wrong`},
+		{name: "hpr approvals missing", old: "    approvals:\n      - profession: LE\n        requisition_rights: [{value: \"1\", description: Full rekvisisjonsrett}]\n        specialities: [{value: \"1\", description: Allmennmedisin}]\n", new: "", wantErr: "hpr[0].approvals: at least one approval is required"},
+		{name: "hpr profession not a code", old: "profession: LE", new: "profession: Lege", wantErr: `hpr[0].approvals[0].profession: "Lege" is not a profession code`},
+		{name: "hpr speciality without value", old: `specialities: [{value: "1", description: Allmennmedisin}]`, new: `specialities: [{description: Allmennmedisin}]`, wantErr: "hpr[0].approvals[0].specialities[0].value: is required"},
+		{name: "hpr requisition right description of two lines", old: "description: Full rekvisisjonsrett", new: `description: "Full\nrett"`, wantErr: "hpr[0].approvals[0].requisition_rights[0].description: must be at most 200 characters"},
+
 		{name: "file key also inline", old: `{"keys": [<EC-KEY>]}`, new: `{"keys": [<EC-KEY>]}` + "\n    jwks_file: keys.json", fileKeys: `{"keys": [` + keys.ec + `]}`, wantErr: `clients[0].jwks_file: key "ec-1" is also in jwks`},
 	}
 	for _, tt := range tests {
@@ -402,7 +438,7 @@ func TestUnknownKeysNameKeyAndLine(t *testing.T) {
 		"  per_adress: 1\n" + // 10
 		"identity_providers:\n" + // 11
 		"  - name: testidp-oidc\n" + // 12
-		"    type: testidp\n" + // 13
+		"    type: oidc\n" + // 13
 		"    displayname: Test\n" // 14
 	_, err := Parse("tillit.yaml", []byte(doc))
 	if err == nil {
@@ -482,6 +518,7 @@ func TestDefaults(t *testing.T) {
 	want.Issuer = "https://sts.example.org"
 	want.Storage = filepath.Join("data", "tillit.db")
 	want.Instance = defaultInstance()
+	want.Environment = EnvironmentProduction
 	want.src = c.src
 	if !equalConfig(c, want) {
 		t.Errorf("got %+v\nwant %+v", c, want)

@@ -138,6 +138,12 @@ func (c *Config) prepare(errs *Errors) {
 	if c.Dev && c.Issuer == "" {
 		c.Issuer = devIssuer(c.Listen)
 	}
+	if c.Environment == "" {
+		c.Environment = EnvironmentProduction
+		if c.Dev {
+			c.Environment = EnvironmentTest
+		}
+	}
 	if c.Instance == "" {
 		c.Instance = defaultInstance()
 	}
@@ -165,6 +171,8 @@ func (c *Config) prepare(errs *Errors) {
 			*errs = append(*errs, c.src.errorAt(at, err, "%v", err))
 		}
 	}
+
+	c.readPopulationFiles()
 
 	for i := range c.Clients {
 		cl := &c.Clients[i]

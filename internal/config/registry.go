@@ -110,6 +110,7 @@ func (c *Config) Registry() (registry.Registry, error) {
 			Status:      status,
 		})
 	}
+	r.Persons, r.HealthPersonnel = c.population()
 	return r, nil
 }
 

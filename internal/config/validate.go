@@ -218,12 +218,18 @@ func (p path) with(els ...any) path {
 
 func (c *Config) check() Errors {
 	k := &checker{src: c.src}
+	k.errs = append(k.errs, c.fileErrs...)
 	c.checkServer(k)
 	c.checkRegistry(k)
 	return k.errs
 }
 
 func (c *Config) checkServer(k *checker) {
+	switch c.Environment {
+	case EnvironmentTest, EnvironmentProduction, "":
+	default:
+		k.add(path{"environment"}, "%q is not %s or %s", c.Environment, EnvironmentTest, EnvironmentProduction)
+	}
 	switch {
 	case c.Issuer == "" && !c.Dev:
 		k.add(path{"issuer"}, "is required (outside dev mode)")
@@ -408,6 +414,8 @@ func (c *Config) checkRegistry(k *checker) {
 	c.checkExchange(k, apis, clients)
 	c.checkDelegations(k, apis)
 	c.checkIdentityProviders(k)
+	c.checkPersons(k)
+	c.checkHPR(k)
 }
 
 func (c *Config) checkOrgNumber(k *checker, p path, number string) bool {
@@ -783,10 +791,13 @@ func (c *Config) checkIdentityProviders(k *checker) {
 				k.add(pp.with("name"), "identity provider %q is already declared at identity_providers[%d]", p.Name, j)
 			}
 		}
-		// There is no setting that says a configuration is for a test
-		// environment yet; when there is, testidp is allowed only there.
 		switch p.Type {
-		case store.IdentityProviderTestIdP, store.IdentityProviderOIDC:
+		case store.IdentityProviderTestIdP:
+			// TestIDP logs anyone in as anyone.
+			if !c.Test() {
+				k.add(pp.with("type"), "testidp logs anyone in as anyone: it is allowed only with environment: test")
+			}
+		case store.IdentityProviderOIDC:
 		case "":
 			k.add(pp.with("type"), "is required: %s or %s", store.IdentityProviderTestIdP, store.IdentityProviderOIDC)
 		default:
