@@ -16,6 +16,7 @@ import (
 func TestIdPList(t *testing.T) {
 	dir := t.TempDir()
 	srv := servertest.Start(t, servertest.Options{Dir: dir, Registry: servertest.DefaultRegistry + `
+environment: test
 identity_providers:
   - name: testidp-oidc
     type: testidp

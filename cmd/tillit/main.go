@@ -30,6 +30,7 @@ func commands() []command {
 		{"keys", "make client keys; rotate the signing key", runKeys},
 		{"delegation", "add, list and remove delegations to multi-tenant suppliers", runDelegation},
 		{"idp", "list the identity providers", runIdP},
+		{"hpr", "add, list and remove health personnel (the HPR stand-in)", runHPR},
 		{"audit", "verify, tail and export the audit log", runAudit},
 		{"token", "get an access token as a client", runToken},
 		{"call", "call an API as a client, with a DPoP-bound token", runCall},
