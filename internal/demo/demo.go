@@ -3,7 +3,8 @@
 // a configuration file that mirrors the two cases Tillit was built for, the
 // DEFT API (DPoP required) and the SFM API (with its API-specific client
 // claim sfm-id, and SFM's own client, which exchanges the EPJ's tokens for
-// Reseptformidleren tokens).
+// Reseptformidleren tokens). It is a test environment with a TestIDP and a
+// synthetic population of persons, some of them doctors and nurses.
 package demo
 
 import (
@@ -93,12 +94,19 @@ func Prepare(dir, listen string) (*Setup, error) {
 	if err != nil {
 		return nil, err
 	}
+	people := Population()
+	if err := writeIfMissing(filepath.Join(dir, PersonsFile), personsCSV(people), 0o600); err != nil {
+		return nil, err
+	}
+	if err := writeIfMissing(filepath.Join(dir, HPRFile), hprYAML(people), 0o600); err != nil {
+		return nil, err
+	}
 	if _, err := os.Stat(s.ConfigPath); err == nil {
 		return s, nil
 	}
 	var buf bytes.Buffer
 	err = configTemplate.Execute(&buf, map[string]string{
-		"Listen": listen, "KEK": KEKFile,
+		"Listen": listen, "KEK": KEKFile, "Persons": PersonsFile, "HPR": HPRFile,
 		"DEFTPublic": publicJSON(deft), "SFMPublic": publicJSON(sfm), "SFMAPIPublic": publicJSON(sfmAPI),
 		"DEFTClient": DEFTClientID, "SFMClient": SFMClientID, "SFMAPIClient": SFMAPIClientID, "SFMOrg": SFMOrg,
 		"Supplier": SupplierOrg, "Customer": CustomerOrg, "Child": CustomerChild, "SFMID": SFMID,
@@ -158,6 +166,8 @@ var configTemplate = template.Must(template.New("config").Parse(`# Tillit develo
 # Edit it and restart: the file is applied to the store at every start.
 # Every key is described in docs/configuration.md.
 dev: true
+# dev mode is a test environment: TestIDP and synthetic pids are allowed.
+environment: test
 listen: {{.Listen}}
 data_dir: .
 keys:
@@ -233,4 +243,13 @@ clients:
     grant_types: [client_credentials, urn:ietf:params:oauth:grant-type:token-exchange]
     scopes: [e-helse:reseptformidleren/rf]
     jwks: {"keys": [{{.SFMAPIPublic}}]}
+
+identity_providers:
+  - name: testidp-oidc
+    type: testidp
+    display_name: TestIDP
+
+# The synthetic test population, and the doctors and nurses among them.
+persons_file: {{.Persons}}
+hpr_file: {{.HPR}}
 `))
