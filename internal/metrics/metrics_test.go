@@ -17,6 +17,7 @@ func TestExposition(t *testing.T) {
 	m.Rotation()
 	m.Store("commit_decision", 400*time.Microsecond)
 	m.Limited("address")
+	m.Aggregated("token", "invalid_client")
 	rec := httptest.NewRecorder()
 	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	body, _ := io.ReadAll(rec.Body)
@@ -29,6 +30,7 @@ func TestExposition(t *testing.T) {
 		`tillit_signing_key_rotations_total 1`,
 		`tillit_store_operation_duration_seconds_count{operation="commit_decision"} 1`,
 		`tillit_rate_limited_total{by="address"} 1`,
+		`tillit_refusals_aggregated_total{code="invalid_client",endpoint="token"} 1`,
 		`go_goroutines`,
 	} {
 		if !strings.Contains(string(body), want) {
@@ -45,4 +47,5 @@ func TestNilRecordsNothing(t *testing.T) {
 	m.Rotation()
 	m.Store("x", time.Second)
 	m.Limited("client")
+	m.Aggregated("token", "invalid_client")
 }

@@ -28,7 +28,10 @@ func auditRecords(t *testing.T, h *harness) []store.AuditRecord {
 	return recs
 }
 
-// Every decision is on record before the answer, and the chain verifies.
+// Every token issued and every refusal once the client assertion has
+// verified against a registered key is on record before the answer, and
+// the chain verifies. The use_dpop_nonce round trip is not: it is the
+// protocol's, not a decision about the request.
 func TestAuditRecordsEveryDecision(t *testing.T) {
 	h := start(t, servertest.Options{Settings: "instance: sts-test"})
 	ok := h.do(call{form: deftScope})
@@ -38,10 +41,14 @@ func TestAuditRecordsEveryDecision(t *testing.T) {
 	refused := h.do(call{form: func(f url.Values) { f.Set("scope", "openid") }})
 	replayed := h.do(call{rawAssertion: ok.assertion, form: deftScope})
 	nonce := h.do(call{form: deftScope, proof: func(hd, c map[string]any) { delete(c, "nonce") }})
-	for _, r := range []result{refused, replayed, nonce} {
+	replayedProof := h.do(call{rawProof: ok.proof, form: deftScope})
+	for _, r := range []result{refused, replayed, nonce, replayedProof} {
 		if r.status == 200 {
 			t.Fatalf("expected a refusal, got %v", r.body)
 		}
+	}
+	if nonce.code() != "use_dpop_nonce" {
+		t.Fatalf("nonce round trip: %v", nonce.body)
 	}
 
 	recs := auditRecords(t, h)
@@ -53,7 +60,7 @@ func TestAuditRecordsEveryDecision(t *testing.T) {
 		{audit.OutcomeIssued, "", jti.(string)},
 		{audit.OutcomeRefused, "invalid_scope", ""},
 		{audit.OutcomeRefused, "invalid_client", ""},
-		{audit.OutcomeRefused, "use_dpop_nonce", ""},
+		{audit.OutcomeRefused, "invalid_dpop_proof", ""},
 	}
 	for i, w := range want {
 		r := recs[i]

@@ -59,6 +59,7 @@ func verifyChain(t *testing.T, s store.Store, instance string, want int64) {
 // runAudit is the conformance suite of the audit log.
 func runAudit(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("AppendAndRead", func(t *testing.T) { testAuditAppendAndRead(t, open) })
+	t.Run("Details", func(t *testing.T) { testAuditDetails(t, open) })
 	t.Run("ReplayWritesNothing", func(t *testing.T) { testAuditReplayWritesNothing(t, open) })
 	t.Run("ExpectDecision", func(t *testing.T) { testAuditExpectDecision(t, open) })
 	t.Run("Rotation", func(t *testing.T) { testAuditRotation(t, open) })
@@ -118,6 +119,30 @@ func testAuditAppendAndRead(t *testing.T, open func(t *testing.T) store.Store) {
 		verifyChain(t, s, "sts-a", 3)
 		verifyChain(t, s, "sts-b", 3)
 	})
+}
+
+func testAuditDetails(t *testing.T, open func(t *testing.T) store.Store) {
+	// A record of its own kind (the refusals aggregate) carries its
+	// details, stored as given and covered by the MAC.
+	s := open(t)
+	ctx := t.Context()
+	rec := store.AuditRecord{Instance: "sts", Time: base, Endpoint: audit.EndpointAggregate,
+		Outcome: audit.OutcomeRefusedAggregate, Details: `{"total":3,"top_sources":[{"address":"192.0.2.1","count":3}]}`}
+	written, err := s.CommitDecision(ctx, base, store.Decision{Audit: rec})
+	if err != nil {
+		t.Fatalf("CommitDecision: %v", err)
+	}
+	if _, err := s.CommitDecision(ctx, base, store.Decision{Audit: decision("sts", "c1", 1)}); err != nil {
+		t.Fatalf("CommitDecision: %v", err)
+	}
+	got, err := s.AuditRecords(ctx, store.AuditFilter{Instance: "sts"})
+	if err != nil || len(got) != 2 {
+		t.Fatalf("AuditRecords: %d, %v", len(got), err)
+	}
+	if got[0].Details != rec.Details || written.Details != rec.Details || got[1].Details != "" {
+		t.Fatalf("details %q, returned %q, then %q", got[0].Details, written.Details, got[1].Details)
+	}
+	verifyChain(t, s, "sts", 2)
 }
 
 func testAuditReplayWritesNothing(t *testing.T, open func(t *testing.T) store.Store) {
