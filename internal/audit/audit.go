@@ -31,11 +31,14 @@ const (
 	// retention.
 	OutcomeResealed = "resealed"
 	OutcomePruned   = "pruned"
+	// OutcomeRefusedAggregate is the record that sums up the refusals
+	// that get no record of their own (Refusals), under EndpointAggregate.
+	OutcomeRefusedAggregate = "refused_aggregate"
 )
 
 // Outcomes lists every outcome, for checking a filter.
 var Outcomes = []string{OutcomeIssued, OutcomeRefused, OutcomeActive, OutcomeInactive, OutcomeRevoked, OutcomeUnknownToken,
-	OutcomeResealed, OutcomePruned}
+	OutcomeResealed, OutcomePruned, OutcomeRefusedAggregate}
 
 // Key is the MAC key of the audit chains.
 type Key []byte
@@ -74,6 +77,9 @@ type canonical struct {
 	TokenID         string   `json:"token_id"`
 	Outcome         string   `json:"outcome"`
 	Error           string   `json:"error"`
+	// Details is left out when empty, so that records written before it
+	// existed keep their MACs.
+	Details string `json:"details,omitempty"`
 }
 
 // MAC is the record's MAC: HMAC-SHA-256 over the previous record's MAC and
@@ -85,7 +91,7 @@ func (k Key) MAC(rec *store.AuditRecord) []byte {
 		Endpoint:        rec.Endpoint, GrantType: rec.GrantType, ClientID: rec.ClientID,
 		OrgParent: rec.OrgParent, OrgChild: rec.OrgChild, OrgSupplier: rec.OrgSupplier,
 		Subject: rec.Subject, Audience: rec.Audience, Scopes: rec.Scopes, TokenID: rec.TokenID,
-		Outcome: rec.Outcome, Error: rec.Error,
+		Outcome: rec.Outcome, Error: rec.Error, Details: rec.Details,
 	}
 	if c.Scopes == nil {
 		c.Scopes = []string{}
@@ -162,5 +168,5 @@ func isUTF8(rec *store.AuditRecord) bool {
 func recordStrings(rec *store.AuditRecord) []*string {
 	return []*string{&rec.Instance, &rec.RequestID, &rec.ClientRequestID, &rec.Endpoint, &rec.GrantType, &rec.ClientID,
 		&rec.OrgParent, &rec.OrgChild, &rec.OrgSupplier, &rec.Subject, &rec.Audience, &rec.TokenID,
-		&rec.Outcome, &rec.Error}
+		&rec.Outcome, &rec.Error, &rec.Details}
 }

@@ -1,7 +1,8 @@
 // Package metrics is what the token service counts and times, in
 // Prometheus form: requests and latency per endpoint and grant, errors by
-// OAuth code, tokens issued per client and audience, replay refusals, key
-// rotations and store latency. Each Server has its own registry, so that
+// OAuth code, refusals that get no audit record of their own, tokens issued
+// per client and audience, replay refusals, key rotations and store
+// latency. Each Server has its own registry, so that
 // tests and several servers in one process do not share counters.
 package metrics
 
@@ -25,6 +26,9 @@ type Metrics struct {
 	rotation prometheus.Counter
 	store    *prometheus.HistogramVec
 	limited  *prometheus.CounterVec
+	// aggregated counts the refusals summed up in the audit log's
+	// aggregate record rather than recorded one by one.
+	aggregated *prometheus.CounterVec
 }
 
 // New registers the collectors, with the Go runtime and process ones.
@@ -62,7 +66,11 @@ func New() *Metrics {
 		Name: "tillit_rate_limited_total",
 		Help: "Requests refused with 429 by the rate limiter, by what was limited: client or address.",
 	}, []string{"by"})
-	m.reg.MustRegister(m.requests, m.latency, m.issued, m.replays, m.rotation, m.store, m.limited,
+	m.aggregated = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tillit_refusals_aggregated_total",
+		Help: "Refusals with no audit record of their own (before the client assertion verified, 429s, the use_dpop_nonce round trip), summed up in the per-minute aggregate record, by endpoint and OAuth error code.",
+	}, []string{"endpoint", "code"})
+	m.reg.MustRegister(m.requests, m.latency, m.issued, m.replays, m.rotation, m.store, m.limited, m.aggregated,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -119,4 +127,13 @@ func (m *Metrics) Limited(by string) {
 		return
 	}
 	m.limited.WithLabelValues(by).Inc()
+}
+
+// Aggregated counts a refusal that has no audit record of its own; code is
+// its OAuth error code, one of a fixed set.
+func (m *Metrics) Aggregated(endpoint, code string) {
+	if m == nil {
+		return
+	}
+	m.aggregated.WithLabelValues(endpoint, code).Inc()
 }

@@ -62,6 +62,7 @@ type Server struct {
 	metrics    *metrics.Metrics
 	auditKey   audit.Key
 	heads      *headLog
+	refusals   *audit.Refusals
 }
 
 // How often the background jobs run.
@@ -73,6 +74,9 @@ const (
 	// (sessions); a record past its expiry already counts as gone, so the
 	// sweep only bounds the tables.
 	loginStateCleanupInterval = time.Minute
+	// refusalsInterval is how often the aggregate of the refusals is
+	// looked at; it is written at most once every audit.AggregateEvery.
+	refusalsInterval = 10 * time.Second
 )
 
 // New builds a server from a validated configuration: it opens the store,
@@ -139,6 +143,7 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (*Server, error) 
 	s.registry.Log = s.log
 
 	s.metrics = metrics.New()
+	s.refusals = audit.NewRefusals(cfg.Instance, s.now())
 	s.keys, err = keys.NewManager(ctx, s.store, sealer, KeysConfig(cfg), s.now, s.log)
 	if err != nil {
 		return nil, err
@@ -162,6 +167,7 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (*Server, error) 
 		Registry:     s.registry.Current,
 		Assertions:   s.assertions,
 		Decisions:    watchDecisions(s.store, s.heads),
+		Refusals:     s.refusals,
 		Instance:     cfg.Instance,
 		Metrics:      s.metrics,
 		AddressLimit: limiter(cfg.RateLimit.PerAddress, cfg.RateLimit.AddressBurst, cfg.RateLimit.MaxAddresses),
@@ -317,6 +323,28 @@ func (s *Server) PruneAudit(ctx context.Context) (int64, error) {
 	return total, errors.Join(errs...)
 }
 
+// WriteRefusals writes the aggregate record of the refusals that got no
+// record of their own since the last aggregate (audit.Refusals), when
+// there were any and the last was written at least audit.AggregateEvery
+// ago by the server's clock. A background job calls it every few seconds.
+// When the write fails the counts are lost from the audit log, but not
+// from the error, which carries them, nor from the metrics.
+func (s *Server) WriteRefusals(ctx context.Context) error { return s.writeRefusals(ctx, false) }
+
+func (s *Server) writeRefusals(ctx context.Context, final bool) error {
+	now := s.now()
+	rec, ok := s.refusals.Take(now, final)
+	if !ok {
+		return nil
+	}
+	rec, err := s.store.CommitDecision(ctx, now, store.Decision{Audit: rec})
+	if err != nil {
+		return fmt.Errorf("server: write the refusals aggregate %s: %w", rec.Details, err)
+	}
+	s.heads.seen(rec)
+	return nil
+}
+
 // Issuer is the issuer URL.
 func (s *Server) Issuer() string { return s.issuer }
 
@@ -367,6 +395,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	stopJobs()
 	wg.Wait()
+	// What was counted since the last aggregate is written now rather
+	// than lost with the process.
+	if ferr := s.writeRefusals(context.Background(), true); ferr != nil {
+		s.log.Error("refusals aggregate failed", "err", ferr)
+	}
 	// The last head, once no request is in flight: what verify --head
 	// checks a later copy of the database against.
 	if herr := s.heads.fromStore(context.Background(), s.store); herr != nil {
@@ -418,6 +451,7 @@ func (s *Server) runJobs(ctx context.Context, wg *sync.WaitGroup) {
 		})
 	}
 	every(loginStateCleanupInterval, "login state clean-up", s.sweepLoginState)
+	every(refusalsInterval, "refusals aggregate", s.WriteRefusals)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()

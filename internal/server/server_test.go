@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"database/sql"
 	"encoding/json"
 	"io"
@@ -20,6 +21,8 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/tillit-sts/tillit/internal/audit"
+	"github.com/tillit-sts/tillit/internal/jws"
+	"github.com/tillit-sts/tillit/internal/jwttest"
 	"github.com/tillit-sts/tillit/internal/keys"
 	"github.com/tillit-sts/tillit/internal/servertest"
 	"github.com/tillit-sts/tillit/internal/store"
@@ -244,12 +247,34 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 }
 
+// refusedForm is the body of a token request that gets an audit record of
+// its own: deft-client authenticates with a valid assertion and asks for a
+// scope it may not have (invalid_scope). A request refused before the
+// assertion verifies would only be counted in the aggregate.
+func refusedForm(t *testing.T, s *servertest.Server) string {
+	t.Helper()
+	key := s.Key(t, "deft-client")
+	now := s.Clock.Now()
+	assertion := jwttest.JWT{
+		Header: map[string]any{"alg": key.Algorithm, "kid": key.KeyID, "typ": "client-authentication+jwt"},
+		Claims: map[string]any{"iss": "deft-client", "sub": "deft-client", "aud": s.URL, "jti": jws.NewJTI(),
+			"iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(30 * time.Second).Unix()},
+		Key: key.Key.(crypto.Signer),
+	}.Sign(t)
+	return url.Values{
+		"grant_type":            {"client_credentials"},
+		"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
+		"client_assertion":      {assertion},
+		"scope":                 {"openid"},
+	}.Encode()
+}
+
 // The audit record of a request keeps the X-Request-Id its client sent
 // apart from the server's request ID, so that a client cannot make its
 // records pass for another request's.
 func TestAuditRecordKeepsClientRequestID(t *testing.T) {
 	s := servertest.Start(t, servertest.Options{})
-	req, _ := http.NewRequest("POST", s.URL+"/connect/token", strings.NewReader("grant_type=client_credentials"))
+	req, _ := http.NewRequest("POST", s.URL+"/connect/token", strings.NewReader(refusedForm(t, s)))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("X-Request-Id", "0123456789abcdef01234567")
 	resp, err := http.DefaultClient.Do(req)
@@ -278,7 +303,7 @@ func TestBrokenAuditChain(t *testing.T) {
 	s := servertest.Start(t, servertest.Options{Log: &logs})
 	post := func() (int, map[string]any) {
 		t.Helper()
-		resp, err := http.Post(s.URL+"/connect/token", "application/x-www-form-urlencoded", strings.NewReader("grant_type=client_credentials"))
+		resp, err := http.Post(s.URL+"/connect/token", "application/x-www-form-urlencoded", strings.NewReader(refusedForm(t, s)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -297,7 +322,7 @@ func TestBrokenAuditChain(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	if code, _ := post(); code != 401 {
+	if code, _ := post(); code != 400 {
 		t.Fatalf("first request: %d", code)
 	}
 	db, err := sql.Open("sqlite", filepath.Join(s.Dir, "tillit.db"))
@@ -336,7 +361,7 @@ func TestBrokenAuditChain(t *testing.T) {
 	if code, text := ready(); code != 200 {
 		t.Fatalf("/readyz after the reseal: %d %q", code, text)
 	}
-	if code, body := post(); code != 401 {
+	if code, body := post(); code != 400 {
 		t.Fatalf("token request after the reseal: %d %v", code, body)
 	}
 }
@@ -367,7 +392,7 @@ func TestAuditHeadLogged(t *testing.T) {
 	base, stop, done := serve(t, s)
 	post := func() {
 		t.Helper()
-		resp, err := http.Post(base+"/connect/token", "application/x-www-form-urlencoded", strings.NewReader("grant_type=client_credentials"))
+		resp, err := http.Post(base+"/connect/token", "application/x-www-form-urlencoded", strings.NewReader(refusedForm(t, s)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -420,7 +445,7 @@ func (b *syncBuffer) String() string {
 func TestAuditRetention(t *testing.T) {
 	s := servertest.Start(t, servertest.Options{Settings: "audit:\n  retention: 24h\n"})
 	for range 3 {
-		resp, err := http.Post(s.URL+"/connect/token", "application/x-www-form-urlencoded", strings.NewReader("grant_type=client_credentials"))
+		resp, err := http.Post(s.URL+"/connect/token", "application/x-www-form-urlencoded", strings.NewReader(refusedForm(t, s)))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -8,8 +8,9 @@ import (
 	"time"
 )
 
-// AuditRecord is one decision of the token service: a token issued or a
-// request refused (decisions.md, Audit). Records are append-only; each
+// AuditRecord is one decision of the token service: a token issued, an
+// answer given or a request refused; or a record of its own kind, such as
+// the aggregate of the refusals that get no record each. Records are append-only; each
 // instance writes its own chain, in which Seq counts from 1 and every
 // record carries the MAC of the one before it (Prev) and its own (MAC).
 // The store sets Seq, Prev and MAC when it appends, in commit order, with
@@ -23,8 +24,9 @@ type AuditRecord struct {
 	// proves nothing and is kept apart so that it cannot pass for one.
 	RequestID       string
 	ClientRequestID string
-	// Endpoint is "token", later also "par", "authorize", "introspect",
-	// "revocation".
+	// Endpoint is "token", "introspection" or "revocation" (later also
+	// "par", "authorize"), "aggregate" for the refusals aggregate, or
+	// "audit" for the log's own records.
 	Endpoint    string
 	GrantType   string
 	ClientID    string
@@ -42,6 +44,10 @@ type AuditRecord struct {
 	// the OAuth error code of a refusal.
 	Outcome string
 	Error   string
+	// Details is what a record of its own kind says beyond the fields
+	// above, as JSON (the refusals aggregate: audit.RefusalSummary);
+	// empty for a decision about one request.
+	Details string
 	Prev    []byte
 	MAC     []byte
 }

@@ -29,18 +29,22 @@ const (
 )
 
 // decision collects, as an endpoint gets to know them, the facts the audit
-// record of a request holds: every decision, a token issued, an answer
-// given or a request refused, is on record before the response.
+// record of a request holds: every token issued, answer given and request
+// refused once the client is authenticated is on record before the
+// response (refuse.go says which refusals are not).
 type decision struct {
-	grantType string
-	clientID  string
-	parent    string
-	child     string
-	supplier  string
-	subject   string
-	audience  string
-	scopes    []string
-	tokenID   string
+	// authenticated is set once the client assertion has verified
+	// against a registered key of the client.
+	authenticated bool
+	grantType     string
+	clientID      string
+	parent        string
+	child         string
+	supplier      string
+	subject       string
+	audience      string
+	scopes        []string
+	tokenID       string
 	// pending is the decision announced to the store (the token endpoint,
 	// once the form is read); nil when none is.
 	pending store.Pending

@@ -88,7 +88,7 @@ func (e *Introspection) handle(w http.ResponseWriter, r *http.Request, d *decisi
 	if err != nil {
 		return nil, err
 	}
-	d.clientID = client.ID
+	d.clientID, d.authenticated = client.ID, true
 	if err := e.limitClient(client.ID, now); err != nil {
 		return nil, err
 	}

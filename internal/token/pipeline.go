@@ -143,7 +143,7 @@ func (e *Endpoint) handle(w http.ResponseWriter, r *http.Request, d *decision) (
 	if err != nil {
 		return nil, err
 	}
-	d.clientID = client.ID
+	d.clientID, d.authenticated = client.ID, true
 	if err := e.limitClient(client.ID, now); err != nil {
 		return nil, err
 	}

@@ -10,13 +10,21 @@ import (
 )
 
 // refuse answers a refused request at any endpoint: the refusal on record
-// first, then the OAuth error, logged under the request ID and counted
-// (grant is the metric label, empty but at the token endpoint). A refusal
-// is logged at info with its code; anything else is a server_error whose
-// cause is logged at error and never sent.
+// first (its own record, or a count in the aggregate: ownRecord), then the
+// OAuth error, logged under the request ID and counted (grant is the
+// metric label, empty but at the token endpoint). A refusal is logged at
+// info with its code; anything else is a server_error whose cause is
+// logged at error and never sent.
 func (b *base) refuse(w http.ResponseWriter, r *http.Request, d *decision, err error, grant string, start time.Time) {
-	err = b.recordRefusal(r, d, err)
+	own := ownRecord(d, err)
+	if own {
+		err = b.recordRefusal(r, d, err)
+	}
 	oe := oauth.WriteError(w, err)
+	if !own {
+		b.cfg.Refusals.Add(b.name, oe.Code, oe.HTTPStatus(), b.sourceAddress(r))
+		b.cfg.Metrics.Aggregated(b.name, oe.Code)
+	}
 	b.cfg.Metrics.Request(b.name, grant, oe.Code, time.Since(start))
 	attrs := []any{"request_id", requestid.From(r.Context()), "endpoint", b.name, "error", oe.Code}
 	if oe.Code == oauth.CodeServerError {
@@ -28,4 +36,21 @@ func (b *base) refuse(w http.ResponseWriter, r *http.Request, d *decision, err e
 		attrs = append(attrs, "cause", cause.Error())
 	}
 	b.cfg.Log.Info(b.name+" request refused", attrs...)
+}
+
+// ownRecord reports whether a refusal gets an audit record of its own:
+// once the client assertion has verified against a registered key, so
+// that only a holder of a client's key can make the server write a record
+// per request; and then not for the use_dpop_nonce round trip, which is
+// the protocol's first step rather than a decision, nor for a 429, which a
+// client flooding the server would otherwise turn into writes. The others
+// are counted (audit.Refusals) and summed up in one aggregate record at
+// most once a minute, which bounds what a caller without a key can make
+// the server write, whatever addresses it sends from.
+func ownRecord(d *decision, err error) bool {
+	if !d.authenticated {
+		return false
+	}
+	oe := oauth.As(err)
+	return oe == nil || (oe.Code != oauth.CodeUseDPoPNonce && oe.HTTPStatus() != http.StatusTooManyRequests)
 }

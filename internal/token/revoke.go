@@ -88,7 +88,7 @@ func (e *Revocation) handle(w http.ResponseWriter, r *http.Request, d *decision)
 	if err != nil {
 		return err
 	}
-	d.clientID = client.ID
+	d.clientID, d.authenticated = client.ID, true
 	if err := e.limitClient(client.ID, now); err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tillit-sts/tillit/internal/audit"
 	"github.com/tillit-sts/tillit/internal/clientauth"
 	"github.com/tillit-sts/tillit/internal/metrics"
 	"github.com/tillit-sts/tillit/internal/ratelimit"
@@ -30,8 +31,12 @@ type Shared struct {
 	Assertions *clientauth.Verifier
 	// Decisions commits every decision: the single-use values a request
 	// spends, with its audit record, and the audit record of every
-	// refusal.
+	// refusal that gets one of its own.
 	Decisions DecisionStore
+	// Refusals counts the refusals that get no audit record of their
+	// own, for the aggregate record the server writes at most once a
+	// minute; nil counts them in Metrics only.
+	Refusals *audit.Refusals
 	// Instance names this server's chain in the audit log.
 	Instance string
 	// Metrics counts requests; nil counts nothing.

@@ -105,7 +105,7 @@ WITH old AS (
 	RETURNING instance
 ), appended AS (
 	INSERT INTO audit_log (` + auditColumns + `)
-	SELECT $13, $14, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $15, $16, $32
+	SELECT $13, $14, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $15, $16, $32, $33
 	FROM (SELECT instance FROM moved UNION ALL SELECT instance FROM started) AS h
 	RETURNING seq
 )
@@ -127,7 +127,7 @@ FROM verdict`
 // indexes), which such a decision does not use.
 //
 // $1, $2: the jtis' hashes and expiries; $3: now; $4–$7: instance, seq,
-// prev and MAC of the sealed record; $8–$22: the record's other fields.
+// prev and MAC of the sealed record; $8–$23: the record's other fields.
 const commitPlain = `
 WITH ` + spendJTIs + `, moved AS (
 	UPDATE audit_head SET seq = $5, mac = $7
@@ -140,7 +140,7 @@ WITH ` + spendJTIs + `, moved AS (
 	RETURNING instance
 ), appended AS (
 	INSERT INTO audit_log (` + auditColumns + `)
-	SELECT $4, $5, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $6, $7, $22
+	SELECT $4, $5, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $6, $7, $22, $23
 	FROM (SELECT instance FROM moved UNION ALL SELECT instance FROM started) AS h
 	RETURNING seq
 )
@@ -159,7 +159,7 @@ const stmtCommitPlain = "tillit_commit_plain"
 const stmtCommitDecision = "tillit_commit_decision"
 
 const auditColumns = `instance, seq, time, request_id, endpoint, grant_type, client_id, orgnr_parent, orgnr_child,
-	orgnr_supplier, subject, audience, scopes, token_id, outcome, error, prev, mac, client_request_id`
+	orgnr_supplier, subject, audience, scopes, token_id, outcome, error, prev, mac, client_request_id, details`
 
 // CommitDecision commits one decision of the token endpoint in one
 // transaction, with the semantics of the SQLite backend's: it spends
@@ -328,7 +328,7 @@ func (o *decisionOp) statement() (string, []any) {
 	return stmtCommitPlain, []any{o.hashes, o.expires, o.now,
 		r.Instance, r.Seq, r.Prev, r.MAC,
 		r.Time, r.RequestID, r.Endpoint, r.GrantType, r.ClientID, r.OrgParent, r.OrgChild, r.OrgSupplier,
-		r.Subject, r.Audience, nonNilStrings(r.Scopes), r.TokenID, r.Outcome, r.Error, r.ClientRequestID}
+		r.Subject, r.Audience, nonNilStrings(r.Scopes), r.TokenID, r.Outcome, r.Error, r.ClientRequestID, r.Details}
 }
 
 func (o *decisionOp) args() []any {
@@ -337,7 +337,7 @@ func (o *decisionOp) args() []any {
 		o.hashes, o.expires, o.now,
 		r.Instance, r.Seq, r.Prev, r.MAC,
 		r.Time, r.RequestID, r.Endpoint, r.GrantType, r.ClientID, r.OrgParent, r.OrgChild, r.OrgSupplier,
-		r.Subject, r.Audience, nonNilStrings(r.Scopes), r.TokenID, r.Outcome, r.Error, o.revoke, r.ClientRequestID}
+		r.Subject, r.Audience, nonNilStrings(r.Scopes), r.TokenID, r.Outcome, r.Error, o.revoke, r.ClientRequestID, r.Details}
 	if rot := o.rot; rot != nil {
 		n := rot.Next
 		copy(args[1:9], []any{rot.OldID, n.FamilyID, n.ID, n.ClientID, n.JKT, nonNil(n.Grant), n.IssuedAt, n.ExpiresAt})
@@ -365,7 +365,7 @@ func text(s string) string {
 // textRecord is r with every string storable.
 func textRecord(r store.AuditRecord) store.AuditRecord {
 	for _, f := range []*string{&r.Instance, &r.RequestID, &r.ClientRequestID, &r.Endpoint, &r.GrantType, &r.ClientID,
-		&r.OrgParent, &r.OrgChild, &r.OrgSupplier, &r.Subject, &r.Audience, &r.TokenID, &r.Outcome, &r.Error} {
+		&r.OrgParent, &r.OrgChild, &r.OrgSupplier, &r.Subject, &r.Audience, &r.TokenID, &r.Outcome, &r.Error, &r.Details} {
 		*f = text(*f)
 	}
 	if r.Scopes != nil {
@@ -382,7 +382,7 @@ func scanAudit(row pgx.Row) (store.AuditRecord, error) {
 	var r store.AuditRecord
 	err := row.Scan(&r.Instance, &r.Seq, &r.Time, &r.RequestID, &r.Endpoint, &r.GrantType, &r.ClientID,
 		&r.OrgParent, &r.OrgChild, &r.OrgSupplier, &r.Subject, &r.Audience, &r.Scopes, &r.TokenID,
-		&r.Outcome, &r.Error, &r.Prev, &r.MAC, &r.ClientRequestID)
+		&r.Outcome, &r.Error, &r.Prev, &r.MAC, &r.ClientRequestID, &r.Details)
 	r.Time = utc(r.Time)
 	return r, err
 }
@@ -649,9 +649,9 @@ const auditLockClass int32 = 0x6175 // "au"
 // insertAudit appends the sealed record rec outside the chain writer.
 func insertAudit(ctx context.Context, tx pgx.Tx, rec *store.AuditRecord) error {
 	_, err := tx.Exec(ctx, `INSERT INTO audit_log (`+auditColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)`,
 		rec.Instance, rec.Seq, rec.Time, rec.RequestID, rec.Endpoint, rec.GrantType, rec.ClientID,
 		rec.OrgParent, rec.OrgChild, rec.OrgSupplier, rec.Subject, rec.Audience, nonNilStrings(rec.Scopes),
-		rec.TokenID, rec.Outcome, rec.Error, rec.Prev, rec.MAC, rec.ClientRequestID)
+		rec.TokenID, rec.Outcome, rec.Error, rec.Prev, rec.MAC, rec.ClientRequestID, rec.Details)
 	return err
 }

@@ -108,7 +108,7 @@ func (a *auditBatch) flush(tx *wtx) error {
 }
 
 const auditColumns = `instance, seq, time, request_id, endpoint, grant_type, client_id, orgnr_parent, orgnr_child,
-	orgnr_supplier, subject, audience, scopes, token_id, outcome, error, prev, mac, client_request_id`
+	orgnr_supplier, subject, audience, scopes, token_id, outcome, error, prev, mac, client_request_id, details`
 
 // CommitDecision commits one decision of the token endpoint in one
 // transaction: it spends d.JTIs (as ConsumeJTIs), rotates d.Rotate (as
@@ -212,10 +212,10 @@ func insertAudit(tx *wtx, rec *store.AuditRecord) error {
 			return err
 		}
 	}
-	if _, err := tx.exec(`INSERT INTO audit_log (`+auditColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	if _, err := tx.exec(`INSERT INTO audit_log (`+auditColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		rec.Instance, rec.Seq, micros(rec.Time), rec.RequestID, rec.Endpoint, rec.GrantType, rec.ClientID,
 		rec.OrgParent, rec.OrgChild, rec.OrgSupplier, rec.Subject, rec.Audience, string(scopes),
-		rec.TokenID, rec.Outcome, rec.Error, rec.Prev, rec.MAC, rec.ClientRequestID); err != nil {
+		rec.TokenID, rec.Outcome, rec.Error, rec.Prev, rec.MAC, rec.ClientRequestID, rec.Details); err != nil {
 		return fmt.Errorf("sqlite: append audit record: %w", err)
 	}
 	return nil
@@ -358,7 +358,7 @@ func scanAudit(rows *sql.Rows) (store.AuditRecord, error) {
 	var scopes string
 	err := rows.Scan(&r.Instance, &r.Seq, &t, &r.RequestID, &r.Endpoint, &r.GrantType, &r.ClientID,
 		&r.OrgParent, &r.OrgChild, &r.OrgSupplier, &r.Subject, &r.Audience, &scopes, &r.TokenID,
-		&r.Outcome, &r.Error, &r.Prev, &r.MAC, &r.ClientRequestID)
+		&r.Outcome, &r.Error, &r.Prev, &r.MAC, &r.ClientRequestID, &r.Details)
 	if err != nil {
 		return r, err
 	}
