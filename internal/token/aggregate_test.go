@@ -1,12 +1,14 @@
 package token_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -240,5 +242,27 @@ func TestAggregateSourcesBounded(t *testing.T) {
 	}
 	if top := s.TopSources[0]; top.Address != "192.0.2.66" || top.Count < busy {
 		t.Errorf("busiest source %+v, want 192.0.2.66 with %d", top, busy)
+	}
+}
+
+// A refusal with a record of its own is logged at info; one without, at
+// debug, so that a caller without a key cannot fill the log either.
+func TestAggregatedRefusalsLoggedAtDebug(t *testing.T) {
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	h := start(t, servertest.Options{Log: lockedWriter{&mu, &logs}})
+	h.do(call{rawAssertion: "garbage"})
+	h.do(call{form: func(f url.Values) { f.Set("scope", "openid") }})
+	mu.Lock()
+	defer mu.Unlock()
+	levels := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var l struct{ Level, Msg, Error string }
+		if json.Unmarshal([]byte(line), &l) == nil && l.Msg == "token request refused" {
+			levels[l.Error] = l.Level
+		}
+	}
+	if levels["invalid_client"] != "DEBUG" || levels["invalid_scope"] != "INFO" {
+		t.Fatalf("refusals logged at %v, want invalid_client at DEBUG and invalid_scope at INFO", levels)
 	}
 }
