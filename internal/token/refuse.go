@@ -2,6 +2,7 @@ package token
 
 import (
 	"errors"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -12,9 +13,11 @@ import (
 // refuse answers a refused request at any endpoint: the refusal on record
 // first (its own record, or a count in the aggregate: ownRecord), then the
 // OAuth error, logged under the request ID and counted (grant is the
-// metric label, empty but at the token endpoint). A refusal is logged at
-// info with its code; anything else is a server_error whose cause is
-// logged at error and never sent.
+// metric label, empty but at the token endpoint). A refusal with a record
+// of its own is logged at info with its code, the others at debug: a
+// caller without a key must not be able to fill the log any more than the
+// audit log, and the metrics and the aggregate count them. Anything else
+// is a server_error whose cause is logged at error and never sent.
 func (b *base) refuse(w http.ResponseWriter, r *http.Request, d *decision, err error, grant string, start time.Time) {
 	own := ownRecord(d, err)
 	if own {
@@ -35,7 +38,11 @@ func (b *base) refuse(w http.ResponseWriter, r *http.Request, d *decision, err e
 	if cause := errors.Unwrap(oe); cause != nil {
 		attrs = append(attrs, "cause", cause.Error())
 	}
-	b.cfg.Log.Info(b.name+" request refused", attrs...)
+	level := slog.LevelInfo
+	if !own {
+		level = slog.LevelDebug
+	}
+	b.cfg.Log.Log(r.Context(), level, b.name+" request refused", attrs...)
 }
 
 // ownRecord reports whether a refusal gets an audit record of its own:
