@@ -133,10 +133,6 @@ func (e *Endpoint) handle(w http.ResponseWriter, r *http.Request, d *decision) (
 	}
 	d.grantType = truncate(req.GrantType, 100)
 	snap := e.cfg.Registry()
-	// From here on the request ends in one decision (its token or its
-	// refusal), a signature or two away: announced only now, so that a
-	// client sending its form slowly does not hold commits open.
-	d.pending = e.cfg.Decisions.ExpectDecision()
 
 	// 4: private_key_jwt (authenticate.go).
 	client, assertion, err := e.authenticate(req, snap, now)
@@ -153,6 +149,12 @@ func (e *Endpoint) handle(w http.ResponseWriter, r *http.Request, d *decision) (
 	if err != nil {
 		return nil, err
 	}
+	// From here on the request ends in one commit, its token or its
+	// audited refusal, a signature away: announced only now, so that
+	// neither a client sending its form slowly nor a flood of refusals
+	// that are only counted (a bad assertion, the use_dpop_nonce round
+	// trip) holds commits open for writes that never come.
+	d.pending = e.cfg.Decisions.ExpectDecision()
 	t := &tokenRequest{Request: req, Client: client, Snapshot: snap, Assertion: assertion, Proof: proof, Now: now}
 
 	// 6–7: the grant (grant.go; one file per grant).
