@@ -20,7 +20,8 @@ const (
 	maxJTILength = 256
 )
 
-// DefaultWindow is how far iat may be from now, either way (decisions.md).
+// DefaultWindow is how far iat may be from now, either way: HelseID's
+// window, applied even when the proof carries a server nonce.
 const DefaultWindow = 60 * time.Second
 
 // Verifier checks DPoP proofs (RFC 9449 §4.3). The zero value accepts every

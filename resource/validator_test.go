@@ -563,8 +563,8 @@ func TestClaims(t *testing.T) {
 		t.Fatalf("SFM claims %+v", c)
 	}
 
-	// A person and a token-exchange chain, as a later issue will issue
-	// them (profile §5.3, decisions.md "Token exchange").
+	// A person and a token-exchange chain, as user login and token
+	// exchange issue them (profile §5.3; docs/design.md, token exchange).
 	person := claimsOf(t, tok)
 	for k, v := range map[string]any{
 		"sub": "tzto6gPhyTQw2bR/Wl0kgF/mTH+jdQoUBvaYSObfmlQ=", helseid.ClaimPID: "17056600574",

@@ -48,8 +48,8 @@ func (e *JWKSError) Where() string {
 var privateMembers = []string{"d", "p", "q", "dp", "dq", "qi", "oth", "k", "priv"}
 
 // ParseJWKS parses a client's registered public keys and checks each one as
-// a key that may verify client assertions (shared/spec/decisions.md, "Client
-// assertions"): public only, within the key policy (RSA of 2048 to 4096
+// a key that may verify client assertions (docs/design.md,
+// client assertions): public only, within the key policy (RSA of 2048 to 4096
 // bits with e = 65537, or EC on P-256, P-384 or P-521), use "sig" if given, an alg that fits the key if
 // given, and no two keys with the same kid or the same key.
 //

@@ -138,7 +138,7 @@ type Store interface {
 	Keys(ctx context.Context, purpose KeyPurpose) ([]Key, error)
 	DeleteKey(ctx context.Context, id string) error
 
-	// The audit log (decisions.md, Audit). CommitDecision commits one
+	// The audit log (docs/design.md, the audit log). CommitDecision commits one
 	// decision of the token endpoint in one transaction: it spends d.JTIs
 	// (as ConsumeJTIs), rotates d.Rotate (as RotateRefreshToken) and
 	// appends d.Audit to its instance's chain, sealed with the audit key

@@ -290,7 +290,7 @@ func TestExchangeIdentityAndClaims(t *testing.T) {
 }
 
 // TestExchangeChain exchanges a token three times, which nests three acts
-// with the oldest innermost, and refuses the fourth (decisions.md).
+// with the oldest innermost, and refuses the fourth (docs/design.md, token exchange depth).
 func TestExchangeChain(t *testing.T) {
 	h := start(t)
 	tok := h.token(call{client: "chain-actor", form: func(f url.Values) { f.Set("scope", "test:chain/api") }})

@@ -228,7 +228,7 @@ func TestReplay(t *testing.T) {
 	})
 }
 
-// A refused request spends nothing (decisions.md): the same assertion and
+// A refused request spends nothing (docs/design.md, what a refusal spends): the same assertion and
 // proof succeed once the mistake is fixed.
 func TestRefusalSpendsNothing(t *testing.T) {
 	h := start(t)
