@@ -160,7 +160,7 @@ func Tab(t *testing.T, o Options) context.Context {
 	if err := chromedp.Do(ctx, setup...); err != nil {
 		t.Fatalf("browsertest: set up tab: %v", err)
 	}
-	tctx, tcancel := context.WithTimeout(ctx, 60*time.Second)
+	tctx, tcancel := context.WithTimeout(ctx, 30*time.Second)
 	t.Cleanup(tcancel)
 	return tctx
 }
@@ -182,6 +182,9 @@ func ScrollWidth(ctx context.Context) (int64, error) {
 // Control is a control in the accessibility tree.
 type Control struct {
 	Role, Name string
+	// Description is the accessible description, from aria-describedby
+	// among others.
+	Description string
 }
 
 // controlRoles are the roles of things a user operates.
@@ -208,7 +211,11 @@ func Controls(ctx context.Context) ([]Control, error) {
 		if !slices.Contains(controlRoles, role) {
 			continue
 		}
-		out = append(out, Control{Role: role, Name: strings.TrimSpace(valueString(n.Name))})
+		out = append(out, Control{
+			Role:        role,
+			Name:        strings.TrimSpace(valueString(n.Name)),
+			Description: strings.TrimSpace(valueString(n.Description)),
+		})
 	}
 	return out, nil
 }

@@ -55,7 +55,7 @@ func TestHarness(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := fmt.Sprint(controls)
-	if got != `[{textbox Alpha "one"} {textbox } {button Go}]` {
+	if got != `[{textbox Alpha "one" } {textbox  } {button Go }]` {
 		t.Fatalf("controls %s", got)
 	}
 }
