@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -95,5 +96,18 @@ func TestFindMissing(t *testing.T) {
 	_, err := Find()
 	if err == nil || !strings.Contains(err.Error(), "apt-get install chromium") {
 		t.Fatalf("err = %v, want the install hint", err)
+	}
+}
+
+// chromedp is for tests: the tillit binary must not link it.
+func TestServerDoesNotLinkChromedp(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "github.com/tillit-sts/tillit/cmd/tillit").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, p := range strings.Fields(string(out)) {
+		if strings.HasPrefix(p, "github.com/chromedp/") || p == "github.com/tillit-sts/tillit/internal/browsertest" {
+			t.Errorf("cmd/tillit depends on %s", p)
+		}
 	}
 }
