@@ -129,7 +129,7 @@ var ErrInvalidPerson = errors.New("identity: invalid person")
 // grant no person claims (API scopes, offline_access) are ignored. key is
 // the pseudonym key (Pseudonym). The caller sets SID.
 func ClaimsFor(p Person, scopes []string, target Target, key []byte) (*Claims, error) {
-	if !helseid.ValidPID(p.PID) {
+	if _, err := helseid.ParsePID(p.PID); err != nil {
 		return nil, fmt.Errorf("%w: pid is not a valid identity number", ErrInvalidPerson)
 	}
 	level := strconv.Itoa(p.SecurityLevel)

@@ -79,6 +79,10 @@ var messages = map[string]map[Lang]string{
 		Norwegian: "Fødselsnummeret må være 11 siffer.",
 		English:   "The national identity number must be 11 digits.",
 	},
+	"error.pid.date": {
+		Norwegian: "Fødselsnummeret må begynne med en gyldig dato (DDMMÅÅ).",
+		English:   "The national identity number must start with a valid date (DDMMYY).",
+	},
 	"error.pid.checksum": {
 		Norwegian: "Fødselsnummeret er ikke gyldig: kontrollsifrene stemmer ikke. Sjekk at du har skrevet det riktig.",
 		English:   "The national identity number is not valid: its check digits do not match. Check that you typed it correctly.",

@@ -92,6 +92,7 @@ type Message string
 const (
 	MsgPIDRequired  Message = "error.pid.required"
 	MsgPIDFormat    Message = "error.pid.format"
+	MsgPIDDate      Message = "error.pid.date"
 	MsgPIDChecksum  Message = "error.pid.checksum"
 	MsgLevelInvalid Message = "error.level.invalid"
 	MsgHPRFormat    Message = "error.hpr.format"

@@ -33,6 +33,7 @@ func pages() map[string]Page {
 		"idp-none": &ChooseIDP{Form: form()},
 		"testidp": &TestIDP{Form: form(), PID: "1", SecurityLevel: "4", Errors: []FieldError{
 			{FieldPID, MsgPIDFormat}, {FieldSecurityLevel, MsgLevelInvalid}, {FieldHPRNumber, MsgHPRFormat},
+			{FieldPID, MsgPIDRequired}, {FieldPID, MsgPIDDate}, {FieldPID, MsgPIDChecksum},
 		}},
 		"logout":        &Logout{Form: form(), ClientName: "Journal"},
 		"error-expired": &Error{Kind: ErrorExpired, Reference: "r-1", ReturnURL: "https://client.example/"},

@@ -231,19 +231,23 @@ const maxField = 64
 
 // Validate checks the input and returns the person it names, or the
 // problems with it, one per field at most. Spaces in the numbers are
-// ignored ("170566 00574" is how people write them). The pid must have
-// valid mod-11 check digits; synthetic test numbers pass, as they should in
-// a test identity provider.
+// ignored ("170566 00574" is how people write them). The pid must start
+// with a date and have valid mod-11 check digits (helseid.ParsePID);
+// synthetic test numbers pass, as they should in a test identity provider.
 func (in Input) Validate() (identity.Person, []page.FieldError) {
 	var errs []page.FieldError
 	pid := digitsOnly(in.PID)
-	switch {
-	case pid == "":
+	if pid == "" {
 		errs = append(errs, page.FieldError{Field: page.FieldPID, Message: page.MsgPIDRequired})
-	case len(pid) != 11 || !allDigits(pid):
-		errs = append(errs, page.FieldError{Field: page.FieldPID, Message: page.MsgPIDFormat})
-	case !helseid.ValidPID(pid):
-		errs = append(errs, page.FieldError{Field: page.FieldPID, Message: page.MsgPIDChecksum})
+	} else if _, err := helseid.ParsePID(pid); err != nil {
+		msg := page.MsgPIDChecksum
+		switch {
+		case errors.Is(err, helseid.ErrPIDFormat):
+			msg = page.MsgPIDFormat
+		case errors.Is(err, helseid.ErrPIDDate):
+			msg = page.MsgPIDDate
+		}
+		errs = append(errs, page.FieldError{Field: page.FieldPID, Message: msg})
 	}
 	level := 0
 	switch strings.TrimSpace(in.SecurityLevel) {
@@ -276,13 +280,4 @@ func digitsOnly(s string) string {
 		return s
 	}
 	return strings.Join(strings.Fields(s), "")
-}
-
-func allDigits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
 }

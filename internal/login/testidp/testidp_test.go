@@ -152,6 +152,7 @@ func TestPostRefused(t *testing.T) {
 		{"unknown transaction", func(_ *Handler, v url.Values) { v.Set("tx", "tx-9") }, http.StatusBadRequest, "Innloggingen er utløpt"},
 		{"pid check digit", func(_ *Handler, v url.Values) { v.Set(page.FieldPID, "17056600575") }, http.StatusBadRequest, "kontrollsifrene stemmer ikke"},
 		{"pid too short", func(_ *Handler, v url.Values) { v.Set(page.FieldPID, "1705660057") }, http.StatusBadRequest, "må være 11 siffer"},
+		{"pid without a date", func(_ *Handler, v url.Values) { v.Set(page.FieldPID, "32056600574") }, http.StatusBadRequest, "må begynne med en gyldig dato"},
 		{"pid empty", func(_ *Handler, v url.Values) { v.Set(page.FieldPID, "") }, http.StatusBadRequest, "Skriv inn fødselsnummeret"},
 		{"security level 2", func(_ *Handler, v url.Values) { v.Set(page.FieldSecurityLevel, "2") }, http.StatusBadRequest, "Velg sikkerhetsnivå 3 eller 4"},
 		{"security level missing", func(_ *Handler, v url.Values) { v.Del(page.FieldSecurityLevel) }, http.StatusBadRequest, "Velg sikkerhetsnivå 3 eller 4"},
