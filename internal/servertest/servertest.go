@@ -434,6 +434,8 @@ clients:
     organisation: "310900036"
     scopes: [nhn:deft/api]
     grant_types: [authorization_code]
+    redirect_uris: [https://code-only.example/callback]
+    identity_scopes: [openid]
     jwks: {{jwks "code-only-client" "ES256"}}
   - id: nochild-client
     name: Client without child organisations
@@ -441,6 +443,8 @@ clients:
     organisation: "310900036"
     scopes: [nhn:deft/api]
     jwks: {{jwks "nochild-client" "ES256"}}
+identity_providers:
+  - {name: upstream-oidc, type: oidc, display_name: An upstream provider}
 delegations:
   - {organisation: "310900079", supplier: "310900028", apis: [nhn:deft]}
   - {organisation: "310900087", supplier: "310900028", apis: [nhn:deft, test:bearer]}
