@@ -42,16 +42,16 @@ type metadata struct {
 	ExpiredJWKSURI           string   `json:"expired_jwks_uri"`
 
 	// The front channel (RFC 9126, RFC 9207, RFC 7636, RFC 9101).
-	AuthorizationEndpoint      string   `json:"authorization_endpoint"`
-	PAREndpoint                string   `json:"pushed_authorization_request_endpoint,omitempty"`
-	RequirePAR                 bool     `json:"require_pushed_authorization_requests"`
-	CodeChallengeMethods       []string `json:"code_challenge_methods_supported"`
-	ResponseModes              []string `json:"response_modes_supported"`
-	IssParameter               bool     `json:"authorization_response_iss_parameter_supported"`
-	RequestParameter           bool     `json:"request_parameter_supported"`
-	RequestObjectAlgs          []string `json:"request_object_signing_alg_values_supported"`
-	PromptValues               []string `json:"prompt_values_supported"`
-	AvailableIdPs              []string `json:"available_idps"`
+	AuthorizationEndpoint string   `json:"authorization_endpoint"`
+	PAREndpoint           string   `json:"pushed_authorization_request_endpoint,omitempty"`
+	RequirePAR            bool     `json:"require_pushed_authorization_requests"`
+	CodeChallengeMethods  []string `json:"code_challenge_methods_supported"`
+	ResponseModes         []string `json:"response_modes_supported"`
+	IssParameter          bool     `json:"authorization_response_iss_parameter_supported"`
+	RequestParameter      bool     `json:"request_parameter_supported"`
+	RequestObjectAlgs     []string `json:"request_object_signing_alg_values_supported"`
+	PromptValues          []string `json:"prompt_values_supported"`
+	AvailableIdPs         []string `json:"available_idps"`
 
 	// Introspection (RFC 7662) and revocation (RFC 7009), with the
 	// authentication they take (RFC 8414 §2).

@@ -26,6 +26,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/tillit-sts/tillit/internal/audit"
+	"github.com/tillit-sts/tillit/internal/authorize"
 	"github.com/tillit-sts/tillit/internal/config"
 	"github.com/tillit-sts/tillit/internal/keys"
 	"github.com/tillit-sts/tillit/internal/server"
@@ -75,6 +76,9 @@ type Options struct {
 	Dir string
 	// Algorithm signs tokens: RS256 (default), PS256 or ES256.
 	Algorithm string
+	// Login takes over validated authorization requests; nil answers
+	// them with temporarily_unavailable.
+	Login authorize.Login
 }
 
 // Server is a running test server.
@@ -142,7 +146,7 @@ func Start(t testing.TB, opt Options) *Server {
 	if opt.Log != nil {
 		log = slog.New(slog.NewJSONHandler(opt.Log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	srv, err := server.New(ctx, cfg, server.Options{Log: log, Now: opt.Clock.Now, Store: st})
+	srv, err := server.New(ctx, cfg, server.Options{Log: log, Now: opt.Clock.Now, Store: st, Login: opt.Login})
 	if err != nil {
 		st.Close()
 		t.Fatalf("servertest: %v", err)
