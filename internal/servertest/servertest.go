@@ -79,6 +79,11 @@ type Options struct {
 	// Login takes over validated authorization requests; nil answers
 	// them with temporarily_unavailable.
 	Login authorize.Login
+	// Storage, when set, is the storage URL (a PostgreSQL one from
+	// pgtest.URL) the server opens itself, instead of SQLite in Dir.
+	// Servers that share it and Dir (its key-encryption key) are
+	// instances of one service; give each its own instance in Settings.
+	Storage string
 }
 
 // Server is a running test server.
@@ -116,7 +121,11 @@ func Start(t testing.TB, opt Options) *Server {
 	s.URL = "http://" + s.HTTP.Listener.Addr().String()
 
 	registry := s.render(t, opt.Registry)
-	yml := "issuer: " + s.URL + "\nstorage: " + filepath.Join(opt.Dir, "tillit.db") +
+	storage := filepath.Join(opt.Dir, "tillit.db")
+	if opt.Storage != "" {
+		storage = opt.Storage
+	}
+	yml := "issuer: " + s.URL + "\nstorage: " + storage +
 		"\nkeys:\n  encryption_key_file: " + kek + "\n"
 	if opt.Algorithm != "" {
 		yml += "  algorithm: " + opt.Algorithm + "\n"
@@ -135,7 +144,12 @@ func Start(t testing.TB, opt Options) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := sqlite.Open(ctx, filepath.Join(opt.Dir, "tillit.db"), sqlite.Options{AuditKey: auditKey, CommitDelay: cfg.CommitDelay})
+	var st store.Store
+	if opt.Storage != "" {
+		st, err = server.OpenAudit(ctx, opt.Storage, auditKey)
+	} else {
+		st, err = sqlite.Open(ctx, filepath.Join(opt.Dir, "tillit.db"), sqlite.Options{AuditKey: auditKey, CommitDelay: cfg.CommitDelay})
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
