@@ -381,6 +381,26 @@ type Client struct {
 	// tokens, replacing tokens.refresh_token_lifetime. Only for clients
 	// with the refresh_token grant. Default: the server's.
 	RefreshTokenLifetime time.Duration `yaml:"refresh_token_lifetime"`
+	// RedirectURIs are where a login may return with a code, compared
+	// exactly: https, or http on a loopback address (127.0.0.1, [::1],
+	// localhost). Required with the authorization_code grant.
+	RedirectURIs []string `yaml:"redirect_uris"`
+	// PostLogoutRedirectURIs are where logout may return, with the same
+	// rules.
+	PostLogoutRedirectURIs []string `yaml:"post_logout_redirect_uris"`
+	// IdentityScopes are the scopes about the logged-in person the client
+	// may ask for at login: openid, profile, offline_access (needs the
+	// refresh_token grant) and the helseid://scopes/identity/ and
+	// helseid://scopes/hpr/ scopes. Only with the authorization_code
+	// grant.
+	IdentityScopes []string `yaml:"identity_scopes"`
+	// RequirePAR makes the client push its authorization requests (PAR)
+	// rather than send them through the browser. Default true.
+	RequirePAR *bool `yaml:"require_par"`
+	// AllowLoopbackAnyPort accepts a registered loopback redirect URI with
+	// any port, as native apps need (RFC 8252 §7.3). Only with
+	// environment: test.
+	AllowLoopbackAnyPort bool `yaml:"allow_loopback_any_port"`
 
 	fileKeys []byte // contents of JWKSFile, read by Parse
 	fileErr  error  // why reading JWKSFile failed

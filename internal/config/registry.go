@@ -88,6 +88,12 @@ func (c *Config) Registry() (registry.Registry, error) {
 			AccessTokenLifetime:  cl.AccessTokenLifetime,
 			ExchangeActors:       slices.Clone(cl.ExchangeActors),
 			RefreshTokenLifetime: cl.RefreshTokenLifetime,
+
+			RedirectURIs:           slices.Clone(cl.RedirectURIs),
+			PostLogoutRedirectURIs: slices.Clone(cl.PostLogoutRedirectURIs),
+			IdentityScopes:         slices.Clone(cl.IdentityScopes),
+			AllowPlainAuthorize:    cl.RequirePAR != nil && !*cl.RequirePAR,
+			AllowLoopbackAnyPort:   cl.AllowLoopbackAnyPort,
 		})
 	}
 	for _, d := range c.Delegations {

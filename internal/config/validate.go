@@ -181,6 +181,20 @@ var grantTypes = []string{
 	oauth.GrantTypeTokenExchange,
 }
 
+// identityScopes are the scopes about the logged-in person a client may be
+// allowed at login (HelseID profile §5.6).
+var identityScopes = []string{
+	"openid", "profile", "offline_access",
+	"helseid://scopes/identity/all",
+	"helseid://scopes/identity/pid",
+	"helseid://scopes/identity/pid_pseudonym",
+	"helseid://scopes/identity/security_level",
+	"helseid://scopes/identity/assurance_level",
+	"helseid://scopes/identity/network",
+	"helseid://scopes/hpr/hpr_number",
+	"helseid://scopes/hpr",
+}
+
 var signingAlgorithms = []jose.SignatureAlgorithm{jose.RS256, jose.PS256, jose.ES256}
 
 var logLevels = []string{"debug", "info", "warn", "error"}
@@ -664,6 +678,8 @@ func (c *Config) checkClients(k *checker, orgs, apis index, scopeAPI map[string]
 			}
 		}
 
+		c.checkLogin(k, p, cl)
+
 		if !validStatus(cl.Status) {
 			k.add(p.with("status"), "%q is not active, pending or disabled", cl.Status)
 		}
@@ -807,6 +823,77 @@ func (c *Config) checkIdentityProviders(k *checker) {
 		if strings.ContainsFunc(p.DisplayName, unicode.IsControl) || len(p.DisplayName) > 200 {
 			k.add(pp.with("display_name"), "must be at most 200 characters without line breaks, tabs or other control characters")
 		}
+	}
+}
+
+// checkLogin checks what a client needs to log people in: redirect URIs,
+// identity scopes, and somewhere for the person to log in.
+func (c *Config) checkLogin(k *checker, p path, cl *Client) {
+	login := slices.Contains(cl.GrantTypes, oauth.GrantTypeAuthorizationCode)
+	uris := func(name string, list []string) {
+		seen := make(map[string]bool)
+		for j, u := range list {
+			if err := oauth.CheckRedirectURI(u); err != nil {
+				k.add(p.with(name, j), "%q %v", u, err)
+			}
+			if seen[u] {
+				k.add(p.with(name, j), "%q is listed twice", u)
+			}
+			seen[u] = true
+		}
+		if len(list) > 0 && !login {
+			k.add(p.with(name), "is set, but only clients with the %s grant log people in", oauth.GrantTypeAuthorizationCode)
+		}
+	}
+	uris("redirect_uris", cl.RedirectURIs)
+	uris("post_logout_redirect_uris", cl.PostLogoutRedirectURIs)
+	seen := make(map[string]bool)
+	for j, s := range cl.IdentityScopes {
+		switch {
+		case !slices.Contains(identityScopes, s):
+			k.add(p.with("identity_scopes", j), "%q is not one of %s", s, strings.Join(identityScopes, ", "))
+		case seen[s]:
+			k.add(p.with("identity_scopes", j), "%q is listed twice", s)
+		case s == "offline_access" && !slices.Contains(cl.GrantTypes, oauth.GrantTypeRefreshToken):
+			k.add(p.with("identity_scopes", j), "offline_access asks for a refresh token: the client needs the %s grant", oauth.GrantTypeRefreshToken)
+		}
+		seen[s] = true
+	}
+	if len(cl.IdentityScopes) > 0 && !login {
+		k.add(p.with("identity_scopes"), "is set, but only clients with the %s grant log people in", oauth.GrantTypeAuthorizationCode)
+	}
+	if cl.RequirePAR != nil && !login {
+		k.add(p.with("require_par"), "is set, but only clients with the %s grant send authorization requests", oauth.GrantTypeAuthorizationCode)
+	}
+	if cl.AllowLoopbackAnyPort {
+		// Any port on this machine is any program on it.
+		if !c.Test() {
+			k.add(p.with("allow_loopback_any_port"), "is allowed only with environment: test")
+		}
+		loopback := false
+		for _, u := range cl.RedirectURIs {
+			if pu, err := url.Parse(u); err == nil && pu.Scheme == "http" && oauth.LoopbackHost(pu.Hostname()) {
+				loopback = true
+			}
+		}
+		if !loopback {
+			k.add(p.with("allow_loopback_any_port"), "is set, but no redirect URI is an http loopback URI")
+		}
+	}
+	if !login {
+		return
+	}
+	if len(cl.RedirectURIs) == 0 {
+		k.add(p.with("redirect_uris"), "the %s grant needs at least one redirect URI", oauth.GrantTypeAuthorizationCode)
+	}
+	enabled := false
+	for _, idp := range c.IdentityProviders {
+		if idp.Enabled == nil || *idp.Enabled {
+			enabled = true
+		}
+	}
+	if !enabled {
+		k.add(p.with("grant_types"), "%s needs an enabled identity provider (identity_providers) for people to log in with", oauth.GrantTypeAuthorizationCode)
 	}
 }
 

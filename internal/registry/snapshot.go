@@ -31,6 +31,9 @@ type Snapshot struct {
 	// here: a test population may be large, and only a login reads it.
 	hpr      map[string]*store.HealthPersonnel
 	hprByPID map[string]*store.HealthPersonnel
+	// loginClients counts the active clients with the authorization_code
+	// grant, for discovery.
+	loginClients int
 }
 
 // Client is a registered client with what the token endpoint needs ready:
@@ -137,7 +140,11 @@ func newSnapshot(version int64, r Registry) *Snapshot {
 		snap.systems[r.ClientSystems[i].ID] = &r.ClientSystems[i]
 	}
 	for _, c := range r.Clients {
-		snap.clients[c.ID] = snap.newClient(c)
+		cl := snap.newClient(c)
+		snap.clients[c.ID] = cl
+		if cl.Active() && slices.Contains(c.GrantTypes, "authorization_code") {
+			snap.loginClients++
+		}
 	}
 	for i := range r.Delegations {
 		d := &r.Delegations[i]
@@ -237,6 +244,21 @@ func (snap *Snapshot) Delegation(organization, supplier string) (*store.Delegati
 func (snap *Snapshot) IdentityProvider(name string) (*store.IdentityProvider, bool) {
 	p, ok := snap.idps[name]
 	return p, ok
+}
+
+// LoginClients counts the active clients that may log people in (the
+// authorization_code grant).
+func (snap *Snapshot) LoginClients() int { return snap.loginClients }
+
+// IdentityProviders returns every identity provider ordered by name,
+// whatever its status.
+func (snap *Snapshot) IdentityProviders() []*store.IdentityProvider {
+	out := make([]*store.IdentityProvider, 0, len(snap.idps))
+	for _, p := range snap.idps {
+		out = append(out, p)
+	}
+	slices.SortFunc(out, func(a, b *store.IdentityProvider) int { return strings.Compare(a.Name, b.Name) })
+	return out
 }
 
 // HealthPersonnel returns the HPR entry with the given number, whatever

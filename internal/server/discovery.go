@@ -12,6 +12,7 @@ import (
 	"github.com/tillit-sts/tillit/internal/jws"
 	"github.com/tillit-sts/tillit/internal/oauth"
 	"github.com/tillit-sts/tillit/internal/registry"
+	"github.com/tillit-sts/tillit/internal/store"
 )
 
 // Paths relative to the issuer (HelseID profile §1.2).
@@ -40,6 +41,18 @@ type metadata struct {
 	DPoPAlgs                 []string `json:"dpop_signing_alg_values_supported"`
 	ExpiredJWKSURI           string   `json:"expired_jwks_uri"`
 
+	// The front channel (RFC 9126, RFC 9207, RFC 7636, RFC 9101).
+	AuthorizationEndpoint string   `json:"authorization_endpoint"`
+	PAREndpoint           string   `json:"pushed_authorization_request_endpoint,omitempty"`
+	RequirePAR            bool     `json:"require_pushed_authorization_requests"`
+	CodeChallengeMethods  []string `json:"code_challenge_methods_supported"`
+	ResponseModes         []string `json:"response_modes_supported"`
+	IssParameter          bool     `json:"authorization_response_iss_parameter_supported"`
+	RequestParameter      bool     `json:"request_parameter_supported"`
+	RequestObjectAlgs     []string `json:"request_object_signing_alg_values_supported"`
+	PromptValues          []string `json:"prompt_values_supported"`
+	AvailableIdPs         []string `json:"available_idps"`
+
 	// Introspection (RFC 7662) and revocation (RFC 7009), with the
 	// authentication they take (RFC 8414 §2).
 	IntrospectionEndpoint            string   `json:"introspection_endpoint"`
@@ -60,7 +73,7 @@ func (s *Server) discovery(snap *registry.Snapshot) metadata {
 		JWKSURI:                  s.issuer + PathJWKS,
 		TokenEndpoint:            s.token.URL(),
 		GrantTypes:               grants,
-		ResponseTypes:            []string{}, // no authorization endpoint yet
+		ResponseTypes:            []string{"code"},
 		SubjectTypes:             []string{"public"},
 		TokenEndpointAuthMethods: []string{oauth.AuthMethodPrivateKeyJWT},
 		TokenEndpointAuthAlgs:    jws.AlgorithmNames(s.assertions.Algorithms),
@@ -77,6 +90,31 @@ func (s *Server) discovery(snap *registry.Snapshot) metadata {
 		RevocationEndpoint:               s.revoke.URL(),
 		RevocationEndpointAuthMethods:    []string{oauth.AuthMethodPrivateKeyJWT},
 		RevocationEndpointAuthAlgs:       jws.AlgorithmNames(s.assertions.Algorithms),
+
+		AuthorizationEndpoint: s.authorize.AuthorizationURL(),
+		// HelseID: PAR is required per client (require_par), not for
+		// every client.
+		RequirePAR:           false,
+		CodeChallengeMethods: []string{"S256"},
+		ResponseModes:        []string{"query"},
+		IssParameter:         true,
+		RequestParameter:     true,
+		RequestObjectAlgs:    s.authorize.RequestObjectAlgorithms(),
+		PromptValues:         []string{"none", "login"},
+		AvailableIdPs:        []string{},
+	}
+	if s.authorize.PAR() {
+		m.PAREndpoint = s.authorize.PARURL()
+	}
+	for _, p := range snap.IdentityProviders() {
+		if p.Status == store.StatusActive {
+			m.AvailableIdPs = append(m.AvailableIdPs, p.Name)
+		}
+	}
+	// authorization_code only when a client can get a code: one that may
+	// log people in, and a provider to log in at.
+	if !canLogIn(snap, len(m.AvailableIdPs) > 0) {
+		m.GrantTypes = slices.DeleteFunc(m.GrantTypes, func(g string) bool { return g == oauth.GrantTypeAuthorizationCode })
 	}
 	for _, api := range snap.APIs() {
 		m.ScopesSupported = append(m.ScopesSupported, api.Scopes...)
@@ -87,6 +125,13 @@ func (s *Server) discovery(snap *registry.Snapshot) metadata {
 		m.ScopesSupported = []string{}
 	}
 	return m
+}
+
+func canLogIn(snap *registry.Snapshot, idp bool) bool {
+	if !idp {
+		return false
+	}
+	return snap.LoginClients() > 0
 }
 
 func proofAlgorithms(algs []jose.SignatureAlgorithm) []jose.SignatureAlgorithm {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tillit-sts/tillit/dpop"
 	"github.com/tillit-sts/tillit/internal/audit"
+	"github.com/tillit-sts/tillit/internal/authorize"
 	"github.com/tillit-sts/tillit/internal/clientauth"
 	"github.com/tillit-sts/tillit/internal/config"
 	"github.com/tillit-sts/tillit/internal/jws"
@@ -33,6 +34,9 @@ type Options struct {
 	// Store, when set, is used instead of opening cfg.Storage; the caller
 	// keeps ownership and closes it.
 	Store store.Store
+	// Login takes over validated authorization requests (the login
+	// pages); nil answers them with temporarily_unavailable.
+	Login authorize.Login
 	// KeyMaintenance is how often the server reloads its signing and
 	// nonce keys from the store and rotates them when due; zero means
 	// once a minute. Multi-process tests shorten it so that a rotation
@@ -58,6 +62,7 @@ type Server struct {
 	token      *token.Endpoint
 	introspect *token.Introspection
 	revoke     *token.Revocation
+	authorize  *authorize.Endpoint
 	handler    http.Handler
 	metrics    *metrics.Metrics
 	auditKey   audit.Key
@@ -177,12 +182,34 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (*Server, error) 
 		Log:          s.log,
 	}
 	s.token = token.New(token.Config{
-		Shared:        shared,
-		Keys:          s.keys,
-		Proofs:        s.proofs,
-		Refresh:       s.store,
-		PublicKeys:    s.keys.JWKS,
-		TokenLifetime: cfg.Tokens.AccessTokenLifetime,
+		Shared:          shared,
+		Keys:            s.keys,
+		Proofs:          s.proofs,
+		Refresh:         s.store,
+		PublicKeys:      s.keys.JWKS,
+		TokenLifetime:   cfg.Tokens.AccessTokenLifetime,
+		Codes:           s.store,
+		RefreshLifetime: cfg.Tokens.RefreshTokenLifetime,
+	})
+	s.authorize = authorize.New(authorize.Config{
+		Issuer:    s.issuer,
+		Registry:  s.registry.Current,
+		Store:     s.store,
+		Decisions: shared.Decisions,
+		// PAR authenticates clients as the token endpoint does, with the
+		// same limits and audit chain; its URL is also a valid aud.
+		Gate: token.NewGate(shared, s.proofs, "par", authorize.PathPAR),
+		RequestObjects: &authorize.RequestObjects{
+			Algorithms:  s.assertions.Algorithms,
+			Audiences:   []string{s.issuer, s.issuer + "/"},
+			MaxLifetime: cfg.ClientAssertion.MaxLifetime,
+			ClockSkew:   cfg.ClientAssertion.ClockSkew,
+		},
+		Login:    opt.Login,
+		Test:     cfg.Test(),
+		Instance: cfg.Instance,
+		Now:      s.now,
+		Log:      s.log,
 	})
 	s.introspect = token.NewIntrospection(token.IntrospectionConfig{Shared: shared, PublicKeys: s.keys.JWKS})
 	s.revoke = token.NewRevocation(token.RevocationConfig{Shared: shared, Refresh: s.store, PublicKeys: s.keys.JWKS})
@@ -191,6 +218,7 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (*Server, error) 
 	s.token.Mount(mux)
 	s.introspect.Mount(mux)
 	s.revoke.Mount(mux)
+	s.authorize.Mount(mux)
 	mux.HandleFunc("GET "+PathDiscovery, s.serveDiscovery)
 	mux.HandleFunc("GET "+PathOAuthMetadata, s.serveDiscovery)
 	mux.HandleFunc("GET "+PathJWKS, s.serveJWKS)
@@ -210,6 +238,10 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (*Server, error) 
 	ok = true
 	return s, nil
 }
+
+// Authorize is the authorization endpoint, for the login pages to
+// complete logins through.
+func (s *Server) Authorize() *authorize.Endpoint { return s.authorize }
 
 // KeysConfig is the key life cycle a configuration sets.
 func KeysConfig(cfg *config.Config) keys.Config {

@@ -89,7 +89,7 @@ func TestDiscovery(t *testing.T) {
 	if got := list("token_endpoint_auth_methods_supported"); !slices.Equal(got, []string{"private_key_jwt"}) {
 		t.Errorf("auth methods %v", got)
 	}
-	if got := list("grant_types_supported"); !slices.Equal(got, []string{"client_credentials", "refresh_token", "urn:ietf:params:oauth:grant-type:token-exchange"}) {
+	if got := list("grant_types_supported"); !slices.Equal(got, []string{"authorization_code", "client_credentials", "refresh_token", "urn:ietf:params:oauth:grant-type:token-exchange"}) {
 		t.Errorf("grant types %v", got)
 	}
 	// What discovery says is what is enforced: RS* switched off here.
@@ -106,7 +106,32 @@ func TestDiscovery(t *testing.T) {
 			t.Errorf("%s %v", k, got)
 		}
 	}
-	for _, absent := range []string{"authorization_endpoint", "userinfo_endpoint", "pushed_authorization_request_endpoint"} {
+	// The front channel, from the settings the endpoints enforce.
+	front := map[string]any{
+		"authorization_endpoint":                         s.URL + "/connect/authorize",
+		"pushed_authorization_request_endpoint":          s.URL + "/connect/par",
+		"require_pushed_authorization_requests":          false,
+		"authorization_response_iss_parameter_supported": true,
+	}
+	for k, v := range front {
+		if m[k] != v {
+			t.Errorf("%s = %v, want %v", k, m[k], v)
+		}
+	}
+	for k, want := range map[string][]string{
+		"response_types_supported":         {"code"},
+		"code_challenge_methods_supported": {"S256"},
+		"subject_types_supported":          {"public"},
+		"available_idps":                   {"upstream-oidc"},
+	} {
+		if got := list(k); !slices.Equal(got, want) {
+			t.Errorf("%s = %v, want %v", k, got, want)
+		}
+	}
+	if got := list("request_object_signing_alg_values_supported"); slices.Contains(got, "RS256") || slices.Contains(got, "HS256") || !slices.Contains(got, "PS256") {
+		t.Errorf("request object algs %v", got)
+	}
+	for _, absent := range []string{"userinfo_endpoint"} {
 		if _, ok := m[absent]; ok {
 			t.Errorf("%s advertised but not served", absent)
 		}
@@ -115,6 +140,22 @@ func TestDiscovery(t *testing.T) {
 	getJSON(t, s.URL+"/.well-known/oauth-authorization-server", &oauthMeta)
 	if oauthMeta["token_endpoint"] != m["token_endpoint"] {
 		t.Error("RFC 8414 metadata differs from OIDC discovery")
+	}
+}
+
+// TestDiscoveryWithoutLogin: without an identity provider no client can
+// get a code, so authorization_code is not advertised.
+func TestDiscoveryWithoutLogin(t *testing.T) {
+	reg := strings.Replace(servertest.DefaultRegistry, "identity_providers:\n  - {name: upstream-oidc, type: oidc, display_name: An upstream provider}\n", "", 1)
+	reg = strings.Replace(reg, "    grant_types: [authorization_code]\n    redirect_uris: [https://code-only.example/callback]\n    identity_scopes: [openid]\n", "", 1)
+	s := servertest.Start(t, servertest.Options{Registry: reg})
+	var m struct {
+		Grants []string `json:"grant_types_supported"`
+		IdPs   []string `json:"available_idps"`
+	}
+	getJSON(t, s.URL+"/.well-known/openid-configuration", &m)
+	if slices.Contains(m.Grants, "authorization_code") || len(m.IdPs) != 0 || m.IdPs == nil {
+		t.Errorf("grants %v, idps %v", m.Grants, m.IdPs)
 	}
 }
 

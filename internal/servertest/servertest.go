@@ -26,6 +26,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/tillit-sts/tillit/internal/audit"
+	"github.com/tillit-sts/tillit/internal/authorize"
 	"github.com/tillit-sts/tillit/internal/config"
 	"github.com/tillit-sts/tillit/internal/keys"
 	"github.com/tillit-sts/tillit/internal/server"
@@ -75,6 +76,14 @@ type Options struct {
 	Dir string
 	// Algorithm signs tokens: RS256 (default), PS256 or ES256.
 	Algorithm string
+	// Login takes over validated authorization requests; nil answers
+	// them with temporarily_unavailable.
+	Login authorize.Login
+	// Storage, when set, is the storage URL (a PostgreSQL one from
+	// pgtest.URL) the server opens itself, instead of SQLite in Dir.
+	// Servers that share it and Dir (its key-encryption key) are
+	// instances of one service; give each its own instance in Settings.
+	Storage string
 }
 
 // Server is a running test server.
@@ -112,7 +121,11 @@ func Start(t testing.TB, opt Options) *Server {
 	s.URL = "http://" + s.HTTP.Listener.Addr().String()
 
 	registry := s.render(t, opt.Registry)
-	yml := "issuer: " + s.URL + "\nstorage: " + filepath.Join(opt.Dir, "tillit.db") +
+	storage := filepath.Join(opt.Dir, "tillit.db")
+	if opt.Storage != "" {
+		storage = opt.Storage
+	}
+	yml := "issuer: " + s.URL + "\nstorage: " + storage +
 		"\nkeys:\n  encryption_key_file: " + kek + "\n"
 	if opt.Algorithm != "" {
 		yml += "  algorithm: " + opt.Algorithm + "\n"
@@ -131,7 +144,12 @@ func Start(t testing.TB, opt Options) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := sqlite.Open(ctx, filepath.Join(opt.Dir, "tillit.db"), sqlite.Options{AuditKey: auditKey, CommitDelay: cfg.CommitDelay})
+	var st store.Store
+	if opt.Storage != "" {
+		st, err = server.OpenAudit(ctx, opt.Storage, auditKey)
+	} else {
+		st, err = sqlite.Open(ctx, filepath.Join(opt.Dir, "tillit.db"), sqlite.Options{AuditKey: auditKey, CommitDelay: cfg.CommitDelay})
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +160,7 @@ func Start(t testing.TB, opt Options) *Server {
 	if opt.Log != nil {
 		log = slog.New(slog.NewJSONHandler(opt.Log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	srv, err := server.New(ctx, cfg, server.Options{Log: log, Now: opt.Clock.Now, Store: st})
+	srv, err := server.New(ctx, cfg, server.Options{Log: log, Now: opt.Clock.Now, Store: st, Login: opt.Login})
 	if err != nil {
 		st.Close()
 		t.Fatalf("servertest: %v", err)
@@ -434,6 +452,8 @@ clients:
     organisation: "310900036"
     scopes: [nhn:deft/api]
     grant_types: [authorization_code]
+    redirect_uris: [https://code-only.example/callback]
+    identity_scopes: [openid]
     jwks: {{jwks "code-only-client" "ES256"}}
   - id: nochild-client
     name: Client without child organisations
@@ -441,6 +461,8 @@ clients:
     organisation: "310900036"
     scopes: [nhn:deft/api]
     jwks: {{jwks "nochild-client" "ES256"}}
+identity_providers:
+  - {name: upstream-oidc, type: oidc, display_name: An upstream provider}
 delegations:
   - {organisation: "310900079", supplier: "310900028", apis: [nhn:deft]}
   - {organisation: "310900087", supplier: "310900028", apis: [nhn:deft, test:bearer]}

@@ -161,6 +161,26 @@ type Client struct {
 	// of one login (a family); zero means the server default. Refresh
 	// tokens are issued only to clients with the refresh_token grant.
 	RefreshTokenLifetime time.Duration
+	// RedirectURIs are where the authorization endpoint may send the
+	// browser back with a code: compared exactly, character by character.
+	RedirectURIs []string `json:",omitempty"`
+	// PostLogoutRedirectURIs are where end-session may send the browser
+	// after logout, compared exactly.
+	PostLogoutRedirectURIs []string `json:",omitempty"`
+	// IdentityScopes are the scopes about the logged-in person (openid,
+	// profile, offline_access, helseid://scopes/identity/..., ...) the
+	// client may ask for at login, apart from Scopes, which are API
+	// scopes.
+	IdentityScopes []string `json:",omitempty"`
+	// AllowPlainAuthorize lets the client send its authorization request
+	// to the authorization endpoint directly rather than pushing it first
+	// (PAR). False, the zero value of documents written before logins
+	// existed, is the default: PAR required.
+	AllowPlainAuthorize bool `json:",omitempty"`
+	// AllowLoopbackAnyPort accepts, for a registered loopback redirect
+	// URI, the same URI with any port (RFC 8252 §7.3); only in a test
+	// environment.
+	AllowLoopbackAnyPort bool `json:",omitempty"`
 	Meta
 }
 
@@ -174,6 +194,13 @@ var ClientKind = &Kind[Client]{Name: "client",
 		sortSet(&r.GrantTypes)
 		sortSet(&r.Scopes)
 		sortSet(&r.ExchangeActors)
+		sortSet(&r.IdentityScopes)
+		if len(r.RedirectURIs) == 0 {
+			r.RedirectURIs = nil
+		}
+		if len(r.PostLogoutRedirectURIs) == 0 {
+			r.PostLogoutRedirectURIs = nil
+		}
 		if len(r.Claims) == 0 {
 			r.Claims = nil
 		}

@@ -44,6 +44,12 @@ type issue struct {
 	// Rotate is the refresh token the grant spends and its successor. The
 	// pipeline rotates only after everything else has passed.
 	Rotate *rotation
+	// Start is the first refresh token of a login (authorization_code
+	// with offline_access), created before the decision is committed.
+	Start *newFamily
+	// Redeem is the authorization code the grant spends, once the
+	// decision is committed.
+	Redeem *codeRedemption
 }
 
 // rotation replaces a refresh token by its successor in the same family.

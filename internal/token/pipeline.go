@@ -34,6 +34,12 @@ type Config struct {
 	PublicKeys func() jose.JSONWebKeySet
 	// TokenLifetime is the default access token lifetime.
 	TokenLifetime time.Duration
+	// Codes keeps authorization codes. Nil leaves the authorization_code
+	// grant out.
+	Codes CodeStore
+	// RefreshLifetime is the default absolute lifetime of the refresh
+	// tokens of a login (a client's own setting wins).
+	RefreshLifetime time.Duration
 }
 
 // Endpoint is the token endpoint.
@@ -43,6 +49,7 @@ type Endpoint struct {
 	proofs        *dpop.Verifier
 	tokenLifetime time.Duration
 	grants        map[string]grant
+	codes         CodeStore
 }
 
 // New returns the endpoint.
@@ -61,6 +68,10 @@ func New(cfg Config) *Endpoint {
 	}
 	if cfg.Refresh != nil {
 		e.grants[oauth.GrantTypeRefreshToken] = refreshGrant{tokens: cfg.Refresh, log: e.cfg.Log}
+	}
+	if cfg.Codes != nil {
+		e.codes = cfg.Codes
+		e.grants[oauth.GrantTypeAuthorizationCode] = authorizationCode{codes: cfg.Codes, refreshLifetime: cfg.RefreshLifetime, log: e.cfg.Log}
 	}
 	return e
 }
@@ -198,6 +209,13 @@ func (e *Endpoint) handle(w http.ResponseWriter, r *http.Request, d *decision) (
 	if is.Rotate != nil {
 		dec.Rotate = &store.Rotation{OldID: is.Rotate.OldID, Next: is.Rotate.Next}
 	}
+	if is.Start != nil {
+		// Created before the commit: if the commit is refused, the
+		// token's value has never been sent and no one can use it.
+		if err := e.codes.CreateRefreshToken(r.Context(), is.Start.Token); err != nil {
+			return nil, err
+		}
+	}
 	if _, err := d.commit(r.Context(), e.cfg.Decisions, now, dec); err != nil {
 		d.tokenID = "" // not issued after all
 		if errors.Is(err, store.ErrReplay) {
@@ -208,9 +226,19 @@ func (e *Endpoint) handle(w http.ResponseWriter, r *http.Request, d *decision) (
 		}
 		return nil, err
 	}
+	if is.Redeem != nil {
+		if err := e.redeem(r.Context(), t, is, now); err != nil {
+			d.tokenID = ""
+			return nil, err
+		}
+	}
 	if is.Rotate != nil {
 		resp.RefreshToken = is.Rotate.Value
 		resp.RTExpiresIn = int64(is.Rotate.Next.ExpiresAt.Sub(now) / time.Second)
+	}
+	if is.Start != nil {
+		resp.RefreshToken = is.Start.Value
+		resp.RTExpiresIn = int64(is.Start.Token.ExpiresAt.Sub(now) / time.Second)
 	}
 	e.cfg.Log.Debug("token issued", "request_id", requestid.From(r.Context()), "client_id", client.ID,
 		"grant_type", t.GrantType, "aud", d.audience, "jti", d.tokenID, "dpop", t.Proof != nil,
@@ -229,10 +257,13 @@ func (e *Endpoint) grantLabel(g string) string {
 }
 
 func familyOf(is *issue) string {
-	if is.Rotate == nil {
-		return ""
+	switch {
+	case is.Rotate != nil:
+		return is.Rotate.Next.FamilyID
+	case is.Start != nil:
+		return is.Start.Token.FamilyID
 	}
-	return is.Rotate.Next.FamilyID
+	return ""
 }
 
 func truncate(s string, n int) string {

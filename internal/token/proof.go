@@ -23,11 +23,15 @@ func (e *Endpoint) verifyProof(req *Request, now time.Time) (*dpop.Proof, error)
 	return proof, nil
 }
 
-func (e *Endpoint) proofError(err error, now time.Time) error {
+func (e *Endpoint) proofError(err error, now time.Time) error { return proofError(e.proofs, err, now) }
+
+// proofError maps a refused proof to its OAuth error; a missing or stale
+// nonce gets a fresh one (RFC 9449 §8).
+func proofError(proofs *dpop.Verifier, err error, now time.Time) error {
 	var de *dpop.Error
 	switch {
 	case errors.Is(err, dpop.ErrUseNonce):
-		oe := oauth.UseDPoPNonce(e.proofs.Nonces.Issue(now))
+		oe := oauth.UseDPoPNonce(proofs.Nonces.Issue(now))
 		if errors.As(err, &de) {
 			oe.Description = de.Reason
 		}
