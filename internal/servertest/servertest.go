@@ -75,6 +75,10 @@ type Options struct {
 	Dir string
 	// Algorithm signs tokens: RS256 (default), PS256 or ES256.
 	Algorithm string
+	// OpenStore, when set, opens the store the server uses instead of a
+	// SQLite file in Dir (a PostgreSQL store, for tests that need one);
+	// the harness closes it when the test ends.
+	OpenStore func(ctx context.Context, auditKey audit.Key) (store.Store, error)
 }
 
 // Server is a running test server.
@@ -131,7 +135,12 @@ func Start(t testing.TB, opt Options) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := sqlite.Open(ctx, filepath.Join(opt.Dir, "tillit.db"), sqlite.Options{AuditKey: auditKey, CommitDelay: cfg.CommitDelay})
+	var st store.Store
+	if opt.OpenStore != nil {
+		st, err = opt.OpenStore(ctx, auditKey)
+	} else {
+		st, err = sqlite.Open(ctx, filepath.Join(opt.Dir, "tillit.db"), sqlite.Options{AuditKey: auditKey, CommitDelay: cfg.CommitDelay})
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,154 @@
+package stalltest
+
+import (
+	"context"
+	"database/sql"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	_ "modernc.org/sqlite"
+
+	"github.com/tillit-sts/tillit/internal/audit"
+	"github.com/tillit-sts/tillit/internal/keys"
+	"github.com/tillit-sts/tillit/internal/pgtest"
+	"github.com/tillit-sts/tillit/internal/servertest"
+	"github.com/tillit-sts/tillit/internal/store"
+	"github.com/tillit-sts/tillit/internal/store/postgres"
+)
+
+// TestSQLiteLocked holds the SQLite file's write lock from another
+// connection, as another process's long transaction would, for longer than
+// the store's busy timeout: no request may wait for the lock past its
+// deadline, refusals included.
+func TestSQLiteLocked(t *testing.T) {
+	sts := servertest.Start(t, servertest.Options{Settings: settings})
+	h := newHarness(t, sts)
+	nonce := h.nonce(t)
+	calls := h.calls(t, nonce)
+
+	db, err := sql.Open("sqlite", filepath.Join(sts.Dir, "tillit.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	locked := true
+	defer func() {
+		if locked {
+			conn.ExecContext(ctx, "ROLLBACK")
+		}
+	}()
+
+	checkUnavailable(t, calls, sendAll(t, calls))
+
+	if _, err := conn.ExecContext(ctx, "ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+	locked = false
+	t.Logf("recovered %v after the lock was released", h.waitRecovered(t, 15*time.Second).Round(time.Millisecond))
+	checkChain(t, sts)
+}
+
+// TestPostgresStopped stops the whole PostgreSQL server (postmaster and
+// backends) with SIGSTOP, as a hung database host, while requests of every
+// kind arrive; then lets it go on with SIGCONT.
+func TestPostgresStopped(t *testing.T) {
+	ctx := context.Background()
+	pg, err := pgtest.Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	paused := false
+	t.Cleanup(func() {
+		if paused {
+			pg.Resume()
+		}
+		if err := pg.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	u, err := pg.CreateDatabase(ctx, "stall")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := &syncBuffer{}
+	sts := servertest.Start(t, servertest.Options{Settings: settings, Log: log,
+		OpenStore: func(ctx context.Context, key audit.Key) (store.Store, error) {
+			return postgres.Open(ctx, u, postgres.Options{AuditKey: key})
+		}})
+	h := newHarness(t, sts)
+	nonce := h.nonce(t)
+	calls := h.calls(t, nonce)
+	// Every connection of the pool has been used once, so that a
+	// request finds one open when the server stops.
+	h.waitRecovered(t, 5*time.Second)
+
+	if err := pg.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	paused = true
+	checkUnavailable(t, calls, sendAll(t, calls))
+	// A second round finds the writer still waiting for the first.
+	checkUnavailable(t, calls, sendAll(t, calls))
+
+	// The client_credentials commit was sent and never answered.
+	logs := log.String()
+	if !strings.Contains(logs, "outcome unknown") {
+		t.Errorf("no commit logged as outcome unknown; log:\n%s", logs)
+	}
+	for _, line := range strings.Split(logs, "\n") {
+		if strings.Contains(line, "outcome unknown") && (!strings.Contains(line, `"client_id"`) || !strings.Contains(line, `"request_id"`)) {
+			t.Errorf("outcome unknown without request_id and client_id: %s", line)
+		}
+	}
+
+	if err := pg.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	paused = false
+	t.Logf("recovered %v after SIGCONT", h.waitRecovered(t, 30*time.Second).Round(time.Millisecond))
+	checkChain(t, sts)
+}
+
+// checkChain verifies the audit chain: whatever commits the stall cut
+// short, none left a record half-written or a gap.
+func checkChain(t *testing.T, sts *servertest.Server) {
+	t.Helper()
+	key, err := audit.DeriveKey(mustKEK(t, sts))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	heads, err := sts.Store.AuditHeads(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range heads {
+		res, err := key.Verify(h.Instance, sts.Store.AuditChain(ctx, h.Instance), &h, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.OK() {
+			t.Errorf("audit chain %s: %v", h.Instance, res.Problems)
+		}
+	}
+}
+
+func mustKEK(t *testing.T, sts *servertest.Server) []byte {
+	t.Helper()
+	kek, err := keys.ReadKEKFile(filepath.Join(sts.Dir, "kek"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kek
+}
