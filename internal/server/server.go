@@ -63,6 +63,8 @@ type Server struct {
 	auditKey   audit.Key
 	heads      *headLog
 	refusals   *audit.Refusals
+	// requestTimeout is every request's deadline (http.request_timeout).
+	requestTimeout time.Duration
 }
 
 // How often the background jobs run.
@@ -83,7 +85,8 @@ const (
 // applies the registry the configuration declares, and loads or creates the
 // keys.
 func New(ctx context.Context, cfg *config.Config, opt Options) (*Server, error) {
-	s := &Server{cfg: cfg, log: opt.Log, now: opt.Now, issuer: strings.TrimSuffix(cfg.Issuer, "/"), keysEvery: opt.KeyMaintenance}
+	s := &Server{cfg: cfg, log: opt.Log, now: opt.Now, issuer: strings.TrimSuffix(cfg.Issuer, "/"), keysEvery: opt.KeyMaintenance,
+		requestTimeout: cfg.HTTP.RequestTimeout}
 	if s.keysEvery <= 0 {
 		s.keysEvery = keyMaintenanceInterval
 	}

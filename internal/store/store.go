@@ -25,6 +25,12 @@ var (
 	// fork or restart it, so the store refuses until the chain is resealed
 	// (ResealAuditChain).
 	ErrAuditChainBroken = errors.New("store: audit chain broken")
+	// ErrOutcomeUnknown reports a write that had been sent to the database
+	// when the caller's context ended, before its answer came: it was
+	// committed whole or not at all, and which is not known. A write whose
+	// context ends before it was sent returns the context's error instead:
+	// nothing was written.
+	ErrOutcomeUnknown = errors.New("store: outcome unknown: the write was sent and not answered in time")
 )
 
 // Store is everything the token service persists. Every method is safe for

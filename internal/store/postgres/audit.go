@@ -176,9 +176,10 @@ const auditColumns = `instance, seq, time, request_id, endpoint, grant_type, cli
 // The decisions of one instance are committed by that chain's writer
 // (writer.go): those that arrive while a commit is under way share the
 // next transaction and its WAL flush, in one round trip. A caller whose
-// ctx ends before the writer takes its decision gets ctx.Err() and nothing
-// is written; once taken, the decision's answer stands and the call waits
-// for it.
+// ctx ends before the writer has sent its decision gets ctx.Err() and
+// nothing is written; once sent, the decision is written whole or not at
+// all, and a caller whose ctx ends before the answer came gets
+// store.ErrOutcomeUnknown.
 //
 // PostgreSQL's text holds neither NUL nor invalid UTF-8, which a client
 // can put in the grant_type a refusal records: such bytes in the record's
@@ -201,13 +202,19 @@ func (s *Store) CommitDecision(ctx context.Context, now time.Time, d store.Decis
 	case r := <-o.done:
 		return r.rec, r.err
 	case <-ctx.Done():
-		if o.state.CompareAndSwap(opQueued, opAbandoned) {
+		if o.state.CompareAndSwap(opQueued, opAbandoned) || o.state.CompareAndSwap(opTaken, opAbandoned) {
 			return rec, fmt.Errorf("postgres: commit decision: %w", ctx.Err())
 		}
-		// The writer has taken it: the answer will be true, and may
-		// be that everything was written.
-		r := <-o.done
-		return r.rec, r.err
+		// The statement was sent: the writer will learn whether it
+		// committed, and nobody will be told. The caller does not wait
+		// beyond its deadline for a database that may not answer for
+		// long.
+		select {
+		case r := <-o.done:
+			return r.rec, r.err
+		default:
+			return rec, fmt.Errorf("postgres: commit decision: %w: %w", store.ErrOutcomeUnknown, ctx.Err())
+		}
 	}
 }
 
