@@ -560,7 +560,7 @@ func (r *batchRun) round(pending []*decisionOp) (out roundResult, err error) {
 			return r.aborted(out, pending, i, refused, err)
 		}
 		out.progress = true
-		if verdict == "ok" {
+		if verdict == "ok" || verdict == "retry" {
 			r.head = store.AuditHead{Instance: r.ch.instance, Seq: o.sealed.Seq, MAC: o.sealed.MAC}
 			o.settle(o.sealed, nil)
 		} else {

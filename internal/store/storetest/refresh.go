@@ -23,6 +23,12 @@ func refreshToken(id, family string) store.RefreshToken {
 	}
 }
 
+// unbound is rt without a DPoP key.
+func unbound(rt store.RefreshToken) store.RefreshToken {
+	rt.JKT = ""
+	return rt
+}
+
 func mustRefresh(t *testing.T, s store.Store, id string) store.RefreshToken {
 	t.Helper()
 	got, err := s.RefreshToken(t.Context(), id)
