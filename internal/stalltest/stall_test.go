@@ -3,11 +3,13 @@ package stalltest
 import (
 	"context"
 	"database/sql"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	_ "modernc.org/sqlite"
 
 	"github.com/tillit-sts/tillit/internal/audit"
@@ -162,4 +164,76 @@ func mustKEK(t *testing.T, sts *servertest.Server) []byte {
 		t.Fatal(err)
 	}
 	return kek
+}
+
+// TestPostgresReadOnly: a PostgreSQL server that answers but refuses
+// writes (default_transaction_read_only, as a standby or a full disk
+// would) makes the instance not ready, and ready again once it writes.
+func TestPostgresReadOnly(t *testing.T) {
+	ctx := context.Background()
+	pg, err := pgtest.Start(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := pg.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	u, err := pg.CreateDatabase(ctx, "readonly")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sts := servertest.Start(t, servertest.Options{Settings: settings,
+		OpenStore: func(ctx context.Context, key audit.Key) (store.Store, error) {
+			return postgres.Open(ctx, u, postgres.Options{AuditKey: key})
+		}})
+	admin, err := pgx.Connect(ctx, pg.URL("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	set := func(on bool) {
+		t.Helper()
+		stmts := []string{"SET default_transaction_read_only = off", "ALTER SYSTEM RESET default_transaction_read_only", "SELECT pg_reload_conf()"}
+		if on {
+			stmts[1] = "ALTER SYSTEM SET default_transaction_read_only = on"
+		}
+		for _, q := range stmts {
+			if _, err := admin.Exec(ctx, q); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+	}
+	h := newHarness(t, sts)
+	h.waitRecovered(t, 5*time.Second)
+	if got := readyStatus(t, sts.URL); got != http.StatusOK {
+		t.Fatalf("/readyz = %d at start", got)
+	}
+	set(true)
+	waitReady(t, sts.URL, http.StatusServiceUnavailable, 15*time.Second)
+	set(false)
+	waitReady(t, sts.URL, http.StatusOK, 15*time.Second)
+	h.waitRecovered(t, 5*time.Second)
+}
+
+func readyStatus(t *testing.T, base string) int {
+	t.Helper()
+	resp, err := http.Get(base + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func waitReady(t *testing.T, base string, want int, limit time.Duration) {
+	t.Helper()
+	start := time.Now()
+	for readyStatus(t, base) != want {
+		if time.Since(start) > limit {
+			t.Fatalf("/readyz did not answer %d within %v", want, limit)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
