@@ -3,12 +3,14 @@ package server_test
 import (
 	"database/sql"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"testing"
 	"time"
 
 	_ "modernc.org/sqlite"
 
+	"github.com/tillit-sts/tillit/client"
 	"github.com/tillit-sts/tillit/internal/servertest"
 )
 
@@ -65,10 +67,28 @@ func TestReadyFollowsWrites(t *testing.T) {
 		exec("DROP TRIGGER no_audit")
 	}
 
-	// A request whose write fails turns readiness red at once.
+	// A request whose write fails turns readiness red at once: a refusal
+	// of an authenticated client, whose record cannot be written.
+	c, err := client.New(client.Config{Issuer: s.URL, ClientID: "deft-client", Key: s.Key(t, "deft-client"), Now: s.Clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertion, err := c.ClientAssertion()
+	if err != nil {
+		t.Fatal(err)
+	}
 	breakWrites()
-	if code, _ := postToken(t, s.URL, ""); code != http.StatusInternalServerError {
-		t.Fatalf("a request whose refusal cannot be recorded: %d, want 500", code)
+	resp, err := http.PostForm(s.URL+"/connect/token", url.Values{
+		"grant_type": {"client_credentials"}, "scope": {"no:such/scope"},
+		"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
+		"client_assertion":      {assertion},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusInternalServerError {
+		t.Fatalf("a request whose refusal cannot be recorded: %d, want 500", resp.StatusCode)
 	}
 	if got := readyStatus(t, s.URL); got != http.StatusServiceUnavailable {
 		t.Fatalf("/readyz = %d after a failed write, want 503", got)

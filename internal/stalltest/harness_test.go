@@ -177,8 +177,11 @@ func (h *harness) calls(t *testing.T, nonce string) []call {
 			return h.post(t, token.Path, assertionForm(h.assertion(t, "refresh-client"),
 				"grant_type", "refresh_token", "refresh_token", refresh), h.proof(t, nonce))
 		}},
-		{"refused (bad assertion)", func(t *testing.T) answer {
-			return h.post(t, token.Path, assertionForm("not-a-jwt", "grant_type", "client_credentials"), "")
+		// Refused once the client is authenticated, so that the refusal
+		// has an audit record of its own to write.
+		{"refused (invalid_scope)", func(t *testing.T) answer {
+			return h.post(t, token.Path, assertionForm(h.assertion(t, "deft-client"),
+				"grant_type", "client_credentials", "scope", "no:such/scope"), "")
 		}},
 		{"introspection", func(t *testing.T) answer {
 			return h.post(t, token.IntrospectionPath, assertionForm(h.assertion(t, "sfm-actor"), "token", "not-a-token"), "")
