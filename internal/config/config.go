@@ -211,6 +211,13 @@ type HTTP struct {
 	ReadTimeout time.Duration `yaml:"read_timeout"`
 	// WriteTimeout bounds writing a response. Default 10s.
 	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// RequestTimeout is the deadline of a request's work, the store's
+	// reads and commits included: a store that has not answered by then
+	// gets the client a 503 temporarily_unavailable. It must be below
+	// WriteTimeout, which the server counts from the end of the headers,
+	// so that the answer is written before the connection's deadline cuts
+	// it off. Default 5s.
+	RequestTimeout time.Duration `yaml:"request_timeout"`
 	// IdleTimeout bounds idle keep-alive connections. Default 60s.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
 	// ShutdownTimeout is how long a stopping server lets requests in flight
@@ -529,6 +536,7 @@ func Default() *Config {
 			ReadHeaderTimeout: 5 * time.Second,
 			ReadTimeout:       10 * time.Second,
 			WriteTimeout:      10 * time.Second,
+			RequestTimeout:    5 * time.Second,
 			IdleTimeout:       60 * time.Second,
 			ShutdownTimeout:   10 * time.Second,
 		},

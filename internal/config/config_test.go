@@ -229,6 +229,8 @@ func TestValidationRules(t *testing.T) {
 		{name: "proof window negative", old: "proof_window: 60s", new: "proof_window: -60s", wantErr: "dpop.proof_window: must be positive"},
 		{name: "max body zero", old: "max_body_bytes: 8192", new: "max_body_bytes: 0", wantErr: "http.max_body_bytes: must be positive"},
 		{name: "timeout zero", old: "read_timeout: 10s", new: "read_timeout: 0s", wantErr: "http.read_timeout: must be positive"},
+		{name: "request timeout zero", old: "read_timeout: 10s", new: "read_timeout: 10s\n  request_timeout: 0s", wantErr: "http.request_timeout: must be positive"},
+		{name: "request timeout not below write timeout", old: "read_timeout: 10s", new: "read_timeout: 10s\n  write_timeout: 4s\n  request_timeout: 4s", wantErr: "http.request_timeout: 4s must be below http.write_timeout (4s)"},
 		{name: "log level", old: "level: info", new: "level: verbose", wantErr: `log.level: "verbose" is not one of debug, info, warn, error`},
 		{name: "log format", old: "format: json", new: "format: xml", wantErr: `log.format: "xml" is not json or text`},
 		{name: "registry poll zero", old: "registry_poll: 2s", new: "registry_poll: 0s", wantErr: "registry_poll: must be positive"},

@@ -317,6 +317,12 @@ func (c *Config) checkServer(k *checker) {
 	positive(path{"http", "read_header_timeout"}, c.HTTP.ReadHeaderTimeout)
 	positive(path{"http", "read_timeout"}, c.HTTP.ReadTimeout)
 	positive(path{"http", "write_timeout"}, c.HTTP.WriteTimeout)
+	positive(path{"http", "request_timeout"}, c.HTTP.RequestTimeout)
+	if c.HTTP.RequestTimeout > 0 && c.HTTP.WriteTimeout > 0 && c.HTTP.RequestTimeout >= c.HTTP.WriteTimeout {
+		// The answer of a request that used its whole deadline must
+		// still be written before the connection's write deadline.
+		k.add(path{"http", "request_timeout"}, "%v must be below http.write_timeout (%v)", c.HTTP.RequestTimeout, c.HTTP.WriteTimeout)
+	}
 	positive(path{"http", "idle_timeout"}, c.HTTP.IdleTimeout)
 	positive(path{"http", "shutdown_timeout"}, c.HTTP.ShutdownTimeout)
 

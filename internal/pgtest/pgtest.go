@@ -382,6 +382,25 @@ func (s *Server) Stop() error {
 	return errors.Join(errs...)
 }
 
+// Pause stops the server and every backend with SIGSTOP: connections stay
+// open and new ones are accepted by the kernel, but nothing answers, as
+// with a database host that hangs. Resume lets it go on. A paused server
+// must be resumed before Stop.
+func (s *Server) Pause() error {
+	if err := signalAll(s.cmd.Process.Pid, sigStop); err != nil {
+		return fmt.Errorf("pgtest: pause: %w", err)
+	}
+	return nil
+}
+
+// Resume continues a paused server (SIGCONT).
+func (s *Server) Resume() error {
+	if err := signalAll(s.cmd.Process.Pid, sigCont); err != nil {
+		return fmt.Errorf("pgtest: resume: %w", err)
+	}
+	return nil
+}
+
 // kill ends the server at once and waits for it.
 func (s *Server) kill() {
 	s.cmd.Process.Kill()

@@ -66,15 +66,17 @@ func (h *headLog) write() {
 }
 
 // watchedDecisions is the store as the token endpoints commit decisions
-// to it: every record appended is shown to the head log. A mutex and an
+// to it: every record appended is shown to the head log, and every
+// outcome to the write health that readiness reads. A mutex and an
 // integer compare per decision.
 type watchedDecisions struct {
-	st   token.DecisionStore
-	head *headLog
+	st     token.DecisionStore
+	head   *headLog
+	writes *writeHealth // the outcome of every commit, for readiness
 }
 
-func watchDecisions(st token.DecisionStore, head *headLog) *watchedDecisions {
-	return &watchedDecisions{st: st, head: head}
+func watchDecisions(st token.DecisionStore, head *headLog, writes *writeHealth) *watchedDecisions {
+	return &watchedDecisions{st: st, head: head, writes: writes}
 }
 
 func (w *watchedDecisions) CommitDecision(ctx context.Context, now time.Time, d store.Decision) (store.AuditRecord, error) {
@@ -82,16 +84,18 @@ func (w *watchedDecisions) CommitDecision(ctx context.Context, now time.Time, d 
 	if err == nil {
 		w.head.seen(rec)
 	}
+	w.writes.observe(err)
 	return rec, err
 }
 
 func (w *watchedDecisions) ExpectDecision() store.Pending {
-	return watchedPending{w.st.ExpectDecision(), w.head}
+	return watchedPending{w.st.ExpectDecision(), w.head, w.writes}
 }
 
 type watchedPending struct {
 	store.Pending
-	head *headLog
+	head   *headLog
+	writes *writeHealth
 }
 
 func (p watchedPending) Commit(ctx context.Context, now time.Time, d store.Decision) (store.AuditRecord, error) {
@@ -99,5 +103,6 @@ func (p watchedPending) Commit(ctx context.Context, now time.Time, d store.Decis
 	if err == nil {
 		p.head.seen(rec)
 	}
+	p.writes.observe(err)
 	return rec, err
 }

@@ -68,6 +68,9 @@ type Server struct {
 	auditKey   audit.Key
 	heads      *headLog
 	refusals   *audit.Refusals
+	// requestTimeout is every request's deadline (http.request_timeout).
+	requestTimeout time.Duration
+	writes         writeHealth
 }
 
 // How often the background jobs run.
@@ -88,7 +91,8 @@ const (
 // applies the registry the configuration declares, and loads or creates the
 // keys.
 func New(ctx context.Context, cfg *config.Config, opt Options) (*Server, error) {
-	s := &Server{cfg: cfg, log: opt.Log, now: opt.Now, issuer: strings.TrimSuffix(cfg.Issuer, "/"), keysEvery: opt.KeyMaintenance}
+	s := &Server{cfg: cfg, log: opt.Log, now: opt.Now, issuer: strings.TrimSuffix(cfg.Issuer, "/"), keysEvery: opt.KeyMaintenance,
+		requestTimeout: cfg.HTTP.RequestTimeout}
 	if s.keysEvery <= 0 {
 		s.keysEvery = keyMaintenanceInterval
 	}
@@ -171,7 +175,7 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (*Server, error) 
 		Issuer:       s.issuer,
 		Registry:     s.registry.Current,
 		Assertions:   s.assertions,
-		Decisions:    watchDecisions(s.store, s.heads),
+		Decisions:    watchDecisions(s.store, s.heads, &s.writes),
 		Refusals:     s.refusals,
 		Instance:     cfg.Instance,
 		Metrics:      s.metrics,
@@ -277,15 +281,19 @@ func limiter(rate float64, burst, maxKeys int) *ratelimit.Limiter {
 	return ratelimit.New(rate, burst, maxKeys)
 }
 
-// serveReady answers 200 when the store answers and a key signs, 503
-// otherwise: a load balancer sends no tokens requests to an instance that
-// could not answer them.
+// serveReady answers 200 when the store answers, its writes work (the
+// decisions committed lately, or a probe write: writeHealth) and a key
+// signs, 503 otherwise: a load balancer sends no token requests to an
+// instance that could not answer them.
 func (s *Server) serveReady(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	problem := ""
 	if err := s.store.Ping(ctx); err != nil {
 		problem = "store unreachable"
+		s.log.Warn("not ready", "request_id", requestid.From(r.Context()), "err", err)
+	} else if err := s.writes.check(ctx, s.store, s.now()); err != nil {
+		problem = "store cannot write"
 		s.log.Warn("not ready", "request_id", requestid.From(r.Context()), "err", err)
 	} else if _, err := s.keys.Signer(); err != nil {
 		problem = "no signing key"

@@ -2,6 +2,11 @@ package store
 
 import "time"
 
+// RefreshRetryGrace is how long after a rotation the rotated token may be
+// rotated once more, by a client that never got the answer (store
+// RotateRefreshToken).
+const RefreshRetryGrace = 60 * time.Second
+
 // RefreshStatus is where a refresh token is in its life.
 type RefreshStatus string
 

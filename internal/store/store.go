@@ -25,6 +25,12 @@ var (
 	// fork or restart it, so the store refuses until the chain is resealed
 	// (ResealAuditChain).
 	ErrAuditChainBroken = errors.New("store: audit chain broken")
+	// ErrOutcomeUnknown reports a write that had been sent to the database
+	// when the caller's context ended, before its answer came: it was
+	// committed whole or not at all, and which is not known. A write whose
+	// context ends before it was sent returns the context's error instead:
+	// nothing was written.
+	ErrOutcomeUnknown = errors.New("store: outcome unknown: the write was sent and not answered in time")
 )
 
 // Store is everything the token service persists. Every method is safe for
@@ -76,7 +82,12 @@ type Store interface {
 	// RotateRefreshToken spends the active token oldID and creates next in
 	// the same family, atomically: of many concurrent calls for one oldID
 	// exactly one succeeds. A token that was already rotated means reuse:
-	// the whole family is revoked and the error is ErrRefreshReused. A
+	// the whole family is revoked and the error is ErrRefreshReused,
+	// except once within RefreshRetryGrace of its rotation, for a token
+	// bound to a DPoP key (JKT) whose successor is still active, never
+	// used: then it is rotated again, next replacing that successor, which
+	// is marked rotated (a client retrying a refresh whose answer it never
+	// got; the caller checks the retry's DPoP key). A
 	// revoked token, or one whose ExpiresAt is not after now, gives
 	// ErrRevoked; an unknown one ErrNotFound. next.FamilyID must be the
 	// family of oldID.

@@ -116,7 +116,9 @@ func (b *base) recordRefusal(r *http.Request, d *decision, err error) error {
 		code = oe.Code
 	}
 	rec := b.newRecord(r, d, audit.OutcomeRefused, code)
-	if _, cerr := d.commit(context.WithoutCancel(r.Context()), b.cfg.Decisions, b.cfg.Now(), store.Decision{Audit: rec}); cerr != nil {
+	ctx, cancel := refusalContext(r.Context())
+	defer cancel()
+	if _, cerr := d.commit(ctx, b.cfg.Decisions, b.cfg.Now(), store.Decision{Audit: rec}); cerr != nil {
 		// Not wrapping err: its OAuth error must not reach the client.
 		failed := fmt.Errorf("%w (the request was refused with %s): %w", errAuditFailed, code, cerr)
 		if errors.Is(cerr, store.ErrAuditChainBroken) {
@@ -124,9 +126,26 @@ func (b *base) recordRefusal(r *http.Request, d *decision, err error) error {
 			// chain: say so, rather than a bare server_error.
 			return oauth.New(oauth.CodeTemporarilyUnavailable, "the audit log cannot be written: try again later").Wrap(failed)
 		}
+		if outOfTime(ctx, cerr) {
+			// Out of time: 503 as for any store that does not answer,
+			// never a wait beyond the deadline.
+			return stalled(failed)
+		}
 		return failed
 	}
 	return err
+}
+
+// refusalContext is the context a refusal is recorded in: not canceled
+// when the client goes away, so that the refusal of a request whose
+// client gave up is still on record, but ending at the request's
+// deadline, so that a store that does not answer cannot hold the answer.
+func refusalContext(parent context.Context) (context.Context, context.CancelFunc) {
+	ctx := context.WithoutCancel(parent)
+	if d, ok := parent.Deadline(); ok {
+		return context.WithDeadline(ctx, d)
+	}
+	return context.WithCancel(ctx)
 }
 
 var errAuditFailed = errors.New("token: the refusal could not be written to the audit log")
@@ -144,7 +163,22 @@ func (b *base) commitAnswer(r *http.Request, d *decision, client *registry.Clien
 		Audit:        b.newRecord(r, d, outcome, ""),
 	}
 	if _, err := d.commit(r.Context(), b.cfg.Decisions, b.cfg.Now(), dec); err != nil {
+		b.outcomeUnknown(r, d, err, revokeFamily)
 		return b.replayError(err)
 	}
 	return nil
+}
+
+// outcomeUnknown logs a commit that was sent and not answered in time
+// (err is store.ErrOutcomeUnknown): it was written whole or not at all,
+// and which is not known until the store answers again, when the audit
+// log tells (the request ID). Only identifiers are logged, never a token.
+// family is the refresh-token family the commit rotated or revoked.
+func (b *base) outcomeUnknown(r *http.Request, d *decision, err error, family string) {
+	if !errors.Is(err, store.ErrOutcomeUnknown) {
+		return
+	}
+	b.cfg.Log.Warn(b.name+" commit outcome unknown", "request_id", requestid.From(r.Context()),
+		"endpoint", b.name, "client_id", d.clientID, "grant_type", d.grantType, "jti", d.tokenID,
+		"refresh_family", family)
 }

@@ -217,6 +217,7 @@ func (e *Endpoint) handle(w http.ResponseWriter, r *http.Request, d *decision) (
 		}
 	}
 	if _, err := d.commit(r.Context(), e.cfg.Decisions, now, dec); err != nil {
+		e.outcomeUnknown(r, d, err, familyOf(is))
 		d.tokenID = "" // not issued after all
 		if errors.Is(err, store.ErrReplay) {
 			return nil, e.replayError(err)

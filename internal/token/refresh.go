@@ -93,6 +93,11 @@ func (g refreshGrant) issue(ctx context.Context, t *tokenRequest) (*issue, error
 		return nil, err
 	case old.ClientID != t.Client.ID:
 		return nil, oauth.InvalidGrant("refresh_token was issued to another client")
+	case old.Status == store.RefreshRotated && mayRetry(old, t):
+		// Perhaps a client retrying a refresh whose answer it never got
+		// (a 503 after an unknown outcome): the commit rotates it once
+		// more if the store's retry grace allows, and takes it for reuse
+		// otherwise, revoking the family in the same transaction.
 	case old.Status == store.RefreshRotated:
 		// A spent token came back: either the client or a thief holds a
 		// copy, and which one cannot be told, so the whole login goes
@@ -194,6 +199,17 @@ func (g refreshGrant) issue(ctx context.Context, t *tokenRequest) (*issue, error
 		Claims:         c,
 		Rotate:         &rotation{OldID: old.ID, Next: next, Value: newValue},
 	}, nil
+}
+
+// mayRetry reports whether a rotated token may be within the store's retry
+// grace (store.RefreshRetryGrace) for this request: bound to a DPoP key,
+// presented with a proof of that key, and rotated less than the grace ago.
+// The store decides the rest (the successor never used, no retry before)
+// when the rotation is committed. A rotated token from anyone without the
+// key is reuse at once, as it always was.
+func mayRetry(old store.RefreshToken, t *tokenRequest) bool {
+	return old.JKT != "" && t.Proof != nil && t.Proof.Thumbprint == old.JKT &&
+		t.Now.Before(old.UsedAt.Add(store.RefreshRetryGrace))
 }
 
 // severalRefreshScopes answers a refresh that names no API when the login

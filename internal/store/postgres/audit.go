@@ -39,6 +39,9 @@ const (
 //     $12), or ok. Without a rotation it is ok. The caller has taken the
 //     family's advisory lock in the same transaction, so the snapshot this
 //     statement reads holds every change to the family committed before.
+//     A rotated token may instead be retried: rotated once more, within
+//     store.RefreshRetryGrace (retryable); retired then marks its first
+//     successor rotated, and retried records the second rotation.
 //   - revoked revokes the family on reuse; nothing else is written then,
 //     and the statement commits that alone.
 //   - input, recorded: the jtis as ConsumeJTIs spends them (hash order,
@@ -56,14 +59,15 @@ const (
 // aborts with tillit_refuse, rolling everything back, when a jti was spent
 // (TL001, the first spent key's position in the caller's order), the
 // rotation did not happen after all (TL003), or the head had moved (TL002).
-const commitDecision = `
+var commitDecision = `
 WITH old AS (
-	SELECT family_id, status, expires_at FROM refresh_token WHERE $1 AND id = $2
+	SELECT family_id, status, expires_at, jkt, used_at, successor, retried FROM refresh_token WHERE $1 AND id = $2
 ), verdict AS (
 	SELECT CASE
 		WHEN NOT $1 THEN 'ok'
 		WHEN NOT EXISTS (SELECT FROM old) THEN 'unknown'
 		WHEN (SELECT family_id FROM old) <> $3 THEN 'family'
+		WHEN EXISTS (` + retryable + `) THEN 'retry'
 		WHEN (SELECT status FROM old) = 'rotated' THEN 'reused'
 		WHEN (SELECT status FROM old) = 'revoked' OR (SELECT expires_at FROM old) <= $12 THEN 'revoked'
 		ELSE 'ok'
@@ -75,7 +79,7 @@ WITH old AS (
 ), input AS (
 	SELECT key_hash, expires, pos
 	FROM unnest($10::bytea[], $11::timestamptz[]) WITH ORDINALITY AS t(key_hash, expires, pos)
-	WHERE (SELECT v FROM verdict) = 'ok'
+	WHERE (SELECT v FROM verdict) IN ('ok', 'retry')
 ), recorded AS (
 	INSERT INTO jti AS j (key_hash, expires)
 	SELECT key_hash, expires FROM input ORDER BY key_hash
@@ -83,12 +87,20 @@ WITH old AS (
 	WHERE j.expires <= $12
 	RETURNING j.key_hash
 ), rotated AS (
-	UPDATE refresh_token SET status = 'rotated', used_at = $12
+	UPDATE refresh_token SET status = 'rotated', used_at = $12, successor = $4
 	WHERE $1 AND id = $2 AND status = 'active' AND expires_at > $12 AND (SELECT v FROM verdict) = 'ok'
+	RETURNING id
+), retried AS (
+	UPDATE refresh_token SET successor = $4, retried = true
+	WHERE $1 AND id = $2 AND (SELECT v FROM verdict) = 'retry'
+	RETURNING id
+), retired AS (
+	UPDATE refresh_token SET status = 'rotated', used_at = $12
+	WHERE id = (SELECT successor FROM old) AND (SELECT v FROM verdict) = 'retry'
 	RETURNING id
 ), created AS (
 	INSERT INTO refresh_token (` + refreshColumns + `)
-	SELECT $4, $3, $5, $6, $7, $8, $9, 'active', NULL FROM rotated
+	SELECT $4, $3, $5, $6, $7, $8, $9, 'active', NULL FROM (SELECT id FROM rotated UNION ALL SELECT id FROM retried) AS r
 	RETURNING id
 ), family_revoked AS (
 	UPDATE refresh_token SET status = 'revoked'
@@ -96,11 +108,11 @@ WITH old AS (
 	RETURNING id
 ), moved AS (
 	UPDATE audit_head SET seq = $14, mac = $16
-	WHERE instance = $13 AND seq = $14 - 1 AND mac = $15 AND (SELECT v FROM verdict) = 'ok'
+	WHERE instance = $13 AND seq = $14 - 1 AND mac = $15 AND (SELECT v FROM verdict) IN ('ok', 'retry')
 	RETURNING instance
 ), started AS (
 	INSERT INTO audit_head (instance, seq, mac)
-	SELECT $13, $14, $16 WHERE $14 = 1 AND (SELECT v FROM verdict) = 'ok'
+	SELECT $13, $14, $16 WHERE $14 = 1 AND (SELECT v FROM verdict) IN ('ok', 'retry')
 	ON CONFLICT (instance) DO NOTHING
 	RETURNING instance
 ), appended AS (
@@ -110,7 +122,7 @@ WITH old AS (
 	RETURNING seq
 )
 SELECT v, (SELECT family_id FROM old), CASE
-	WHEN v <> 'ok' THEN NULL
+	WHEN v NOT IN ('ok', 'retry') THEN NULL
 	WHEN EXISTS (SELECT FROM input WHERE key_hash NOT IN (SELECT key_hash FROM recorded)) THEN
 		tillit_refuse('` + codeJTISpent + `', (SELECT min(pos) FROM input WHERE key_hash NOT IN (SELECT key_hash FROM recorded))::text)
 	WHEN $1 AND NOT EXISTS (SELECT FROM created) THEN tillit_refuse('` + codeRefreshChanged + `', '')
@@ -176,9 +188,10 @@ const auditColumns = `instance, seq, time, request_id, endpoint, grant_type, cli
 // The decisions of one instance are committed by that chain's writer
 // (writer.go): those that arrive while a commit is under way share the
 // next transaction and its WAL flush, in one round trip. A caller whose
-// ctx ends before the writer takes its decision gets ctx.Err() and nothing
-// is written; once taken, the decision's answer stands and the call waits
-// for it.
+// ctx ends before the writer has sent its decision gets ctx.Err() and
+// nothing is written; once sent, the decision is written whole or not at
+// all, and a caller whose ctx ends before the answer came gets
+// store.ErrOutcomeUnknown.
 //
 // PostgreSQL's text holds neither NUL nor invalid UTF-8, which a client
 // can put in the grant_type a refusal records: such bytes in the record's
@@ -201,13 +214,19 @@ func (s *Store) CommitDecision(ctx context.Context, now time.Time, d store.Decis
 	case r := <-o.done:
 		return r.rec, r.err
 	case <-ctx.Done():
-		if o.state.CompareAndSwap(opQueued, opAbandoned) {
+		if o.state.CompareAndSwap(opQueued, opAbandoned) || o.state.CompareAndSwap(opTaken, opAbandoned) {
 			return rec, fmt.Errorf("postgres: commit decision: %w", ctx.Err())
 		}
-		// The writer has taken it: the answer will be true, and may
-		// be that everything was written.
-		r := <-o.done
-		return r.rec, r.err
+		// The statement was sent: the writer will learn whether it
+		// committed, and nobody will be told. The caller does not wait
+		// beyond its deadline for a database that may not answer for
+		// long.
+		select {
+		case r := <-o.done:
+			return r.rec, r.err
+		default:
+			return rec, fmt.Errorf("postgres: commit decision: %w: %w", store.ErrOutcomeUnknown, ctx.Err())
+		}
 	}
 }
 

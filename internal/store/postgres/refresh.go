@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -92,6 +93,25 @@ const lockFamilies = `SELECT pg_advisory_xact_lock($1, k)
 FROM (SELECT DISTINCT hashtext(f) AS k FROM unnest($2::text[]) AS f) AS keys
 ORDER BY k`
 
+// retryable selects a row when old (a CTE of the statement, the token
+// being rotated, with its successor and retried columns) is a rotated
+// token that may be rotated once more (store.RefreshRetryGrace): bound to
+// a DPoP key, rotated less than the grace before now ($12), unexpired,
+// not retried before, and with a successor of the same key that is still
+// active, never used. The caller holds the family lock, so the successor
+// cannot change under the statement.
+var retryable = retryableAt("$12")
+
+// retryableAt2 is retryable for a statement whose now is $2.
+var retryableAt2 = retryableAt("$2")
+
+func retryableAt(now string) string {
+	return `SELECT FROM old o JOIN refresh_token s ON s.id = o.successor
+	WHERE o.status = 'rotated' AND o.jkt <> '' AND NOT o.retried
+		AND o.used_at > ` + now + `::timestamptz - make_interval(secs => ` + strconv.Itoa(int(store.RefreshRetryGrace/time.Second)) + `)
+		AND o.expires_at > ` + now + ` AND s.status = 'active' AND s.jkt = o.jkt`
+}
+
 // rotateRefresh decides and does a rotation in one statement, under the
 // family lock ($3 is the family the caller names for next):
 //
@@ -102,20 +122,31 @@ ORDER BY k`
 //     rotated: reuse.
 //
 // The caller reads old's row and the two counts to tell which happened.
-const rotateRefresh = `
+var rotateRefresh = `
 WITH old AS (
-	SELECT family_id, status, expires_at FROM refresh_token WHERE id = $1
+	SELECT family_id, status, expires_at, jkt, used_at, successor, retried FROM refresh_token WHERE id = $1
+), retry AS (
+	SELECT FROM old WHERE family_id = $3 AND EXISTS (` + retryableAt2 + `)
 ), rotated AS (
-	UPDATE refresh_token SET status = 'rotated', used_at = $2
+	UPDATE refresh_token SET status = 'rotated', used_at = $2, successor = $4
 	WHERE id = $1 AND status = 'active' AND expires_at > $2 AND family_id = $3
+	RETURNING id
+), retried AS (
+	UPDATE refresh_token SET successor = $4, retried = true
+	WHERE id = $1 AND EXISTS (SELECT FROM retry)
+	RETURNING id
+), retired AS (
+	UPDATE refresh_token SET status = 'rotated', used_at = $2
+	WHERE id = (SELECT successor FROM old) AND EXISTS (SELECT FROM retry)
 	RETURNING id
 ), created AS (
 	INSERT INTO refresh_token (` + refreshColumns + `)
-	SELECT $4, $3, $5, $6, $7, $8, $9, 'active', NULL FROM rotated
+	SELECT $4, $3, $5, $6, $7, $8, $9, 'active', NULL FROM (SELECT id FROM rotated UNION ALL SELECT id FROM retried) AS r
 	RETURNING id
 ), revoked AS (
 	UPDATE refresh_token SET status = 'revoked'
 	WHERE family_id = $3 AND EXISTS (SELECT FROM old WHERE status = 'rotated' AND family_id = $3)
+		AND NOT EXISTS (SELECT FROM retry)
 	RETURNING id
 )
 SELECT family_id, status, expires_at, (SELECT count(*) FROM created), (SELECT count(*) FROM revoked) FROM old`

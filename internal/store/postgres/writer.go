@@ -29,11 +29,15 @@ const maxBatch = 64
 // name, which the configuration forbids.
 const maxHeadRetries = 3
 
-// States of a decisionOp: queued until the writer takes it, or until its
-// caller gives up waiting, whichever comes first.
+// States of a decisionOp: queued until the writer takes it into a batch,
+// taken until the batch has a connection and sends the op's statement
+// (sent), abandoned when its caller gave up waiting before that. A caller
+// that gives up later does not know whether its decision was committed
+// (store.ErrOutcomeUnknown).
 const (
 	opQueued int32 = iota
 	opTaken
+	opSent
 	opAbandoned
 )
 
@@ -302,6 +306,10 @@ func (s *Store) runBatch(ch *chain, batch []*decisionOp) {
 	err := s.commitBatch(ctx, ch, ops)
 	for _, o := range ops {
 		switch {
+		case err != nil && o.state.Load() == opSent && sqlState(err) == "":
+			// Sent, and then the connection failed or the batch ran
+			// out of time: the transaction may have committed.
+			o.res = decisionResult{o.rec, fmt.Errorf("%w: %w", store.ErrOutcomeUnknown, err)}
 		case err != nil:
 			o.res = decisionResult{o.rec, err}
 		case !o.settled:
@@ -352,7 +360,21 @@ func (s *Store) commitBatch(ctx context.Context, ch *chain, ops []*decisionOp) e
 		}
 	}
 	r.head = ch.head
-	pending := ops
+	// From here the statements go out: a caller still waiting is told
+	// the answer, or that it is unknown. One that gave up while the
+	// batch got its connection is left out, unwritten.
+	pending := ops[:0:0]
+	for _, o := range ops {
+		if o.state.CompareAndSwap(opTaken, opSent) {
+			pending = append(pending, o)
+		} else {
+			o.settle(o.rec, fmt.Errorf("postgres: commit decision: %w", o.ctx.Err()))
+		}
+	}
+	if len(pending) == 0 {
+		return nil
+	}
+	r.block = len(pending) > 1
 	retries := 0
 	for {
 		out, err := r.round(pending)
@@ -538,7 +560,7 @@ func (r *batchRun) round(pending []*decisionOp) (out roundResult, err error) {
 			return r.aborted(out, pending, i, refused, err)
 		}
 		out.progress = true
-		if verdict == "ok" {
+		if verdict == "ok" || verdict == "retry" {
 			r.head = store.AuditHead{Instance: r.ch.instance, Seq: o.sealed.Seq, MAC: o.sealed.MAC}
 			o.settle(o.sealed, nil)
 		} else {

@@ -145,6 +145,7 @@ func (s *Store) CommitDecision(ctx context.Context, now time.Time, d store.Decis
 		// The refresh token first: reuse revokes its family whatever
 		// else is wrong with the request, and that is the only write a
 		// refused decision makes.
+		retry := "" // the successor a retried rotation retires
 		if d.Rotate != nil {
 			old, err := readRefresh(tx, d.Rotate.OldID)
 			if errors.Is(err, store.ErrNotFound) {
@@ -157,6 +158,14 @@ func (s *Store) CommitDecision(ctx context.Context, now time.Time, d store.Decis
 			case d.Rotate.Next.FamilyID != old.FamilyID:
 				return refuse(fmt.Errorf("sqlite: rotate refresh token: next token is of family %q, not %q", d.Rotate.Next.FamilyID, old.FamilyID))
 			case old.Status == store.RefreshRotated:
+				successor, ok, err := canRetry(tx, now, old)
+				if err != nil {
+					return err
+				}
+				if ok {
+					retry = successor
+					break
+				}
 				if err := revokeFamily(tx, old.FamilyID); err != nil {
 					return err
 				}
@@ -177,7 +186,12 @@ func (s *Store) CommitDecision(ctx context.Context, now time.Time, d store.Decis
 		if err := s.recordJTIs(tx, jtis); err != nil {
 			return err
 		}
-		if d.Rotate != nil {
+		switch {
+		case retry != "":
+			if err := retryRotation(tx, now, d.Rotate.OldID, retry, d.Rotate.Next); err != nil {
+				return err
+			}
+		case d.Rotate != nil:
 			if err := rotate(tx, now, d.Rotate.OldID, d.Rotate.Next); err != nil {
 				return err
 			}

@@ -80,6 +80,13 @@ func (s *Store) RotateRefreshToken(ctx context.Context, now time.Time, oldID str
 		}
 		switch {
 		case old.Status == store.RefreshRotated:
+			successor, ok, err := canRetry(tx, now, old)
+			if err != nil {
+				return err
+			}
+			if ok {
+				return retryRotation(tx, now, oldID, successor, next)
+			}
 			reused = true
 			return revokeFamily(tx, old.FamilyID)
 		case old.Status == store.RefreshRevoked, !old.ExpiresAt.After(now):
@@ -118,9 +125,45 @@ func revokeFamily(tx *wtx, familyID string) error {
 
 // rotate marks an active token spent and stores its successor.
 func rotate(tx *wtx, now time.Time, oldID string, next store.RefreshToken) error {
-	if _, err := tx.exec("UPDATE refresh_token SET status = ?, used_at = ? WHERE id = ?",
-		string(store.RefreshRotated), micros(now), oldID); err != nil {
+	if _, err := tx.exec("UPDATE refresh_token SET status = ?, used_at = ?, successor = ? WHERE id = ?",
+		string(store.RefreshRotated), micros(now), next.ID, oldID); err != nil {
 		return fmt.Errorf("sqlite: rotate refresh token: %w", err)
+	}
+	return insertRefresh(tx, next)
+}
+
+// canRetry reports whether the rotated token old may be rotated once more
+// (store.RefreshRetryGrace), and returns the successor its rotation made.
+// It writes nothing.
+func canRetry(tx *wtx, now time.Time, old store.RefreshToken) (string, bool, error) {
+	if old.JKT == "" || !now.Before(old.UsedAt.Add(store.RefreshRetryGrace)) || !old.ExpiresAt.After(now) {
+		return "", false, nil
+	}
+	var (
+		successor, status, jkt string
+		retried                bool
+	)
+	err := tx.queryRow(`SELECT o.successor, o.retried, s.status, s.jkt FROM refresh_token o
+		JOIN refresh_token s ON s.id = o.successor WHERE o.id = ?`, old.ID).Scan(&successor, &retried, &status, &jkt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("sqlite: read refresh token successor: %w", err)
+	}
+	return successor, !retried && status == string(store.RefreshActive) && jkt == old.JKT, nil
+}
+
+// retryRotation rotates oldID a second time: the successor of its first
+// rotation, never used, is retired (rotated: presented later, it is
+// reuse), and next takes its place.
+func retryRotation(tx *wtx, now time.Time, oldID, successor string, next store.RefreshToken) error {
+	if _, err := tx.exec("UPDATE refresh_token SET status = ?, used_at = ? WHERE id = ?",
+		string(store.RefreshRotated), micros(now), successor); err != nil {
+		return fmt.Errorf("sqlite: retry refresh rotation: %w", err)
+	}
+	if _, err := tx.exec("UPDATE refresh_token SET successor = ?, retried = 1 WHERE id = ?", next.ID, oldID); err != nil {
+		return fmt.Errorf("sqlite: retry refresh rotation: %w", err)
 	}
 	return insertRefresh(tx, next)
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/tillit-sts/tillit/internal/store"
@@ -29,7 +30,18 @@ type op struct {
 	// on the hot path: it decides before its first write, refusing with an
 	// error made by refuse, and any other error fails the whole batch.
 	replay bool
+	// state is opQueued until the writer runs the op in a transaction
+	// that holds the write lock (opTaken) or its caller stops waiting
+	// (opAbandoned), whichever comes first.
+	state atomic.Int32
 }
+
+// States of an op.
+const (
+	opQueued int32 = iota
+	opTaken
+	opAbandoned
+)
 
 // refusal is an op's answer made before it wrote anything: only that op
 // fails, the batch goes on.
@@ -91,11 +103,13 @@ func (t *wtx) close() {
 // write runs fn as one op on the writer goroutine and returns its error,
 // once the batch it ran in is committed (or failed).
 //
-// A caller whose context ends while it waits for the writer to take its op
-// returns ctx.Err() at once, and the op never runs. Once the writer has
-// taken it the caller waits for the answer, so that the answer is always
-// true: nil means written and durable, an error means nothing was written.
-// That wait is one batch, bounded by the busy timeout.
+// A caller whose context ends before the writer has begun its op (the
+// batch waits for the write lock, which another process may hold for
+// long) returns ctx.Err() at once, and the op never runs. Once begun, the
+// op is written whole or not at all: a caller whose context ends before
+// the commit has answered returns store.ErrOutcomeUnknown rather than
+// wait. Otherwise the answer is true: nil means written and durable, an
+// error means nothing was written.
 func (s *Store) write(ctx context.Context, fn func(tx *wtx) error) error {
 	return s.writeOp(ctx, false, fn)
 }
@@ -112,7 +126,20 @@ func (s *Store) writeOp(ctx context.Context, replay bool, fn func(tx *wtx) error
 	case <-s.quit:
 		return ErrClosed
 	}
-	return <-o.done
+	select {
+	case err := <-o.done:
+		return err
+	case <-ctx.Done():
+	}
+	if o.state.CompareAndSwap(opQueued, opAbandoned) {
+		return ctx.Err()
+	}
+	select {
+	case err := <-o.done: // answered meanwhile
+		return err
+	default:
+		return fmt.Errorf("sqlite: %w: %w", store.ErrOutcomeUnknown, ctx.Err())
+	}
 }
 
 // writer is the one goroutine that writes. It takes one op, then every op
@@ -198,7 +225,9 @@ func (s *Store) runBatch(tx *wtx, batch []*op) {
 	var live []*op
 	for _, o := range batch {
 		if err := o.ctx.Err(); err != nil {
-			o.done <- err
+			if o.state.CompareAndSwap(opQueued, opAbandoned) {
+				o.done <- err
+			}
 			continue
 		}
 		live = append(live, o)
@@ -243,7 +272,19 @@ func (s *Store) commitBatch(tx *wtx, ops []*op, results []error) (err error) {
 			tx.conn.ExecContext(context.Background(), "ROLLBACK")
 		}
 	}()
-	for _, o := range ops {
+	// The write lock is held: from here an op's caller waits for its
+	// answer, or learns that the outcome is unknown. One that gave up
+	// while the batch waited for the lock is left out, unwritten.
+	taken := make([]bool, len(ops))
+	for i, o := range ops {
+		if taken[i] = o.state.CompareAndSwap(opQueued, opTaken); !taken[i] {
+			results[i] = o.ctx.Err()
+		}
+	}
+	for i, o := range ops {
+		if !taken[i] {
+			continue
+		}
 		if o.replay {
 			if err := s.replay.sync(tx); err != nil {
 				return fmt.Errorf("sqlite: read the jti log: %w", err)
@@ -252,6 +293,9 @@ func (s *Store) commitBatch(tx *wtx, ops []*op, results []error) (err error) {
 		}
 	}
 	for i, o := range ops {
+		if !taken[i] {
+			continue
+		}
 		if o.replay {
 			mark := s.replay.mark()
 			if err := o.run(tx); err != nil {

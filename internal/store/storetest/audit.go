@@ -202,7 +202,8 @@ func testAuditExpectDecision(t *testing.T, open func(t *testing.T) store.Store) 
 func testAuditRotation(t *testing.T, open func(t *testing.T) store.Store) {
 	s := open(t)
 	ctx := t.Context()
-	if err := s.CreateRefreshToken(ctx, refreshToken("rt-1", "fam-1")); err != nil {
+	// Unbound, so that no retry grace (testRefreshRetryGrace) applies.
+	if err := s.CreateRefreshToken(ctx, unbound(refreshToken("rt-1", "fam-1"))); err != nil {
 		t.Fatal(err)
 	}
 	rotate := func(old, next string, keys ...string) error {
@@ -212,7 +213,7 @@ func testAuditRotation(t *testing.T, open func(t *testing.T) store.Store) {
 		}
 		_, err := s.CommitDecision(ctx, base, store.Decision{
 			JTIs:   jtis,
-			Rotate: &store.Rotation{OldID: old, Next: refreshToken(next, "fam-1")},
+			Rotate: &store.Rotation{OldID: old, Next: unbound(refreshToken(next, "fam-1"))},
 			Audit:  decision("sts", "c1", 1),
 		})
 		return err
@@ -410,7 +411,7 @@ func testAuditConcurrentInstances(t *testing.T, open func(t *testing.T) store.St
 func testAuditConcurrentRotation(t *testing.T, open func(t *testing.T) store.Store) {
 	s := open(t)
 	ctx := t.Context()
-	if err := s.CreateRefreshToken(ctx, refreshToken("rt-1", "fam-1")); err != nil {
+	if err := s.CreateRefreshToken(ctx, unbound(refreshToken("rt-1", "fam-1"))); err != nil {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
@@ -421,7 +422,7 @@ func testAuditConcurrentRotation(t *testing.T, open func(t *testing.T) store.Sto
 			defer wg.Done()
 			_, errs[i] = s.CommitDecision(ctx, base, store.Decision{
 				JTIs:   []store.JTI{jti(fmt.Sprintf("a|%d", i), time.Minute)},
-				Rotate: &store.Rotation{OldID: "rt-1", Next: refreshToken(fmt.Sprintf("next-%d", i), "fam-1")},
+				Rotate: &store.Rotation{OldID: "rt-1", Next: unbound(refreshToken(fmt.Sprintf("next-%d", i), "fam-1"))},
 				Audit:  decision("sts", "c1", i),
 			})
 		}()

@@ -23,6 +23,12 @@ func refreshToken(id, family string) store.RefreshToken {
 	}
 }
 
+// unbound is rt without a DPoP key.
+func unbound(rt store.RefreshToken) store.RefreshToken {
+	rt.JKT = ""
+	return rt
+}
+
 func mustRefresh(t *testing.T, s store.Store, id string) store.RefreshToken {
 	t.Helper()
 	got, err := s.RefreshToken(t.Context(), id)
@@ -38,6 +44,7 @@ func runRefresh(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("ReuseRevokesFamily", func(t *testing.T) { testRefreshReuseRevokesFamily(t, open) })
 	t.Run("RotateRefusals", func(t *testing.T) { testRefreshRotateRefusals(t, open) })
 	t.Run("ConcurrentRotation", func(t *testing.T) { testRefreshConcurrentRotation(t, open) })
+	t.Run("RetryGrace", func(t *testing.T) { testRefreshRetryGrace(t, open) })
 	t.Run("RevokeFamilyAndCleanup", func(t *testing.T) { testRefreshRevokeFamilyAndCleanup(t, open) })
 }
 
@@ -95,7 +102,8 @@ func testRefreshReuseRevokesFamily(t *testing.T, open func(t *testing.T) store.S
 	if err := s.RotateRefreshToken(ctx, base, "rt-1", refreshToken("rt-2", "fam-1")); err != nil {
 		t.Fatal(err)
 	}
-	err := s.RotateRefreshToken(ctx, base, "rt-1", refreshToken("rt-x", "fam-1"))
+	// After the retry grace (testRefreshRetryGrace), any reuse.
+	err := s.RotateRefreshToken(ctx, base.Add(store.RefreshRetryGrace), "rt-1", refreshToken("rt-x", "fam-1"))
 	if !errors.Is(err, store.ErrRefreshReused) {
 		t.Fatalf("reuse: err = %v, want %v", err, store.ErrRefreshReused)
 	}
@@ -149,7 +157,10 @@ func testRefreshRotateRefusals(t *testing.T, open func(t *testing.T) store.Store
 func testRefreshConcurrentRotation(t *testing.T, open func(t *testing.T) store.Store) {
 	s := open(t)
 	ctx := t.Context()
-	if err := s.CreateRefreshToken(ctx, refreshToken("rt-1", "fam-1")); err != nil {
+	// Unbound, so that no retry grace (testRefreshRetryGrace) applies.
+	rt := refreshToken("rt-1", "fam-1")
+	rt.JKT = ""
+	if err := s.CreateRefreshToken(ctx, rt); err != nil {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
@@ -204,5 +215,79 @@ func testRefreshRevokeFamilyAndCleanup(t *testing.T, open func(t *testing.T) sto
 	}
 	if got := mustRefresh(t, s, "a2"); got.Status != store.RefreshRevoked {
 		t.Errorf("a2 status %s", got.Status)
+	}
+}
+
+// testRefreshRetryGrace: a DPoP-bound token rotated less than
+// store.RefreshRetryGrace ago, whose successor was never used, may be
+// rotated once more (a client retrying after an answer it never got);
+// anything else that brings back a rotated token is reuse, and the
+// successor the second rotation retires counts as rotated.
+func testRefreshRetryGrace(t *testing.T, open func(t *testing.T) store.Store) {
+	type step struct {
+		after   time.Duration // since the first rotation
+		old     string
+		next    string
+		wantErr error
+	}
+	tests := []struct {
+		name  string
+		jkt   string // of the family; "" is unbound
+		steps []step
+		// status of each token at the end
+		want map[string]store.RefreshStatus
+	}{
+		{name: "retry within the grace", jkt: "key", steps: []step{{time.Second, "rt-1", "rt-3", nil}},
+			want: map[string]store.RefreshStatus{"rt-1": store.RefreshRotated, "rt-2": store.RefreshRotated, "rt-3": store.RefreshActive}},
+		{name: "a third use is reuse", jkt: "key", steps: []step{{time.Second, "rt-1", "rt-3", nil}, {2 * time.Second, "rt-1", "rt-4", store.ErrRefreshReused}},
+			want: map[string]store.RefreshStatus{"rt-1": store.RefreshRevoked, "rt-2": store.RefreshRevoked, "rt-3": store.RefreshRevoked}},
+		{name: "the retired successor is reuse", jkt: "key", steps: []step{{time.Second, "rt-1", "rt-3", nil}, {2 * time.Second, "rt-2", "rt-4", store.ErrRefreshReused}},
+			want: map[string]store.RefreshStatus{"rt-1": store.RefreshRevoked, "rt-2": store.RefreshRevoked, "rt-3": store.RefreshRevoked}},
+		{name: "successor used", jkt: "key", steps: []step{{time.Second, "rt-2", "rt-3", nil}, {2 * time.Second, "rt-1", "rt-4", store.ErrRefreshReused}},
+			want: map[string]store.RefreshStatus{"rt-1": store.RefreshRevoked, "rt-2": store.RefreshRevoked, "rt-3": store.RefreshRevoked}},
+		{name: "after the grace", jkt: "key", steps: []step{{store.RefreshRetryGrace, "rt-1", "rt-3", store.ErrRefreshReused}},
+			want: map[string]store.RefreshStatus{"rt-1": store.RefreshRevoked, "rt-2": store.RefreshRevoked}},
+		{name: "unbound token", jkt: "", steps: []step{{time.Second, "rt-1", "rt-3", store.ErrRefreshReused}},
+			want: map[string]store.RefreshStatus{"rt-1": store.RefreshRevoked, "rt-2": store.RefreshRevoked}},
+	}
+	for _, via := range []string{"RotateRefreshToken", "CommitDecision"} {
+		for _, tt := range tests {
+			t.Run(via+"/"+tt.name, func(t *testing.T) {
+				s := open(t)
+				ctx := t.Context()
+				n := 0
+				rotate := func(now time.Time, old, next string) error {
+					rt := refreshToken(next, "fam-1")
+					rt.JKT, rt.IssuedAt = tt.jkt, now
+					if via == "RotateRefreshToken" {
+						return s.RotateRefreshToken(ctx, now, old, rt)
+					}
+					n++
+					_, err := s.CommitDecision(ctx, now, store.Decision{
+						Rotate: &store.Rotation{OldID: old, Next: rt}, Audit: decision("sts", "client-1", n)})
+					return err
+				}
+				first := refreshToken("rt-1", "fam-1")
+				first.JKT = tt.jkt
+				if err := s.CreateRefreshToken(ctx, first); err != nil {
+					t.Fatal(err)
+				}
+				at := base.Add(time.Minute)
+				if err := rotate(at, "rt-1", "rt-2"); err != nil {
+					t.Fatal(err)
+				}
+				for i, st := range tt.steps {
+					err := rotate(at.Add(st.after), st.old, st.next)
+					if (st.wantErr == nil) != (err == nil) || (err != nil && !errors.Is(err, st.wantErr)) {
+						t.Fatalf("step %d (%s after %v): err = %v, want %v", i, st.old, st.after, err, st.wantErr)
+					}
+				}
+				for id, want := range tt.want {
+					if got := mustRefresh(t, s, id); got.Status != want {
+						t.Errorf("%s: status %s, want %s", id, got.Status, want)
+					}
+				}
+			})
+		}
 	}
 }
