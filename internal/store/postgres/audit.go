@@ -460,7 +460,6 @@ func (s *Store) AuditRecords(ctx context.Context, f store.AuditFilter) ([]store.
 	return out, nil
 }
 
-// auditPage is how many records AuditChain reads at a time.
 // AuditChain yields one instance's records in sequence order, a page at a
 // time.
 func (s *Store) AuditChain(ctx context.Context, instance string) iter.Seq2[store.AuditRecord, error] {
