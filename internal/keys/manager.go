@@ -114,6 +114,9 @@ type Manager struct {
 	now    func() time.Time
 	log    *slog.Logger
 	nonces *dpop.Nonces
+	// pseudonym is the deployment's pseudonym key, read once: it never
+	// changes.
+	pseudonym []byte
 
 	mu    sync.Mutex // serialises Maintain and Rotate
 	state atomic.Pointer[state]
@@ -149,7 +152,64 @@ func NewManager(ctx context.Context, s Store, sealer *Sealer, cfg Config, now fu
 	if err := m.Maintain(ctx); err != nil {
 		return nil, err
 	}
+	var err error
+	if m.pseudonym, err = m.pseudonymKey(ctx); err != nil {
+		return nil, err
+	}
 	return m, nil
+}
+
+// PseudonymKey is the key of identity.Pseudonym: the person's sub is
+// base64(HMAC-SHA256(key, pid)). There is one per deployment, made on the
+// first start and shared by every instance through the store, so a person
+// has one sub at every instance and for every client.
+func (m *Manager) PseudonymKey() []byte { return m.pseudonym }
+
+// pseudonymSize is the pseudonym key's size: the HMAC-SHA256 output size.
+const pseudonymSize = 32
+
+// pseudonymKey reads the pseudonym key, creating it on a new store.
+// Instances starting at once on one new store race to create generation 1;
+// the store lets one win and every instance then reads the winner's, so
+// no instance ever uses a key it made but did not store.
+func (m *Manager) pseudonymKey(ctx context.Context) ([]byte, error) {
+	recs, err := m.store.Keys(ctx, store.PurposePseudonym)
+	if err != nil {
+		return nil, fmt.Errorf("keys: load the pseudonym key: %w", err)
+	}
+	if len(recs) == 0 {
+		secret := make([]byte, pseudonymSize)
+		if _, err := rand.Read(secret); err != nil {
+			return nil, err
+		}
+		now := m.now()
+		k := store.Key{ID: "pseudonym-1", Purpose: store.PurposePseudonym, Generation: 1, Algorithm: "HS256", CreatedAt: now, ActiveFrom: now}
+		if k.Sealed, err = m.sealer.Seal(secret, aad(k)); err != nil {
+			return nil, fmt.Errorf("keys: seal: %w", err)
+		}
+		switch err := m.store.CreateKey(ctx, k); {
+		case err == nil:
+			m.log.Info("pseudonym key created")
+		case !errors.Is(err, store.ErrAlreadyExists):
+			return nil, fmt.Errorf("keys: create the pseudonym key: %w", err)
+		}
+		if recs, err = m.store.Keys(ctx, store.PurposePseudonym); err != nil {
+			return nil, fmt.Errorf("keys: load the pseudonym key: %w", err)
+		}
+	}
+	if len(recs) == 0 {
+		return nil, errors.New("keys: the pseudonym key was created but cannot be read")
+	}
+	// Generation 1 is the key: it is never rotated, and a later generation
+	// (which nothing makes) would not be used.
+	secret, err := m.sealer.Open(recs[0].Sealed, aad(recs[0]))
+	if err != nil {
+		return nil, fmt.Errorf("keys: pseudonym key %s: %w", recs[0].ID, err)
+	}
+	if len(secret) != pseudonymSize {
+		return nil, fmt.Errorf("keys: pseudonym key %s has %d bytes, want %d", recs[0].ID, len(secret), pseudonymSize)
+	}
+	return secret, nil
 }
 
 // Signer returns the key that signs now.

@@ -391,3 +391,75 @@ func TestSupersededAtActivation(t *testing.T) {
 		t.Fatalf("first key %s: status %s, in JWKS %v", first, statusOf(m, first), has(m.JWKS(), first))
 	}
 }
+
+// TestPseudonymKey: instances starting at once on one new store agree on
+// one pseudonym key, a restart reads the same one, rotation and time leave
+// it alone, and another key-encryption key cannot open it.
+func TestPseudonymKey(t *testing.T) {
+	ctx := context.Background()
+	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "k.db")
+	st, err := sqlite.Open(ctx, path, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealer := newSealer(t)
+	ms := make([]*Manager, 4)
+	errs := make([]error, 4)
+	var wg sync.WaitGroup
+	for i := range ms {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			ms[i], errs[i] = NewManager(ctx, st, sealer, Config{Algorithm: jose.ES256}, c.Now, nil)
+		}(i)
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	key := ms[0].PseudonymKey()
+	if len(key) != 32 {
+		t.Fatalf("pseudonym key has %d bytes, want 32", len(key))
+	}
+	for i, m := range ms {
+		if !bytes.Equal(m.PseudonymKey(), key) {
+			t.Fatalf("instance %d has another pseudonym key", i)
+		}
+	}
+	if recs, _ := st.Keys(ctx, store.PurposePseudonym); len(recs) != 1 {
+		t.Fatalf("%d pseudonym keys after a concurrent first start, want 1", len(recs))
+	}
+	// Rotations, a year of maintenance: still the same key.
+	if _, err := ms[0].Rotate(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	c.Advance(365 * 24 * time.Hour)
+	mustMaintain(t, ms[0])
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// A restart on the same file.
+	st2, err := sqlite.Open(ctx, path, sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st2.Close() })
+	m, err := NewManager(ctx, st2, sealer, Config{Algorithm: jose.ES256}, c.Now, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(m.PseudonymKey(), key) {
+		t.Fatal("the pseudonym key changed across a restart")
+	}
+	if recs, _ := st2.Keys(ctx, store.PurposePseudonym); len(recs) != 1 {
+		t.Fatalf("%d pseudonym keys after a restart, want 1", len(recs))
+	}
+	if _, err := NewManager(ctx, st2, newSealer(t), Config{Algorithm: jose.ES256}, c.Now, nil); !errors.Is(err, ErrWrongKEK) {
+		t.Fatalf("another KEK: %v, want ErrWrongKEK", err)
+	}
+}

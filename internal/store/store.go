@@ -235,6 +235,10 @@ const (
 	PurposeSigning KeyPurpose = "signing"
 	// PurposeDPoPNonce keys are HMAC keys for stateless DPoP nonces.
 	PurposeDPoPNonce KeyPurpose = "dpop-nonce"
+	// PurposePseudonym is the one HMAC key that makes a person's sub
+	// from their pid. It is never rotated: a new key would give every
+	// person a new sub.
+	PurposePseudonym KeyPurpose = "pseudonym"
 )
 
 // Key is a service key. Its life is given by timestamps so that every
@@ -243,7 +247,7 @@ type Key struct {
 	ID         string // for signing keys the RFC 7638 thumbprint (kid)
 	Purpose    KeyPurpose
 	Generation int64  // unique per purpose, increasing
-	Algorithm  string // JOSE alg for signing keys, "HS256" for nonce keys
+	Algorithm  string // JOSE alg for signing keys, "HS256" for nonce and pseudonym keys
 	// Public is the public JWK (JSON) of a signing key; empty otherwise.
 	Public []byte
 	// Sealed is the private key or secret, encrypted by the caller.
