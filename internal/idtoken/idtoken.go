@@ -2,12 +2,14 @@ package idtoken
 
 import (
 	"crypto"
-	_ "crypto/sha256" // SHA-256 for at_hash
 	_ "crypto/sha512" // SHA-384 and SHA-512 for at_hash
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -134,4 +136,19 @@ func ATHash(alg jose.SignatureAlgorithm, accessToken string) (string, error) {
 	d.Write([]byte(accessToken))
 	sum := d.Sum(nil)
 	return base64.RawURLEncoding.EncodeToString(sum[:len(sum)/2]), nil
+}
+
+// SID is the sid claim of a browser session (OpenID Connect Front-Channel
+// and Back-Channel Logout): 32 upper-case hex digits, HelseID's form,
+// derived from the session's store ID. The session's store ID is the hash
+// of its cookie, and sid is a hash of that, so a token names the session
+// without carrying anything that opens it; whoever holds the session
+// record (end-session, logout notices) computes the same sid. Empty for a
+// login without a session.
+func SID(sessionID string) string {
+	if sessionID == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte("tillit sid\x00" + sessionID))
+	return strings.ToUpper(hex.EncodeToString(sum[:16]))
 }

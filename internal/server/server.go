@@ -194,6 +194,8 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (*Server, error) 
 		TokenLifetime:   cfg.Tokens.AccessTokenLifetime,
 		Codes:           s.store,
 		RefreshLifetime: cfg.Tokens.RefreshTokenLifetime,
+		PseudonymKey:    s.keys.PseudonymKey(),
+		Persons:         persons{s.store},
 	})
 	s.authorize = authorize.New(authorize.Config{
 		Issuer:    s.issuer,
@@ -246,6 +248,13 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (*Server, error) 
 // Authorize is the authorization endpoint, for the login pages to
 // complete logins through.
 func (s *Server) Authorize() *authorize.Endpoint { return s.authorize }
+
+// persons reads the person register from the store.
+type persons struct{ s store.Store }
+
+func (p persons) Person(ctx context.Context, pid string) (store.Person, error) {
+	return store.Get(ctx, p.s, store.PersonKind, pid)
+}
 
 // KeysConfig is the key life cycle a configuration sets.
 func KeysConfig(cfg *config.Config) keys.Config {

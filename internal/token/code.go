@@ -12,6 +12,9 @@ import (
 	"slices"
 	"time"
 
+	"github.com/tillit-sts/tillit/helseid"
+	"github.com/tillit-sts/tillit/internal/identity"
+	"github.com/tillit-sts/tillit/internal/idtoken"
 	"github.com/tillit-sts/tillit/internal/oauth"
 	"github.com/tillit-sts/tillit/internal/requestid"
 	"github.com/tillit-sts/tillit/internal/store"
@@ -49,6 +52,9 @@ type authorizationCode struct {
 	codes           CodeStore
 	refreshLifetime time.Duration
 	log             *slog.Logger
+	// pseudonymKey makes sub from the pid (identity.Pseudonym).
+	pseudonymKey []byte
+	persons      PersonStore
 }
 
 func (g authorizationCode) issue(ctx context.Context, t *tokenRequest) (*issue, error) {
@@ -110,11 +116,11 @@ func (g authorizationCode) issue(ctx context.Context, t *tokenRequest) (*issue, 
 	case len(t.Resources) == 0 && len(code.Resources) > 0:
 		tr.Resources = code.Resources[:1]
 	}
-	var identity, apiScopes []string
+	var idScopes, apiScopes []string
 	for _, s := range code.Scopes {
 		switch {
 		case identityScope(s):
-			identity = append(identity, s)
+			idScopes = append(idScopes, s)
 		case slices.Contains(t.Client.Scopes, s):
 			apiScopes = append(apiScopes, s)
 		}
@@ -131,13 +137,32 @@ func (g authorizationCode) issue(ctx context.Context, t *tokenRequest) (*issue, 
 		return nil, err
 	}
 	c := clientClaims(&tr, choice.api, org)
-	c.Identity = loginIdentity(code)
+	person, err := g.person(ctx, t, code)
+	if err != nil {
+		return nil, err
+	}
+	sid := idtoken.SID(code.SessionID)
+	at, err := personClaims(person, code.Scopes, identity.AccessToken, g.pseudonymKey)
+	if err != nil {
+		return nil, err
+	}
+	c.Identity = accessIdentity(at)
+	c.Identity.SID = sid
 	is := &issue{
 		API:            choice.api,
-		Scopes:         append(identity, choice.scopes...),
+		Scopes:         append(idScopes, choice.scopes...),
 		RejectedScopes: choice.rejected,
 		Claims:         c,
 		Redeem:         &codeRedemption{ID: code.ID},
+	}
+	// OpenID Connect Core §3.1.3.3: a login with openid gets an ID token,
+	// at its first redemption only (see the refresh grant).
+	if slices.Contains(code.Scopes, helseid.ScopeOpenID) {
+		claims, err := personClaims(person, code.Scopes, identity.IDToken, g.pseudonymKey)
+		if err != nil {
+			return nil, err
+		}
+		is.IDToken = &idTokenPlan{Person: claims, Nonce: code.Nonce, SessionID: sid}
 	}
 	if slices.Contains(code.Scopes, "offline_access") && slices.Contains(t.Client.GrantTypes, oauth.GrantTypeRefreshToken) {
 		if is.Start, err = g.family(t, code, c.Identity, org); err != nil {
@@ -167,30 +192,13 @@ func checkVerifier(verifier, challenge string) error {
 	return nil
 }
 
-// loginIdentity is what the access token says about the person: the
-// login's claims as the code holds them. The identity claims by scope
-// (profile §5.6) replace this with the login pages.
-func loginIdentity(code store.AuthorizationCode) Identity {
-	l := code.Login
-	id := Identity{
-		Subject:       l.Subject,
-		IDP:           l.IdP,
-		AMR:           l.AMR,
-		SecurityLevel: l.SecurityLevel,
-	}
-	if !l.AuthTime.IsZero() {
-		id.AuthTime = l.AuthTime.Unix()
-	}
-	has := func(s ...string) bool {
-		return slices.ContainsFunc(code.Scopes, func(v string) bool { return slices.Contains(s, v) })
-	}
-	if has("helseid://scopes/identity/pid", "helseid://scopes/identity/all") {
-		id.PID = l.PID
-	}
-	if has("helseid://scopes/hpr/hpr_number", "helseid://scopes/hpr", "helseid://scopes/identity/all") {
-		id.HPRNumber = l.HPRNumber
-	}
-	return id
+// person is who the code's login says logged in, completed from the
+// registers: the HPR number from the login (TestIDP may name one) or else
+// the HPR entry of the pid, when a scope asks for it; the names from the
+// person register, when profile asks for them (only ID tokens and
+// userinfo carry them, so an access token costs no store read).
+func (g authorizationCode) person(ctx context.Context, t *tokenRequest, code store.AuthorizationCode) (identity.Person, error) {
+	return completePerson(ctx, t.Snapshot, g.persons, code.Login, code.Scopes)
 }
 
 // family is the first refresh token of the login, for offline_access: it

@@ -50,6 +50,9 @@ type issue struct {
 	// Redeem is the authorization code the grant spends, once the
 	// decision is committed.
 	Redeem *codeRedemption
+	// IDToken is the ID token to issue with the access token, signed by
+	// the same key; nil for none.
+	IDToken *idTokenPlan
 }
 
 // rotation replaces a refresh token by its successor in the same family.

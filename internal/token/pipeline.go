@@ -10,6 +10,7 @@ import (
 
 	"github.com/tillit-sts/tillit/dpop"
 	"github.com/tillit-sts/tillit/internal/audit"
+	"github.com/tillit-sts/tillit/internal/identity"
 	"github.com/tillit-sts/tillit/internal/oauth"
 	"github.com/tillit-sts/tillit/internal/requestid"
 	"github.com/tillit-sts/tillit/internal/store"
@@ -40,6 +41,12 @@ type Config struct {
 	// RefreshLifetime is the default absolute lifetime of the refresh
 	// tokens of a login (a client's own setting wins).
 	RefreshLifetime time.Duration
+	// PseudonymKey makes a person's sub from their pid
+	// (keys.Manager.PseudonymKey). Required with Codes.
+	PseudonymKey []byte
+	// Persons is the person register, for the names of ID tokens; nil
+	// issues no names.
+	Persons PersonStore
 }
 
 // Endpoint is the token endpoint.
@@ -71,7 +78,11 @@ func New(cfg Config) *Endpoint {
 	}
 	if cfg.Codes != nil {
 		e.codes = cfg.Codes
-		e.grants[oauth.GrantTypeAuthorizationCode] = authorizationCode{codes: cfg.Codes, refreshLifetime: cfg.RefreshLifetime, log: e.cfg.Log}
+		if len(cfg.PseudonymKey) < identity.MinKeySize {
+			panic("token: the authorization_code grant without a pseudonym key")
+		}
+		e.grants[oauth.GrantTypeAuthorizationCode] = authorizationCode{codes: cfg.Codes, refreshLifetime: cfg.RefreshLifetime,
+			log: e.cfg.Log, pseudonymKey: cfg.PseudonymKey, persons: cfg.Persons}
 	}
 	return e
 }
@@ -126,6 +137,9 @@ type response struct {
 	// RejectedScope lists scopes of APIs whose terms the organisation has
 	// not accepted, space-separated like scope (profile §4.1).
 	RejectedScope string `json:"rejected_scope,omitempty"`
+	// IDToken is the ID token of a login with openid, at the code's
+	// redemption (OpenID Connect Core §3.1.3.3).
+	IDToken string `json:"id_token,omitempty"`
 }
 
 // handle is the fixed pipeline. It fills in d as it learns who asks for

@@ -31,7 +31,7 @@ func splitScopes(s string) []string {
 // identityScope reports scopes that only make sense with a logged-in user.
 func identityScope(s string) bool {
 	switch s {
-	case "openid", "profile", "offline_access":
+	case "openid", "profile", "offline_access", "helseid://scopes/hpr":
 		return true
 	}
 	return strings.HasPrefix(s, "helseid://scopes/identity/") || strings.HasPrefix(s, "helseid://scopes/hpr/")

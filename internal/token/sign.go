@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tillit-sts/tillit/internal/idtoken"
 	"github.com/tillit-sts/tillit/internal/keys"
 	"github.com/tillit-sts/tillit/internal/oauth"
 )
@@ -50,7 +51,26 @@ func (e *Endpoint) sign(t *tokenRequest, is *issue) (*response, error) {
 	if err != nil {
 		return nil, err
 	}
+	var idt string
+	if p := is.IDToken; p != nil {
+		// HelseID: signed like the access token, by the active key (RS256
+		// unless the deployment chose another algorithm), for the client
+		// alone.
+		idt, _, err = idtoken.Issue(signer, idtoken.Params{
+			Issuer:      e.cfg.Issuer,
+			ClientID:    t.Client.ID,
+			Now:         t.Now,
+			Nonce:       p.Nonce,
+			SessionID:   p.SessionID,
+			AccessToken: at,
+			Person:      p.Person,
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
 	return &response{
+		IDToken:         idt,
 		AccessToken:     at,
 		IssuedTokenType: is.IssuedTokenType,
 		TokenType:       typ,
