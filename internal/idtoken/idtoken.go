@@ -2,8 +2,8 @@ package idtoken
 
 import (
 	"crypto"
-	_ "crypto/sha512" // SHA-384 and SHA-512 for at_hash
 	"crypto/sha256"
+	_ "crypto/sha512" // SHA-384 and SHA-512 for at_hash
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
