@@ -49,6 +49,15 @@ type Names struct {
 
 func (n Names) known() bool { return n.Given != "" || n.Family != "" }
 
+// Profile is the profile scope's claims for the names, nil when they are
+// unknown.
+func (n Names) Profile() *Profile {
+	if !n.known() {
+		return nil
+	}
+	return profile(n)
+}
+
 // Target is the kind of document the claims go into.
 type Target int
 

@@ -62,6 +62,7 @@ type Server struct {
 	token      *token.Endpoint
 	introspect *token.Introspection
 	revoke     *token.Revocation
+	userinfo   *token.Userinfo
 	authorize  *authorize.Endpoint
 	handler    http.Handler
 	metrics    *metrics.Metrics
@@ -220,8 +221,14 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (*Server, error) 
 	s.introspect = token.NewIntrospection(token.IntrospectionConfig{Shared: shared, PublicKeys: s.keys.JWKS})
 	s.revoke = token.NewRevocation(token.RevocationConfig{Shared: shared, Refresh: s.store, PublicKeys: s.keys.JWKS})
 
+	s.userinfo = token.NewUserinfo(token.UserinfoConfig{
+		Issuer: s.issuer, PublicKeys: s.keys.JWKS, Proofs: s.proofs, JTIs: s.store,
+		Registry: s.registry.Current, Persons: persons{s.store}, Now: s.now, Log: s.log,
+	})
+
 	mux := http.NewServeMux()
 	s.token.Mount(mux)
+	s.userinfo.Mount(mux)
 	s.introspect.Mount(mux)
 	s.revoke.Mount(mux)
 	s.authorize.Mount(mux)
