@@ -13,6 +13,7 @@ import (
 	"github.com/tillit-sts/tillit/internal/oauth"
 	"github.com/tillit-sts/tillit/internal/registry"
 	"github.com/tillit-sts/tillit/internal/store"
+	"github.com/tillit-sts/tillit/internal/token"
 )
 
 // Paths relative to the issuer (HelseID profile §1.2).
@@ -25,8 +26,8 @@ const (
 
 // metadata is the discovery document. It advertises only what this build
 // enforces, with HelseID's field names, and is built from the settings the
-// endpoints enforce, never written by hand; fields for login, PAR and
-// userinfo appear with those endpoints.
+// endpoints enforce, never written by hand; fields for login, PAR,
+// userinfo and end-session appear with those endpoints.
 type metadata struct {
 	Issuer                   string   `json:"issuer"`
 	JWKSURI                  string   `json:"jwks_uri"`
@@ -40,6 +41,11 @@ type metadata struct {
 	TokenEndpointAuthAlgs    []string `json:"token_endpoint_auth_signing_alg_values_supported"`
 	DPoPAlgs                 []string `json:"dpop_signing_alg_values_supported"`
 	ExpiredJWKSURI           string   `json:"expired_jwks_uri"`
+
+	// OpenID Connect: userinfo, ID tokens, logout.
+	UserinfoEndpoint   string   `json:"userinfo_endpoint"`
+	EndSessionEndpoint string   `json:"end_session_endpoint,omitempty"`
+	IDTokenAlgs        []string `json:"id_token_signing_alg_values_supported"`
 
 	// The front channel (RFC 9126, RFC 9207, RFC 7636, RFC 9101).
 	AuthorizationEndpoint string   `json:"authorization_endpoint"`
@@ -103,6 +109,9 @@ func (s *Server) discovery(snap *registry.Snapshot) metadata {
 		PromptValues:         []string{"none", "login"},
 		AvailableIdPs:        []string{},
 	}
+	m.UserinfoEndpoint = s.userinfo.URL()
+	m.EndSessionEndpoint = s.endSessionURL
+	m.IDTokenAlgs = idTokenAlgorithms(s.keys.JWKS())
 	if s.authorize.PAR() {
 		m.PAREndpoint = s.authorize.PARURL()
 	}
@@ -116,6 +125,11 @@ func (s *Server) discovery(snap *registry.Snapshot) metadata {
 	if !canLogIn(snap, len(m.AvailableIdPs) > 0) {
 		m.GrantTypes = slices.DeleteFunc(m.GrantTypes, func(g string) bool { return g == oauth.GrantTypeAuthorizationCode })
 	}
+	// The person's scopes and claims only where a login can grant them.
+	if slices.Contains(m.GrantTypes, oauth.GrantTypeAuthorizationCode) {
+		m.ScopesSupported = append(m.ScopesSupported, token.IdentityScopes...)
+		m.ClaimsSupported = append(m.ClaimsSupported, personClaims...)
+	}
 	for _, api := range snap.APIs() {
 		m.ScopesSupported = append(m.ScopesSupported, api.Scopes...)
 	}
@@ -125,6 +139,27 @@ func (s *Server) discovery(snap *registry.Snapshot) metadata {
 		m.ScopesSupported = []string{}
 	}
 	return m
+}
+
+// personClaims are the claims about a person that ID tokens, access
+// tokens and userinfo carry (internal/identity, userinfo).
+var personClaims = []string{
+	"sub", "auth_time", "idp", "amr", "sid", "name", "given_name", "middle_name", "family_name",
+	helseid.ClaimPID, helseid.ClaimPIDPseudonym, helseid.ClaimSecurityLevel, helseid.ClaimAssuranceLevel,
+	helseid.ClaimNetwork, helseid.ClaimHPRNumber, "helseid://claims/hpr/hpr_details",
+}
+
+// idTokenAlgorithms are the algorithms of the published keys: ID tokens
+// are signed by the active key, whatever its algorithm, and the next key
+// is published before it signs, so these are exactly the algorithms an ID
+// token may come with while the document is cached.
+func idTokenAlgorithms(set jose.JSONWebKeySet) []string {
+	var out []string
+	for _, k := range set.Keys {
+		out = append(out, k.Algorithm)
+	}
+	sort.Strings(out)
+	return slices.Compact(out)
 }
 
 func canLogIn(snap *registry.Snapshot, idp bool) bool {

@@ -63,12 +63,16 @@ type Server struct {
 	introspect *token.Introspection
 	revoke     *token.Revocation
 	userinfo   *token.Userinfo
-	authorize  *authorize.Endpoint
-	handler    http.Handler
-	metrics    *metrics.Metrics
-	auditKey   audit.Key
-	heads      *headLog
-	refusals   *audit.Refusals
+	// endSessionURL is the end-session endpoint's URL once the server
+	// mounts one (/connect/endsession, with the login sessions); discovery
+	// advertises end_session_endpoint only then.
+	endSessionURL string
+	authorize     *authorize.Endpoint
+	handler       http.Handler
+	metrics       *metrics.Metrics
+	auditKey      audit.Key
+	heads         *headLog
+	refusals      *audit.Refusals
 	// requestTimeout is every request's deadline (http.request_timeout).
 	requestTimeout time.Duration
 	writes         writeHealth

@@ -131,7 +131,25 @@ func TestDiscovery(t *testing.T) {
 	if got := list("request_object_signing_alg_values_supported"); slices.Contains(got, "RS256") || slices.Contains(got, "HS256") || !slices.Contains(got, "PS256") {
 		t.Errorf("request object algs %v", got)
 	}
-	for _, absent := range []string{"userinfo_endpoint"} {
+	// OpenID Connect: userinfo, ID tokens signed by the published keys,
+	// the person's scopes and claims; end-session only once it is served.
+	if m["userinfo_endpoint"] != s.URL+"/connect/userinfo" {
+		t.Errorf("userinfo_endpoint = %v", m["userinfo_endpoint"])
+	}
+	if got := list("id_token_signing_alg_values_supported"); !slices.Equal(got, []string{"RS256"}) {
+		t.Errorf("id_token_signing_alg_values_supported = %v, want [RS256]", got)
+	}
+	for _, sc := range []string{"openid", "profile", "offline_access", "helseid://scopes/identity/pid", "helseid://scopes/hpr/hpr_number"} {
+		if !slices.Contains(list("scopes_supported"), sc) {
+			t.Errorf("scope %s not advertised", sc)
+		}
+	}
+	for _, c := range []string{"sub", "name", "sid", "helseid://claims/identity/pid", "helseid://claims/hpr/hpr_number", "helseid://claims/client/claims/orgnr_parent"} {
+		if !slices.Contains(list("claims_supported"), c) {
+			t.Errorf("claim %s not advertised", c)
+		}
+	}
+	for _, absent := range []string{"end_session_endpoint"} {
 		if _, ok := m[absent]; ok {
 			t.Errorf("%s advertised but not served", absent)
 		}
@@ -152,10 +170,15 @@ func TestDiscoveryWithoutLogin(t *testing.T) {
 	var m struct {
 		Grants []string `json:"grant_types_supported"`
 		IdPs   []string `json:"available_idps"`
+		Scopes []string `json:"scopes_supported"`
+		Claims []string `json:"claims_supported"`
 	}
 	getJSON(t, s.URL+"/.well-known/openid-configuration", &m)
 	if slices.Contains(m.Grants, "authorization_code") || len(m.IdPs) != 0 || m.IdPs == nil {
 		t.Errorf("grants %v, idps %v", m.Grants, m.IdPs)
+	}
+	if slices.Contains(m.Scopes, "openid") || slices.Contains(m.Claims, "helseid://claims/identity/pid") {
+		t.Errorf("the person's scopes or claims advertised without login: %v %v", m.Scopes, m.Claims)
 	}
 }
 
@@ -511,5 +534,19 @@ func TestAuditRetention(t *testing.T) {
 	res, err := key.Verify(heads[0].Instance, s.Store.AuditChain(t.Context(), heads[0].Instance), &heads[0], nil)
 	if err != nil || !res.OK() || res.Records != 2 {
 		t.Fatalf("verify after pruning: %d records, %v, %v", res.Records, res.Problems, err)
+	}
+}
+
+// TestDiscoveryIDTokenAlgorithm: ID tokens are signed by the active key,
+// so an ES256 deployment advertises ES256, and during a change of
+// algorithm both, since the next key is published before it signs.
+func TestDiscoveryIDTokenAlgorithm(t *testing.T) {
+	s := servertest.Start(t, servertest.Options{Algorithm: "ES256"})
+	var m struct {
+		Algs []string `json:"id_token_signing_alg_values_supported"`
+	}
+	getJSON(t, s.URL+"/.well-known/openid-configuration", &m)
+	if !slices.Equal(m.Algs, []string{"ES256"}) {
+		t.Errorf("id_token_signing_alg_values_supported = %v, want [ES256]", m.Algs)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/tillit-sts/tillit/helseid"
 	"github.com/tillit-sts/tillit/internal/oauth"
 	"github.com/tillit-sts/tillit/internal/registry"
 	"github.com/tillit-sts/tillit/internal/store"
@@ -26,6 +27,14 @@ func splitScopes(s string) []string {
 		}
 	}
 	return out
+}
+
+// IdentityScopes are the scopes about the logged-in person that logins
+// grant (profile §5.6), for discovery.
+var IdentityScopes = []string{
+	helseid.ScopeOpenID, helseid.ScopeProfile, helseid.ScopeOfflineAccess,
+	helseid.ScopeIdentityAll, helseid.ScopePID, helseid.ScopePIDPseudonym, helseid.ScopeSecurityLevel,
+	helseid.ScopeAssuranceLevel, helseid.ScopeNetwork, helseid.ScopeHPRNumber, helseid.ScopeHPRLegacy,
 }
 
 // identityScope reports scopes that only make sense with a logged-in user.
