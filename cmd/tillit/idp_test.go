@@ -15,16 +15,13 @@ import (
 // configuration names.
 func TestIdPList(t *testing.T) {
 	dir := t.TempDir()
-	srv := servertest.Start(t, servertest.Options{Dir: dir, Registry: servertest.DefaultRegistry + `
-environment: test
-identity_providers:
-  - name: testidp-oidc
-    type: testidp
-    display_name: Test login
-  - name: idporten
-    type: oidc
-    enabled: false
-`})
+	// The default registry declares identity_providers already: add to
+	// its list.
+	registry := strings.Replace(servertest.DefaultRegistry, "identity_providers:\n", `identity_providers:
+  - {name: testidp-oidc, type: testidp, display_name: Test login}
+  - {name: idporten, type: oidc, enabled: false}
+`, 1) + "environment: test\n"
+	srv := servertest.Start(t, servertest.Options{Dir: dir, Registry: registry})
 	if _, err := store.Create(t.Context(), srv.Store, store.IdentityProviderKind, store.IdentityProvider{
 		Name: "helseid-oidc", Type: store.IdentityProviderOIDC, Status: store.StatusActive}); err != nil {
 		t.Fatal(err)
@@ -43,10 +40,11 @@ identity_providers:
 		wantStderr string
 	}{
 		{name: "list", args: []string{"idp", "list", "--config", cfg}, wantStdout: "" +
-			"NAME          TYPE     DISPLAY NAME  STATUS    SOURCE\n" +
-			"helseid-oidc  oidc     -             active    store\n" +
-			"idporten      oidc     -             disabled  file\n" +
-			"testidp-oidc  testidp  Test login    active    file\n"},
+			"NAME           TYPE     DISPLAY NAME          STATUS    SOURCE\n" +
+			"helseid-oidc   oidc     -                     active    store\n" +
+			"idporten       oidc     -                     disabled  file\n" +
+			"testidp-oidc   testidp  Test login            active    file\n" +
+			"upstream-oidc  oidc     An upstream provider  active    file\n"},
 		{name: "no configuration", args: []string{"idp", "list"}, wantCode: 1, wantStderr: "name the server's configuration with --config"},
 		{name: "unexpected argument", args: []string{"idp", "list", "--config", cfg, "extra"}, wantCode: 2, wantStderr: `unexpected argument "extra"`},
 		{name: "no subcommand", args: []string{"idp"}, wantCode: 2, wantStderr: "Usage: tillit idp <subcommand>"},
