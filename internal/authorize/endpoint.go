@@ -61,6 +61,13 @@ type Login interface {
 	Start(w http.ResponseWriter, r *http.Request, req *Request)
 }
 
+// LoginFunc is a function as a Login, for wiring a Login that is built
+// after the Endpoint it completes logins through.
+type LoginFunc func(w http.ResponseWriter, r *http.Request, req *Request)
+
+// Start calls f.
+func (f LoginFunc) Start(w http.ResponseWriter, r *http.Request, req *Request) { f(w, r, req) }
+
 // Authentication is who logged in, for Complete: the person as the
 // identity provider said, and the session it happened in.
 type Authentication struct {
@@ -236,16 +243,17 @@ func (e *Endpoint) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		e.fail(w, r, req, rerr)
 		return
 	}
-	if req.Prompt == "none" {
-		// Sessions come with the login pages: until then nobody is
-		// logged in without a page.
-		e.fail(w, r, req, redirectError(CodeLoginRequired, "no one is logged in"))
-		return
-	}
 	if e.cfg.Login == nil {
+		if req.Prompt == "none" {
+			// Without login pages there are no sessions: nobody is
+			// logged in without a page.
+			e.fail(w, r, req, redirectError(CodeLoginRequired, "no one is logged in"))
+			return
+		}
 		e.fail(w, r, req, redirectError(oauth.CodeTemporarilyUnavailable, "this server has no login pages yet"))
 		return
 	}
+	// Login answers prompt=none from the session, or with login_required.
 	e.cfg.Login.Start(w, r, req)
 }
 

@@ -84,6 +84,10 @@ type testIDP struct {
 }
 
 func (l *testIDP) Start(w http.ResponseWriter, r *http.Request, req *authorize.Request) {
+	if req.Prompt == "none" {
+		l.e.Fail(w, r, req, authorize.CodeLoginRequired, "no one is logged in")
+		return
+	}
 	if req.Test.PID == "" {
 		l.e.Fail(w, r, req, authorize.CodeAccessDenied, "no test_pid")
 		return

@@ -238,6 +238,10 @@ type RateLimit struct {
 	PerClient float64 `yaml:"per_client"`
 	// ClientBurst is how many it may make at once. Default 2 × per_client.
 	ClientBurst int `yaml:"client_burst"`
+	// LoginPerMinute is how many login attempts (starting a login,
+	// posting a login form) one source address may make per minute, at
+	// most that many at once. 0 switches it off. Default 30.
+	LoginPerMinute int `yaml:"login_per_minute"`
 	// MaxAddresses bounds the source addresses tracked at once, and so the
 	// limiter's memory. When that many are being limited, a new address
 	// is refused until buckets refill. Default 100000.
@@ -540,7 +544,7 @@ func Default() *Config {
 			IdleTimeout:       60 * time.Second,
 			ShutdownTimeout:   10 * time.Second,
 		},
-		RateLimit:    RateLimit{MaxAddresses: ratelimit.DefaultMaxKeys},
+		RateLimit:    RateLimit{MaxAddresses: ratelimit.DefaultMaxKeys, LoginPerMinute: 30},
 		Log:          Log{Level: "info", Format: "json"},
 		Audit:        Audit{HeadLogEveryRecords: 1000, HeadLogInterval: 10 * time.Second},
 		RegistryPoll: 2 * time.Second,

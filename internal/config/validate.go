@@ -368,6 +368,9 @@ func (c *Config) checkServer(k *checker) {
 			k.add(path{"rate_limit", r.name}, "its burst must be at least 1")
 		}
 	}
+	if c.RateLimit.LoginPerMinute < 0 {
+		k.add(path{"rate_limit", "login_per_minute"}, "must not be negative, got %d", c.RateLimit.LoginPerMinute)
+	}
 	if c.RateLimit.MaxAddresses < 1 {
 		k.add(path{"rate_limit", "max_addresses"}, "must be at least 1, got %d", c.RateLimit.MaxAddresses)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/tillit-sts/tillit/internal/config"
 	"github.com/tillit-sts/tillit/internal/jws"
 	"github.com/tillit-sts/tillit/internal/keys"
+	"github.com/tillit-sts/tillit/internal/login"
 	"github.com/tillit-sts/tillit/internal/metrics"
 	"github.com/tillit-sts/tillit/internal/ratelimit"
 	"github.com/tillit-sts/tillit/internal/registry"
@@ -34,8 +35,8 @@ type Options struct {
 	// Store, when set, is used instead of opening cfg.Storage; the caller
 	// keeps ownership and closes it.
 	Store store.Store
-	// Login takes over validated authorization requests (the login
-	// pages); nil answers them with temporarily_unavailable.
+	// Login takes over validated authorization requests instead of the
+	// login pages (internal/login), which are used when it is nil.
 	Login authorize.Login
 	// KeyMaintenance is how often the server reloads its signing and
 	// nonce keys from the store and rotates them when due; zero means
@@ -68,6 +69,7 @@ type Server struct {
 	// advertises end_session_endpoint only then.
 	endSessionURL string
 	authorize     *authorize.Endpoint
+	login         *login.Login
 	handler       http.Handler
 	metrics       *metrics.Metrics
 	auditKey      audit.Key
@@ -216,12 +218,19 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (*Server, error) 
 			MaxLifetime: cfg.ClientAssertion.MaxLifetime,
 			ClockSkew:   cfg.ClientAssertion.ClockSkew,
 		},
-		Login:    opt.Login,
+		Login:    s.loginSeam(opt.Login),
 		Test:     cfg.Test(),
 		Instance: cfg.Instance,
-		Now:      s.now,
-		Log:      s.log,
+		// The login pages' error page; plain for a Login of the caller's.
+		ErrorPage: errorPage(opt.Login),
+		Now:       s.now,
+		Log:       s.log,
 	})
+	if opt.Login == nil {
+		if err := s.newLogin(ctx, shared.Decisions); err != nil {
+			return nil, err
+		}
+	}
 	s.introspect = token.NewIntrospection(token.IntrospectionConfig{Shared: shared, PublicKeys: s.keys.JWKS})
 	s.revoke = token.NewRevocation(token.RevocationConfig{Shared: shared, Refresh: s.store, PublicKeys: s.keys.JWKS})
 
@@ -236,6 +245,9 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (*Server, error) 
 	s.introspect.Mount(mux)
 	s.revoke.Mount(mux)
 	s.authorize.Mount(mux)
+	if s.login != nil {
+		s.login.Mount(mux)
+	}
 	mux.HandleFunc("GET "+PathDiscovery, s.serveDiscovery)
 	mux.HandleFunc("GET "+PathOAuthMetadata, s.serveDiscovery)
 	mux.HandleFunc("GET "+PathJWKS, s.serveJWKS)

@@ -25,6 +25,11 @@ func SecretID(value string) string {
 	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
+// PurposeLogin is the service secret of the login pages (keys.Secret):
+// their CSRF tokens and login transactions are keyed by keys derived from
+// it.
+const PurposeLogin KeyPurpose = "login"
+
 // Login is who logged in, as an identity provider said it: what ID
 // tokens, access tokens and userinfo say about the person.
 type Login struct {
@@ -41,6 +46,12 @@ type Login struct {
 	AuthTime time.Time `json:"-"`
 	// IdP is the name of the identity provider.
 	IdP string `json:"idp"`
+	// GivenName, MiddleName and FamilyName are the person's names from
+	// the person register (PersonKind) at login; empty when it does not
+	// know the person.
+	GivenName  string `json:"given_name,omitempty"`
+	MiddleName string `json:"middle_name,omitempty"`
+	FamilyName string `json:"family_name,omitempty"`
 }
 
 // loginJSON is Login as stored: auth_time in unix microseconds, so that

@@ -114,6 +114,15 @@ var messages = map[string]map[Lang]string{
 		English:   "Log out",
 	},
 
+	"loggedout.title": {
+		Norwegian: "Du er logget ut",
+		English:   "You are logged out",
+	},
+	"loggedout.text": {
+		Norwegian: "Du er logget ut av Tillit. Du kan lukke dette vinduet.",
+		English:   "You are logged out of Tillit. You can close this window.",
+	},
+
 	// Errors.
 	"error.title": {
 		Norwegian: "Noe gikk galt",
@@ -170,6 +179,14 @@ var messages = map[string]map[Lang]string{
 	"error.idp.todo": {
 		Norwegian: "Prøv igjen, eller velg en annen innloggingsmetode.",
 		English:   "Try again, or choose another way to log in.",
+	},
+	"error.busy": {
+		Norwegian: "Det har kommet for mange innloggingsforsøk fra din adresse.",
+		English:   "There have been too many login attempts from your address.",
+	},
+	"error.busy.todo": {
+		Norwegian: "Vent et minutt, og start innloggingen på nytt fra tjenesten du kom fra.",
+		English:   "Wait a minute, then start the login again from the service you came from.",
 	},
 	"error.server": {
 		Norwegian: "Det oppstod en feil hos oss.",

@@ -20,7 +20,7 @@ var style []byte
 const StylePath = "/login/style.css"
 
 // Page is one of the pages this package renders: *ChooseIDP, *TestIDP,
-// *Logout or *Error.
+// *Logout, *LoggedOut or *Error.
 type Page interface {
 	name() string
 }
@@ -104,6 +104,10 @@ type Logout struct {
 	ClientName string
 }
 
+// LoggedOut says the person is logged out, when there is nowhere to send
+// them back to (no registered post-logout redirect URI was given).
+type LoggedOut struct{}
+
 // ErrorKind says what went wrong, and so what the error page tells the user
 // to do.
 type ErrorKind string
@@ -123,6 +127,8 @@ const (
 	ErrorIDP ErrorKind = "idp"
 	// ErrorServer: an internal failure; Reference says where to look.
 	ErrorServer ErrorKind = "server"
+	// ErrorBusy: too many login attempts from the user's address.
+	ErrorBusy ErrorKind = "busy"
 )
 
 // Error is the error page: what went wrong and what to do.
@@ -142,6 +148,7 @@ func (*ChooseIDP) name() string { return "idp" }
 func (*TestIDP) name() string   { return "testidp" }
 func (*Logout) name() string    { return "logout" }
 func (*Error) name() string     { return "error" }
+func (*LoggedOut) name() string { return "loggedout" }
 
 // view is what the templates see.
 type view struct {
@@ -153,7 +160,7 @@ type view struct {
 	FieldErrors map[string]Message
 }
 
-var pageNames = []string{"idp", "testidp", "logout", "error"}
+var pageNames = []string{"idp", "testidp", "logout", "loggedout", "error"}
 
 // templates holds every page in every language: the texts are looked up
 // when a template runs, through a function bound to its language.

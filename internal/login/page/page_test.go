@@ -41,6 +41,8 @@ func pages() map[string]Page {
 		"error-request": &Error{Kind: ErrorRequest, Detail: "redirect_uri is not registered"},
 		"error-idp":     &Error{Kind: ErrorIDP},
 		"error-server":  &Error{Kind: ErrorServer, Reference: "r-2"},
+		"error-busy":    &Error{Kind: ErrorBusy},
+		"loggedout":     &LoggedOut{},
 	}
 }
 

@@ -1,0 +1,79 @@
+package server
+
+import (
+	"context"
+	"crypto/hkdf"
+	"crypto/sha256"
+	"fmt"
+	"net/http"
+
+	"github.com/tillit-sts/tillit/internal/authorize"
+	"github.com/tillit-sts/tillit/internal/identity"
+	"github.com/tillit-sts/tillit/internal/login"
+	"github.com/tillit-sts/tillit/internal/ratelimit"
+	"github.com/tillit-sts/tillit/internal/store"
+)
+
+// loginSeam is the authorization endpoint's Login: the caller's, or the
+// login pages, which are built after the endpoint they complete logins
+// through.
+func (s *Server) loginSeam(l authorize.Login) authorize.Login {
+	if l != nil {
+		return l
+	}
+	return authorize.LoginFunc(func(w http.ResponseWriter, r *http.Request, req *authorize.Request) {
+		s.login.Start(w, r, req)
+	})
+}
+
+func errorPage(l authorize.Login) func(http.ResponseWriter, *http.Request, int, string, string) {
+	if l != nil {
+		return nil
+	}
+	return login.ErrorPage
+}
+
+// newLogin builds the login pages: the identity provider choice, the
+// TestIDP (test environments only), sessions and end-session. Their
+// secret is a service secret in the store, shared by every instance.
+func (s *Server) newLogin(ctx context.Context, decisions authorize.Decisions) error {
+	secret, err := s.keys.Secret(ctx, store.PurposeLogin)
+	if err != nil {
+		return err
+	}
+	pseudonym, err := pseudonymKey(secret)
+	if err != nil {
+		return err
+	}
+	var attempts *ratelimit.Limiter
+	if n := s.cfg.RateLimit.LoginPerMinute; n > 0 {
+		attempts = ratelimit.New(float64(n)/60, n, s.cfg.RateLimit.MaxAddresses)
+	}
+	s.login, err = login.New(login.Config{
+		Issuer:     s.issuer,
+		Authorize:  s.authorize,
+		Registry:   s.registry.Current,
+		Store:      s.store,
+		Secret:     secret,
+		Test:       s.cfg.Test(),
+		Subject:    func(pid string) (string, error) { return identity.Pseudonym(pseudonym, pid) },
+		PublicKeys: s.keys.JWKS,
+		Attempts:   attempts,
+		Refusals:   s.refusals,
+		Decisions:  decisions,
+		Instance:   s.cfg.Instance,
+		Now:        s.now,
+		Log:        s.log,
+	})
+	if err != nil {
+		return fmt.Errorf("server: login pages: %w", err)
+	}
+	return nil
+}
+
+// pseudonymKey is the key of the persons' sub until the deployment has a
+// pseudonym key of its own: derived from the login secret, so that it is
+// the same at every instance and across restarts.
+func pseudonymKey(secret []byte) ([]byte, error) {
+	return hkdf.Key(sha256.New, secret, nil, "tillit/pseudonym", identity.MinKeySize)
+}
