@@ -117,7 +117,9 @@ func start(t testing.TB, o options) *harness {
 // browser is a browser without JavaScript: cookies, no redirects
 // followed (each is looked at).
 type browser struct {
-	h   *harness
+	// choice is the last choice form testIDPForm posted.
+	choice url.Values
+	h      *harness
 	c   *http.Client
 	jar *cookiejar.Jar
 }
@@ -317,6 +319,7 @@ func (b *browser) choose(r *request) url.Values {
 func (b *browser) testIDPForm(r *request) url.Values {
 	b.h.t.Helper()
 	f := b.choose(r)
+	b.choice = url.Values{"csrf_token": {f.Get("csrf_token")}}
 	f.Set("idp", "testidp-oidc")
 	u := b.post("/login/idp", f).location(b.h.t)
 	if u.Path != "/login/testidp" {
