@@ -120,8 +120,8 @@ type browser struct {
 	// choice is the last choice form testIDPForm posted.
 	choice url.Values
 	h      *harness
-	c   *http.Client
-	jar *cookiejar.Jar
+	c      *http.Client
+	jar    *cookiejar.Jar
 }
 
 func (h *harness) browser() *browser {
