@@ -31,6 +31,8 @@ const (
 	// SFMAPIKey is the key of SFM's own client, which exchanges the EPJ's
 	// tokens for Reseptformidleren tokens (examples/sfm).
 	SFMAPIKey = "demo-sfm-api.jwk"
+	// WebKey is the key of the demo web client, which logs people in.
+	WebKey = "demo-web.jwk"
 )
 
 // Demo client IDs, organisations and the SFM id. The organisation numbers
@@ -46,6 +48,9 @@ const (
 	// SFMAPIClientID is SFM's own client; SFMOrg its organisation.
 	SFMAPIClientID = "demo-sfm-api"
 	SFMOrg         = "310900109"
+	// WebClientID logs people in (authorization code with PAR) at a
+	// loopback redirect URI on any port, as a native app or a CLI does.
+	WebClientID = "demo-web"
 	// Audiences and scopes of the token exchange examples.
 	SFMAudience = "e-helse:sfm.api"
 	SFMScope    = "e-helse:sfm.api/sfm.api"
@@ -60,6 +65,7 @@ type Setup struct {
 	DEFTKey    string
 	SFMKey     string
 	SFMAPIKey  string
+	WebKey     string
 	// Created is true when this call made the folder's contents.
 	Created bool
 }
@@ -78,6 +84,7 @@ func Prepare(dir, listen string) (*Setup, error) {
 		DEFTKey:    filepath.Join(dir, DEFTKey),
 		SFMKey:     filepath.Join(dir, SFMKey),
 		SFMAPIKey:  filepath.Join(dir, SFMAPIKey),
+		WebKey:     filepath.Join(dir, WebKey),
 	}
 	if err := writeIfMissing(filepath.Join(dir, KEKFile), []byte(keys.NewKEK()+"\n"), 0o600); err != nil {
 		return nil, err
@@ -94,6 +101,10 @@ func Prepare(dir, listen string) (*Setup, error) {
 	if err != nil {
 		return nil, err
 	}
+	web, err := clientKey(s.WebKey, jose.ES256)
+	if err != nil {
+		return nil, err
+	}
 	people := Population()
 	if err := writeIfMissing(filepath.Join(dir, PersonsFile), personsCSV(people), 0o600); err != nil {
 		return nil, err
@@ -107,7 +118,7 @@ func Prepare(dir, listen string) (*Setup, error) {
 	var buf bytes.Buffer
 	err = configTemplate.Execute(&buf, map[string]string{
 		"Listen": listen, "KEK": KEKFile, "Persons": PersonsFile, "HPR": HPRFile,
-		"DEFTPublic": publicJSON(deft), "SFMPublic": publicJSON(sfm), "SFMAPIPublic": publicJSON(sfmAPI),
+		"DEFTPublic": publicJSON(deft), "SFMPublic": publicJSON(sfm), "SFMAPIPublic": publicJSON(sfmAPI), "WebPublic": publicJSON(web), "WebClient": WebClientID,
 		"DEFTClient": DEFTClientID, "SFMClient": SFMClientID, "SFMAPIClient": SFMAPIClientID, "SFMOrg": SFMOrg,
 		"Supplier": SupplierOrg, "Customer": CustomerOrg, "Child": CustomerChild, "SFMID": SFMID,
 	})
@@ -243,6 +254,20 @@ clients:
     grant_types: [client_credentials, urn:ietf:params:oauth:grant-type:token-exchange]
     scopes: [e-helse:reseptformidleren/rf]
     jwks: {"keys": [{{.SFMAPIPublic}}]}
+  # Logs people in at the TestIDP: PAR, then the browser, then the code at
+  # a loopback redirect URI on whatever port the app listens on.
+  - id: {{.WebClient}}
+    name: Demo web login
+    system: demo-epj
+    tenancy: single-tenant
+    organisation: "{{.Customer}}"
+    grant_types: [authorization_code, refresh_token]
+    scopes: [nhn:deft/api]
+    identity_scopes: [openid, profile, offline_access, helseid://scopes/identity/pid, helseid://scopes/identity/security_level, helseid://scopes/hpr/hpr_number]
+    redirect_uris: [http://127.0.0.1/callback, http://localhost/callback]
+    allow_loopback_any_port: true
+    post_logout_redirect_uris: [http://127.0.0.1/logged-out]
+    jwks: {"keys": [{{.WebPublic}}]}
 
 identity_providers:
   - name: testidp-oidc
