@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/tillit-sts/tillit/internal/audit"
+	"github.com/tillit-sts/tillit/internal/idtoken"
 	"github.com/tillit-sts/tillit/internal/jws"
 	"github.com/tillit-sts/tillit/internal/login/csrf"
 	"github.com/tillit-sts/tillit/internal/login/page"
@@ -210,12 +211,16 @@ type hintClaims struct {
 }
 
 // matches reports whether the hint is about the session: issued to one of
-// its clients, in it (sid) or to its person (sub).
+// its clients, in it (its sid) or, for a hint without sid, to its person
+// (sub).
 func (h *hintClaims) matches(s *store.Session) bool {
 	if h == nil || !slices.Contains(s.Clients, h.client) {
 		return false
 	}
-	return (h.sid != "" && h.sid == s.ID) || (h.subject != "" && h.subject == s.Login.Subject)
+	if h.sid != "" {
+		return h.sid == idtoken.SID(s.ID)
+	}
+	return h.subject != "" && h.subject == s.Login.Subject
 }
 
 // verifyHint checks that raw is an ID token this server signed: a JWS

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tillit-sts/tillit/internal/audit"
+	"github.com/tillit-sts/tillit/internal/idtoken"
 	"github.com/tillit-sts/tillit/internal/jwttest"
 	"github.com/tillit-sts/tillit/internal/store"
 )
@@ -26,8 +27,8 @@ const (
 func TestEndSession(t *testing.T) {
 	h := start(t, options{})
 	type session struct {
-		b        *browser
-		sub, sid string
+		b            *browser
+		sub, sid, id string
 	}
 	tests := []struct {
 		name string
@@ -120,7 +121,7 @@ func TestEndSession(t *testing.T) {
 			var s session
 			if !tt.noSession {
 				c := h.code(b.login(h.request("web", nil), pid, "4"))
-				s = session{b: b, sub: c.Login.Subject, sid: c.SessionID}
+				s = session{b: b, sub: c.Login.Subject, sid: idtoken.SID(c.SessionID), id: c.SessionID}
 			}
 			a := b.get("/connect/endsession?" + tt.query(h, s).Encode())
 			if a.status != tt.wantStatus {
@@ -138,7 +139,7 @@ func TestEndSession(t *testing.T) {
 			if tt.noSession {
 				return
 			}
-			_, err := h.Store.Session(context.Background(), h.Clock.Now(), s.sid)
+			_, err := h.Store.Session(context.Background(), h.Clock.Now(), s.id)
 			if ended := errors.Is(err, store.ErrNotFound); ended != tt.wantEnded {
 				t.Fatalf("session ended %v, want %v (%v)", ended, tt.wantEnded, err)
 			}

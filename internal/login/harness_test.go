@@ -318,7 +318,13 @@ func (b *browser) choose(r *request) url.Values {
 // testIDPForm chooses the TestIDP and returns the TestIDP form's fields.
 func (b *browser) testIDPForm(r *request) url.Values {
 	b.h.t.Helper()
-	f := b.choose(r)
+	return b.testIDPFormAt(b.h.authorizeURL(r, nil))
+}
+
+// testIDPFormAt is testIDPForm from an authorization URL.
+func (b *browser) testIDPFormAt(authURL string) url.Values {
+	b.h.t.Helper()
+	f := formOf(b.h.t, b.get(authURL))
 	b.choice = url.Values{"csrf_token": {f.Get("csrf_token")}}
 	f.Set("idp", "testidp-oidc")
 	u := b.post("/login/idp", f).location(b.h.t)

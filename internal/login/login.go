@@ -53,14 +53,12 @@ const fieldTx = "tx"
 // a few short fields.
 const maxForm = maxSealed + 8<<10
 
-// Store is what logins keep (store.Store): sessions, and the person
-// register, read one person at a time.
+// Store is what logins keep (store.Store): sessions.
 type Store interface {
 	CreateSession(ctx context.Context, s store.Session) error
 	Session(ctx context.Context, now time.Time, id string) (store.Session, error)
 	AddSessionClient(ctx context.Context, now time.Time, id, clientID string) error
 	DeleteSession(ctx context.Context, id string) (store.Session, error)
-	Record(ctx context.Context, kind, key string) (store.Record, error)
 }
 
 // Config wires the login pages.

@@ -2,6 +2,8 @@ package login_test
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -9,8 +11,27 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tillit-sts/tillit/internal/idtoken"
 	"github.com/tillit-sts/tillit/internal/store"
 )
+
+// payload is a JWT's claims, unverified.
+func payload(t *testing.T, jwt string) map[string]any {
+	t.Helper()
+	parts := strings.Split(jwt, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a JWT: %q", jwt)
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c map[string]any
+	if err := json.Unmarshal(b, &c); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
 
 // TestLoginThroughThePages is a whole login without JavaScript: the
 // choice of provider, the TestIDP form, the code at the client with state
@@ -28,8 +49,7 @@ func TestLoginThroughThePages(t *testing.T) {
 	}
 	c := h.code(u)
 	who := c.Login
-	if who.PID != pid || who.SecurityLevel != "4" || who.IdP != "testidp-oidc" || who.HPRNumber != hpr ||
-		who.GivenName != "Kari" || who.MiddleName != "Lise" || who.FamilyName != "Nordmann" || len(who.Subject) != 44 {
+	if who.PID != pid || who.SecurityLevel != "4" || who.IdP != "testidp-oidc" || who.HPRNumber != hpr || len(who.Subject) != 44 {
 		t.Errorf("login %+v", who)
 	}
 	if c.SessionID == "" || c.Nonce != r.form.Get("nonce") {
@@ -43,10 +63,34 @@ func TestLoginThroughThePages(t *testing.T) {
 		t.Errorf("session %+v", s)
 	}
 
+	// The ID token names the person from the registers and the session
+	// by its sid, which end-session matches.
+	key := newDPoPKey(t)
+	r = h.request("web", func(f url.Values) {
+		f.Set("scope", "openid profile helseid://scopes/hpr/hpr_number nhn:deft/api")
+	})
+	b2 := h.browser()
+	f := b2.testIDPFormAt(h.authorizeURL(r, key))
+	f.Set("pid", pid)
+	f.Set("security_level", "4")
+	u = b2.post("/login/testidp", f).location(t)
+	tok := h.backChannel("/connect/token", "web", url.Values{"grant_type": {"authorization_code"}, "code": {u.Query().Get("code")},
+		"code_verifier": {r.verifier}, "redirect_uri": {r.form.Get("redirect_uri")}, "client_id": {"web"}}, key)
+	idt, _ := tok.json["id_token"].(string)
+	if tok.status != http.StatusOK || idt == "" {
+		t.Fatalf("token: %d %s", tok.status, tok.body)
+	}
+	claims := payload(t, idt)
+	c = h.code(u)
+	if claims["given_name"] != "Kari" || claims["family_name"] != "Nordmann" || claims["helseid://claims/hpr/hpr_number"] != hpr ||
+		claims["sid"] != idtoken.SID(c.SessionID) || claims["sub"] != c.Login.Subject {
+		t.Errorf("ID token claims %v", claims)
+	}
+
 	// Someone the registers do not know logs in without names or HPR
 	// number.
 	u = h.browser().login(h.request("web", nil), otherPID, "3")
-	if who := h.code(u).Login; who.GivenName != "" || who.HPRNumber != "" || who.SecurityLevel != "3" {
+	if who := h.code(u).Login; who.HPRNumber != "" || who.SecurityLevel != "3" {
 		t.Errorf("unknown person %+v", who)
 	}
 }

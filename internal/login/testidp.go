@@ -1,7 +1,6 @@
 package login
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -77,7 +76,7 @@ func (t *testIDPLogin) Authenticated(w http.ResponseWriter, r *http.Request, _ *
 			fmt.Sprintf("the person logged in at security level %d, and the client asked for level 4", p.SecurityLevel))
 		return nil
 	}
-	who, err := l.person(r, p)
+	who, err := l.person(p)
 	if err != nil {
 		return err
 	}
@@ -89,11 +88,12 @@ func (t *testIDPLogin) Authenticated(w http.ResponseWriter, r *http.Request, _ *
 	return nil
 }
 
-// person completes who an identity provider logged in from the
-// registers: their names from the person register (in the store), their
-// HPR number, when the provider gave none, from the HPR entry for their
-// pid (in the registry snapshot), and their sub.
-func (l *Login) person(r *http.Request, p identity.Person) (store.Login, error) {
+// person completes who an identity provider logged in: their HPR number,
+// when the provider gave none, from the HPR entry for their pid (in the
+// registry snapshot), and their sub. Their names are not copied: the
+// token endpoint and userinfo read them from the person register when
+// they issue them, so a name corrected there shows at once.
+func (l *Login) person(p identity.Person) (store.Login, error) {
 	sub, err := l.cfg.Subject(p.PID)
 	if err != nil {
 		return store.Login{}, err
@@ -111,18 +111,6 @@ func (l *Login) person(r *http.Request, p identity.Person) (store.Login, error) 
 		if h, ok := l.cfg.Registry().HealthPersonnelByPID(p.PID); ok {
 			who.HPRNumber = h.Number
 		}
-	}
-	rec, err := l.cfg.Store.Record(r.Context(), store.PersonKind.Name, p.PID)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-	case err != nil:
-		return store.Login{}, fmt.Errorf("login: read person: %w", err)
-	default:
-		person, err := store.PersonKind.Decode(rec.Doc, rec.Meta)
-		if err != nil {
-			return store.Login{}, fmt.Errorf("login: read person: %w", err)
-		}
-		who.GivenName, who.MiddleName, who.FamilyName = person.GivenName, person.MiddleName, person.FamilyName
 	}
 	return who, nil
 }

@@ -2,8 +2,6 @@ package server
 
 import (
 	"context"
-	"crypto/hkdf"
-	"crypto/sha256"
 	"fmt"
 	"net/http"
 
@@ -41,10 +39,7 @@ func (s *Server) newLogin(ctx context.Context, decisions authorize.Decisions) er
 	if err != nil {
 		return err
 	}
-	pseudonym, err := pseudonymKey(secret)
-	if err != nil {
-		return err
-	}
+	pseudonym := s.keys.PseudonymKey()
 	var attempts *ratelimit.Limiter
 	if n := s.cfg.RateLimit.LoginPerMinute; n > 0 {
 		attempts = ratelimit.New(float64(n)/60, n, s.cfg.RateLimit.MaxAddresses)
@@ -68,12 +63,6 @@ func (s *Server) newLogin(ctx context.Context, decisions authorize.Decisions) er
 	if err != nil {
 		return fmt.Errorf("server: login pages: %w", err)
 	}
+	s.endSessionURL = s.login.EndSessionURL()
 	return nil
-}
-
-// pseudonymKey is the key of the persons' sub until the deployment has a
-// pseudonym key of its own: derived from the login secret, so that it is
-// the same at every instance and across restarts.
-func pseudonymKey(secret []byte) ([]byte, error) {
-	return hkdf.Key(sha256.New, secret, nil, "tillit/pseudonym", identity.MinKeySize)
 }

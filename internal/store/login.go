@@ -46,12 +46,6 @@ type Login struct {
 	AuthTime time.Time `json:"-"`
 	// IdP is the name of the identity provider.
 	IdP string `json:"idp"`
-	// GivenName, MiddleName and FamilyName are the person's names from
-	// the person register (PersonKind) at login; empty when it does not
-	// know the person.
-	GivenName  string `json:"given_name,omitempty"`
-	MiddleName string `json:"middle_name,omitempty"`
-	FamilyName string `json:"family_name,omitempty"`
 }
 
 // loginJSON is Login as stored: auth_time in unix microseconds, so that
