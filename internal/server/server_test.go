@@ -149,10 +149,13 @@ func TestDiscovery(t *testing.T) {
 			t.Errorf("claim %s not advertised", c)
 		}
 	}
-	for _, absent := range []string{"end_session_endpoint"} {
-		if _, ok := m[absent]; ok {
-			t.Errorf("%s advertised but not served", absent)
-		}
+	// End-session is served with the login pages.
+	if m["end_session_endpoint"] != s.URL+"/connect/endsession" {
+		t.Errorf("end_session_endpoint = %v", m["end_session_endpoint"])
+	} else if resp, err := http.Get(s.URL + "/connect/endsession"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("end_session_endpoint: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
 	}
 	var oauthMeta map[string]any
 	getJSON(t, s.URL+"/.well-known/oauth-authorization-server", &oauthMeta)
