@@ -140,7 +140,8 @@ func (s *Store) CommitDecision(ctx context.Context, now time.Time, d store.Decis
 		}
 	}
 	nowNanos := nanos(now)
-	reused := false
+	// Written by the writer goroutine; read only once it has answered.
+	reused, sealed := false, store.AuditRecord{}
 	err := s.writeOp(ctx, true, func(tx *wtx) error {
 		// The refresh token first: reuse revokes its family whatever
 		// else is wrong with the request, and that is the only write a
@@ -201,20 +202,27 @@ func (s *Store) CommitDecision(ctx context.Context, now time.Time, d store.Decis
 				return err
 			}
 		}
-		s.auditKey.Seal(&rec, h.Seq, h.MAC)
-		if rec.Prev == nil {
-			rec.Prev = []byte{}
+		// Sealed in a copy: a caller that gave up waiting (outcome
+		// unknown) returns rec while this may still run.
+		out := rec
+		s.auditKey.Seal(&out, h.Seq, h.MAC)
+		if out.Prev == nil {
+			out.Prev = []byte{}
 		}
-		if err := insertAudit(tx, &rec); err != nil {
+		if err := insertAudit(tx, &out); err != nil {
 			return err
 		}
-		s.audit.set(store.AuditHead{Instance: rec.Instance, Seq: rec.Seq, MAC: rec.MAC})
+		s.audit.set(store.AuditHead{Instance: out.Instance, Seq: out.Seq, MAC: out.MAC})
+		sealed = out
 		return nil
 	})
-	if err == nil && reused {
-		err = fmt.Errorf("sqlite: %w", store.ErrRefreshReused)
+	switch {
+	case err != nil:
+		return rec, err
+	case reused:
+		return rec, fmt.Errorf("sqlite: %w", store.ErrRefreshReused)
 	}
-	return rec, err
+	return sealed, nil
 }
 
 // insertAudit appends the sealed record rec.
@@ -279,6 +287,7 @@ func (s *Store) ResealAuditChain(ctx context.Context, after store.AuditHead, rec
 	if rec.Instance == "" {
 		return rec, errors.New("sqlite: audit record without an instance")
 	}
+	var sealed store.AuditRecord // written by the writer; read once it answered
 	err := s.writeOp(ctx, false, func(tx *wtx) error {
 		head, last, err := readTip(tx.queryRow, rec.Instance)
 		if err != nil {
@@ -304,14 +313,19 @@ func (s *Store) ResealAuditChain(ctx context.Context, after store.AuditHead, rec
 				return fmt.Errorf("sqlite: reseal: %w", err)
 			}
 		}
-		s.auditKey.SealAfter(&rec, next, after)
-		if err := insertAudit(tx, &rec); err != nil {
+		out := rec // sealed in a copy, as in CommitDecision
+		s.auditKey.SealAfter(&out, next, after)
+		if err := insertAudit(tx, &out); err != nil {
 			return err
 		}
-		s.audit.set(store.AuditHead{Instance: rec.Instance, Seq: rec.Seq, MAC: rec.MAC})
+		s.audit.set(store.AuditHead{Instance: out.Instance, Seq: out.Seq, MAC: out.MAC})
+		sealed = out
 		return nil
 	})
-	return rec, err
+	if err != nil {
+		return rec, err
+	}
+	return sealed, nil
 }
 
 // PruneAuditChain removes the oldest records of instance's chain and seals
