@@ -97,11 +97,11 @@ type Person struct {
 // Actor is one level of an act chain: a client that exchanged a token it
 // was given for one of its own (RFC 8693 §4.1).
 type Actor struct {
-	ClientID     string
-	Subject      string
-	Organization Organization
+	ClientID     string       `json:"client_id,omitempty"`
+	Subject      string       `json:"sub,omitempty"`
+	Organization Organization `json:"organization"`
 	// Act is the actor before this one.
-	Act *Actor
+	Act *Actor `json:"act,omitempty"`
 }
 
 // Chain returns the actors from the most recent to the first.
@@ -118,17 +118,43 @@ func (c *Claims) HasScope(s string) bool { return slices.Contains(c.Scopes, s) }
 
 type ctxKey struct{}
 
+// validated is what the middleware puts in a request's context: one value,
+// so that the claims and the raw token cost one context entry.
+type validated struct {
+	claims *Claims
+	token  string
+}
+
 // ClaimsFromContext returns the claims the middleware validated for the
 // request whose context ctx is. They are shared with other requests that
 // carry the same token (Config.TokenCache): read them, never modify them.
 func ClaimsFromContext(ctx context.Context) (*Claims, bool) {
-	c, ok := ctx.Value(ctxKey{}).(*Claims)
-	return c, ok
+	v, ok := ctx.Value(ctxKey{}).(*validated)
+	if !ok || v.claims == nil {
+		return nil, false
+	}
+	return v.claims, true
+}
+
+// AccessTokenFromContext returns the access token the middleware validated
+// for the request whose context ctx is, as it came in the Authorization
+// header without its scheme: what an API passes on as the subject token of
+// a token exchange. Like any token, it is not for logs.
+func AccessTokenFromContext(ctx context.Context) (string, bool) {
+	v, ok := ctx.Value(ctxKey{}).(*validated)
+	if !ok || v.token == "" {
+		return "", false
+	}
+	return v.token, true
 }
 
 // WithClaims returns ctx carrying c, for tests of handlers.
 func WithClaims(ctx context.Context, c *Claims) context.Context {
-	return context.WithValue(ctx, ctxKey{}, c)
+	return withValidated(ctx, c, "")
+}
+
+func withValidated(ctx context.Context, c *Claims, token string) context.Context {
+	return context.WithValue(ctx, ctxKey{}, &validated{claims: c, token: token})
 }
 
 // maxActDepth bounds the act chain: Tillit stops at three exchanges, and

@@ -10,11 +10,12 @@ import (
 
 // Middleware validates every request before next sees it. A refused request
 // gets the answer WriteError writes; an accepted one reaches next with its
-// Claims in the context (ClaimsFromContext) and, when the validator uses
-// nonces, a fresh DPoP-Nonce header on the response.
+// Claims and its raw access token in the context (ClaimsFromContext,
+// AccessTokenFromContext) and, when the validator uses nonces, a fresh
+// DPoP-Nonce header on the response.
 func (v *Validator) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := v.Validate(r)
+		c, token, err := v.validate(r)
 		if err != nil {
 			v.refuse(w, r, err)
 			return
@@ -22,7 +23,7 @@ func (v *Validator) Middleware(next http.Handler) http.Handler {
 		if v.nonces != nil {
 			w.Header().Set("DPoP-Nonce", v.nonces.Issue(v.now()))
 		}
-		next.ServeHTTP(w, r.WithContext(WithClaims(r.Context(), c)))
+		next.ServeHTTP(w, r.WithContext(withValidated(r.Context(), c, token)))
 	})
 }
 

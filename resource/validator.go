@@ -270,40 +270,46 @@ func (v *Validator) Refresh(ctx context.Context) error {
 // used only when every check has passed, so a refused request spends
 // nothing.
 func (v *Validator) Validate(r *http.Request) (*Claims, error) {
+	c, _, err := v.validate(r)
+	return c, err
+}
+
+// validate is Validate that also returns the token it checked.
+func (v *Validator) validate(r *http.Request) (*Claims, string, error) {
 	now := v.now()
 	token, err := v.credentials(r)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	var proof string
 	if !v.bearer {
 		// Counted before any signature is checked: it costs nothing.
 		switch ps := r.Header.Values("DPoP"); len(ps) {
 		case 0:
-			return nil, fail(dpop.ErrInvalidProof, "the request has no DPoP header", nil)
+			return nil, "", fail(dpop.ErrInvalidProof, "the request has no DPoP header", nil)
 		case 1:
 			proof = ps[0]
 		default:
-			return nil, fail(dpop.ErrInvalidProof, "the request has more than one DPoP header", nil)
+			return nil, "", fail(dpop.ErrInvalidProof, "the request has more than one DPoP header", nil)
 		}
 	}
 	// One hash of the token serves the token cache and the proof's ath.
 	digest := tokenDigest(token)
 	c, err := v.validateToken(r.Context(), token, digest, now)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if v.bearer {
 		if c.JKT != "" {
-			return nil, fail(ErrInvalidToken, "a DPoP-bound access token must be sent with the DPoP scheme and a proof", nil)
+			return nil, "", fail(ErrInvalidToken, "a DPoP-bound access token must be sent with the DPoP scheme and a proof", nil)
 		}
 		if err := v.checkScopes(c, v.scopes); err != nil {
-			return nil, err
+			return nil, "", err
 		}
-		return c, nil
+		return c, token, nil
 	}
 	if c.JKT == "" {
-		return nil, fail(ErrInvalidToken, "access token is not DPoP-bound (no cnf.jkt)", nil)
+		return nil, "", fail(ErrInvalidToken, "access token is not DPoP-bound (no cnf.jkt)", nil)
 	}
 	// The proof's key is compared with cnf.jkt before its signature is
 	// checked: with one stolen token, proofs with costly keys of the
@@ -311,20 +317,20 @@ func (v *Validator) Validate(r *http.Request) (*Claims, error) {
 	p, err := v.proofs.Verify(proof, dpop.Request{Method: r.Method, URL: v.requestURL(r), AccessToken: token,
 		AccessTokenHash: base64.RawURLEncoding.EncodeToString(digest[:]), JKT: c.JKT, Now: now})
 	if err != nil {
-		return nil, proofError(err)
+		return nil, "", proofError(err)
 	}
 	if err := v.checkScopes(c, v.scopes); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	// Last, so that nothing is spent by a request refused for any reason.
 	switch err := v.replay.Use(r.Context(), replayKey(p.Thumbprint, p.JTI), now, p.Expires); {
 	case err == nil:
 	case errors.Is(err, ErrReplay):
-		return nil, fail(ErrReplay, "DPoP proof has been used before", nil)
+		return nil, "", fail(ErrReplay, "DPoP proof has been used before", nil)
 	default:
-		return nil, fail(ErrReplayUnavailable, "the API cannot accept more requests just now; try again shortly", err)
+		return nil, "", fail(ErrReplayUnavailable, "the API cannot accept more requests just now; try again shortly", err)
 	}
-	return c, nil
+	return c, token, nil
 }
 
 // credentials returns the token of the route's scheme from the

@@ -13,7 +13,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -54,14 +53,12 @@ func newAPI(issuer, publicURL string, now func() time.Time) (http.Handler, *reso
 	// DPoP nonces (RFC 9449 §9) limit how long a stolen proof is worth
 	// anything. One instance keeps its nonce key in memory; several
 	// instances would share one.
-	secret := make([]byte, 32)
-	rand.Read(secret)
 	v, err := resource.New(resource.Config{
 		Issuer:    issuer,
 		Audience:  "nhn:deft",
 		Scopes:    []string{"nhn:deft/api"},
 		PublicURL: publicURL,
-		Nonces:    dpop.NewNonces(0, dpop.NonceKey{ID: 1, Secret: secret}),
+		Nonces:    resource.NewNonces(), // one instance; several share a key: resource.SharedNonces
 		Now:       now,
 		OnError: func(r *http.Request, err error) {
 			if errors.Is(err, dpop.ErrUseNonce) {

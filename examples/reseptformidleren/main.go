@@ -12,7 +12,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -56,14 +55,12 @@ func main() {
 
 // newAPI builds the API. now is the clock the tokens are checked with.
 func newAPI(issuer, publicURL string, now func() time.Time) (http.Handler, *resource.Validator, error) {
-	secret := make([]byte, 32)
-	rand.Read(secret)
 	v, err := resource.New(resource.Config{
 		Issuer:    issuer,
 		Audience:  audience,
 		Scopes:    []string{scope},
 		PublicURL: publicURL,
-		Nonces:    dpop.NewNonces(0, dpop.NonceKey{ID: 1, Secret: secret}),
+		Nonces:    resource.NewNonces(), // one instance; several share a key: resource.SharedNonces
 		Now:       now,
 		OnError: func(r *http.Request, err error) {
 			if errors.Is(err, dpop.ErrUseNonce) {

@@ -15,7 +15,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -84,14 +83,12 @@ type sfm struct {
 
 // newAPI builds the API. now is the clock incoming tokens are checked with.
 func newAPI(issuer, publicURL string, c *client.Client, rf string, base http.RoundTripper, now func() time.Time) (http.Handler, *resource.Validator, error) {
-	secret := make([]byte, 32)
-	rand.Read(secret)
 	v, err := resource.New(resource.Config{
 		Issuer:    issuer,
 		Audience:  audience,
 		Scopes:    []string{scope},
 		PublicURL: publicURL,
-		Nonces:    dpop.NewNonces(0, dpop.NonceKey{ID: 1, Secret: secret}),
+		Nonces:    resource.NewNonces(), // one instance; several share a key: resource.SharedNonces
 		Now:       now,
 		OnError: func(r *http.Request, err error) {
 			if errors.Is(err, dpop.ErrUseNonce) {
@@ -128,7 +125,7 @@ func (s *sfm) prescriptions(w http.ResponseWriter, r *http.Request) {
 	// The middleware has checked the token; the exchange sends it on as
 	// it came. It is bound to the EPJ's DPoP key, which SFM does not have
 	// and does not need.
-	_, subject, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	subject, _ := resource.AccessTokenFromContext(r.Context())
 	exchanged, err := s.client.Exchange(r.Context(), client.ExchangeRequest{SubjectToken: subject, Scopes: []string{rfScope}})
 	if err != nil {
 		var ce *client.Error
