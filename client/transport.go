@@ -1,6 +1,7 @@
 package client
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -23,7 +24,10 @@ import (
 // When the API answers 401 with WWW-Authenticate: DPoP
 // error="use_dpop_nonce" and a DPoP-Nonce header (RFC 9449 §9), the request
 // is sent once more with a proof carrying that nonce. The nonce is kept per
-// origin for the next requests. A request with a body is sent again only if
+// origin for the next requests. When many requests go to an origin at once
+// before its first answer, one goes first and the others wait for the
+// nonce it brings back, so that they need no round trip of their own. A
+// request with a body is sent again only if
 // it has GetBody, which http.NewRequest sets for bytes, strings and
 // bytes.Buffer bodies; otherwise the 401 is returned as it is.
 //
@@ -41,18 +45,13 @@ const maxDrain = 64 << 10
 
 // RoundTrip implements http.RoundTripper.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	closeBody := func() {
-		if req.Body != nil {
-			req.Body.Close()
-		}
-	}
 	if t.Source == nil {
-		closeBody()
+		closeBody(req)
 		return nil, fmt.Errorf("client: Transport has no Source")
 	}
 	tok, err := t.Source.Token(req.Context())
 	if err != nil {
-		closeBody()
+		closeBody(req)
 		return nil, err
 	}
 	return t.Source.c.send(req, tok, t.Base)
@@ -72,7 +71,12 @@ func (c *Client) send(req *http.Request, tok *TokenResponse, base http.RoundTrip
 	}
 
 	origin := originOf(req.URL)
-	nonce := c.apiNonces.get(origin)
+	nonce, release, err := c.apiNonces.first(req.Context(), origin)
+	if err != nil {
+		closeBody(req)
+		return nil, fmt.Errorf("client: waiting for the API's first answer: %w", err)
+	}
+	defer release() // a no-op once the first answer is in
 	for attempt := 1; ; attempt++ {
 		r := req.Clone(req.Context())
 		if attempt > 1 && req.GetBody != nil {
@@ -95,9 +99,8 @@ func (c *Client) send(req *http.Request, tok *TokenResponse, base http.RoundTrip
 			return nil, err
 		}
 		fresh := resp.Header.Get(headerDPoPNonce)
-		if fresh != "" {
-			c.apiNonces.set(origin, fresh)
-		}
+		c.apiNonces.answered(origin, fresh)
+		release()
 		if attempt > 1 || fresh == "" || fresh == nonce || !asksForNonce(resp) || !replayable(req) {
 			return resp, nil
 		}
@@ -122,6 +125,13 @@ func asksForNonce(resp *http.Response) bool {
 	return false
 }
 
+// closeBody closes req's body, as a RoundTripper must even when it fails.
+func closeBody(req *http.Request) {
+	if req.Body != nil {
+		req.Body.Close()
+	}
+}
+
 // replayable reports whether req can be sent a second time.
 func replayable(req *http.Request) bool {
 	return req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
@@ -137,10 +147,59 @@ func originOf(u *url.URL) string {
 // trip.
 const maxNonceOrigins = 256
 
-// nonceCache holds the last DPoP nonce of each origin.
+// nonceCache holds the last DPoP nonce of each origin, and coordinates
+// the first calls to an origin: when many goroutines call an API at once
+// before any nonce is known, one request goes first and the others wait
+// for its answer, which carries the nonce they need (or shows that the API
+// hands out none). Without this, each would make its own use_dpop_nonce
+// round trip.
 type nonceCache struct {
 	mu sync.Mutex
-	m  map[string]string
+	// m maps an origin to its last nonce; "" means the origin has
+	// answered without one.
+	m map[string]string
+	// pending holds the origins whose first request is on its way; the
+	// channel is closed when its answer is in.
+	pending map[string]chan struct{}
+}
+
+// first returns the nonce to use for a call to origin. When the origin is
+// new and another call to it is on its way, it waits for that call's
+// answer. When the origin is new and no call is on its way, this call goes
+// first: release must be called when its answer is in (answered), and may
+// be called more than once.
+func (n *nonceCache) first(ctx context.Context, origin string) (nonce string, release func(), err error) {
+	n.mu.Lock()
+	if v, ok := n.m[origin]; ok {
+		n.mu.Unlock()
+		return v, func() {}, nil
+	}
+	if ch, ok := n.pending[origin]; ok {
+		n.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return "", nil, ctx.Err()
+		}
+		// If the first call failed, the nonce is still unknown: go
+		// without, and pay the round trip.
+		return n.get(origin), func() {}, nil
+	}
+	if n.pending == nil {
+		n.pending = map[string]chan struct{}{}
+	}
+	ch := make(chan struct{})
+	n.pending[origin] = ch
+	n.mu.Unlock()
+	var once sync.Once
+	return "", func() {
+		once.Do(func() {
+			n.mu.Lock()
+			delete(n.pending, origin)
+			n.mu.Unlock()
+			close(ch)
+		})
+	}, nil
 }
 
 func (n *nonceCache) get(origin string) string {
@@ -149,13 +208,20 @@ func (n *nonceCache) get(origin string) string {
 	return n.m[origin]
 }
 
-func (n *nonceCache) set(origin, nonce string) {
+// answered records an answer from origin with DPoP-Nonce nonce, which may
+// be empty: a new nonce replaces the last, and an origin that answers
+// without one keeps the nonce it gave before.
+func (n *nonceCache) answered(origin, nonce string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.m == nil {
 		n.m = map[string]string{}
 	}
-	if _, ok := n.m[origin]; !ok && len(n.m) >= maxNonceOrigins {
+	old, ok := n.m[origin]
+	if ok && (nonce == "" || nonce == old) {
+		return
+	}
+	if !ok && len(n.m) >= maxNonceOrigins {
 		for k := range n.m { // drop any one
 			delete(n.m, k)
 			break
