@@ -84,9 +84,12 @@ func (c *Client) fetchMetadata(ctx context.Context) (*Metadata, error) {
 	req.Header.Set("Accept", "application/json")
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("client: discovery: %w", err)
+		return nil, unreachable(ctx, "discovery", err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode >= 500 {
+		return nil, fmt.Errorf("%w: discovery: %s answered HTTP %d", ErrIssuerUnreachable, u, resp.StatusCode)
+	}
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("client: discovery: %s answered HTTP %d", u, resp.StatusCode)
 	}

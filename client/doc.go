@@ -43,6 +43,10 @@
 // and do the token endpoint's use_dpop_nonce round trip.
 //
 // Refusals by the token endpoint are *Error, with the OAuth error code,
-// description and HTTP status. The package imports no Tillit server code and
+// description and HTTP status. Errors that match ErrIssuerUnreachable
+// (errors.Is) are failures to reach the issuer, which may pass: no
+// connection, a timeout, HTTP 5xx. An API's refusal of a call comes back
+// as its response, as http.Client does; ResponseError reads the 401 or 403
+// and its WWW-Authenticate challenge into an *APIError. The package imports no Tillit server code and
 // no database driver: it is meant to be used by other modules.
 package client

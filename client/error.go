@@ -1,15 +1,25 @@
 package client
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"unicode"
 )
 
+// ErrIssuerUnreachable is matched (errors.Is) by the errors of requests
+// that did not reach the issuer or that it failed to answer: no connection,
+// a timeout, or HTTP 5xx from its discovery document or token endpoint.
+// Such a request may succeed when tried again later. A refusal, an OAuth
+// error answer of HTTP 4xx, does not match it: asking again will not help.
+var ErrIssuerUnreachable = errors.New("client: the issuer could not be reached")
+
 // Error is an error answer from the token endpoint (RFC 6749 §5.2). Get it
 // with errors.As. HelseID puts its HID-10xx codes at the start of
-// Description, e.g. "HID-1002: ...".
+// Description, e.g. "HID-1002: ...". An Error of HTTP 5xx is a failure of
+// the issuer rather than a refusal, and matches ErrIssuerUnreachable.
 type Error struct {
 	// Code is the OAuth error code, e.g. "invalid_client" or
 	// "use_dpop_nonce". It is empty when the body was not an OAuth error
@@ -28,6 +38,20 @@ func (e *Error) Error() string {
 		s += ": " + printable(e.Description)
 	}
 	return s
+}
+
+// Is makes an answer of HTTP 5xx match ErrIssuerUnreachable.
+func (e *Error) Is(target error) bool {
+	return target == ErrIssuerUnreachable && e.StatusCode >= 500
+}
+
+// unreachable wraps err, the failure of a request to the issuer, so that it
+// matches ErrIssuerUnreachable, unless the caller's context ended it.
+func unreachable(ctx context.Context, what string, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("client: %s: %w", what, err)
+	}
+	return fmt.Errorf("%w: %s: %w", ErrIssuerUnreachable, what, err)
 }
 
 // printable drops control characters from server text before it goes into

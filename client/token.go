@@ -253,7 +253,7 @@ func (c *Client) token(ctx context.Context, form url.Values, details []helseid.D
 			// The endpoint may have moved: read the discovery document
 			// again next time rather than for a day to come.
 			c.forgetMetadata(md)
-			return nil, fmt.Errorf("client: token request: %w", err)
+			return nil, unreachable(ctx, "token request", err)
 		}
 		tok, fresh, err := readTokenResponse(resp, sent)
 		if fresh != "" {
