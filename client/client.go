@@ -137,8 +137,11 @@ type Client struct {
 	// sweepAt, entries that hold no valid token are dropped (sweepSources).
 	sources     sync.Map // sourceKey → *sourceEntry
 	sourceCount atomic.Int64
-	sweepAt     atomic.Int64
-	sweeping    sync.Mutex
+	// exchangeCount counts the entries of exchanges, at most maxExchanges
+	// but for those made during a sweep.
+	exchangeCount atomic.Int64
+	sweepAt       atomic.Int64
+	sweeping      sync.Mutex
 	// apiNonces are the DPoP nonces APIs gave, per origin.
 	apiNonces nonceCache
 

@@ -37,10 +37,11 @@
 //
 // Besides client_credentials (Client.Token, and TokenSource on top of it),
 // Client.Exchange swaps a token an API received for one to a downstream API
-// (token exchange, RFC 8693), and Client.Refresh gets a token with a refresh
-// token after a user login. TokenTransport calls an API with a token from
-// either. All of them send a new client assertion and DPoP proof per request
-// and do the token endpoint's use_dpop_nonce round trip.
+// (token exchange, RFC 8693), and ExchangeTokenSource caches its answer
+// per subject token for Transport; Client.Refresh gets a token with a
+// refresh token after a user login. TokenTransport calls an API with one
+// token from either. All of them send a new client assertion and DPoP
+// proof per request and do the token endpoint's use_dpop_nonce round trip.
 //
 // Refusals by the token endpoint are *Error, with the OAuth error code,
 // description and HTTP status. Errors that match ErrIssuerUnreachable

@@ -2,8 +2,8 @@ package client
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
-	"fmt"
 	"net/url"
 	"strings"
 
@@ -48,42 +48,50 @@ type ExchangeRequest struct {
 // Exchange swaps r.SubjectToken for an access token to a downstream API,
 // bound to this Client's DPoP key. It does the use_dpop_nonce round trip as
 // Token does. The new token lives no longer than the subject token, and is
-// not cached: an API that exchanges the same subject token for every call
-// may keep the answer until its Expiry.
+// not cached: ExchangeTokenSource caches it.
 //
 // Errors from the token endpoint are *Error; HelseID's texts for a refused
 // exchange include "not permitted" and "subject_token exchanged too many
 // times (3)".
 func (c *Client) Exchange(ctx context.Context, r ExchangeRequest) (*TokenResponse, error) {
+	p, err := c.prepareExchange(r)
+	if err != nil {
+		return nil, err
+	}
+	return c.fetch(ctx, p)
+}
+
+func (c *Client) prepareExchange(r ExchangeRequest) (*prepared, error) {
 	if r.SubjectToken == "" {
 		return nil, errors.New("client: exchange: the subject token is empty")
 	}
 	if strings.ContainsAny(r.SubjectToken, " \t\r\n") {
 		return nil, errors.New("client: exchange: the subject token has white space; pass the token without its scheme")
 	}
-	form := url.Values{
-		"grant_type":         {grantTypeTokenExchange},
-		"subject_token":      {r.SubjectToken},
-		"subject_token_type": {tokenTypeAccessToken},
+	p := &prepared{
+		form: url.Values{
+			"grant_type":         {grantTypeTokenExchange},
+			"subject_token":      {r.SubjectToken},
+			"subject_token_type": {tokenTypeAccessToken},
+		},
+		bearer:   r.Bearer,
+		exchange: true,
 	}
-	details, err := c.render(form, c.withDefaults(grant{
+	g := c.withDefaults(grant{
 		scopes:     r.Scopes,
 		resource:   r.Resource,
 		org:        r.Organization,
 		details:    r.AssertionDetails,
 		requireOrg: true,
-	}))
+	})
+	var err error
+	if p.details, err = c.render(p.form, g); err != nil {
+		return nil, err
+	}
+	p.key, err = cacheKey(g, r.AssertionDetails, r.Bearer)
 	if err != nil {
 		return nil, err
 	}
-	t, err := c.token(ctx, form, details, r.Bearer)
-	if err != nil {
-		return nil, err
-	}
-	// RFC 8693 §2.2.1: the server says what it issued. Anything but an
-	// access token is not what was asked for.
-	if t.IssuedTokenType != "" && t.IssuedTokenType != tokenTypeAccessToken {
-		return nil, fmt.Errorf("client: exchange: the server issued a %q, not an access token", t.IssuedTokenType)
-	}
-	return t, nil
+	p.key.subject = sha256.Sum256([]byte(r.SubjectToken))
+	return p, nil
 }

@@ -11,8 +11,9 @@ import (
 	"golang.org/x/oauth2"
 )
 
-// TokenSource hands out access tokens for one kind of token request,
-// from a cache shared by every TokenSource of the same Client and request:
+// TokenSource hands out access tokens for one kind of token request (or,
+// from ExchangeTokenSource, one token exchange), from a cache shared by
+// every TokenSource of the same Client and request:
 // HelseID asks clients not to fetch a new token while they hold a valid one
 // (FK3). It is safe for concurrent use; make one per API and keep it.
 //
@@ -29,8 +30,9 @@ type TokenSource struct {
 
 // sourceEntry is the cache slot of one sourceKey.
 type sourceEntry struct {
-	cur  atomic.Pointer[cachedToken]
-	born time.Time // when the entry was made, by the Client's clock
+	cur      atomic.Pointer[cachedToken]
+	born     time.Time // when the entry was made, by the Client's clock
+	exchange bool      // the entry is an exchange's (ExchangeTokenSource)
 
 	mu     sync.Mutex
 	flight *flight // the request in progress, if any
@@ -55,16 +57,52 @@ func (c *Client) TokenSource(r TokenRequest) (*TokenSource, error) {
 	if err != nil {
 		return nil, err
 	}
-	e, loaded := c.sources.LoadOrStore(p.key, &sourceEntry{born: c.now()})
-	if !loaded && c.sourceCount.Add(1) > c.sweepAt.Load() {
-		c.sweepSources()
+	return c.source(p), nil
+}
+
+// ExchangeTokenSource checks r and returns a TokenSource for the tokens
+// that exchanging r.SubjectToken gets (see Exchange), so that
+// Transport{Source: ts} calls a downstream API with them. An API makes one
+// per request it serves, with the token it received:
+//
+//	subject, _ := resource.AccessTokenFromContext(r.Context())
+//	ts, err := c.ExchangeTokenSource(client.ExchangeRequest{SubjectToken: subject, Scopes: ...})
+//
+// The exchanged token is cached per subject token and request, so that
+// the calls a client makes with one token cost one exchange, and is
+// renewed as a TokenSource's tokens are; an exchanged token lives no longer
+// than its subject token, after which the exchange is refused. The cache
+// keeps the tokens of at most a thousand or so subject tokens; beyond that
+// it drops some, and their next call exchanges again. It does no I/O.
+func (c *Client) ExchangeTokenSource(r ExchangeRequest) (*TokenSource, error) {
+	p, err := c.prepareExchange(r)
+	if err != nil {
+		return nil, err
 	}
-	return &TokenSource{c: c, p: p, entry: e.(*sourceEntry)}, nil
+	return c.source(p), nil
+}
+
+// source returns the TokenSource of p, on p's cache entry.
+func (c *Client) source(p *prepared) *TokenSource {
+	e, loaded := c.sources.LoadOrStore(p.key, &sourceEntry{born: c.now(), exchange: p.exchange})
+	if !loaded {
+		n := c.sourceCount.Add(1)
+		if p.exchange && c.exchangeCount.Add(1) > maxExchanges || n > c.sweepAt.Load() {
+			c.sweepSources()
+		}
+	}
+	return &TokenSource{c: c, p: p, entry: e.(*sourceEntry)}
 }
 
 // minSweep is the number of cache entries below which the cache is never
 // swept.
 const minSweep = 64
+
+// maxExchanges bounds the cache entries of exchanges: an API that
+// exchanges the token of every caller would otherwise keep one for each
+// caller whose token is still valid. Beyond it, entries are dropped
+// whatever they hold, which costs a dropped caller one more exchange.
+const maxExchanges = 1024
 
 // idleAfter is how long an entry without a token is kept: long enough
 // that a TokenSource made just now gets to ask for its first one.
@@ -83,13 +121,39 @@ func (c *Client) sweepSources() {
 	}
 	defer c.sweeping.Unlock()
 	now := c.now()
-	c.sources.Range(func(k, v any) bool {
-		if e := v.(*sourceEntry); e.idle(now) && c.sources.CompareAndDelete(k, e) {
+	drop := func(k any, e *sourceEntry) {
+		if c.sources.CompareAndDelete(k, e) {
 			c.sourceCount.Add(-1)
+			if e.exchange {
+				c.exchangeCount.Add(-1)
+			}
+		}
+	}
+	c.sources.Range(func(k, v any) bool {
+		if e := v.(*sourceEntry); e.idle(now) {
+			drop(k, e)
 		}
 		return true
 	})
+	// Still too many exchanges: drop those with no request in flight until
+	// a quarter of the room is free again, so that the next sweep is a
+	// while off.
+	if c.exchangeCount.Load() > maxExchanges {
+		c.sources.Range(func(k, v any) bool {
+			if e := v.(*sourceEntry); e.exchange && !e.busy() {
+				drop(k, e)
+			}
+			return c.exchangeCount.Load() > maxExchanges*3/4
+		})
+	}
 	c.sweepAt.Store(max(minSweep, 2*c.sourceCount.Load()))
+}
+
+// busy reports whether e has a request in flight.
+func (e *sourceEntry) busy() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.flight != nil
 }
 
 // idle reports whether e holds no valid token, has no request in flight
@@ -101,9 +165,7 @@ func (e *sourceEntry) idle(now time.Time) bool {
 	if t := e.cur.Load(); t != nil && now.Before(t.tok.Expiry) {
 		return false
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.flight == nil
+	return !e.busy()
 }
 
 // Token returns a valid access token: the cached one, or a new one. The
@@ -147,7 +209,7 @@ func (s *TokenSource) Token(ctx context.Context) (*TokenResponse, error) {
 
 // fetch makes the token request for f and publishes the result.
 func (s *TokenSource) fetch(ctx context.Context, f *flight) {
-	f.tok, f.err = s.c.token(ctx, s.p.form, s.p.details, s.p.bearer)
+	f.tok, f.err = s.c.fetch(ctx, s.p)
 	e := s.entry
 	e.mu.Lock()
 	if f.err == nil {

@@ -73,3 +73,48 @@ func mustKey(t *testing.T, c *Client, scope string) sourceKey {
 	}
 	return p.key
 }
+
+// TestExchangeCacheBound: exchanges for ever new subject tokens do not grow
+// the cache past maxExchanges, even while their tokens are valid, and the
+// client_credentials tokens are kept (FK3: no new token while one is
+// valid).
+func TestExchangeCacheBound(t *testing.T) {
+	now := func() time.Time { return testNow }
+	c := newTestClient(t, Config{Now: now})
+	own, err := c.TokenSource(TokenRequest{Scopes: []string{"own"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	own.entry.cur.Store(&cachedToken{tok: &TokenResponse{Expiry: now().Add(time.Hour)}})
+	var busy *TokenSource
+	for i := range 3 * maxExchanges {
+		ts, err := c.ExchangeTokenSource(ExchangeRequest{SubjectToken: fmt.Sprint("subject-", i), Scopes: []string{"downstream"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts.entry.cur.Store(&cachedToken{tok: &TokenResponse{Expiry: now().Add(time.Hour)}})
+		if i == 0 {
+			busy = ts
+			busy.entry.flight = &flight{done: make(chan struct{})} // a request in flight
+		}
+		if got := c.exchangeCount.Load(); got > maxExchanges {
+			t.Fatalf("after %d exchange sources: %d exchange entries, want at most %d", i+1, got, maxExchanges)
+		}
+	}
+	if e, ok := c.sources.Load(mustKey(t, c, "own")); !ok || e != own.entry {
+		t.Error("the client_credentials token was dropped")
+	}
+	k, _ := c.prepareExchange(ExchangeRequest{SubjectToken: "subject-0", Scopes: []string{"downstream"}})
+	if e, ok := c.sources.Load(k.key); !ok || e != busy.entry {
+		t.Error("an entry with a request in flight was dropped")
+	}
+	// Same subject, same request: the same entry; another request for it:
+	// another.
+	a, _ := c.ExchangeTokenSource(ExchangeRequest{SubjectToken: "s", Scopes: []string{"x", "y"}})
+	b, _ := c.ExchangeTokenSource(ExchangeRequest{SubjectToken: "s", Scopes: []string{"y", "x"}})
+	d, _ := c.ExchangeTokenSource(ExchangeRequest{SubjectToken: "s", Scopes: []string{"z"}})
+	o, _ := c.ExchangeTokenSource(ExchangeRequest{SubjectToken: "t", Scopes: []string{"x", "y"}})
+	if a.entry != b.entry || a.entry == d.entry || a.entry == o.entry {
+		t.Error("exchange sources are not keyed by subject token and request")
+	}
+}

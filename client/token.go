@@ -97,16 +97,32 @@ func (c *Client) Token(ctx context.Context, r TokenRequest) (*TokenResponse, err
 	if err != nil {
 		return nil, err
 	}
-	return c.token(ctx, p.form, p.details, p.bearer)
+	return c.fetch(ctx, p)
 }
 
-// prepared is a TokenRequest with the defaults applied, checked and
-// rendered: what goes on the wire, and the cache key that stands for it.
+// prepared is a TokenRequest or an ExchangeRequest with the defaults
+// applied, checked and rendered: what goes on the wire, and the cache key
+// that stands for it.
 type prepared struct {
-	form    url.Values
-	details []helseid.Detail
-	bearer  bool
-	key     sourceKey
+	form     url.Values
+	details  []helseid.Detail
+	bearer   bool
+	exchange bool
+	key      sourceKey
+}
+
+// fetch makes the token request p.
+func (c *Client) fetch(ctx context.Context, p *prepared) (*TokenResponse, error) {
+	t, err := c.token(ctx, p.form, p.details, p.bearer)
+	if err != nil {
+		return nil, err
+	}
+	// RFC 8693 §2.2.1: the server says what it issued. Anything but an
+	// access token is not what was asked for.
+	if p.exchange && t.IssuedTokenType != "" && t.IssuedTokenType != tokenTypeAccessToken {
+		return nil, fmt.Errorf("client: exchange: the server issued a %q, not an access token", t.IssuedTokenType)
+	}
+	return t, nil
 }
 
 // sourceKey tells token requests apart for the cache: two requests with
@@ -117,6 +133,10 @@ type sourceKey struct {
 	journalID       string
 	extra           string // the further assertion_details, as JSON
 	bearer          bool
+	// subject is the SHA-256 of an exchange's subject token; zero for
+	// client_credentials. The hash keeps the token itself out of the
+	// cache, which outlives the requests that brought it.
+	subject [32]byte
 }
 
 func (c *Client) prepare(r TokenRequest) (*prepared, error) {
@@ -134,19 +154,28 @@ func (c *Client) prepare(r TokenRequest) (*prepared, error) {
 		return nil, err
 	}
 
-	// The cache key holds the scopes in order of name, so that the same
-	// set asked for in another order shares a token.
-	sorted := slices.Clone(g.scopes)
-	slices.Sort(sorted)
-	p.key = sourceKey{scope: strings.Join(sorted, " "), resource: g.resource, org: g.org, journalID: r.SFMJournalID, bearer: r.Bearer}
-	if len(r.AssertionDetails) > 0 {
-		b, err := helseid.MarshalDetails(r.AssertionDetails)
-		if err != nil {
-			return nil, fmt.Errorf("client: assertion details: %w", err)
-		}
-		p.key.extra = string(b)
+	if p.key, err = cacheKey(g, r.AssertionDetails, r.Bearer); err != nil {
+		return nil, err
 	}
 	return p, nil
+}
+
+// cacheKey is the sourceKey of the request g with the further assertion
+// details extra.
+func cacheKey(g grant, extra []helseid.Detail, bearer bool) (sourceKey, error) {
+	// The key holds the scopes in order of name, so that the same set
+	// asked for in another order shares a token.
+	sorted := slices.Clone(g.scopes)
+	slices.Sort(sorted)
+	k := sourceKey{scope: strings.Join(sorted, " "), resource: g.resource, org: g.org, journalID: g.journalID, bearer: bearer}
+	if len(extra) > 0 {
+		b, err := helseid.MarshalDetails(extra)
+		if err != nil {
+			return sourceKey{}, fmt.Errorf("client: assertion details: %w", err)
+		}
+		k.extra = string(b)
+	}
+	return k, nil
 }
 
 // grant is what the token requests of every grant share besides the grant

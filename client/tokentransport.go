@@ -11,7 +11,8 @@ import (
 // and does an API's use_dpop_nonce round trip, exactly as Transport does
 // for the tokens of a TokenSource. It never gets a new token: when Token
 // expires, requests fail at the API, and the caller exchanges or refreshes
-// again.
+// again. For exchanged tokens, Transport with an ExchangeTokenSource does
+// that itself.
 type TokenTransport struct {
 	// Client is the client the token was issued to: its DPoP key signs the
 	// proofs, and it keeps the APIs' nonces. Required.

@@ -3,6 +3,7 @@
 // every call it exchanges that token at the STS (RFC 8693 token exchange,
 // HelseID profile §4.6) for a token to Reseptformidleren, with SFM's own
 // client and DPoP key, and calls examples/reseptformidleren with it. The
+// exchanged token is cached per incoming token until it expires. The
 // answer shows what each API saw: Reseptformidleren learns who the EPJ is
 // and that SFM exchanged its token.
 //
@@ -126,34 +127,44 @@ func (s *sfm) prescriptions(w http.ResponseWriter, r *http.Request) {
 	// it came. It is bound to the EPJ's DPoP key, which SFM does not have
 	// and does not need.
 	subject, _ := resource.AccessTokenFromContext(r.Context())
-	exchanged, err := s.client.Exchange(r.Context(), client.ExchangeRequest{SubjectToken: subject, Scopes: []string{rfScope}})
+	// The exchanged token is cached per subject token, so the EPJ's next
+	// calls with this token cost no exchange; Transport adds it and a proof
+	// of SFM's key, and answers Reseptformidleren's nonce request.
+	ts, err := s.client.ExchangeTokenSource(client.ExchangeRequest{SubjectToken: subject, Scopes: []string{rfScope}})
 	if err != nil {
-		var ce *client.Error
-		if errors.As(err, &ce) {
-			// The STS refused: SFM may not act for this caller.
-			log.Printf("token exchange refused for client %s: %v", c.ClientID, err)
-			writeJSON(w, http.StatusForbidden, map[string]string{"error": "token exchange refused: " + ce.Description})
-			return
-		}
-		log.Printf("token exchange: %v", err)
-		writeJSON(w, http.StatusBadGateway, map[string]string{"error": "the STS could not be reached"})
+		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
 		return
 	}
-	// An exchanged token is used as it is: TokenTransport adds it and a
-	// proof of SFM's key, and answers Reseptformidleren's nonce request.
-	hc := &http.Client{Transport: &client.TokenTransport{Client: s.client, Token: exchanged, Base: s.base}, Timeout: 30 * time.Second}
+	hc := &http.Client{Transport: &client.Transport{Source: ts, Base: s.base}, Timeout: 30 * time.Second}
 	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, s.rf+"/whoami", nil)
 	if err != nil {
 		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
 		return
 	}
 	resp, err := hc.Do(req)
-	if err != nil {
+	var ce *client.Error
+	switch {
+	case errors.Is(err, client.ErrIssuerUnreachable):
+		log.Printf("token exchange: %v", err)
+		writeJSON(w, http.StatusBadGateway, map[string]string{"error": "the STS could not be reached"})
+		return
+	case errors.As(err, &ce):
+		// The STS refused: SFM may not act for this caller.
+		log.Printf("token exchange refused for client %s: %v", c.ClientID, err)
+		writeJSON(w, http.StatusForbidden, map[string]string{"error": "token exchange refused: " + ce.Description})
+		return
+	case err != nil:
 		log.Printf("Reseptformidleren: %v", err)
 		writeJSON(w, http.StatusBadGateway, map[string]string{"error": "Reseptformidleren could not be reached"})
 		return
 	}
 	defer resp.Body.Close()
+	if err := client.ResponseError(resp); err != nil {
+		// Reseptformidleren refused SFM's token: SFM's fault, not the EPJ's.
+		log.Printf("Reseptformidleren: %v", err)
+		writeJSON(w, http.StatusBadGateway, map[string]string{"error": "Reseptformidleren refused SFM's token"})
+		return
+	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	if err != nil || resp.StatusCode != http.StatusOK || !json.Valid(body) {
 		log.Printf("Reseptformidleren answered %d: %s", resp.StatusCode, body)

@@ -74,7 +74,7 @@ func TestEndToEnd(t *testing.T) {
 	defer api.Close()
 
 	// The EPJ calls SFM as it would call HelseID-protected SFM.
-	call := func(clientID string) (int, answer) {
+	epjSource := func(clientID string) *client.TokenSource {
 		t.Helper()
 		epj, err := client.New(client.Config{Issuer: sts.URL, ClientID: clientID, Key: sts.Key(t, clientID), Now: sts.Clock.Now})
 		if err != nil {
@@ -84,6 +84,10 @@ func TestEndToEnd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		return ts
+	}
+	call := func(ts *client.TokenSource) (int, answer) {
+		t.Helper()
 		resp, err := (&http.Client{Transport: &client.Transport{Source: ts}}).Get(api.URL + "/prescriptions")
 		if err != nil {
 			t.Fatal(err)
@@ -94,7 +98,8 @@ func TestEndToEnd(t *testing.T) {
 		return resp.StatusCode, a
 	}
 
-	status, a := call("sfm-client")
+	epj := epjSource("sfm-client")
+	status, a := call(epj)
 	if status != http.StatusOK {
 		t.Fatalf("status %d: %+v", status, a)
 	}
@@ -120,11 +125,18 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("SFM's requests: %s", got)
 	}
 	sfmTrace.paths = nil
-	if status, _ := call("sfm-client"); status != http.StatusOK {
+	if status, _ := call(epj); status != http.StatusOK {
 		t.Fatalf("second call: status %d", status)
 	}
+	if got := strings.Join(sfmTrace.paths, " "); got != "/whoami" {
+		t.Errorf("SFM's requests on a call with the same token: %s (want the exchanged token from the cache)", got)
+	}
+	sfmTrace.paths = nil
+	if status, _ := call(epjSource("sfm-client")); status != http.StatusOK {
+		t.Fatalf("third call: status %d", status)
+	}
 	if got := strings.Join(sfmTrace.paths, " "); got != "/connect/token /whoami" {
-		t.Errorf("SFM's requests on the second call: %s (want no nonce round trip)", got)
+		t.Errorf("SFM's requests on a call with another token: %s (want one exchange, no nonce round trip)", got)
 	}
 }
 
