@@ -214,7 +214,7 @@ func New(cfg Config) (*Client, error) {
 	if tenancy == "" {
 		tenancy = SingleTenant
 	}
-	if err := cfg.Organization.check(tenancy); err != nil {
+	if err := checkOrg(cfg.Organization, tenancy); err != nil {
 		return nil, err
 	}
 	if err := checkScopes(cfg.Scopes); err != nil {

@@ -21,23 +21,19 @@ const (
 	MultiTenant Tenancy = helseid.TenancyMulti
 )
 
-// Organization is the organisation a token request acts for: nine-digit
-// organisation numbers from Enhetsregisteret.
-type Organization struct {
-	// Parent is the legal entity a multi-tenant client acts for. A
-	// single-tenant client leaves it empty: its parent is fixed by its
-	// registration, and naming another one is refused (HID-1005).
-	Parent string
-	// Child is the sub-unit (underenhet) to act for, if any.
-	Child string
-}
+// Organization is the organisation a token request acts for. Supplier is
+// for tokens to say; a request that sets it is refused.
+type Organization = helseid.Organization
 
-// isZero reports whether o names no organisation.
-func (o Organization) isZero() bool { return o.Parent == "" && o.Child == "" }
+// orgIsZero reports whether o names no organisation.
+func orgIsZero(o Organization) bool { return o.Parent == "" && o.Child == "" && o.Supplier == "" }
 
-// check validates o for a client of tenancy t, before anything is sent, so
-// that a typo fails here and not as a HID code from the server.
-func (o Organization) check(t Tenancy) error {
+// checkOrg validates o for a client of tenancy t, before anything is sent,
+// so that a typo fails here and not as a HID code from the server.
+func checkOrg(o Organization, t Tenancy) error {
+	if o.Supplier != "" {
+		return errors.New("client: the supplier organisation is for tokens to say; a request names only parent and child")
+	}
 	if o.Parent != "" && !helseid.ValidOrgNumber(o.Parent) {
 		return fmt.Errorf("client: parent organisation %q is not a valid organisation number", o.Parent)
 	}
@@ -65,8 +61,8 @@ func (o Organization) check(t Tenancy) error {
 // "NO:ORGNR:<parent>:<child>" (system 1.0.6523, trailing colon without a
 // child). A single-tenant client without a child sends no entry: its
 // organisation is implicit. nil, nil means no entry.
-func (o Organization) detail(t Tenancy) (helseid.Detail, error) {
-	if err := o.check(t); err != nil {
+func orgDetail(o Organization, t Tenancy) (helseid.Detail, error) {
+	if err := checkOrg(o, t); err != nil {
 		return nil, err
 	}
 	switch {

@@ -64,6 +64,8 @@ func TestOrganizationDetails(t *testing.T) {
 		{name: "two organisations", req: TokenRequest{Organization: Organization{Child: child},
 			AssertionDetails: []helseid.Detail{mustDetail(helseid.NewChildOrganization(child))}},
 			wantErr: "client: the request names two organisations"},
+		{name: "supplier in a request", cfg: Config{Tenancy: MultiTenant}, req: TokenRequest{Organization: Organization{Parent: parent, Supplier: child}},
+			wantErr: "client: the supplier organisation is for tokens to say; a request names only parent and child"},
 		{name: "journal id not a UUID", req: TokenRequest{SFMJournalID: "j-1"},
 			wantErr: `client: helseid: SFM journal id "j-1" is not a UUID`},
 	}
@@ -126,6 +128,8 @@ func TestNewChecksOrganization(t *testing.T) {
 		{name: "unknown tenancy", cfg: Config{Tenancy: "none"}, wantErr: `client: unknown tenancy "none"`},
 		{name: "single-tenant parent", cfg: Config{Organization: Organization{Parent: "994598759"}},
 			wantErr: "client: a single-tenant client's parent organisation is fixed by its registration; name only a child"},
+		{name: "supplier by default", cfg: Config{Tenancy: MultiTenant, Organization: Organization{Parent: "994598759", Supplier: "313231593"}},
+			wantErr: "client: the supplier organisation is for tokens to say; a request names only parent and child"},
 		{name: "bad default scope", cfg: Config{Scopes: []string{"a b"}}, wantErr: `client: scope "a b" is empty or has white space`},
 		{name: "negative margin", cfg: Config{ExpiryMargin: -1}, wantErr: "client: expiry margin -1ns is negative"},
 		{name: "alg given and different", cfg: Config{Algorithm: jose.ES384}, wantErr: "client: Algorithm ES384 differs from the key's alg ES256"},

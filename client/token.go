@@ -201,7 +201,7 @@ func (c *Client) withDefaults(g grant) grant {
 	if g.resource == "" {
 		g.resource = c.resource
 	}
-	if g.org.isZero() {
+	if orgIsZero(g.org) {
 		g.org = c.org
 	}
 	return g
@@ -221,7 +221,7 @@ func (c *Client) render(form url.Values, g grant) ([]helseid.Detail, error) {
 		form.Set("resource", g.resource)
 	}
 	var details []helseid.Detail
-	d, err := g.org.detail(c.tenancy)
+	d, err := orgDetail(g.org, c.tenancy)
 	if err != nil {
 		return nil, err
 	}

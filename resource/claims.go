@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tillit-sts/tillit/helseid"
 	"github.com/tillit-sts/tillit/internal/jws"
 )
 
@@ -61,12 +62,9 @@ type Claims struct {
 	Raw json.RawMessage
 }
 
-// Organization holds organisation numbers (nine digits, Enhetsregisteret).
-type Organization struct {
-	Parent   string `json:"parent,omitempty"`
-	Child    string `json:"child,omitempty"`
-	Supplier string `json:"supplier,omitempty"`
-}
+// Organization holds a token's organisation numbers: orgnr_parent,
+// orgnr_child and orgnr_supplier.
+type Organization = helseid.Organization
 
 // Person is the user behind a token from a user login.
 type Person struct {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/tillit-sts/tillit/client"
 	"github.com/tillit-sts/tillit/dpop"
+	"github.com/tillit-sts/tillit/helseid"
 	"github.com/tillit-sts/tillit/resource"
 )
 
@@ -111,5 +112,20 @@ func TestActorJSON(t *testing.T) {
 	const want = `{"client_id":"sfm","sub":"s","organization":{"parent":"994598759"},"act":{"client_id":"first","organization":{}}}`
 	if string(b) != want {
 		t.Fatalf("got  %s\nwant %s", b, want)
+	}
+}
+
+// TestOrganizationShared: a token's organisation is the type a client names
+// one with, so an API that acts for its caller's organisation passes it on
+// as it is; its JSON names are the ones APIs have been writing.
+func TestOrganizationShared(t *testing.T) {
+	var fromToken resource.Organization = helseid.Organization{Parent: "994598759", Child: "313231593", Supplier: "310900109"}
+	req := client.TokenRequest{Organization: fromToken}
+	b, err := json.Marshal(req.Organization)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"parent":"994598759","child":"313231593","supplier":"310900109"}`; string(b) != want {
+		t.Fatalf("got %s, want %s", b, want)
 	}
 }
