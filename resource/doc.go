@@ -12,6 +12,7 @@
 //		Issuer:   "https://helseid-sts.test.nhn.no",
 //		Audience: "nhn:deft",
 //		Scopes:   []string{"nhn:deft/api"},
+//		Nonces:   resource.NewNonces(), // optional: require DPoP nonces
 //	})
 //	...
 //	mux.Handle("GET /whoami", v.Middleware(http.HandlerFunc(whoami)))
@@ -20,6 +21,11 @@
 //		c, _ := resource.ClaimsFromContext(r.Context())
 //		fmt.Fprintln(w, c.ClientID, c.Organization.Parent)
 //	}
+//
+// An API that calls another on its caller's behalf exchanges the token it
+// received: AccessTokenFromContext gives it, and the client package's
+// ExchangeTokenSource takes it. Instances behind one load balancer share a
+// nonce key (SharedNonces) and a ReplayCache.
 //
 // The package imports no Tillit server code and no database driver: it is
 // meant to be used by other modules.

@@ -89,7 +89,8 @@ type Config struct {
 	// Nonces, when set, makes proofs carry a nonce from this source
 	// (RFC 9449 §9): a proof without one gets 401 use_dpop_nonce with a
 	// DPoP-Nonce header, and every successful answer carries a fresh
-	// nonce. Share its keys between instances of the API.
+	// nonce. NewNonces makes one for a single instance; instances of one
+	// API share a key with SharedNonces.
 	Nonces *dpop.Nonces
 	// Replay remembers accepted proofs. Nil means NewMemoryReplayCache(0),
 	// which is right for one instance; instances behind one load balancer
