@@ -151,8 +151,24 @@ func WithClaims(ctx context.Context, c *Claims) context.Context {
 	return withValidated(ctx, c, "")
 }
 
+// withValidated returns ctx carrying c and token. It costs one allocation,
+// as context.WithValue with one value would.
 func withValidated(ctx context.Context, c *Claims, token string) context.Context {
-	return context.WithValue(ctx, ctxKey{}, &validated{claims: c, token: token})
+	return &validatedCtx{Context: ctx, v: validated{claims: c, token: token}}
+}
+
+// validatedCtx is a context that carries a validated token. Everything but
+// its own value comes from the parent, cancellation included.
+type validatedCtx struct {
+	context.Context
+	v validated
+}
+
+func (c *validatedCtx) Value(key any) any {
+	if key == (ctxKey{}) {
+		return &c.v
+	}
+	return c.Context.Value(key)
 }
 
 // maxActDepth bounds the act chain: Tillit stops at three exchanges, and

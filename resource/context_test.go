@@ -1,6 +1,7 @@
 package resource_test
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -23,16 +24,22 @@ func TestAccessTokenFromContext(t *testing.T) {
 	now := h.sts.Clock.Now()
 	tok := h.token(t, client.TokenRequest{})
 	var got string
-	var ok bool
+	var ok, inherited bool
+	type otherKey struct{}
+	parent, cancel := context.WithCancel(context.WithValue(t.Context(), otherKey{}, "kept"))
+	defer cancel()
 	handler := v.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got, ok = resource.AccessTokenFromContext(r.Context())
+		// The request's own context still works as it did.
+		inherited = r.Context().Value(otherKey{}) == "kept" && r.Context().Done() == parent.Done()
 		io.WriteString(w, "ok")
 	}))
 
 	rec := httptest.NewRecorder()
-	handler.ServeHTTP(rec, newRequest("GET", apiURL, "DPoP  "+tok, h.proof(t, "GET", apiURL, tok, now)))
-	if rec.Code != 200 || !ok || got != tok {
-		t.Fatalf("status %d, token %t %q", rec.Code, ok, got)
+	req := newRequest("GET", apiURL, "DPoP  "+tok, h.proof(t, "GET", apiURL, tok, now)).WithContext(parent)
+	handler.ServeHTTP(rec, req)
+	if rec.Code != 200 || !ok || got != tok || !inherited {
+		t.Fatalf("status %d, token %t %q, parent context kept %t", rec.Code, ok, got, inherited)
 	}
 
 	got, ok = "", false
