@@ -26,8 +26,9 @@ const (
 // Scopes and Resource take the Client's defaults, as in TokenRequest.
 type ExchangeRequest struct {
 	// SubjectToken is the access token the API received, without the
-	// "DPoP " or "Bearer " of the Authorization header. It may be bound to
-	// the calling client's DPoP key: the exchange does not need that key.
+	// "DPoP " or "Bearer " of the Authorization header, as
+	// resource.AccessTokenFromContext gives it. It may be bound to the
+	// calling client's DPoP key: the exchange does not need that key.
 	SubjectToken string
 	// Scopes are the downstream API's scopes, sent space-separated.
 	Scopes []string
