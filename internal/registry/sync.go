@@ -22,6 +22,10 @@ var ErrNotFileManaged = errors.New("registry: exists in the store and is not man
 // same file is the usual case; the second then finds nothing to do).
 const maxAttempts = 3
 
+// batchSize is how many records Sync writes in one transaction: few
+// enough that a batch holds the store's write lock only briefly.
+const batchSize = 500
+
 // Sync makes the store match want for the records the file manages, and
 // reports what it changed. The store stays the source of truth; the file is
 // applied to it at every start:
@@ -42,8 +46,10 @@ const maxAttempts = 3
 //     touched. If want declares one of their IDs, Sync returns an error
 //     wrapping ErrNotFileManaged for each and writes nothing.
 //
-// Sync is not one transaction: a store error part way leaves the records
-// written so far, and the next Sync finishes the job. An empty Status in
+// Sync writes in batches of up to batchSize records, each one transaction
+// that moves RegistryVersion once. It is not one transaction: a store
+// error part way leaves the batches written so far, and the next Sync
+// finishes the job. An empty Status in
 // want means active.
 func Sync(ctx context.Context, s store.Store, want Registry) (Report, error) {
 	var rep Report
@@ -132,22 +138,78 @@ func (f *fileKind[T]) plan(ctx context.Context, s store.Store) []error {
 	return errs
 }
 
-// apply creates or updates every record of want.
+// apply creates or updates every record of want, batchSize records to a
+// transaction. A batch that meets a record another process wrote since
+// plan read it was not written at all; its records are then written one
+// by one, each read again and decided afresh.
 func (f *fileKind[T]) apply(ctx context.Context, s store.Store, rep *Report) error {
 	want := f.want
 	if f.order != nil {
 		want = f.order(want)
 	}
-	for _, w := range want {
-		if f.k.Status != nil && *f.k.Status(&w) == "" {
-			*f.k.Status(&w) = store.StatusActive
+	k := f.k
+	var (
+		batch []store.RecordWrite
+		recs  []T
+	)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
 		}
-		h, exists := f.have[f.k.Key(&w)]
-		if err := f.put(ctx, s, w, h, exists, rep); err != nil {
+		_, err := s.WriteRecords(ctx, batch)
+		switch {
+		case err == nil:
+			for i := range recs {
+				if ref := k.Ref(&recs[i]); batch[i].Op == store.OpCreate {
+					rep.Created = append(rep.Created, ref)
+				} else {
+					rep.Updated = append(rep.Updated, ref)
+				}
+			}
+		case errors.Is(err, store.ErrAlreadyExists), errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrNotFound):
+			for _, w := range recs {
+				h, exists := f.have[k.Key(&w)]
+				if err := f.put(ctx, s, w, h, exists, rep); err != nil {
+					return err
+				}
+			}
+		default:
+			return fmt.Errorf("registry: write %s records: %w", k.Name, err)
+		}
+		batch, recs = batch[:0], recs[:0]
+		return nil
+	}
+	for _, w := range want {
+		if k.Status != nil && *k.Status(&w) == "" {
+			*k.Status(&w) = store.StatusActive
+		}
+		h, exists := f.have[k.Key(&w)]
+		var op store.RecordOp
+		switch {
+		case !exists:
+			op = store.OpCreate
+			*k.Meta(&w) = store.Meta{ManagedBy: store.ManagedByFile}
+		case k.Meta(&h).ManagedBy != store.ManagedByFile:
+			return fmt.Errorf("%s: %w", k.Ref(&w), ErrNotFileManaged)
+		case reflect.DeepEqual(k.Canon(w), k.Canon(h)):
+			continue
+		default:
+			op = store.OpUpdate
+			*k.Meta(&w) = *k.Meta(&h)
+		}
+		r, err := k.Record(w)
+		if err != nil {
 			return err
 		}
+		batch = append(batch, store.RecordWrite{Op: op, Record: r})
+		recs = append(recs, w)
+		if len(batch) == batchSize {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
 	}
-	return nil
+	return flush()
 }
 
 func (f *fileKind[T]) put(ctx context.Context, s store.Store, w, h T, exists bool, rep *Report) error {
@@ -203,6 +265,32 @@ func (f *fileKind[T]) retire(ctx context.Context, s store.Store, rep *Report) er
 		declared[k.Key(&f.want[i])] = true
 	}
 	// Sorted: a stable report and write order.
+	var (
+		batch []store.RecordWrite
+		recs  []T
+	)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		_, err := s.WriteRecords(ctx, batch)
+		switch {
+		case err == nil:
+			for i := range recs {
+				rep.Disabled = append(rep.Disabled, k.Ref(&recs[i]))
+			}
+		case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrNotFound):
+			for _, h := range recs {
+				if err := f.disable(ctx, s, h, rep); err != nil {
+					return err
+				}
+			}
+		default:
+			return fmt.Errorf("registry: disable %s records: %w", k.Name, err)
+		}
+		batch, recs = batch[:0], recs[:0]
+		return nil
+	}
 	for _, key := range slices.Sorted(maps.Keys(f.have)) {
 		h := f.have[key]
 		if declared[key] || k.Meta(&h).ManagedBy != store.ManagedByFile {
@@ -212,11 +300,24 @@ func (f *fileKind[T]) retire(ctx context.Context, s store.Store, rep *Report) er
 			rep.Kept = append(rep.Kept, k.Ref(&h))
 			continue
 		}
-		if err := f.disable(ctx, s, h, rep); err != nil {
+		if *k.Status(&h) == store.StatusDisabled {
+			continue
+		}
+		d := h
+		*k.Status(&d) = store.StatusDisabled
+		r, err := k.Record(d)
+		if err != nil {
 			return err
 		}
+		batch = append(batch, store.RecordWrite{Op: store.OpUpdate, Record: r})
+		recs = append(recs, h)
+		if len(batch) == batchSize {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
 	}
-	return nil
+	return flush()
 }
 
 func (f *fileKind[T]) disable(ctx context.Context, s store.Store, h T, rep *Report) error {

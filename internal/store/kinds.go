@@ -85,7 +85,7 @@ func (k *Kind[T]) Canon(rec T) T {
 // Create stores a new record of kind k and returns it with the Meta the
 // store gave it. It fails with ErrAlreadyExists.
 func Create[T any](ctx context.Context, s Store, k *Kind[T], rec T) (T, error) {
-	r, err := k.record(rec)
+	r, err := k.Record(rec)
 	if err != nil {
 		var zero T
 		return zero, err
@@ -103,7 +103,7 @@ func Create[T any](ctx context.Context, s Store, k *Kind[T], rec T) (T, error) {
 // read, and returns it with its new Meta. It fails with ErrNotFound, and
 // with ErrConflict when the Version is not the stored one.
 func Update[T any](ctx context.Context, s Store, k *Kind[T], rec T) (T, error) {
-	r, err := k.record(rec)
+	r, err := k.Record(rec)
 	if err != nil {
 		var zero T
 		return zero, err
@@ -147,8 +147,8 @@ func Delete[T any](ctx context.Context, s Store, k *Kind[T], key string) error {
 	return s.DeleteRecord(ctx, k.Name, key)
 }
 
-// record is rec as the backends keep it.
-func (k *Kind[T]) record(rec T) (Record, error) {
+// Record is rec as the backends keep it, for WriteRecords.
+func (k *Kind[T]) Record(rec T) (Record, error) {
 	doc, err := k.Document(rec)
 	if err != nil {
 		return Record{}, err
