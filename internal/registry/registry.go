@@ -19,6 +19,10 @@ type Registry struct {
 	IdentityProviders []store.IdentityProvider
 	Persons           []store.Person
 	HealthPersonnel   []store.HealthPersonnel
+
+	// Keys, when set, are the clients' key sets already parsed, for Load.
+	// Sync does not read them.
+	Keys KeySets
 }
 
 // kinds lists what Sync applies, in reference order: a record comes after

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -142,21 +143,13 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (*Server, error) 
 		}
 	}()
 
-	want, err := cfg.Registry()
-	if err != nil {
+	if s.registry, err = s.applyRegistry(ctx, cfg); err != nil {
 		return nil, err
 	}
-	report, err := registry.Sync(ctx, s.store, want)
-	if err != nil {
-		return nil, fmt.Errorf("server: apply the registry: %w", err)
-	}
-	if report.Changed() {
-		s.log.Info("registry applied", "changes", report.String())
-	}
-	if s.registry, err = registry.NewWatcher(ctx, s.store, cfg.RegistryPoll); err != nil {
-		return nil, err
-	}
-	s.registry.Log = s.log
+	// The server keeps neither the file's registry nor its YAML tree, and
+	// gives back the memory that applying them took.
+	s.cfg = cfg.WithoutRegistry()
+	debug.FreeOSMemory()
 
 	s.metrics = metrics.New()
 	s.refusals = audit.NewRefusals(cfg.Instance, s.now())
@@ -277,6 +270,29 @@ type persons struct{ s store.Store }
 
 func (p persons) Person(ctx context.Context, pid string) (store.Person, error) {
 	return store.Get(ctx, p.s, store.PersonKind, pid)
+}
+
+// applyRegistry applies the registry that cfg declares to the store and
+// returns a watcher with its first snapshot. The keys the configuration
+// parsed go to the snapshot, so that they are parsed once.
+func (s *Server) applyRegistry(ctx context.Context, cfg *config.Config) (*registry.Watcher, error) {
+	want, err := cfg.Registry()
+	if err != nil {
+		return nil, err
+	}
+	report, err := registry.Sync(ctx, s.store, want)
+	if err != nil {
+		return nil, fmt.Errorf("server: apply the registry: %w", err)
+	}
+	if report.Changed() {
+		s.log.Info("registry applied", "changes", report.String())
+	}
+	w, err := registry.NewWatcher(ctx, s.store, cfg.RegistryPoll, want.Keys)
+	if err != nil {
+		return nil, err
+	}
+	w.Log = s.log
+	return w, nil
 }
 
 // KeysConfig is the key life cycle a configuration sets.
