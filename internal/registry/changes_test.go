@@ -188,4 +188,3 @@ func TestChangesReachAnotherInstance(t *testing.T) {
 		})
 	}
 }
-
