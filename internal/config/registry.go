@@ -142,6 +142,6 @@ func (c *Config) WithoutRegistry() *Config {
 	out := *c
 	out.APIs, out.Organizations, out.ClientSystems, out.Clients = nil, nil, nil, nil
 	out.Delegations, out.IdentityProviders = nil, nil
-	out.src.root = nil
+	out.src.tree = nil
 	return &out
 }
