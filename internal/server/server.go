@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -146,10 +145,9 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (*Server, error) 
 	if s.registry, err = s.applyRegistry(ctx, cfg); err != nil {
 		return nil, err
 	}
-	// The server keeps neither the file's registry nor its YAML tree, and
-	// gives back the memory that applying them took.
+	// The file's registry is in the store and the snapshot now: the
+	// server keeps neither it nor the file's YAML.
 	s.cfg = cfg.WithoutRegistry()
-	debug.FreeOSMemory()
 
 	s.metrics = metrics.New()
 	s.refusals = audit.NewRefusals(cfg.Instance, s.now())
