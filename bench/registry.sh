@@ -87,7 +87,7 @@ for n in $sizes; do
   mkdir -p "$dir"
   if [ -n "$storage" ]; then
     # A fresh database for every size: the caller's URL names an empty one.
-    psql "$storage" -qc "DROP SCHEMA public CASCADE; CREATE SCHEMA public" >/dev/null
+    PGOPTIONS=--client-min-messages=warning psql "$storage" -qc "DROP SCHEMA public CASCADE; CREATE SCHEMA public" >/dev/null
   fi
   gen() { "$work/bin/registrygen" -n "$n" -out "$dir" -poll "$poll" ${storage:+-storage "$storage"} "$@"; }
   gen -listen 127.0.0.1:$port_a -instance a -file a.yaml
