@@ -188,3 +188,59 @@ func TestChangesReachAnotherInstance(t *testing.T) {
 		})
 	}
 }
+
+// TestWatcherSyncFromStaleSnapshot: Watcher.Sync plans from its snapshot,
+// which another process may have overtaken; the records it wrote since
+// must be read again, not overwritten blindly or reported as errors.
+func TestWatcherSyncFromStaleSnapshot(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "tillit.db")
+	s, other := openStoreAt(t, path), openStoreAt(t, path)
+	w0 := want(t)
+	mustSync(t, s, w0)
+	wt, err := registry.NewWatcher(ctx, s, time.Hour, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Behind the snapshot's back: deft is updated, and "new" is created
+	// as the file would.
+	deft, err := store.Get(ctx, other, store.ClientKind, "deft")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deft.Name = "by another instance"
+	if _, err := store.Update(ctx, other, store.ClientKind, deft); err != nil {
+		t.Fatal(err)
+	}
+	added := w0.Clients[1]
+	added.ID, added.Name = "new", "first"
+	added.Meta = store.Meta{ManagedBy: store.ManagedByFile}
+	if _, err := store.Create(ctx, other, store.ClientKind, added); err != nil {
+		t.Fatal(err)
+	}
+
+	w1 := want(t)
+	w1.Clients[0].Name = "from the file"
+	added.Name, added.Meta = "from the file", store.Meta{}
+	w1.Clients = append(w1.Clients, added)
+	rep, err := wt.Sync(ctx, w1)
+	if err != nil {
+		t.Fatalf("Sync from a stale snapshot: %v", err)
+	}
+	if len(rep.Updated) != 3 {
+		t.Errorf("report %v: want deft, sfm (its new key) and new updated", rep)
+	}
+	snap := wt.Current()
+	for _, id := range []string{"deft", "new"} {
+		if c, ok := snap.Client(id); !ok || c.Name != "from the file" {
+			t.Errorf("client %s in the snapshot after Sync: %v %+v", id, ok, c)
+		}
+		if c, err := store.Get(ctx, other, store.ClientKind, id); err != nil || c.Name != "from the file" {
+			t.Errorf("client %s in the store after Sync: %v %+v", id, err, c)
+		}
+	}
+	if v := version(t, s); snap.Version() != v {
+		t.Errorf("snapshot at version %d, store at %d", snap.Version(), v)
+	}
+}

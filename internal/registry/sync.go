@@ -52,6 +52,14 @@ const batchSize = 500
 // finishes the job. An empty Status in
 // want means active.
 func Sync(ctx context.Context, s store.Store, want Registry) (Report, error) {
+	return syncFrom(ctx, s, want, nil)
+}
+
+// syncFrom is Sync taking the stored records from snapshot from, when it
+// is not nil, instead of reading them. A record written since the
+// snapshot makes its batch fail with ErrConflict or ErrAlreadyExists, and
+// is then read again, as with any record another process writes meanwhile.
+func syncFrom(ctx context.Context, s store.Store, want Registry, from *Snapshot) (Report, error) {
 	var rep Report
 	kinds := want.kinds()
 
@@ -59,7 +67,7 @@ func Sync(ctx context.Context, s store.Store, want Registry) (Report, error) {
 	// takeover or a duplicate leaves the store as it was.
 	var errs []error
 	for _, k := range kinds {
-		errs = append(errs, k.plan(ctx, s)...)
+		errs = append(errs, k.plan(ctx, s, from)...)
 	}
 	if len(errs) > 0 {
 		return rep, errors.Join(errs...)
@@ -83,7 +91,7 @@ func Sync(ctx context.Context, s store.Store, want Registry) (Report, error) {
 
 // syncer is a fileKind of any record type.
 type syncer interface {
-	plan(ctx context.Context, s store.Store) []error
+	plan(ctx context.Context, s store.Store, from *Snapshot) []error
 	apply(ctx context.Context, s store.Store, rep *Report) error
 	retire(ctx context.Context, s store.Store, rep *Report) error
 }
@@ -107,8 +115,9 @@ func (f *fileKind[T]) applyIn(order func([]T) []T) *fileKind[T] {
 	return f
 }
 
-// plan reads the stored records of this kind and checks want against them.
-func (f *fileKind[T]) plan(ctx context.Context, s store.Store) []error {
+// plan reads the stored records of this kind, from the snapshot from if it
+// is not nil, and checks want against them.
+func (f *fileKind[T]) plan(ctx context.Context, s store.Store, from *Snapshot) []error {
 	k := f.k
 	var errs []error
 	seen := make(map[string]bool, len(f.want))
@@ -122,9 +131,12 @@ func (f *fileKind[T]) plan(ctx context.Context, s store.Store) []error {
 		}
 		seen[key] = true
 	}
-	stored, err := store.List(ctx, s, k)
-	if err != nil {
-		return append(errs, fmt.Errorf("registry: list %s records: %w", k.Name, err))
+	stored, ok := snapshotRecords(from, k)
+	if !ok {
+		var err error
+		if stored, err = store.List(ctx, s, k); err != nil {
+			return append(errs, fmt.Errorf("registry: list %s records: %w", k.Name, err))
+		}
 	}
 	f.have = make(map[string]T, len(stored))
 	for i := range stored {
@@ -374,4 +386,50 @@ func parentsFirst(orgs []store.Organization) []store.Organization {
 	}
 	slices.SortStableFunc(out, func(a, b store.Organization) int { return depths[a.Number] - depths[b.Number] })
 	return out
+}
+
+// snapshotRecords are the records of kind k in snap, as the store holds
+// them. It reports false when snap is nil or does not hold the kind
+// (persons, which only a login reads).
+func snapshotRecords[T any](snap *Snapshot, k *store.Kind[T]) ([]T, bool) {
+	if snap == nil {
+		return nil, false
+	}
+	var out []T
+	add := func(rec any) { out = append(out, rec.(T)) }
+	switch any(k) {
+	case any(store.APIKind):
+		for _, r := range snap.byAud {
+			add(*r)
+		}
+	case any(store.OrganizationKind):
+		for _, r := range snap.orgs {
+			add(*r)
+		}
+	case any(store.ClientSystemKind):
+		for _, r := range snap.systems {
+			add(*r)
+		}
+	case any(store.ClientKind):
+		for _, r := range snap.clients {
+			add(r.Client)
+		}
+	case any(store.DelegationKind):
+		for _, bySupplier := range snap.delegations {
+			for _, r := range bySupplier {
+				add(*r)
+			}
+		}
+	case any(store.IdentityProviderKind):
+		for _, r := range snap.idps {
+			add(*r)
+		}
+	case any(store.HealthPersonnelKind):
+		for _, r := range snap.hpr {
+			add(*r)
+		}
+	default:
+		return nil, false
+	}
+	return out, true
 }

@@ -78,6 +78,27 @@ func (w *Watcher) Run(ctx context.Context) {
 func (w *Watcher) Refresh(ctx context.Context) (*Snapshot, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	return w.refresh(ctx, nil)
+}
+
+// Sync applies want to the store as Sync does, but takes the stored
+// records from the snapshot in use instead of reading them all again, and
+// then brings the snapshot up to date with what it wrote, using want's
+// parsed keys. A server starting with a large registry thus reads and
+// decodes it once.
+func (w *Watcher) Sync(ctx context.Context, want Registry) (Report, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	rep, err := syncFrom(ctx, w.store, want, w.current.Load())
+	if err != nil || !rep.Changed() {
+		return rep, err
+	}
+	_, err = w.refresh(ctx, want.Keys)
+	return rep, err
+}
+
+// refresh is Refresh with keys as Load takes them. The caller holds mu.
+func (w *Watcher) refresh(ctx context.Context, keys KeySets) (*Snapshot, error) {
 	cur := w.current.Load()
 	v, err := w.store.RegistryVersion(ctx)
 	if err != nil {
@@ -91,13 +112,13 @@ func (w *Watcher) Refresh(ctx context.Context) (*Snapshot, error) {
 	if v < cur.Version() {
 		// The version went back: the store is not the one the snapshot
 		// came from (a restored backup). Nothing since can be trusted.
-		snap, err = Load(ctx, w.store, nil)
+		snap, err = Load(ctx, w.store, keys)
 	} else {
 		var cs []store.RecordChange
 		var version int64
 		if cs, version, err = w.store.RecordChanges(ctx, cur.Version()); err == nil {
 			changes = len(cs)
-			snap, err = cur.patch(version, cs, nil)
+			snap, err = cur.patch(version, cs, keys)
 		}
 	}
 	if err != nil {

@@ -270,26 +270,27 @@ func (p persons) Person(ctx context.Context, pid string) (store.Person, error) {
 	return store.Get(ctx, p.s, store.PersonKind, pid)
 }
 
-// applyRegistry applies the registry that cfg declares to the store and
-// returns a watcher with its first snapshot. The keys the configuration
-// parsed go to the snapshot, so that they are parsed once.
+// applyRegistry loads the store's registry, applies the one that cfg
+// declares to it and returns the watcher. The watcher's snapshot serves as
+// Sync's read of the store, and the keys the configuration parsed go to
+// the snapshot: a start reads, decodes and parses the registry once.
 func (s *Server) applyRegistry(ctx context.Context, cfg *config.Config) (*registry.Watcher, error) {
 	want, err := cfg.Registry()
 	if err != nil {
 		return nil, err
-	}
-	report, err := registry.Sync(ctx, s.store, want)
-	if err != nil {
-		return nil, fmt.Errorf("server: apply the registry: %w", err)
-	}
-	if report.Changed() {
-		s.log.Info("registry applied", "changes", report.String())
 	}
 	w, err := registry.NewWatcher(ctx, s.store, cfg.RegistryPoll, want.Keys)
 	if err != nil {
 		return nil, err
 	}
 	w.Log = s.log
+	report, err := w.Sync(ctx, want)
+	if err != nil {
+		return nil, fmt.Errorf("server: apply the registry: %w", err)
+	}
+	if report.Changed() {
+		s.log.Info("registry applied", "changes", report.String())
+	}
 	return w, nil
 }
 
