@@ -84,7 +84,7 @@ func (w *Watcher) Refresh(ctx context.Context) (*Snapshot, error) {
 // Sync applies want to the store as Sync does, but takes the stored
 // records from the snapshot in use instead of reading them all again, and
 // then brings the snapshot up to date with what it wrote, using want's
-// parsed keys. A server starting with a large registry thus reads and
+// parsed keys. It logs what it changed ("registry applied"). A server starting with a large registry thus reads and
 // decodes it once.
 func (w *Watcher) Sync(ctx context.Context, want Registry) (Report, error) {
 	w.mu.Lock()
@@ -93,6 +93,8 @@ func (w *Watcher) Sync(ctx context.Context, want Registry) (Report, error) {
 	if err != nil || !rep.Changed() {
 		return rep, err
 	}
+	// Logged as soon as it is committed, when other instances may see it.
+	w.logger().InfoContext(ctx, "registry applied", "changes", rep.String())
 	_, err = w.refresh(ctx, want.Keys)
 	return rep, err
 }

@@ -284,12 +284,8 @@ func (s *Server) applyRegistry(ctx context.Context, cfg *config.Config) (*regist
 		return nil, err
 	}
 	w.Log = s.log
-	report, err := w.Sync(ctx, want)
-	if err != nil {
+	if _, err := w.Sync(ctx, want); err != nil {
 		return nil, fmt.Errorf("server: apply the registry: %w", err)
-	}
-	if report.Changed() {
-		s.log.Info("registry applied", "changes", report.String())
 	}
 	return w, nil
 }
