@@ -27,6 +27,7 @@ const promptly = 5 * time.Second
 // be closed when t ends (t.Cleanup); every subtest opens its own.
 func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Registry", func(t *testing.T) { runRegistry(t, open) })
+	t.Run("RegistryChanges", func(t *testing.T) { runChanges(t, open) })
 	t.Run("JTI", func(t *testing.T) { runJTI(t, open) })
 	t.Run("Keys", func(t *testing.T) { runKeys(t, open) })
 	t.Run("Refresh", func(t *testing.T) { runRefresh(t, open) })
