@@ -114,7 +114,8 @@ func (snap *Snapshot) patch(version int64, changes []store.RecordChange, keys Ke
 		systemsChanged = map[string]bool{}
 		clients        []store.RecordChange
 	)
-	// own copies map m of kind the first time the kind changes.
+	// own reports whether kind changes here for the first time: its map,
+	// still shared with snap, must then be copied before it is written.
 	own := func(kind string) bool {
 		if copied[kind] {
 			return false

@@ -2,11 +2,16 @@ package postgres
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/tillit-sts/tillit/internal/pgtest"
 	"github.com/tillit-sts/tillit/internal/store"
 )
+
+// registryChanges is the number of the migration that added registry
+// changes.
+const registryChanges = 6
 
 // TestUpgradeToRegistryChanges opens a database that an older build made
 // (the schema before registry changes) with records in it: the upgrade
@@ -20,7 +25,11 @@ func TestUpgradeToRegistryChanges(t *testing.T) {
 		version    bigint      PRIMARY KEY,
 		name       text        NOT NULL,
 		applied_at timestamptz NOT NULL DEFAULT now())`}
-	for _, m := range migrations[:2] {
+	if name := migrations[registryChanges-1].name; !strings.Contains(name, "registry_changes") {
+		t.Fatalf("migration %d is %s", registryChanges, name)
+	}
+	// Every migration before the one that added registry changes.
+	for _, m := range migrations[:registryChanges-1] {
 		queries = append(queries, m.sql, fmt.Sprintf("INSERT INTO schema_migrations (version, name) VALUES (%d, '%s')", m.version, m.name))
 	}
 	queries = append(queries,

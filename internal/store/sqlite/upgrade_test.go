@@ -1,25 +1,36 @@
 package sqlite
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/tillit-sts/tillit/internal/store"
 )
 
+// registryChanges is the number of the migration that added registry
+// changes.
+const registryChanges = 5
+
 // TestUpgradeToRegistryChanges opens a database that an older build made
-// (the first schema) with records in it: the upgrade keeps them, they
+// (the schema before registry changes) with records in it: the upgrade keeps them, they
 // count as held by every snapshot, and writes after it are changes.
 func TestUpgradeToRegistryChanges(t *testing.T) {
 	path := tempDB(t)
 	db := rawDB(t, path)
-	for _, q := range []string{
-		"CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT",
-		migrations[0].sql,
-		"INSERT INTO schema_migrations VALUES (1, '" + migrations[0].name + "', 0)",
+	if name := migrations[registryChanges-1].name; !strings.Contains(name, "registry_changes") {
+		t.Fatalf("migration %d is %s", registryChanges, name)
+	}
+	// Every migration before the one that added registry changes.
+	queries := []string{"CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT"}
+	for _, m := range migrations[:registryChanges-1] {
+		queries = append(queries, m.sql, fmt.Sprintf("INSERT INTO schema_migrations VALUES (%d, '%s', 0)", m.version, m.name))
+	}
+	for _, q := range append(queries,
 		`INSERT INTO registry (kind, key, doc, managed_by, version, created_at, updated_at)
 			VALUES ('organisation', '994598759', '{"Name":"Old","Number":"994598759","Parent":""}', 'file', 1, 0, 0)`,
 		"UPDATE registry_version SET version = 5",
-	} {
+	) {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}

@@ -185,6 +185,14 @@ func canceledCalls() []canceledCall {
 		{"DeleteRecord", func(ctx context.Context, s store.Store) error {
 			return store.Delete(ctx, s, store.APIKind, canceledAPI.Audience)
 		}},
+		{"WriteRecords", func(ctx context.Context, s store.Store) error {
+			_, err := s.WriteRecords(ctx, []store.RecordWrite{{Op: store.OpCreate, Record: org("999999998")}})
+			return err
+		}},
+		{"RecordChanges", func(ctx context.Context, s store.Store) error {
+			_, _, err := s.RecordChanges(ctx, -1)
+			return err
+		}},
 		{"CreateRecord organisation", func(ctx context.Context, s store.Store) error {
 			_, err := store.Create(ctx, s, store.OrganizationKind, store.Organization{Number: "999999999"})
 			return err
