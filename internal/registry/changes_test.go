@@ -244,3 +244,29 @@ func TestWatcherSyncFromStaleSnapshot(t *testing.T) {
 		t.Errorf("snapshot at version %d, store at %d", snap.Version(), v)
 	}
 }
+
+// TestWatcherSyncAfterAnotherInstance: two instances start with one file
+// on an empty store; the second loads its snapshot before the first has
+// written, so its Sync writes nothing, and its snapshot must still hold
+// what the first wrote when Sync returns.
+func TestWatcherSyncAfterAnotherInstance(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "tillit.db")
+	s, other := openStoreAt(t, path), openStoreAt(t, path)
+	wt, err := registry.NewWatcher(ctx, s, time.Hour, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := want(t)
+	mustSync(t, other, w)
+	rep, err := wt.Sync(ctx, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Changed() {
+		t.Errorf("the second Sync changed %v", rep)
+	}
+	if c, ok := wt.Current().Client("deft"); !ok || !c.Active() {
+		t.Errorf("after Sync the snapshot has deft: %v %+v", ok, c)
+	}
+}

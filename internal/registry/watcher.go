@@ -90,11 +90,17 @@ func (w *Watcher) Sync(ctx context.Context, want Registry) (Report, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	rep, err := syncFrom(ctx, w.store, want, w.current.Load())
-	if err != nil || !rep.Changed() {
+	if err != nil {
 		return rep, err
 	}
-	// Logged as soon as it is committed, when other instances may see it.
-	w.logger().InfoContext(ctx, "registry applied", "changes", rep.String())
+	if rep.Changed() {
+		// Logged as soon as it is committed, when other instances may
+		// see it.
+		w.logger().InfoContext(ctx, "registry applied", "changes", rep.String())
+	}
+	// Even when Sync wrote nothing, another process may have written
+	// since the snapshot was loaded: a second instance starting with the
+	// same file finds the first one's records and must serve them now.
 	_, err = w.refresh(ctx, want.Keys)
 	return rep, err
 }
