@@ -270,3 +270,32 @@ func TestWatcherSyncAfterAnotherInstance(t *testing.T) {
 		t.Errorf("after Sync the snapshot has deft: %v %+v", ok, c)
 	}
 }
+
+func TestReportString(t *testing.T) {
+	client := func(id string) store.Ref { return store.Ref{Kind: "client", ID: id} }
+	many := make([]store.Ref, 0, 1000)
+	for i := range 1000 {
+		many = append(many, client(fmt.Sprint(i)))
+	}
+	for _, tt := range []struct {
+		name string
+		rep  registry.Report
+		want string
+	}{
+		{name: "nothing", want: "no changes"},
+		{name: "one", rep: registry.Report{Updated: []store.Ref{client("a")}}, want: `updated 1 (1 client): client "a"`},
+		{name: "kinds and verbs", rep: registry.Report{
+			Created:  []store.Ref{{Kind: "api", ID: "nhn:deft"}, client("a"), client("b")},
+			Disabled: []store.Ref{client("c")},
+			Kept:     []store.Ref{{Kind: "organisation", ID: "994598759"}},
+		}, want: `created 3 (1 api, 2 client): api "nhn:deft", client "a", client "b"; disabled 1 (1 client): client "c"; kept 1 (1 organisation): organisation "994598759"`},
+		{name: "many", rep: registry.Report{Created: many},
+			want: `created 1000 (1000 client): client "0", client "1", client "2", client "3", client "4" and 995 more`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.rep.String(); got != tt.want {
+				t.Errorf("String() = %q\nwant        %q", got, tt.want)
+			}
+		})
+	}
+}
