@@ -299,3 +299,88 @@ func TestReportString(t *testing.T) {
 		})
 	}
 }
+
+// TestPatchKeepsIndexes: what the snapshot derives from many records (the
+// count of login clients, HPR entries by pid) comes out of a patch as a
+// fresh load makes it.
+func TestPatchKeepsIndexes(t *testing.T) {
+	ctx := t.Context()
+	s := openStore(t)
+	w := want(t)
+	w.Clients[0].GrantTypes = append(w.Clients[0].GrantTypes, "authorization_code")
+	mustSync(t, s, w)
+	wt, err := registry.NewWatcher(ctx, s, time.Hour, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(what string) {
+		t.Helper()
+		snap, err := wt.Refresh(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fresh, err := registry.Load(ctx, s, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if snap.LoginClients() != fresh.LoginClients() {
+			t.Errorf("%s: %d login clients, a fresh load has %d", what, snap.LoginClients(), fresh.LoginClients())
+		}
+		for _, pid := range []string{"p1", "p2"} {
+			got, gok := snap.HealthPersonnelByPID(pid)
+			want, wok := fresh.HealthPersonnelByPID(pid)
+			if gok != wok || gok && got.Number != want.Number {
+				t.Errorf("%s: HPR of %s %v %+v, a fresh load has %v %+v", what, pid, gok, got, wok, want)
+			}
+		}
+	}
+	if n := wt.Current().LoginClients(); n != 1 {
+		t.Fatalf("%d login clients at the start, want 1", n)
+	}
+
+	sfm, err := store.Get(ctx, s, store.ClientKind, "sfm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sfm.GrantTypes = append(sfm.GrantTypes, "authorization_code")
+	if _, err := store.Update(ctx, s, store.ClientKind, sfm); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []store.HealthPersonnel{
+		{Number: "9", PID: "p1", Status: store.StatusActive},
+		{Number: "3", PID: "p1", Status: store.StatusActive},
+		{Number: "5", PID: "p2", Status: store.StatusActive},
+	} {
+		if _, err := store.Create(ctx, s, store.HealthPersonnelKind, h); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check("a login client and HPR entries added")
+
+	sys, err := store.Get(ctx, s, store.ClientSystemKind, "sys")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sys.Status = store.StatusDisabled
+	if _, err := store.Update(ctx, s, store.ClientSystemKind, sys); err != nil {
+		t.Fatal(err)
+	}
+	h3, err := store.Get(ctx, s, store.HealthPersonnelKind, "3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h3.Status = store.StatusDisabled
+	if _, err := store.Update(ctx, s, store.HealthPersonnelKind, h3); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Delete(ctx, s, store.HealthPersonnelKind, "5"); err != nil {
+		t.Fatal(err)
+	}
+	check("the system disabled, HPR entries disabled and deleted")
+	if n := wt.Current().LoginClients(); n != 0 {
+		t.Errorf("%d login clients with their system disabled", n)
+	}
+	if h, _ := wt.Current().HealthPersonnelByPID("p1"); h == nil || h.Number != "9" {
+		t.Errorf("p1's HPR entry after 3 was disabled: %+v", h)
+	}
+}

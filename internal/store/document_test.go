@@ -31,7 +31,8 @@ func TestDocumentAsMap(t *testing.T) {
 		{ID: odd, Name: odd, System: "s", Tenancy: MultiTenant, Organization: "1", ChildOrganizations: []string{odd, "b"},
 			JWKS: []byte(`{"keys":[]}`), GrantTypes: []string{}, Scopes: []string{"a"}, Claims: map[string]string{"z": odd, "a": "1"},
 			Status: StatusActive, RequireDPoP: true, AccessTokenLifetime: time.Minute, ExchangeActors: []string{"x"},
-			RefreshTokenLifetime: time.Hour, Meta: meta},
+			RefreshTokenLifetime: time.Hour, RedirectURIs: []string{"https://x/cb?a=<b>"}, PostLogoutRedirectURIs: []string{},
+			IdentityScopes: []string{"openid"}, AllowPlainAuthorize: true, Meta: meta},
 	} {
 		check("client", func() (string, error) { return ClientKind.Document(c) }, func() (string, error) { return ClientKind.mapDocument(c) })
 	}
@@ -45,8 +46,12 @@ func TestDocumentAsMap(t *testing.T) {
 	check("delegation", func() (string, error) { return DelegationKind.Document(d) }, func() (string, error) { return DelegationKind.mapDocument(d) })
 	p := IdentityProvider{Name: "p", Type: IdentityProviderOIDC, DisplayName: odd, Meta: meta}
 	check("identity provider", func() (string, error) { return IdentityProviderKind.Document(p) }, func() (string, error) { return IdentityProviderKind.mapDocument(p) })
+	person := Person{PID: "1", GivenName: odd, Meta: meta}
+	check("person", func() (string, error) { return PersonKind.Document(person) }, func() (string, error) { return PersonKind.mapDocument(person) })
+	h := HealthPersonnel{Number: "1", PID: "2", Approvals: []HPRApproval{{Profession: "LE", Authorization: HPRCode{Value: "1", Description: odd}}}, Meta: meta}
+	check("health personnel", func() (string, error) { return HealthPersonnelKind.Document(h) }, func() (string, error) { return HealthPersonnelKind.mapDocument(h) })
 
-	for _, k := range []interface{ hasFields() bool }{ClientKind, APIKind, OrganizationKind, ClientSystemKind, DelegationKind, IdentityProviderKind} {
+	for _, k := range []interface{ hasFields() bool }{ClientKind, APIKind, OrganizationKind, ClientSystemKind, DelegationKind, IdentityProviderKind, PersonKind, HealthPersonnelKind} {
 		if !k.hasFields() {
 			t.Errorf("%T writes its documents by way of a map", k)
 		}

@@ -66,6 +66,9 @@ type docField struct {
 	key   string
 	name  []byte
 	index []int
+	// omitEmpty leaves the member out when it is empty, as the omitempty
+	// option does.
+	omitEmpty bool
 }
 
 // label is how messages name rec.
@@ -197,11 +200,15 @@ func (k *Kind[T]) Document(rec T) (string, error) {
 	v := reflect.ValueOf(&rec).Elem()
 	b := make([]byte, 0, 256)
 	b = append(b, '{')
-	for i, f := range k.fields {
-		if i > 0 {
+	for _, f := range k.fields {
+		fv := v.FieldByIndex(f.index)
+		if f.omitEmpty && isEmpty(fv) {
+			continue
+		}
+		if len(b) > 1 {
 			b = append(b, ',')
 		}
-		val, err := json.Marshal(v.FieldByIndex(f.index).Interface())
+		val, err := json.Marshal(fv.Interface())
 		if err != nil {
 			return "", fmt.Errorf("store: encode %s: %w", k.Name, err)
 		}
@@ -229,10 +236,25 @@ func (k *Kind[T]) mapDocument(rec T) (string, error) {
 	return string(b), nil
 }
 
+// isEmpty is what the omitempty option leaves out.
+func isEmpty(v reflect.Value) bool {
+	switch v.Kind() {
+	case reflect.Array, reflect.Map, reflect.Slice, reflect.String:
+		return v.Len() == 0
+	case reflect.Bool,
+		reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
+		reflect.Float32, reflect.Float64,
+		reflect.Interface, reflect.Pointer:
+		return v.IsZero()
+	}
+	return false
+}
+
 // docFields lists the members of t's document sorted by name, or returns
 // nil when t has something that encoding/json would not write as a plain
-// member (an option such as omitempty, an embedded struct other than Meta,
-// a method of its own), for which Document falls back to the map.
+// member (an option other than omitempty, an embedded struct other than
+// Meta, a method of its own), for which Document falls back to the map.
 func docFields(t reflect.Type) []docField {
 	if t.Kind() != reflect.Struct || t.Implements(reflect.TypeFor[json.Marshaler]()) || reflect.PointerTo(t).Implements(reflect.TypeFor[json.Marshaler]()) {
 		return nil
@@ -253,7 +275,8 @@ func docFields(t reflect.Type) []docField {
 		if name == "-" && opts == "" {
 			continue
 		}
-		if opts != "" {
+		omitEmpty := opts == "omitempty"
+		if opts != "" && !omitEmpty {
 			return nil
 		}
 		if name == "" {
@@ -263,7 +286,7 @@ func docFields(t reflect.Type) []docField {
 		if err != nil {
 			return nil
 		}
-		fields = append(fields, docField{key: name, name: quoted, index: f.Index})
+		fields = append(fields, docField{key: name, name: quoted, index: f.Index, omitEmpty: omitEmpty})
 	}
 	slices.SortFunc(fields, func(a, b docField) int { return strings.Compare(a.key, b.key) })
 	return fields
