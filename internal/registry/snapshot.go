@@ -76,7 +76,8 @@ type KeySets map[string][]jose.JSONWebKey
 // sets parsed already.
 //
 // It reads every record and the version in one consistent read, as the
-// changes since before the first version.
+// changes since before the first version. Records of kinds the snapshot
+// does not hold (persons) are read and left out.
 func Load(ctx context.Context, s store.Store, keys KeySets) (*Snapshot, error) {
 	changes, version, err := s.RecordChanges(ctx, -1)
 	if err != nil {

@@ -49,8 +49,7 @@ const batchSize = 500
 // Sync writes in batches of up to batchSize records, each one transaction
 // that moves RegistryVersion once. It is not one transaction: a store
 // error part way leaves the batches written so far, and the next Sync
-// finishes the job. An empty Status in
-// want means active.
+// finishes the job. An empty Status in want means active.
 func Sync(ctx context.Context, s store.Store, want Registry) (Report, error) {
 	return syncFrom(ctx, s, want, nil)
 }
@@ -276,7 +275,6 @@ func (f *fileKind[T]) retire(ctx context.Context, s store.Store, rep *Report) er
 	for i := range f.want {
 		declared[k.Key(&f.want[i])] = true
 	}
-	// Sorted: a stable report and write order.
 	var (
 		batch []store.RecordWrite
 		recs  []T
@@ -303,6 +301,7 @@ func (f *fileKind[T]) retire(ctx context.Context, s store.Store, rep *Report) er
 		batch, recs = batch[:0], recs[:0]
 		return nil
 	}
+	// Sorted: a stable report and write order.
 	for _, key := range slices.Sorted(maps.Keys(f.have)) {
 		h := f.have[key]
 		if declared[key] || k.Meta(&h).ManagedBy != store.ManagedByFile {
