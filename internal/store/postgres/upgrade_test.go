@@ -11,7 +11,7 @@ import (
 
 // registryChanges is the number of the migration that added registry
 // changes.
-const registryChanges = 6
+const registryChanges = 7
 
 // TestUpgradeToRegistryChanges opens a database that an older build made
 // (the schema before registry changes) with records in it: the upgrade

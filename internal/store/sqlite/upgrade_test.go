@@ -10,7 +10,7 @@ import (
 
 // registryChanges is the number of the migration that added registry
 // changes.
-const registryChanges = 5
+const registryChanges = 6
 
 // TestUpgradeToRegistryChanges opens a database that an older build made
 // (the schema before registry changes) with records in it: the upgrade keeps them, they
