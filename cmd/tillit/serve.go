@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strings"
 
 	"github.com/tillit-sts/tillit/internal/config"
@@ -67,6 +68,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer srv.Close()
+	// The registry the file declares is in the store and the server's
+	// snapshot now: drop this copy and give back the memory that reading
+	// and applying it took, which for a large registry is several times
+	// the snapshot.
+	cfg = cfg.WithoutRegistry()
+	debug.FreeOSMemory()
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return err

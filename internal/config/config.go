@@ -415,6 +415,10 @@ type Client struct {
 
 	fileKeys []byte // contents of JWKSFile, read by Parse
 	fileErr  error  // why reading JWKSFile failed
+	// parsed are the keys clientKeys found, for the JWKS and JWKSFile it
+	// found them in: validation and Registry share them, so that each key
+	// is parsed once.
+	parsed *parsedKeys
 }
 
 // Delegation declares that an organisation lets a supplier's multi-tenant
@@ -565,3 +569,10 @@ func (Secret) String() string               { return "[redacted]" }
 func (Secret) GoString() string             { return "[redacted]" }
 func (Secret) LogValue() slog.Value         { return slog.StringValue("[redacted]") }
 func (Secret) MarshalJSON() ([]byte, error) { return []byte(`"[redacted]"`), nil }
+
+type parsedKeys struct {
+	jwks []byte
+	file string
+	keys []jose.JSONWebKey
+	errs Errors
+}

@@ -11,8 +11,11 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"gopkg.in/yaml.v3"
 )
@@ -64,11 +67,11 @@ func ParseWith(name string, data []byte, o Overrides) (*Config, error) {
 		c.src.dir = filepath.Dir(name)
 	}
 
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, Errors{c.src.syntaxError(err)}.err()
-	}
-	c.src.root = &doc
+	// The YAML tree that error messages take lines and paths from is
+	// parsed only when there is an error to report: parsing is most of
+	// the cost of reading a large registry, and the decoder parses once
+	// already.
+	c.src.tree = &tree{data: data}
 
 	var errs Errors
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -103,6 +106,7 @@ func ParseWith(name string, data []byte, o Overrides) (*Config, error) {
 	var more Errors
 	c.prepare(&more)
 	if !c.src.unreliable {
+		c.parseKeys()
 		more = append(more, c.check()...)
 	}
 	for _, e := range more {
@@ -186,6 +190,24 @@ func (c *Config) prepare(errs *Errors) {
 	}
 }
 
+// parseKeys parses every client's keys ahead of validation, on every
+// core: with a hundred thousand clients it is most of the cost of reading
+// the file. Validation and Registry then find them parsed.
+func (c *Config) parseKeys() {
+	var (
+		next atomic.Int64
+		wg   sync.WaitGroup
+	)
+	for range min(runtime.GOMAXPROCS(0), len(c.Clients)) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < len(c.Clients); i = int(next.Add(1) - 1) {
+				c.clientKeys(i)
+			}
+		})
+	}
+	wg.Wait()
+}
+
 // keyFile returns the contents of JWKSFile, read by Parse or now for a
 // Config that was built in code.
 func (cl *Client) keyFile(src source) ([]byte, error) {
@@ -242,11 +264,34 @@ func readFile(name string, limit int64) ([]byte, error) {
 	return data, nil
 }
 
+// tree is the parsed document of a file, made when first asked for.
+type tree struct {
+	once sync.Once
+	data []byte
+	node *yaml.Node
+}
+
+// root returns the document node, or nil when there is none (a Config made
+// in code, or one whose tree was dropped).
+func (t *tree) root() *yaml.Node {
+	if t == nil {
+		return nil
+	}
+	t.once.Do(func() {
+		var doc yaml.Node
+		if yaml.Unmarshal(t.data, &doc) == nil {
+			t.node = &doc
+		}
+		t.data = nil
+	})
+	return t.node
+}
+
 // source is where a Config came from.
 type source struct {
-	file string     // as given to Parse
-	dir  string     // folder relative paths are taken from
-	root *yaml.Node // the document, to find the line of a key
+	file string // as given to Parse
+	dir  string // folder relative paths are taken from
+	tree *tree  // the document, to find the line of a key
 	// unreliable is set when decoding skipped more than the values it
 	// reported, so the Config must not be validated.
 	unreliable bool
@@ -320,10 +365,10 @@ func (p path) String() string {
 // key that exists when p itself does not (a missing required key is
 // reported on the mapping that lacks it).
 func (s source) line(p path) int {
-	if s.root == nil {
+	n := s.tree.root()
+	if n == nil {
 		return 0
 	}
-	n := s.root
 	if n.Kind == yaml.DocumentNode {
 		if len(n.Content) == 0 {
 			return 0
@@ -486,15 +531,19 @@ func (s source) find(line int, text string, kind yaml.Kind) (path, bool) {
 		}
 		return false
 	}
-	if s.root == nil {
+	root := s.tree.root()
+	if root == nil {
 		return nil, false
 	}
-	walk(s.root, path{})
+	walk(root, path{})
 	return found, found != nil
 }
 
 func (s source) valueAt(p path) string {
-	n := s.root
+	n := s.tree.root()
+	if n == nil {
+		return ""
+	}
 	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
 		n = n.Content[0]
 	}

@@ -17,7 +17,9 @@ import (
 // keys become one JWKS in registry.MarshalJWKS form, each key with a kid;
 // its claims become flat API-specific claim names
 // ("e-helse:sfm.api/client/claims/sfm-id"). Call it on a validated Config;
-// it fails only on keys that Validate would also refuse.
+// it fails only on keys that Validate would also refuse. Keys holds the
+// parsed key sets, so that the server's first snapshot does not parse them
+// again.
 func (c *Config) Registry() (registry.Registry, error) {
 	var r registry.Registry
 	for _, a := range c.APIs {
@@ -59,6 +61,10 @@ func (c *Config) Registry() (registry.Registry, error) {
 		if err != nil {
 			return registry.Registry{}, fmt.Errorf("config: client %q: %w", cl.ID, err)
 		}
+		if r.Keys == nil {
+			r.Keys = make(registry.KeySets, len(c.Clients))
+		}
+		r.Keys[string(jwks)] = keys
 		var claims map[string]string
 		for aud, values := range cl.Claims {
 			for name, value := range values {
@@ -126,4 +132,16 @@ func orDefault[T comparable](v, def T) T {
 		return def
 	}
 	return v
+}
+
+// WithoutRegistry returns a copy of c without the declared registry and
+// without the parsed file. A server keeps it after it has applied the
+// registry: the file's registry sections, with their YAML tree, are
+// several times the size of the registry's snapshot.
+func (c *Config) WithoutRegistry() *Config {
+	out := *c
+	out.APIs, out.Organizations, out.ClientSystems, out.Clients = nil, nil, nil, nil
+	out.Delegations, out.IdentityProviders = nil, nil
+	out.src.tree = nil
+	return &out
 }

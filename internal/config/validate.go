@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -948,6 +949,16 @@ func (c *Config) checkSingleTenant(k *checker, p path, cl *Client, orgs index) {
 // clientKeys parses the inline and file keys of client i. Problems carry
 // the line of jwks or jwks_file.
 func (c *Config) clientKeys(i int) ([]jose.JSONWebKey, Errors) {
+	cl := &c.Clients[i]
+	if p := cl.parsed; p != nil && bytes.Equal(p.jwks, cl.JWKS) && p.file == cl.JWKSFile {
+		return p.keys, p.errs
+	}
+	keys, errs := c.parseClientKeys(i)
+	cl.parsed = &parsedKeys{jwks: cl.JWKS, file: cl.JWKSFile, keys: keys, errs: errs}
+	return keys, errs
+}
+
+func (c *Config) parseClientKeys(i int) ([]jose.JSONWebKey, Errors) {
 	cl := &c.Clients[i]
 	p := path{"clients", i}
 	var errs Errors

@@ -74,7 +74,7 @@ func TestSyncDelegations(t *testing.T) {
 	}
 
 	// The snapshot serves them, disabled ones included with their status.
-	snap, err := registry.Load(ctx, s)
+	snap, err := registry.Load(ctx, s, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

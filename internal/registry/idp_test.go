@@ -22,7 +22,7 @@ func TestSyncIdentityProviders(t *testing.T) {
 	if !slices.Equal(rep.Created, refs(kind, "testidp-oidc", "idporten")) || len(rep.Updated)+len(rep.Disabled) != 0 {
 		t.Fatalf("first Sync: %v", rep)
 	}
-	snap, err := registry.Load(ctx, s)
+	snap, err := registry.Load(ctx, s, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,7 +48,7 @@ func TestSyncHealthPersonnel(t *testing.T) {
 		Approvals: []store.HPRApproval{{Profession: "SP", Authorization: store.HPRCode{Value: "1", Description: "Autorisasjon"}}}}
 
 	mustSync(t, s, registry.Registry{HealthPersonnel: []store.HealthPersonnel{doctor, nurse}})
-	snap, err := registry.Load(ctx, s)
+	snap, err := registry.Load(ctx, s, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func TestSyncHealthPersonnel(t *testing.T) {
 	if !slices.Equal(rep.Disabled, refs(kind, "565505933")) || rep.Changed() && len(rep.Updated)+len(rep.Created) != 0 {
 		t.Fatalf("Sync without the doctor: %v", rep)
 	}
-	snap, err = registry.Load(ctx, s)
+	snap, err = registry.Load(ctx, s, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

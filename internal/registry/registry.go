@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/tillit-sts/tillit/internal/store"
@@ -18,6 +19,10 @@ type Registry struct {
 	IdentityProviders []store.IdentityProvider
 	Persons           []store.Person
 	HealthPersonnel   []store.HealthPersonnel
+
+	// Keys, when set, are the clients' key sets already parsed, for Load.
+	// Sync does not read them.
+	Keys KeySets
 }
 
 // kinds lists what Sync applies, in reference order: a record comes after
@@ -54,18 +59,39 @@ func (r Report) Changed() bool {
 	return len(r.Created)+len(r.Updated)+len(r.Disabled) > 0
 }
 
-// String is a one-line summary for the log.
+// reportNames is how many records String names for each verb.
+const reportNames = 5
+
+// String is a one-line summary for the log: for each of created, updated,
+// disabled and kept, the number of records by kind and the first few, so
+// that a large change makes a short line.
 func (r Report) String() string {
 	var parts []string
 	add := func(verb string, refs []store.Ref) {
 		if len(refs) == 0 {
 			return
 		}
-		names := make([]string, len(refs))
-		for i, ref := range refs {
-			names[i] = ref.String()
+		var kinds []string
+		counts := make(map[string]int)
+		for _, ref := range refs {
+			if counts[ref.Kind] == 0 {
+				kinds = append(kinds, ref.Kind)
+			}
+			counts[ref.Kind]++
 		}
-		parts = append(parts, verb+" "+strings.Join(names, ", "))
+		perKind := make([]string, len(kinds))
+		for i, k := range kinds {
+			perKind[i] = fmt.Sprintf("%d %s", counts[k], k)
+		}
+		names := make([]string, 0, reportNames)
+		for _, ref := range refs[:min(len(refs), reportNames)] {
+			names = append(names, ref.String())
+		}
+		part := fmt.Sprintf("%s %d (%s): %s", verb, len(refs), strings.Join(perKind, ", "), strings.Join(names, ", "))
+		if len(refs) > reportNames {
+			part += fmt.Sprintf(" and %d more", len(refs)-reportNames)
+		}
+		parts = append(parts, part)
 	}
 	add("created", r.Created)
 	add("updated", r.Updated)

@@ -359,7 +359,7 @@ func TestSnapshot(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	snap, err := registry.Load(ctx, s)
+	snap, err := registry.Load(ctx, s, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -429,7 +429,7 @@ func TestSnapshot(t *testing.T) {
 	// A disabled client system disables its clients.
 	w.ClientSystems[0].Status = store.StatusDisabled
 	mustSync(t, s, w)
-	snap, err = registry.Load(ctx, s)
+	snap, err = registry.Load(ctx, s, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -453,7 +453,7 @@ func TestSnapshotScopeClaimedTwice(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	snap, err := registry.Load(ctx, s)
+	snap, err := registry.Load(ctx, s, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -468,7 +468,7 @@ func TestWatcher(t *testing.T) {
 	ctx := t.Context()
 	mustSync(t, s, want(t))
 	var logs lockedBuffer
-	w, err := registry.NewWatcher(ctx, s, 10*time.Millisecond)
+	w, err := registry.NewWatcher(ctx, s, 10*time.Millisecond, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -550,7 +550,7 @@ func (b *lockedBuffer) String() string {
 }
 
 func TestNewWatcherRefusesBadInterval(t *testing.T) {
-	if _, err := registry.NewWatcher(t.Context(), openStore(t), 0); err == nil {
+	if _, err := registry.NewWatcher(t.Context(), openStore(t), 0, nil); err == nil {
 		t.Fatal("NewWatcher with interval 0 succeeded")
 	}
 }

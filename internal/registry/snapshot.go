@@ -1,9 +1,11 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -51,6 +53,10 @@ type Client struct {
 	// so a broken one is kept here with the reason, and the token endpoint
 	// answers invalid_client for it instead of failing for everyone.
 	Err error
+
+	// keysErr is the problem with the JWKS alone, kept so that a change of
+	// the client system does not parse the keys again.
+	keysErr error
 }
 
 // Active reports whether the client may get tokens now: it and its client
@@ -60,66 +66,234 @@ func (c *Client) Active() bool {
 		c.System != nil && c.System.Status == store.StatusActive
 }
 
-// Load reads the whole registry from s.
+// KeySets are parsed public key sets by their JWKS text, as the
+// configuration parsed them while validating the file. Load uses them for
+// the clients whose stored JWKS is the same text, so that a start parses
+// each key once.
+type KeySets map[string][]jose.JSONWebKey
+
+// Load reads the whole registry from s. keys, which may be nil, are key
+// sets parsed already.
 //
-// The version is read before the records, so a change that lands while
-// Load runs can only make the records newer than the version says; the next
-// poll then sees a new version and loads again. The reverse, a version newer
-// than the records, could hide a change until the next unrelated one.
-func Load(ctx context.Context, s store.Store) (*Snapshot, error) {
-	version, err := s.RegistryVersion(ctx)
+// It reads every record and the version in one consistent read, as the
+// changes since before the first version. Records of kinds the snapshot
+// does not hold (persons) are read and left out.
+func Load(ctx context.Context, s store.Store, keys KeySets) (*Snapshot, error) {
+	changes, version, err := s.RecordChanges(ctx, -1)
 	if err != nil {
-		return nil, fmt.Errorf("registry: version: %w", err)
+		return nil, fmt.Errorf("registry: load: %w", err)
 	}
-	var r Registry
-	err = load(ctx, s, store.APIKind, &r.APIs, nil)
-	err = load(ctx, s, store.OrganizationKind, &r.Organizations, err)
-	err = load(ctx, s, store.ClientSystemKind, &r.ClientSystems, err)
-	err = load(ctx, s, store.ClientKind, &r.Clients, err)
-	err = load(ctx, s, store.DelegationKind, &r.Delegations, err)
-	err = load(ctx, s, store.IdentityProviderKind, &r.IdentityProviders, err)
-	err = load(ctx, s, store.HealthPersonnelKind, &r.HealthPersonnel, err)
-	if err != nil {
-		return nil, err
-	}
-	return newSnapshot(version, r), nil
+	return empty().patch(version, changes, keys)
 }
 
-// load reads every record of kind k into into, unless an earlier load
-// failed with prev.
-func load[T any](ctx context.Context, s store.Store, k *store.Kind[T], into *[]T, prev error) error {
-	if prev != nil {
-		return prev
+func empty() *Snapshot {
+	return &Snapshot{
+		byAud:       map[string]*store.API{},
+		byScope:     map[string]*store.API{},
+		orgs:        map[string]*store.Organization{},
+		systems:     map[string]*store.ClientSystem{},
+		clients:     map[string]*Client{},
+		delegations: map[string]map[string]*store.Delegation{},
+		idps:        map[string]*store.IdentityProvider{},
+		hpr:         map[string]*store.HealthPersonnel{},
+		hprByPID:    map[string]*store.HealthPersonnel{},
 	}
-	recs, err := store.List(ctx, s, k)
+}
+
+// patch returns a new snapshot at version: snap with changes applied.
+// snap is not modified, and the new snapshot shares with it whatever did
+// not change: a map is copied only when a record of its kind changed, and
+// a client's keys are parsed again only when its JWKS changed. A change to
+// one client thus costs a copy of the client map (pointers), not a
+// rebuild of the registry.
+func (snap *Snapshot) patch(version int64, changes []store.RecordChange, keys KeySets) (*Snapshot, error) {
+	next := *snap
+	next.version = version
+	var (
+		copied         = map[string]bool{}
+		apisChanged    bool
+		systemsChanged = map[string]bool{}
+		clients        []store.RecordChange
+	)
+	// own reports whether kind changes here for the first time: its map,
+	// still shared with snap, must then be copied before it is written.
+	own := func(kind string) bool {
+		if copied[kind] {
+			return false
+		}
+		copied[kind] = true
+		return true
+	}
+	for _, c := range changes {
+		r := c.Record
+		switch r.Kind {
+		case store.APIKind.Name:
+			if own(r.Kind) {
+				next.byAud = maps.Clone(next.byAud)
+			}
+			apisChanged = true
+			if err := put(next.byAud, store.APIKind, c); err != nil {
+				return nil, err
+			}
+		case store.OrganizationKind.Name:
+			if own(r.Kind) {
+				next.orgs = maps.Clone(next.orgs)
+			}
+			if err := put(next.orgs, store.OrganizationKind, c); err != nil {
+				return nil, err
+			}
+		case store.ClientSystemKind.Name:
+			if own(r.Kind) {
+				next.systems = maps.Clone(next.systems)
+			}
+			systemsChanged[r.Key] = true
+			if err := put(next.systems, store.ClientSystemKind, c); err != nil {
+				return nil, err
+			}
+		case store.ClientKind.Name:
+			// After the loop, when the client systems are in place.
+			clients = append(clients, c)
+		case store.DelegationKind.Name:
+			if own(r.Kind) {
+				next.delegations = maps.Clone(next.delegations)
+			}
+			if err := next.putDelegation(c, copied); err != nil {
+				return nil, err
+			}
+		case store.IdentityProviderKind.Name:
+			if own(r.Kind) {
+				next.idps = maps.Clone(next.idps)
+			}
+			if err := put(next.idps, store.IdentityProviderKind, c); err != nil {
+				return nil, err
+			}
+		case store.HealthPersonnelKind.Name:
+			if own(r.Kind) {
+				next.hpr = maps.Clone(next.hpr)
+			}
+			if err := put(next.hpr, store.HealthPersonnelKind, c); err != nil {
+				return nil, err
+			}
+		}
+		// A kind this build does not know (written by a newer one) is
+		// left out: nothing here would read it.
+	}
+	if apisChanged {
+		next.indexAPIs()
+	}
+	if copied[store.HealthPersonnelKind.Name] {
+		next.indexHPR()
+	}
+	if len(clients) > 0 || len(systemsChanged) > 0 {
+		next.clients = maps.Clone(next.clients)
+	}
+	// setClient replaces a client, keeping the count of login clients.
+	setClient := func(id string, c *Client) {
+		if old, ok := next.clients[id]; ok && old.login() {
+			next.loginClients--
+		}
+		if c == nil {
+			delete(next.clients, id)
+			return
+		}
+		if c.login() {
+			next.loginClients++
+		}
+		next.clients[id] = c
+	}
+	if len(systemsChanged) > 0 {
+		// The clients of a changed system point to the old one: give them
+		// the new one, keeping their parsed keys.
+		for id, c := range next.clients {
+			if systemsChanged[c.Client.System] {
+				setClient(id, next.withSystem(c))
+			}
+		}
+	}
+	for _, c := range clients {
+		if c.Deleted {
+			setClient(c.Record.Key, nil)
+			continue
+		}
+		rec, err := store.ClientKind.Decode(c.Record.Doc, c.Record.Meta)
+		if err != nil {
+			return nil, err
+		}
+		setClient(rec.ID, next.newClient(rec, snap.clients[rec.ID], keys))
+	}
+	return &next, nil
+}
+
+// login reports whether c counts as a client that may log people in.
+func (c *Client) login() bool {
+	return c.Active() && slices.Contains(c.GrantTypes, "authorization_code")
+}
+
+// indexHPR makes the index of the active HPR entries by pid. The file
+// allows one entry per pid; of several made by hand, the lowest number
+// wins.
+func (snap *Snapshot) indexHPR() {
+	snap.hprByPID = make(map[string]*store.HealthPersonnel, len(snap.hpr))
+	for _, number := range slices.Sorted(maps.Keys(snap.hpr)) {
+		h := snap.hpr[number]
+		if _, taken := snap.hprByPID[h.PID]; h.Status == store.StatusActive && !taken {
+			snap.hprByPID[h.PID] = h
+		}
+	}
+}
+
+// put applies change c of kind k to m.
+func put[T any](m map[string]*T, k *store.Kind[T], c store.RecordChange) error {
+	if c.Deleted {
+		delete(m, c.Record.Key)
+		return nil
+	}
+	rec, err := k.Decode(c.Record.Doc, c.Record.Meta)
 	if err != nil {
-		return fmt.Errorf("registry: load %s records: %w", k.Name, err)
+		return err
 	}
-	*into = recs
+	m[c.Record.Key] = &rec
 	return nil
 }
 
-func newSnapshot(version int64, r Registry) *Snapshot {
-	snap := &Snapshot{
-		version: version,
-		apis:    make([]*store.API, 0, len(r.APIs)),
-		byAud:   make(map[string]*store.API, len(r.APIs)),
-		byScope: make(map[string]*store.API),
-		orgs:    make(map[string]*store.Organization, len(r.Organizations)),
-		systems: make(map[string]*store.ClientSystem, len(r.ClientSystems)),
-		clients: make(map[string]*Client, len(r.Clients)),
+func (snap *Snapshot) putDelegation(c store.RecordChange, copied map[string]bool) error {
+	var d store.Delegation
+	if c.Deleted {
+		// The key is organisation, tab, supplier (store.DelegationKey).
+		d.Organization, d.Supplier, _ = strings.Cut(c.Record.Key, "\t")
+	} else {
+		var err error
+		if d, err = store.DelegationKind.Decode(c.Record.Doc, c.Record.Meta); err != nil {
+			return err
+		}
+	}
+	// The inner maps are shared with older snapshots too: copy the one of
+	// this organisation once.
+	inner := "delegation\x00" + d.Organization
+	bySupplier := snap.delegations[d.Organization]
+	if !copied[inner] {
+		copied[inner] = true
+		bySupplier = maps.Clone(bySupplier)
+		if bySupplier == nil {
+			bySupplier = map[string]*store.Delegation{}
+		}
+		snap.delegations[d.Organization] = bySupplier
+	}
+	if c.Deleted {
+		delete(bySupplier, d.Supplier)
+		if len(bySupplier) == 0 {
+			delete(snap.delegations, d.Organization)
+		}
+		return nil
+	}
+	bySupplier[d.Supplier] = &d
+	return nil
+}
 
-		delegations: make(map[string]map[string]*store.Delegation),
-		idps:        make(map[string]*store.IdentityProvider, len(r.IdentityProviders)),
-		hpr:         make(map[string]*store.HealthPersonnel, len(r.HealthPersonnel)),
-		hprByPID:    make(map[string]*store.HealthPersonnel, len(r.HealthPersonnel)),
-	}
-	for i := range r.APIs {
-		a := &r.APIs[i]
-		snap.apis = append(snap.apis, a)
-		snap.byAud[a.Audience] = a
-	}
-	slices.SortFunc(snap.apis, func(a, b *store.API) int { return strings.Compare(a.Audience, b.Audience) })
+// indexAPIs makes the ordered list and the scope index from byAud.
+func (snap *Snapshot) indexAPIs() {
+	snap.apis = slices.SortedFunc(maps.Values(snap.byAud), func(a, b *store.API) int { return strings.Compare(a.Audience, b.Audience) })
+	snap.byScope = make(map[string]*store.API)
 	// The file's validation keeps scopes unique, but records made by the
 	// CLI are not checked against each other. When two APIs claim a scope,
 	// the API whose audience prefixes the scope (the HelseID convention)
@@ -133,66 +307,50 @@ func newSnapshot(version int64, r Registry) *Snapshot {
 			}
 		}
 	}
-	for i := range r.Organizations {
-		snap.orgs[r.Organizations[i].Number] = &r.Organizations[i]
-	}
-	for i := range r.ClientSystems {
-		snap.systems[r.ClientSystems[i].ID] = &r.ClientSystems[i]
-	}
-	for _, c := range r.Clients {
-		cl := snap.newClient(c)
-		snap.clients[c.ID] = cl
-		if cl.Active() && slices.Contains(c.GrantTypes, "authorization_code") {
-			snap.loginClients++
-		}
-	}
-	for i := range r.Delegations {
-		d := &r.Delegations[i]
-		bySupplier := snap.delegations[d.Organization]
-		if bySupplier == nil {
-			bySupplier = make(map[string]*store.Delegation)
-			snap.delegations[d.Organization] = bySupplier
-		}
-		bySupplier[d.Supplier] = d
-	}
-	for i := range r.IdentityProviders {
-		snap.idps[r.IdentityProviders[i].Name] = &r.IdentityProviders[i]
-	}
-	for i := range r.HealthPersonnel {
-		h := &r.HealthPersonnel[i]
-		snap.hpr[h.Number] = h
-		if h.Status == store.StatusActive {
-			// The file allows one entry per pid; of several made by
-			// hand, the lowest number wins, as List orders them.
-			if _, ok := snap.hprByPID[h.PID]; !ok {
-				snap.hprByPID[h.PID] = h
-			}
-		}
-	}
-	return snap
 }
 
 func ownsScope(a *store.API, scope string) bool {
 	return strings.HasPrefix(scope, a.Audience+"/")
 }
 
-func (snap *Snapshot) newClient(c store.Client) *Client {
-	out := &Client{Client: c, System: snap.systems[c.System]}
+// newClient makes the snapshot's client for c. Its keys come from prev
+// (the client in the snapshot before) when the JWKS is unchanged, else
+// from keys, else they are parsed.
+func (snap *Snapshot) newClient(c store.Client, prev *Client, keys KeySets) *Client {
+	out := &Client{Client: c}
+	switch {
+	case prev != nil && bytes.Equal(prev.JWKS, c.JWKS):
+		out.Keys, out.keysErr = prev.Keys, prev.keysErr
+	case len(c.JWKS) == 0:
+		out.keysErr = errors.New("no public keys registered")
+	default:
+		if parsed, ok := keys[string(c.JWKS)]; ok {
+			out.Keys = parsed
+		} else {
+			out.Keys, out.keysErr = ParseJWKS(c.JWKS)
+		}
+	}
+	return snap.withSystem(out)
+}
+
+// withSystem returns a copy of c with its client system from snap, and
+// Err for both.
+func (snap *Snapshot) withSystem(c *Client) *Client {
+	out := *c
+	out.System = snap.systems[c.Client.System]
 	var errs []error
 	if out.System == nil {
-		errs = append(errs, fmt.Errorf("client system %q does not exist", c.System))
+		errs = append(errs, fmt.Errorf("client system %q does not exist", c.Client.System))
 	}
-	if len(c.JWKS) == 0 {
-		errs = append(errs, errors.New("no public keys registered"))
-	} else if keys, err := ParseJWKS(c.JWKS); err != nil {
-		errs = append(errs, err)
-	} else {
-		out.Keys = keys
+	if out.keysErr != nil {
+		out.Keys = nil
+		errs = append(errs, out.keysErr)
 	}
+	out.Err = nil
 	if len(errs) > 0 {
 		out.Err = fmt.Errorf("registry: client %q: %w", c.ID, errors.Join(errs...))
 	}
-	return out
+	return &out
 }
 
 // Version is the RegistryVersion the snapshot was loaded at.

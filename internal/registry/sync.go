@@ -22,6 +22,10 @@ var ErrNotFileManaged = errors.New("registry: exists in the store and is not man
 // same file is the usual case; the second then finds nothing to do).
 const maxAttempts = 3
 
+// batchSize is how many records Sync writes in one transaction: few
+// enough that a batch holds the store's write lock only briefly.
+const batchSize = 500
+
 // Sync makes the store match want for the records the file manages, and
 // reports what it changed. The store stays the source of truth; the file is
 // applied to it at every start:
@@ -42,10 +46,19 @@ const maxAttempts = 3
 //     touched. If want declares one of their IDs, Sync returns an error
 //     wrapping ErrNotFileManaged for each and writes nothing.
 //
-// Sync is not one transaction: a store error part way leaves the records
-// written so far, and the next Sync finishes the job. An empty Status in
-// want means active.
+// Sync writes in batches of up to batchSize records, each one transaction
+// that moves RegistryVersion once. It is not one transaction: a store
+// error part way leaves the batches written so far, and the next Sync
+// finishes the job. An empty Status in want means active.
 func Sync(ctx context.Context, s store.Store, want Registry) (Report, error) {
+	return syncFrom(ctx, s, want, nil)
+}
+
+// syncFrom is Sync taking the stored records from snapshot from, when it
+// is not nil, instead of reading them. A record written since the
+// snapshot makes its batch fail with ErrConflict or ErrAlreadyExists, and
+// is then read again, as with any record another process writes meanwhile.
+func syncFrom(ctx context.Context, s store.Store, want Registry, from *Snapshot) (Report, error) {
 	var rep Report
 	kinds := want.kinds()
 
@@ -53,7 +66,7 @@ func Sync(ctx context.Context, s store.Store, want Registry) (Report, error) {
 	// takeover or a duplicate leaves the store as it was.
 	var errs []error
 	for _, k := range kinds {
-		errs = append(errs, k.plan(ctx, s)...)
+		errs = append(errs, k.plan(ctx, s, from)...)
 	}
 	if len(errs) > 0 {
 		return rep, errors.Join(errs...)
@@ -77,7 +90,7 @@ func Sync(ctx context.Context, s store.Store, want Registry) (Report, error) {
 
 // syncer is a fileKind of any record type.
 type syncer interface {
-	plan(ctx context.Context, s store.Store) []error
+	plan(ctx context.Context, s store.Store, from *Snapshot) []error
 	apply(ctx context.Context, s store.Store, rep *Report) error
 	retire(ctx context.Context, s store.Store, rep *Report) error
 }
@@ -101,8 +114,9 @@ func (f *fileKind[T]) applyIn(order func([]T) []T) *fileKind[T] {
 	return f
 }
 
-// plan reads the stored records of this kind and checks want against them.
-func (f *fileKind[T]) plan(ctx context.Context, s store.Store) []error {
+// plan reads the stored records of this kind, from the snapshot from if it
+// is not nil, and checks want against them.
+func (f *fileKind[T]) plan(ctx context.Context, s store.Store, from *Snapshot) []error {
 	k := f.k
 	var errs []error
 	seen := make(map[string]bool, len(f.want))
@@ -116,9 +130,12 @@ func (f *fileKind[T]) plan(ctx context.Context, s store.Store) []error {
 		}
 		seen[key] = true
 	}
-	stored, err := store.List(ctx, s, k)
-	if err != nil {
-		return append(errs, fmt.Errorf("registry: list %s records: %w", k.Name, err))
+	stored, ok := snapshotRecords(from, k)
+	if !ok {
+		var err error
+		if stored, err = store.List(ctx, s, k); err != nil {
+			return append(errs, fmt.Errorf("registry: list %s records: %w", k.Name, err))
+		}
 	}
 	f.have = make(map[string]T, len(stored))
 	for i := range stored {
@@ -132,22 +149,78 @@ func (f *fileKind[T]) plan(ctx context.Context, s store.Store) []error {
 	return errs
 }
 
-// apply creates or updates every record of want.
+// apply creates or updates every record of want, batchSize records to a
+// transaction. A batch that meets a record another process wrote since
+// plan read it was not written at all; its records are then written one
+// by one, each read again and decided afresh.
 func (f *fileKind[T]) apply(ctx context.Context, s store.Store, rep *Report) error {
 	want := f.want
 	if f.order != nil {
 		want = f.order(want)
 	}
-	for _, w := range want {
-		if f.k.Status != nil && *f.k.Status(&w) == "" {
-			*f.k.Status(&w) = store.StatusActive
+	k := f.k
+	var (
+		batch []store.RecordWrite
+		recs  []T
+	)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
 		}
-		h, exists := f.have[f.k.Key(&w)]
-		if err := f.put(ctx, s, w, h, exists, rep); err != nil {
+		_, err := s.WriteRecords(ctx, batch)
+		switch {
+		case err == nil:
+			for i := range recs {
+				if ref := k.Ref(&recs[i]); batch[i].Op == store.OpCreate {
+					rep.Created = append(rep.Created, ref)
+				} else {
+					rep.Updated = append(rep.Updated, ref)
+				}
+			}
+		case errors.Is(err, store.ErrAlreadyExists), errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrNotFound):
+			for _, w := range recs {
+				h, exists := f.have[k.Key(&w)]
+				if err := f.put(ctx, s, w, h, exists, rep); err != nil {
+					return err
+				}
+			}
+		default:
+			return fmt.Errorf("registry: write %s records: %w", k.Name, err)
+		}
+		batch, recs = batch[:0], recs[:0]
+		return nil
+	}
+	for _, w := range want {
+		if k.Status != nil && *k.Status(&w) == "" {
+			*k.Status(&w) = store.StatusActive
+		}
+		h, exists := f.have[k.Key(&w)]
+		var op store.RecordOp
+		switch {
+		case !exists:
+			op = store.OpCreate
+			*k.Meta(&w) = store.Meta{ManagedBy: store.ManagedByFile}
+		case k.Meta(&h).ManagedBy != store.ManagedByFile:
+			return fmt.Errorf("%s: %w", k.Ref(&w), ErrNotFileManaged)
+		case reflect.DeepEqual(k.Canon(w), k.Canon(h)):
+			continue
+		default:
+			op = store.OpUpdate
+			*k.Meta(&w) = *k.Meta(&h)
+		}
+		r, err := k.Record(w)
+		if err != nil {
 			return err
 		}
+		batch = append(batch, store.RecordWrite{Op: op, Record: r})
+		recs = append(recs, w)
+		if len(batch) == batchSize {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
 	}
-	return nil
+	return flush()
 }
 
 func (f *fileKind[T]) put(ctx context.Context, s store.Store, w, h T, exists bool, rep *Report) error {
@@ -202,6 +275,32 @@ func (f *fileKind[T]) retire(ctx context.Context, s store.Store, rep *Report) er
 	for i := range f.want {
 		declared[k.Key(&f.want[i])] = true
 	}
+	var (
+		batch []store.RecordWrite
+		recs  []T
+	)
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		_, err := s.WriteRecords(ctx, batch)
+		switch {
+		case err == nil:
+			for i := range recs {
+				rep.Disabled = append(rep.Disabled, k.Ref(&recs[i]))
+			}
+		case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrNotFound):
+			for _, h := range recs {
+				if err := f.disable(ctx, s, h, rep); err != nil {
+					return err
+				}
+			}
+		default:
+			return fmt.Errorf("registry: disable %s records: %w", k.Name, err)
+		}
+		batch, recs = batch[:0], recs[:0]
+		return nil
+	}
 	// Sorted: a stable report and write order.
 	for _, key := range slices.Sorted(maps.Keys(f.have)) {
 		h := f.have[key]
@@ -212,11 +311,24 @@ func (f *fileKind[T]) retire(ctx context.Context, s store.Store, rep *Report) er
 			rep.Kept = append(rep.Kept, k.Ref(&h))
 			continue
 		}
-		if err := f.disable(ctx, s, h, rep); err != nil {
+		if *k.Status(&h) == store.StatusDisabled {
+			continue
+		}
+		d := h
+		*k.Status(&d) = store.StatusDisabled
+		r, err := k.Record(d)
+		if err != nil {
 			return err
 		}
+		batch = append(batch, store.RecordWrite{Op: store.OpUpdate, Record: r})
+		recs = append(recs, h)
+		if len(batch) == batchSize {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
 	}
-	return nil
+	return flush()
 }
 
 func (f *fileKind[T]) disable(ctx context.Context, s store.Store, h T, rep *Report) error {
@@ -273,4 +385,50 @@ func parentsFirst(orgs []store.Organization) []store.Organization {
 	}
 	slices.SortStableFunc(out, func(a, b store.Organization) int { return depths[a.Number] - depths[b.Number] })
 	return out
+}
+
+// snapshotRecords are the records of kind k in snap, as the store holds
+// them. It reports false when snap is nil or does not hold the kind
+// (persons, which only a login reads).
+func snapshotRecords[T any](snap *Snapshot, k *store.Kind[T]) ([]T, bool) {
+	if snap == nil {
+		return nil, false
+	}
+	var out []T
+	add := func(rec any) { out = append(out, rec.(T)) }
+	switch any(k) {
+	case any(store.APIKind):
+		for _, r := range snap.byAud {
+			add(*r)
+		}
+	case any(store.OrganizationKind):
+		for _, r := range snap.orgs {
+			add(*r)
+		}
+	case any(store.ClientSystemKind):
+		for _, r := range snap.systems {
+			add(*r)
+		}
+	case any(store.ClientKind):
+		for _, r := range snap.clients {
+			add(r.Client)
+		}
+	case any(store.DelegationKind):
+		for _, bySupplier := range snap.delegations {
+			for _, r := range bySupplier {
+				add(*r)
+			}
+		}
+	case any(store.IdentityProviderKind):
+		for _, r := range snap.idps {
+			add(*r)
+		}
+	case any(store.HealthPersonnelKind):
+		for _, r := range snap.hpr {
+			add(*r)
+		}
+	default:
+		return nil, false
+	}
+	return out, true
 }

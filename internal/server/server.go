@@ -142,21 +142,12 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (*Server, error) 
 		}
 	}()
 
-	want, err := cfg.Registry()
-	if err != nil {
+	if s.registry, err = s.applyRegistry(ctx, cfg); err != nil {
 		return nil, err
 	}
-	report, err := registry.Sync(ctx, s.store, want)
-	if err != nil {
-		return nil, fmt.Errorf("server: apply the registry: %w", err)
-	}
-	if report.Changed() {
-		s.log.Info("registry applied", "changes", report.String())
-	}
-	if s.registry, err = registry.NewWatcher(ctx, s.store, cfg.RegistryPoll); err != nil {
-		return nil, err
-	}
-	s.registry.Log = s.log
+	// The file's registry is in the store and the snapshot now: the
+	// server keeps neither it nor the file's YAML.
+	s.cfg = cfg.WithoutRegistry()
 
 	s.metrics = metrics.New()
 	s.refusals = audit.NewRefusals(cfg.Instance, s.now())
@@ -277,6 +268,26 @@ type persons struct{ s store.Store }
 
 func (p persons) Person(ctx context.Context, pid string) (store.Person, error) {
 	return store.Get(ctx, p.s, store.PersonKind, pid)
+}
+
+// applyRegistry loads the store's registry, applies the one that cfg
+// declares to it and returns the watcher. The watcher's snapshot serves as
+// Sync's read of the store, and the keys the configuration parsed go to
+// the snapshot: a start reads, decodes and parses the registry once.
+func (s *Server) applyRegistry(ctx context.Context, cfg *config.Config) (*registry.Watcher, error) {
+	want, err := cfg.Registry()
+	if err != nil {
+		return nil, err
+	}
+	w, err := registry.NewWatcher(ctx, s.store, cfg.RegistryPoll, want.Keys)
+	if err != nil {
+		return nil, err
+	}
+	w.Log = s.log
+	if _, err := w.Sync(ctx, want); err != nil {
+		return nil, fmt.Errorf("server: apply the registry: %w", err)
+	}
+	return w, nil
 }
 
 // KeysConfig is the key life cycle a configuration sets.

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
+	"sync"
 )
 
 // Record is a registry record as the backends keep it: every kind in one
@@ -51,6 +53,22 @@ type Kind[T any] struct {
 	// Label names a record in messages and reports when its Key is not fit
 	// for people. Nil: the Key.
 	Label func(*T) string
+
+	// fields is how Document writes T without going through a map, made
+	// on first use; nil when T has a field it cannot write that way.
+	fields     []docField
+	fieldsOnce sync.Once
+}
+
+// docField is one top-level member of a document: its JSON name, quoted,
+// and where it is in the record.
+type docField struct {
+	key   string
+	name  []byte
+	index []int
+	// omitEmpty leaves the member out when it is empty, as the omitempty
+	// option does.
+	omitEmpty bool
 }
 
 // label is how messages name rec.
@@ -85,7 +103,7 @@ func (k *Kind[T]) Canon(rec T) T {
 // Create stores a new record of kind k and returns it with the Meta the
 // store gave it. It fails with ErrAlreadyExists.
 func Create[T any](ctx context.Context, s Store, k *Kind[T], rec T) (T, error) {
-	r, err := k.record(rec)
+	r, err := k.Record(rec)
 	if err != nil {
 		var zero T
 		return zero, err
@@ -103,7 +121,7 @@ func Create[T any](ctx context.Context, s Store, k *Kind[T], rec T) (T, error) {
 // read, and returns it with its new Meta. It fails with ErrNotFound, and
 // with ErrConflict when the Version is not the stored one.
 func Update[T any](ctx context.Context, s Store, k *Kind[T], rec T) (T, error) {
-	r, err := k.record(rec)
+	r, err := k.Record(rec)
 	if err != nil {
 		var zero T
 		return zero, err
@@ -147,8 +165,8 @@ func Delete[T any](ctx context.Context, s Store, k *Kind[T], key string) error {
 	return s.DeleteRecord(ctx, k.Name, key)
 }
 
-// record is rec as the backends keep it.
-func (k *Kind[T]) record(rec T) (Record, error) {
+// Record is rec as the backends keep it, for WriteRecords.
+func (k *Kind[T]) Record(rec T) (Record, error) {
 	doc, err := k.Document(rec)
 	if err != nil {
 		return Record{}, err
@@ -167,9 +185,40 @@ var metaFields = func() []string {
 }()
 
 // Document is rec as a JSON object without its Meta, which backends keep in
-// columns.
+// columns. Its members are in byte order of their names, as encoding/json
+// writes a map: the form every stored document has.
 func (k *Kind[T]) Document(rec T) (string, error) {
 	*k.Meta(&rec) = Meta{}
+	k.fieldsOnce.Do(func() { k.fields = docFields(reflect.TypeFor[T]()) })
+	if k.fields == nil {
+		return k.mapDocument(rec)
+	}
+	// Each member encoded on its own gives the bytes it has inside the
+	// whole record; writing them in name order saves decoding the record
+	// into a map and encoding that, which was most of the cost of writing
+	// a large registry.
+	v := reflect.ValueOf(&rec).Elem()
+	b := make([]byte, 0, 256)
+	b = append(b, '{')
+	for _, f := range k.fields {
+		fv := v.FieldByIndex(f.index)
+		if f.omitEmpty && isEmpty(fv) {
+			continue
+		}
+		if len(b) > 1 {
+			b = append(b, ',')
+		}
+		val, err := json.Marshal(fv.Interface())
+		if err != nil {
+			return "", fmt.Errorf("store: encode %s: %w", k.Name, err)
+		}
+		b = append(append(append(b, f.name...), ':'), val...)
+	}
+	return string(append(b, '}')), nil
+}
+
+// mapDocument is Document by way of a map.
+func (k *Kind[T]) mapDocument(rec T) (string, error) {
 	b, err := json.Marshal(rec)
 	if err != nil {
 		return "", fmt.Errorf("store: encode %s: %w", k.Name, err)
@@ -185,6 +234,62 @@ func (k *Kind[T]) Document(rec T) (string, error) {
 		return "", fmt.Errorf("store: encode %s: %w", k.Name, err)
 	}
 	return string(b), nil
+}
+
+// isEmpty is what the omitempty option leaves out.
+func isEmpty(v reflect.Value) bool {
+	switch v.Kind() {
+	case reflect.Array, reflect.Map, reflect.Slice, reflect.String:
+		return v.Len() == 0
+	case reflect.Bool,
+		reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
+		reflect.Float32, reflect.Float64,
+		reflect.Interface, reflect.Pointer:
+		return v.IsZero()
+	}
+	return false
+}
+
+// docFields lists the members of t's document sorted by name, or returns
+// nil when t has something that encoding/json would not write as a plain
+// member (an option other than omitempty, an embedded struct other than
+// Meta, a method of its own), for which Document falls back to the map.
+func docFields(t reflect.Type) []docField {
+	if t.Kind() != reflect.Struct || t.Implements(reflect.TypeFor[json.Marshaler]()) || reflect.PointerTo(t).Implements(reflect.TypeFor[json.Marshaler]()) {
+		return nil
+	}
+	var fields []docField
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if f.Anonymous {
+			if f.Type == reflect.TypeFor[Meta]() {
+				continue
+			}
+			return nil
+		}
+		if !f.IsExported() {
+			continue
+		}
+		name, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" && opts == "" {
+			continue
+		}
+		omitEmpty := opts == "omitempty"
+		if opts != "" && !omitEmpty {
+			return nil
+		}
+		if name == "" {
+			name = f.Name
+		}
+		quoted, err := json.Marshal(name)
+		if err != nil {
+			return nil
+		}
+		fields = append(fields, docField{key: name, name: quoted, index: f.Index, omitEmpty: omitEmpty})
+	}
+	slices.SortFunc(fields, func(a, b docField) int { return strings.Compare(a.key, b.key) })
+	return fields
 }
 
 // Decode reads a document that Document wrote, with meta as its Meta.

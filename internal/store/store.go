@@ -49,6 +49,16 @@ type Store interface {
 	// Version, CreatedAt and UpdatedAt, and return the record as stored.
 	// A write bumps RegistryVersion in its own transaction; a refused one
 	// does not.
+	//
+	// WriteRecords makes a batch of writes in one transaction that bumps
+	// RegistryVersion once: all of them or, with a *BatchError naming the
+	// first that failed, none. It returns the records as stored, in the
+	// batch's order (a deleted one as given). A batch holds at most
+	// MaxWriteBatch writes; an empty one writes nothing.
+	//
+	// Every write leaves the RegistryVersion it made with the record, and
+	// a deletion leaves a tombstone, so that RecordChanges can tell what
+	// changed after a version.
 
 	CreateRecord(ctx context.Context, r Record) (Record, error)
 	UpdateRecord(ctx context.Context, r Record) (Record, error)
@@ -56,12 +66,19 @@ type Store interface {
 	// Records returns every record of a kind, ordered by key in byte order.
 	Records(ctx context.Context, kind string) ([]Record, error)
 	DeleteRecord(ctx context.Context, kind, key string) error
+	WriteRecords(ctx context.Context, batch []RecordWrite) ([]Record, error)
 
-	// RegistryVersion is a number that changes whenever any registry record
-	// is created, updated or deleted, by this process or another. Servers
-	// keep an in-memory snapshot of the registry and poll this to know when
-	// to reload it, so the hot path reads no registry rows.
+	// RegistryVersion is a number that increases whenever any registry
+	// record is created, updated or deleted, by this process or another.
+	// Servers keep an in-memory snapshot of the registry and poll this to
+	// know when to update it, so the hot path reads no registry rows.
 	RegistryVersion(ctx context.Context) (int64, error)
+	// RecordChanges returns, from one consistent read, the current
+	// RegistryVersion and every record of any kind written or deleted
+	// after the version since, ordered by the version each write made. A
+	// record written twice appears once, as it is now. A snapshot taken
+	// at since and patched with the changes is the registry at version.
+	RecordChanges(ctx context.Context, since int64) (changes []RecordChange, version int64, err error)
 
 	// ConsumeJTIs records single-use values atomically: either every key is
 	// recorded, or none is and the error is a *ReplayError naming the first

@@ -24,99 +24,186 @@ func scanRecord(row pgx.Row) (store.Record, error) {
 	return r, nil
 }
 
-// Every registry write is one statement that also bumps registry_version,
-// when and only when it changed a record: a reader sees the record and
-// the new version together or neither. A write that changes nothing
-// (a duplicate, a stale version) leaves the version alone.
+// Every registry write runs in a transaction that first bumps
+// registry_version: the row lock orders the writers, so the versions
+// commit in order and a reader that sees version v sees every write up to
+// v. Each record keeps the version its write made (rev), read back with
+// the subquery below. A refused write rolls the transaction back, version
+// and all.
+
+const bumpRegistryVersion = "UPDATE registry_version SET version = version + 1 WHERE id = 1"
+
+const currentRev = "(SELECT version FROM registry_version WHERE id = 1)"
 
 const createRecord = `
 WITH created AS (
-	INSERT INTO registry (kind, key, doc, managed_by, version, created_at, updated_at)
-	VALUES ($1, $2, $3, $4, 1, $5, $5)
+	INSERT INTO registry (kind, key, doc, managed_by, version, created_at, updated_at, rev)
+	VALUES ($1, $2, $3, $4, 1, $5, $5, ` + currentRev + `)
 	ON CONFLICT DO NOTHING
 	RETURNING created_at
-), bumped AS (
-	UPDATE registry_version SET version = version + 1
-	WHERE id = 1 AND EXISTS (SELECT FROM created)
+), undeleted AS (
+	DELETE FROM registry_deleted WHERE kind = $1 AND key = $2 AND EXISTS (SELECT FROM created)
 )
 SELECT created_at FROM created`
-
-func (s *Store) CreateRecord(ctx context.Context, r store.Record) (store.Record, error) {
-	if r.Kind == "" || r.Key == "" {
-		return store.Record{}, fmt.Errorf("postgres: create %s: empty kind or key", r.Kind)
-	}
-	var created time.Time
-	err := s.pool.QueryRow(ctx, createRecord, r.Kind, r.Key, r.Doc, r.Meta.ManagedBy, s.now()).Scan(&created)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return store.Record{}, fmt.Errorf("postgres: %s %q: %w", r.Kind, r.Key, store.ErrAlreadyExists)
-	case err != nil:
-		return store.Record{}, fmt.Errorf("postgres: create %s %q: %w", r.Kind, r.Key, err)
-	}
-	created = utc(created)
-	r.Meta = store.Meta{ManagedBy: r.Meta.ManagedBy, Version: 1, CreatedAt: created, UpdatedAt: created}
-	return r, nil
-}
 
 // updateRecord moves updated_at forward by at least a microsecond even
 // when the clock did not, or went back, so that it orders the updates of a
 // record.
 const updateRecord = `
-WITH updated AS (
-	UPDATE registry
-	SET doc = $3, managed_by = $4, version = version + 1,
-		updated_at = greatest($6, updated_at + interval '1 microsecond')
-	WHERE kind = $1 AND key = $2 AND version = $5
-	RETURNING version, created_at, updated_at
-), bumped AS (
-	UPDATE registry_version SET version = version + 1
-	WHERE id = 1 AND EXISTS (SELECT FROM updated)
-)
-SELECT version, created_at, updated_at FROM updated`
-
-func (s *Store) UpdateRecord(ctx context.Context, r store.Record) (store.Record, error) {
-	m := &r.Meta
-	var version int64
-	var createdAt, updatedAt time.Time
-	err := s.pool.QueryRow(ctx, updateRecord, r.Kind, r.Key, r.Doc, m.ManagedBy, m.Version, s.now()).
-		Scan(&version, &createdAt, &updatedAt)
-	if errors.Is(err, pgx.ErrNoRows) {
-		// Nothing was written; only the error remains to be chosen.
-		var exists bool
-		if err := s.pool.QueryRow(ctx, "SELECT EXISTS (SELECT FROM registry WHERE kind = $1 AND key = $2)", r.Kind, r.Key).Scan(&exists); err != nil {
-			return store.Record{}, fmt.Errorf("postgres: update %s %q: %w", r.Kind, r.Key, err)
-		}
-		if exists {
-			return store.Record{}, fmt.Errorf("postgres: update %s %q at version %d: %w", r.Kind, r.Key, m.Version, store.ErrConflict)
-		}
-		return store.Record{}, fmt.Errorf("postgres: %s %q: %w", r.Kind, r.Key, store.ErrNotFound)
-	}
-	if err != nil {
-		return store.Record{}, fmt.Errorf("postgres: update %s %q: %w", r.Kind, r.Key, err)
-	}
-	m.Version, m.CreatedAt, m.UpdatedAt = version, utc(createdAt), utc(updatedAt)
-	return r, nil
-}
+UPDATE registry
+SET doc = $3, managed_by = $4, version = version + 1,
+	updated_at = greatest($6, updated_at + interval '1 microsecond'), rev = ` + currentRev + `
+WHERE kind = $1 AND key = $2 AND version = $5
+RETURNING version, created_at, updated_at`
 
 const deleteRecord = `
 WITH deleted AS (
 	DELETE FROM registry WHERE kind = $1 AND key = $2
-	RETURNING 1
-), bumped AS (
-	UPDATE registry_version SET version = version + 1
-	WHERE id = 1 AND EXISTS (SELECT FROM deleted)
+	RETURNING kind, key
+), tombstone AS (
+	INSERT INTO registry_deleted (kind, key, rev)
+	SELECT kind, key, ` + currentRev + ` FROM deleted
+	ON CONFLICT (kind, key) DO UPDATE SET rev = excluded.rev
 )
 SELECT count(*) FROM deleted`
 
+func (s *Store) CreateRecord(ctx context.Context, r store.Record) (store.Record, error) {
+	return s.writeOne(ctx, store.RecordWrite{Op: store.OpCreate, Record: r})
+}
+
+func (s *Store) UpdateRecord(ctx context.Context, r store.Record) (store.Record, error) {
+	return s.writeOne(ctx, store.RecordWrite{Op: store.OpUpdate, Record: r})
+}
+
 func (s *Store) DeleteRecord(ctx context.Context, kind, key string) error {
-	var n int64
-	if err := s.pool.QueryRow(ctx, deleteRecord, kind, key).Scan(&n); err != nil {
-		return fmt.Errorf("postgres: delete %s %q: %w", kind, key, err)
+	_, err := s.writeOne(ctx, store.RecordWrite{Op: store.OpDelete, Record: store.Record{Kind: kind, Key: key}})
+	return err
+}
+
+// writeOne is a batch of one, with the write's own error.
+func (s *Store) writeOne(ctx context.Context, w store.RecordWrite) (store.Record, error) {
+	rs, err := s.WriteRecords(ctx, []store.RecordWrite{w})
+	if be := (*store.BatchError)(nil); errors.As(err, &be) {
+		return store.Record{}, be.Err
 	}
-	if n == 0 {
-		return fmt.Errorf("postgres: %s %q: %w", kind, key, store.ErrNotFound)
+	if err != nil {
+		return store.Record{}, err
 	}
-	return nil
+	return rs[0], nil
+}
+
+// WriteRecords sends the batch's statements in one pipeline, inside one
+// transaction: one round trip for the lot.
+func (s *Store) WriteRecords(ctx context.Context, batch []store.RecordWrite) ([]store.Record, error) {
+	if len(batch) == 0 {
+		return nil, nil
+	}
+	if len(batch) > store.MaxWriteBatch {
+		return nil, fmt.Errorf("postgres: write batch of %d records is larger than %d", len(batch), store.MaxWriteBatch)
+	}
+	for i, w := range batch {
+		if w.Record.Kind == "" || w.Record.Key == "" {
+			return nil, &store.BatchError{Index: i, Err: fmt.Errorf("postgres: %s %s: empty kind or key", w.Op, w.Record.Kind)}
+		}
+		if w.Op < store.OpCreate || w.Op > store.OpDelete {
+			return nil, &store.BatchError{Index: i, Err: fmt.Errorf("postgres: %v of %s %q: unknown operation", w.Op, w.Record.Kind, w.Record.Key)}
+		}
+	}
+	now := s.now()
+	out := make([]store.Record, len(batch))
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var b pgx.Batch
+		b.Queue(bumpRegistryVersion)
+		for _, w := range batch {
+			r := w.Record
+			switch w.Op {
+			case store.OpCreate:
+				b.Queue(createRecord, r.Kind, r.Key, r.Doc, r.Meta.ManagedBy, now)
+			case store.OpUpdate:
+				b.Queue(updateRecord, r.Kind, r.Key, r.Doc, r.Meta.ManagedBy, r.Meta.Version, now)
+			case store.OpDelete:
+				b.Queue(deleteRecord, r.Kind, r.Key)
+			}
+		}
+		res := tx.SendBatch(ctx, &b)
+		if _, err := res.Exec(); err != nil {
+			res.Close()
+			return fmt.Errorf("postgres: bump registry version: %w", err)
+		}
+		failed, ferr := -1, error(nil)
+		for i, w := range batch {
+			if out[i], ferr = readWrite(res, w, now); ferr != nil {
+				failed = i
+				break
+			}
+		}
+		if err := res.Close(); err != nil && ferr == nil {
+			return fmt.Errorf("postgres: write registry records: %w", err)
+		}
+		if failed < 0 {
+			return nil
+		}
+		r := batch[failed].Record
+		if errors.Is(ferr, errNoUpdate) {
+			// Nothing was written; only the error remains to be chosen.
+			var exists bool
+			if err := tx.QueryRow(ctx, "SELECT EXISTS (SELECT FROM registry WHERE kind = $1 AND key = $2)", r.Kind, r.Key).Scan(&exists); err != nil {
+				ferr = fmt.Errorf("postgres: update %s %q: %w", r.Kind, r.Key, err)
+			} else if exists {
+				ferr = fmt.Errorf("postgres: update %s %q at version %d: %w", r.Kind, r.Key, r.Meta.Version, store.ErrConflict)
+			} else {
+				ferr = fmt.Errorf("postgres: %s %q: %w", r.Kind, r.Key, store.ErrNotFound)
+			}
+		}
+		return &store.BatchError{Index: failed, Err: ferr}
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// errNoUpdate is an update that matched no row: WriteRecords finds out
+// whether the record is missing or at another version.
+var errNoUpdate = errors.New("postgres: no row updated")
+
+// readWrite reads the result of w's statement.
+func readWrite(res pgx.BatchResults, w store.RecordWrite, now time.Time) (store.Record, error) {
+	r := w.Record
+	switch w.Op {
+	case store.OpCreate:
+		var created time.Time
+		err := res.QueryRow().Scan(&created)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			return r, fmt.Errorf("postgres: %s %q: %w", r.Kind, r.Key, store.ErrAlreadyExists)
+		case err != nil:
+			return r, fmt.Errorf("postgres: create %s %q: %w", r.Kind, r.Key, err)
+		}
+		created = utc(created)
+		r.Meta = store.Meta{ManagedBy: r.Meta.ManagedBy, Version: 1, CreatedAt: created, UpdatedAt: created}
+		return r, nil
+	case store.OpUpdate:
+		var createdAt, updatedAt time.Time
+		err := res.QueryRow().Scan(&r.Meta.Version, &createdAt, &updatedAt)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			return r, errNoUpdate
+		case err != nil:
+			return r, fmt.Errorf("postgres: update %s %q: %w", r.Kind, r.Key, err)
+		}
+		r.Meta.CreatedAt, r.Meta.UpdatedAt = utc(createdAt), utc(updatedAt)
+		return r, nil
+	default:
+		var n int64
+		if err := res.QueryRow().Scan(&n); err != nil {
+			return r, fmt.Errorf("postgres: delete %s %q: %w", r.Kind, r.Key, err)
+		}
+		if n == 0 {
+			return r, fmt.Errorf("postgres: %s %q: %w", r.Kind, r.Key, store.ErrNotFound)
+		}
+		return r, nil
+	}
 }
 
 func (s *Store) Record(ctx context.Context, kind, key string) (store.Record, error) {
@@ -159,4 +246,41 @@ func (s *Store) RegistryVersion(ctx context.Context) (int64, error) {
 		return 0, fmt.Errorf("postgres: registry version: %w", err)
 	}
 	return v, nil
+}
+
+// RecordChanges reads in one repeatable-read transaction: one snapshot of
+// the database for the version and the changes.
+func (s *Store) RecordChanges(ctx context.Context, since int64) ([]store.RecordChange, int64, error) {
+	var changes []store.RecordChange
+	var version int64
+	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, "SELECT version FROM registry_version WHERE id = 1").Scan(&version); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `SELECT `+recordColumns+`, rev, false FROM registry WHERE rev > $1
+			UNION ALL SELECT kind, key, '', '', 0, 'epoch', 'epoch', rev, true FROM registry_deleted WHERE rev > $1
+			ORDER BY rev, kind, key`, since)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var c store.RecordChange
+			r, m := &c.Record, &c.Record.Meta
+			if err := rows.Scan(&r.Kind, &r.Key, &r.Doc, &m.ManagedBy, &m.Version, &m.CreatedAt, &m.UpdatedAt, &c.At, &c.Deleted); err != nil {
+				return err
+			}
+			if c.Deleted {
+				*m = store.Meta{}
+			} else {
+				m.CreatedAt, m.UpdatedAt = utc(m.CreatedAt), utc(m.UpdatedAt)
+			}
+			changes = append(changes, c)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("postgres: registry changes: %w", err)
+	}
+	return changes, version, nil
 }

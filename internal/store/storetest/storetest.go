@@ -27,6 +27,7 @@ const promptly = 5 * time.Second
 // be closed when t ends (t.Cleanup); every subtest opens its own.
 func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Registry", func(t *testing.T) { runRegistry(t, open) })
+	t.Run("RegistryChanges", func(t *testing.T) { runChanges(t, open) })
 	t.Run("JTI", func(t *testing.T) { runJTI(t, open) })
 	t.Run("Keys", func(t *testing.T) { runKeys(t, open) })
 	t.Run("Refresh", func(t *testing.T) { runRefresh(t, open) })
@@ -183,6 +184,14 @@ func canceledCalls() []canceledCall {
 		}},
 		{"DeleteRecord", func(ctx context.Context, s store.Store) error {
 			return store.Delete(ctx, s, store.APIKind, canceledAPI.Audience)
+		}},
+		{"WriteRecords", func(ctx context.Context, s store.Store) error {
+			_, err := s.WriteRecords(ctx, []store.RecordWrite{{Op: store.OpCreate, Record: org("999999998")}})
+			return err
+		}},
+		{"RecordChanges", func(ctx context.Context, s store.Store) error {
+			_, _, err := s.RecordChanges(ctx, -1)
+			return err
 		}},
 		{"CreateRecord organisation", func(ctx context.Context, s store.Store) error {
 			_, err := store.Create(ctx, s, store.OrganizationKind, store.Organization{Number: "999999999"})
