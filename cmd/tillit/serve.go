@@ -62,20 +62,42 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		runtime.GOMAXPROCS(server.Procs(cfg.Storage, runtime.GOMAXPROCS(0), runtime.NumCPU()))
 	}
 
+	// The checks that need no store come first, so that a mistake costs
+	// no port and writes nothing.
+	if _, err := cfg.KeyEncryptionKey(); err != nil {
+		return errors.New("no key-encryption key: set " + config.EnvKeyEncryptionKey + " or keys.encryption_key_file (outside --dev, private keys are never stored in clear)")
+	}
+	// Listen before anything is written: a busy port must not be found
+	// only after the registry was applied and a signing key created.
+	ln, err := listenOn(cfg.Listen, *listen != "", *configPath)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
 	srv, err := server.New(ctx, cfg, server.Options{Log: log, KeyMaintenance: *keysEvery})
 	if err != nil {
 		return err
 	}
 	defer srv.Close()
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return err
-	}
 	log.Info("tillit is serving", "issuer", srv.Issuer(), "listen", ln.Addr().String(), "storage", storageName(cfg.Storage), "instance", cfg.Instance, "dev", cfg.Dev, "gomaxprocs", runtime.GOMAXPROCS(0))
 	if setup != nil {
 		printDevHelp(stdout, srv.Issuer(), setup)
 	}
 	return srv.Serve(ctx, ln)
+}
+
+// listenOn opens the server's port, with an error that says where the
+// address came from and how to change it.
+func listenOn(addr string, fromFlag bool, configPath string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err == nil {
+		return ln, nil
+	}
+	where := fmt.Sprintf("listen in %s; or override it with --listen", configPath)
+	if fromFlag {
+		where = "given with --listen"
+	}
+	return nil, fmt.Errorf("cannot listen on %s (%s): %w", addr, where, err)
 }
 
 // hiddenKeyMaintenance is serve's hidden flag: how often the server
@@ -140,8 +162,6 @@ Or for SFM, with the sfm-id client claim:
 		self, issuer, demo.DEFTClientID, rel(s.DEFTKey),
 		self, issuer, demo.SFMClientID, rel(s.SFMKey))
 }
-
-var _ = errors.New
 
 // storageName is the storage setting as it may be logged: a database URL
 // without its password or query.

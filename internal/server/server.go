@@ -128,7 +128,7 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (*Server, error) 
 	if opt.Store != nil {
 		s.store = opt.Store
 	} else {
-		if s.store, err = openStore(ctx, cfg.Storage, auditKey, cfg.CommitDelay); err != nil {
+		if s.store, err = openStore(ctx, cfg.Storage, auditKey, cfg.CommitDelay, true); err != nil {
 			return nil, err
 		}
 		s.ownStore = true
@@ -282,13 +282,13 @@ func KeysConfig(cfg *config.Config) keys.Config {
 // Open opens the store a storage setting names, for commands that read it
 // or change the registry; it cannot write audit records.
 func Open(ctx context.Context, storage string) (store.Store, error) {
-	return openStore(ctx, storage, nil, 0)
+	return openStore(ctx, storage, nil, 0, false)
 }
 
 // OpenAudit opens the store a storage setting names with the audit key, for
 // commands that write the log's own records (tillit audit reseal).
 func OpenAudit(ctx context.Context, storage string, key audit.Key) (store.Store, error) {
-	return openStore(ctx, storage, key, 0)
+	return openStore(ctx, storage, key, 0, false)
 }
 
 // limiter is a rate limiter, or nil (no limit) for a rate of zero. The
