@@ -69,35 +69,47 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	// Listen before anything is written: a busy port must not be found
 	// only after the registry was applied and a signing key created.
-	ln, err := listenOn(cfg.Listen, *listen != "", *configPath)
+	where := fmt.Sprintf("listen in %s; or override it with --listen", *configPath)
+	if *listen != "" {
+		where = "given with --listen"
+	}
+	ln, err := listenOn(cfg.Listen, where)
 	if err != nil {
 		return err
 	}
 	defer ln.Close()
+	var metricsLn net.Listener
+	if cfg.Metrics.Listen != "" {
+		if metricsLn, err = listenOn(cfg.Metrics.Listen, "metrics.listen in "+*configPath); err != nil {
+			return err
+		}
+		defer metricsLn.Close()
+	}
 	srv, err := server.New(ctx, cfg, server.Options{Log: log, KeyMaintenance: *keysEvery})
 	if err != nil {
 		return err
 	}
 	defer srv.Close()
-	log.Info("tillit is serving", "issuer", srv.Issuer(), "listen", ln.Addr().String(), "storage", storageName(cfg.Storage), "instance", cfg.Instance, "dev", cfg.Dev, "gomaxprocs", runtime.GOMAXPROCS(0))
+	attrs := []any{"issuer", srv.Issuer(), "listen", ln.Addr().String(), "tls", cfg.TLS.Enabled()}
+	if metricsLn != nil {
+		attrs = append(attrs, "metrics_listen", metricsLn.Addr().String())
+	}
+	attrs = append(attrs, "storage", storageName(cfg.Storage), "instance", cfg.Instance, "dev", cfg.Dev, "gomaxprocs", runtime.GOMAXPROCS(0))
+	log.Info("tillit is serving", attrs...)
 	if setup != nil {
 		printDevHelp(stdout, srv.Issuer(), setup)
 	}
-	return srv.Serve(ctx, ln)
+	return srv.ServeListeners(ctx, server.Listeners{Main: ln, Metrics: metricsLn})
 }
 
 // listenOn opens the server's port, with an error that says where the
 // address came from and how to change it.
-func listenOn(addr string, fromFlag bool, configPath string) (net.Listener, error) {
+func listenOn(addr, where string) (net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
-	if err == nil {
-		return ln, nil
+	if err != nil {
+		return nil, fmt.Errorf("cannot listen on %s (%s): %w", addr, where, err)
 	}
-	where := fmt.Sprintf("listen in %s; or override it with --listen", configPath)
-	if fromFlag {
-		where = "given with --listen"
-	}
-	return nil, fmt.Errorf("cannot listen on %s (%s): %w", addr, where, err)
+	return ln, nil
 }
 
 // hiddenKeyMaintenance is serve's hidden flag: how often the server

@@ -174,6 +174,13 @@ func (c *Config) prepare(errs *Errors) {
 
 	c.readPopulationFiles()
 
+	if c.TLS.CertFile != "" {
+		c.TLS.CertFile = c.src.abs(c.TLS.CertFile)
+	}
+	if c.TLS.KeyFile != "" {
+		c.TLS.KeyFile = c.src.abs(c.TLS.KeyFile)
+	}
+
 	for i := range c.Clients {
 		cl := &c.Clients[i]
 		if cl.JWKSFile == "" {
