@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -36,6 +37,8 @@ func commands() []command {
 		{"call", "call an API as a client, with a DPoP-bound token", runCall},
 		{"decode", "print the header and claims of a JWT, unverified", runDecode},
 		{"bench", "measure a token endpoint under load: tillit bench token", runBench},
+		{"health", "ask a running server whether it is ready (for container health checks)", runHealth},
+		{"version", "print the version, commit and Go version", runVersion},
 	}
 }
 
@@ -120,6 +123,29 @@ func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("tillit "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	return fs
+}
+
+// setUsage gives fs its help text: the usage line, what the command does,
+// and its flags.
+func setUsage(fs *flag.FlagSet, usage string, description ...string) {
+	fs.Usage = func() {
+		w := fs.Output()
+		fmt.Fprintf(w, "Usage: %s\n", usage)
+		if len(description) > 0 {
+			fmt.Fprintf(w, "\n%s\n", strings.Join(description, "\n"))
+		}
+		hasFlags := false
+		fs.VisitAll(func(*flag.Flag) { hasFlags = true })
+		if hasFlags {
+			fmt.Fprintln(w, "\nFlags:")
+			fs.PrintDefaults()
+		}
+	}
+}
+
+// unexpectedArg refuses the first argument fs did not take.
+func unexpectedArg(fs *flag.FlagSet) error {
+	return badArgs(fs.Output(), strings.TrimPrefix(fs.Name(), "tillit "), "unexpected argument %q", fs.Arg(0))
 }
 
 // parseFlags parses args and maps a flag error to errUsage.
