@@ -29,13 +29,23 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// usage text so that no operator tunes it.
 	keysEvery := fs.Duration(hiddenKeyMaintenance, 0, "")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: tillit serve --dev | --config tillit.yaml")
-		printVisibleDefaults(fs, stderr, hiddenKeyMaintenance)
+		w := fs.Output()
+		fmt.Fprintln(w, "Usage: tillit serve --dev | --config tillit.yaml [--listen HOST:PORT]")
+		fmt.Fprintln(w, "\nRuns the token service in the foreground until interrupted (SIGINT or SIGTERM), then")
+		fmt.Fprintln(w, "lets requests in flight finish. --dev needs no configuration: it creates a data folder")
+		fmt.Fprintln(w, "with a demo registry, client keys and a SQLite database, and prints what to run next.")
+		fmt.Fprintln(w, "Otherwise the file says everything (docs/configuration.md) and a key-encryption key")
+		fmt.Fprintln(w, "must be set. Logs go to standard error.")
+		fmt.Fprintln(w, "\nFlags:")
+		printVisibleDefaults(fs, w, hiddenKeyMaintenance)
 	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 || (*configPath == "" && !*dev) {
+	if fs.NArg() > 0 {
+		return unexpectedArg(fs)
+	}
+	if *configPath == "" && !*dev {
 		fs.Usage()
 		return errUsage
 	}
@@ -139,11 +149,20 @@ func loadConfig(path string, dev bool, listen string) (*config.Config, error) {
 }
 
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: cfg.Log.SlogLevel()}
+	opts := &slog.HandlerOptions{Level: cfg.Log.SlogLevel(), ReplaceAttr: durationsAsText}
 	if cfg.Log.Format == "text" {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// durationsAsText writes durations as Go writes them ("10s", "1.5ms"), as
+// the configuration spells them, instead of slog's JSON nanoseconds.
+func durationsAsText(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.StringValue(a.Value.Duration().String())
+	}
+	return a
 }
 
 // printDevHelp tells a new user where things are and what to run next.

@@ -587,6 +587,10 @@ func keysOf(typeName string) []string {
 	return keys
 }
 
+// Suggest returns the option closest to a misspelt one, or "" when none
+// is within two edits: for "did you mean" in messages.
+func Suggest(bad string, options []string) string { return suggest(bad, options) }
+
 // suggest returns the key closest to a misspelt one, if it is close.
 func suggest(bad string, keys []string) string {
 	best, bestDist := "", 3 // more than two edits away is no longer a typo
