@@ -123,7 +123,7 @@ echo "== load: $instances instance(s), $store, $alg, $concurrency clients" >&2
 per=$((concurrency / instances))
 for i in $(seq 1 "$instances"); do
   "$work/tillit" bench token --issuer "$issuer" --connect "${urls[$i]#http://}" --client-id bench --key "$work/client.jwk" \
-    --scope nhn:deft/api -c "$per" -d "$duration" --warmup "$warmup" --server-pid "${pids[$((i-1))]}" \
+    --scope nhn:deft/api -c "$per" --duration "$duration" --warmup "$warmup" --server-pid "${pids[$((i-1))]}" \
     --json-out "$work/r$i.json" >"$work/r$i.txt" &
   loads+=($!)
 done

@@ -186,7 +186,7 @@ bench() { # NAME ISSUER PID
     fi
     echo "== $1, attempt $attempt (machine $busy% busy just before)" >&2
     "$work/bin/tillit" bench token --issuer "$2" --client-id bench-es256 --key "$key" --scope nhn:deft/api \
-      -c "$concurrency" -d "$duration" --warmup "$warmup" --server-pid "$3" $mode \
+      -c "$concurrency" --duration "$duration" --warmup "$warmup" --server-pid "$3" $mode \
       --json-out "$work/$1.$attempt.json" >"$work/$1.$attempt.txt" || true
     [ -f "$work/$1.$attempt.json" ] || { cat "$work/$1.$attempt.txt" >&2; exit 1; }
     # Keep the run that other processes disturbed least.

@@ -88,7 +88,7 @@ echo "# soak: $intervals × $interval, $concurrency clients $pace, $store, $alg 
 printf '%-9s %10s %9s %9s %7s %9s %9s\n' interval tokens/s p50_ms p99_ms errors rss_MB heap_MB
 for n in $(seq 1 "$intervals"); do
   "$work/tillit" bench token --issuer "http://127.0.0.1:$port" --client-id soak --key "$work/client.jwk" \
-    --scope nhn:deft/api -c "$concurrency" --rate "$rate" -d "$interval" --warmup 0s --server-pid "$pid" \
+    --scope nhn:deft/api -c "$concurrency" --rate "$rate" --duration "$interval" --warmup 0s --server-pid "$pid" \
     --json-out "$work/i$n.json" >/dev/null 2>"$work/i$n.err" || true
   [ -f "$work/i$n.json" ] || { cat "$work/i$n.err" >&2; exit 1; }
   rss=$(rss_mb "$pid") heap=$(heap_mb)

@@ -62,8 +62,17 @@ func runAuditVerify(ctx context.Context, args []string, stdout, stderr io.Writer
 	sf := addStoreFlags(fs)
 	var want headList
 	fs.Var(&want, "head", "a chain head recorded elsewhere (instance:seq:mac, from the server's log); may be repeated")
+	setUsage(fs, "tillit audit verify --config tillit.yaml | --dev [--head INSTANCE:SEQ:MAC]...",
+		"Checks every instance's audit chain: that no record was changed, removed or added",
+		"and that each ends at its sealed head; with --head, also that no record logged",
+		"before that head is missing (a rollback of the database). Prints one line per chain",
+		"and exits 1 when one is not intact. Needs the key-encryption key (the audit key is",
+		"derived from it).")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return unexpectedArg(fs)
 	}
 	log, cfg, done, err := openAudit(ctx, sf)
 	if err != nil {
@@ -120,7 +129,8 @@ func runAuditVerify(ctx context.Context, args []string, stdout, stderr io.Writer
 			fmt.Fprintf(stdout, "%s: %d records, intact%s; head %s\n", inst, res.Records, breaks, audit.FormatHead(res.Last))
 		} else {
 			bad++
-			fmt.Fprintf(stdout, "%s: %d records, %d problems%s:\n", inst, res.Records, len(res.Problems), breaks)
+			n := len(res.Problems)
+			fmt.Fprintf(stdout, "%s: %d records, %d problem%s%s:\n", inst, res.Records, n, plural(n), breaks)
 			for _, p := range res.Problems {
 				fmt.Fprintf(stdout, "  %s\n", p)
 			}
@@ -153,12 +163,18 @@ func runAuditReseal(ctx context.Context, args []string, stdout, stderr io.Writer
 	sf := addStoreFlags(fs)
 	instance := fs.String("instance", "", "the instance whose chain to reseal (required)")
 	reason := fs.String("reason", "", "why, in a few words; kept in the reseal record with what verify found")
+	setUsage(fs, "tillit audit reseal --config tillit.yaml | --dev --instance NAME [--reason TEXT]",
+		"Records a break in an instance's broken chain, with what verify found, and starts",
+		"the chain again after it, so that the instance's server is ready again. The break",
+		"stays visible: verify lists it every time. Run verify first and keep its output.")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return unexpectedArg(fs)
+	}
 	if *instance == "" {
-		fmt.Fprintln(stderr, "tillit audit reseal: --instance is required")
-		return errUsage
+		return badArgs(stderr, "audit reseal", "--instance is required")
 	}
 	cfg, err := sf.load()
 	if err != nil {
@@ -203,8 +219,14 @@ func runAuditTail(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	n := fs.Int("n", 20, "how many records")
 	follow := fs.Bool("f", false, "keep printing new records")
 	interval := fs.Duration("interval", time.Second, "with -f: how often to look for new records")
+	setUsage(fs, "tillit audit tail --config tillit.yaml | --dev [-n N] [-f [--interval D]]",
+		"Prints the newest audit records as JSON lines, oldest first; with -f keeps printing",
+		"new ones until interrupted.")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return unexpectedArg(fs)
 	}
 	log, _, done, err := openAudit(ctx, sf)
 	if err != nil {
@@ -267,8 +289,14 @@ func runAuditQuery(ctx context.Context, args []string, stdout, stderr io.Writer)
 	since := fs.String("since", "", "from this time (RFC 3339) or this long ago (e.g. 1h)")
 	until := fs.String("until", "", "before this time (RFC 3339) or this long ago")
 	fs.IntVar(&f.Limit, "limit", 0, "at most this many records (0: all)")
+	setUsage(fs, "tillit audit query --config tillit.yaml | --dev [--client ID] [--outcome O] [--instance NAME] [--since T] [--until T] [--limit N]",
+		"Prints the audit records that match every filter given, as JSON lines, oldest",
+		"first: for export to a log system or a spreadsheet.")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return unexpectedArg(fs)
 	}
 	var err error
 	if f.Since, err = parseWhen(*since); err != nil {

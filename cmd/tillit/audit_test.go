@@ -150,7 +150,8 @@ func TestAuditVerifySplicedForks(t *testing.T) {
 		"INSERT INTO audit_log SELECT * FROM fork.audit_log WHERE seq = 5; "+
 		"UPDATE audit_head SET seq = 5, mac = (SELECT mac FROM fork.audit_head)")
 	code, stdout, stderr := runCLI(t, "audit", "verify", "--dev", "--data-dir", dir)
-	if code != 1 || !strings.Contains(stdout, "sts-1 #5: does not follow the record before it") || strings.Count(stdout, "\n  ") != 1 {
+	if code != 1 || !strings.Contains(stdout, "sts-1 #5: does not follow the record before it") || strings.Count(stdout, "\n  ") != 1 ||
+		!strings.Contains(stdout, ", 1 problem:") {
 		t.Fatalf("exit %d, want 1 and one problem at #5; output:\n%s%s", code, stdout, stderr)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -23,31 +22,7 @@ func benchCommands() []command {
 }
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		benchUsage(stderr)
-		return errUsage
-	}
-	switch args[0] {
-	case "-h", "-help", "--help", "help":
-		benchUsage(stderr)
-		return flag.ErrHelp
-	}
-	for _, c := range benchCommands() {
-		if c.name == args[0] {
-			return c.run(ctx, args[1:], stdout, stderr)
-		}
-	}
-	fmt.Fprintf(stderr, "tillit bench: unknown subcommand %q\n\n", args[0])
-	benchUsage(stderr)
-	return errUsage
-}
-
-func benchUsage(w io.Writer) {
-	fmt.Fprintln(w, "Usage: tillit bench <subcommand> [flags]")
-	fmt.Fprintln(w, "\nSubcommands:")
-	for _, c := range benchCommands() {
-		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
-	}
+	return runSubcommand(ctx, "bench", benchCommands(), args, stdout, stderr)
 }
 
 // errNoTokens makes a run in which nothing was issued fail, after its
@@ -67,7 +42,6 @@ func runBenchToken(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fset.IntVar(&concurrency, "c", loadtest.DefaultConcurrency, "short for --concurrency")
 	var duration time.Duration
 	fset.DurationVar(&duration, "duration", loadtest.DefaultDuration, "measured time")
-	fset.DurationVar(&duration, "d", loadtest.DefaultDuration, "short for --duration")
 	rate := fset.Float64("rate", 0, "pace the clients: tokens per second they start together, evenly spread (0: each as fast as the server answers)")
 	warmup := fset.Duration("warmup", 2*time.Second, "time before the measurement that is not counted (connections, nonces, caches, JIT)")
 	timeout := fset.Duration("timeout", loadtest.DefaultTimeout, "limit on each HTTP request")
@@ -77,19 +51,13 @@ func runBenchToken(ctx context.Context, args []string, stdout, stderr io.Writer)
 	serverPID := fset.Int("server-pid", 0, "PID of the server process, to report its CPU time per token (from /proc/PID/stat)")
 	asJSON := fset.Bool("json", false, "print the result as JSON")
 	jsonOut := fset.String("json-out", "", "also write the result as JSON to this file, for scripts that print the text")
-	fset.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: tillit bench token --issuer URL --client-id ID --key FILE [--scope S ...] [--resource R]")
-		fmt.Fprintln(stderr, "                          [-c N] [--rate TOKENS/S] [-d DURATION] [--warmup DURATION] [--bearer | --fresh-nonce]")
-		fmt.Fprintln(stderr, "                          [--connect HOST:PORT] [--server-pid PID] [--json] [--json-out FILE]")
-		fmt.Fprintln(stderr, "\nDrives the token endpoint with N concurrent clients. Every token request has a new")
-		fmt.Fprintln(stderr, "client assertion and a new DPoP proof; the server's last DPoP-Nonce is kept and the")
-		fmt.Fprintln(stderr, "use_dpop_nonce round trip made when the server asks. With --rate the clients keep a")
-		fmt.Fprintln(stderr, "steady pace instead of going as fast as the server answers. Prints tokens/s, latency per")
-		fmt.Fprintln(stderr, "token, errors by OAuth error code, nonce round trips, and CPU per token of this")
-		fmt.Fprintln(stderr, "load generator, of the server (--server-pid) and of the whole machine.")
-		fmt.Fprintln(stderr)
-		fset.PrintDefaults()
-	}
+	setUsage(fset, "tillit bench token --issuer URL --client-id ID --key FILE [--scope S ...] [--resource R]\n                          [-c N] [--rate TOKENS/S] [--duration D] [--warmup DURATION] [--bearer | --fresh-nonce]\n                          [--connect HOST:PORT] [--server-pid PID] [--json] [--json-out FILE]",
+		"Drives the token endpoint with N concurrent clients. Every token request has a new",
+		"client assertion and a new DPoP proof; the server's last DPoP-Nonce is kept and the",
+		"use_dpop_nonce round trip made when the server asks. With --rate the clients keep a",
+		"steady pace instead of going as fast as the server answers. Prints tokens/s, latency per",
+		"token, errors by OAuth error code, nonce round trips, and CPU per token of this",
+		"load generator, of the server (--server-pid) and of the whole machine.")
 	if err := parseFlags(fset, args); err != nil {
 		return err
 	}

@@ -24,12 +24,10 @@ var decodeStdin io.Reader = os.Stdin
 
 func runDecode(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	fset := newFlagSet("decode", stderr)
-	fset.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: tillit decode [TOKEN | -]")
-		fmt.Fprintln(stderr, "\nPrints the header and claims of a JWT (an access token, an assertion, a DPoP")
-		fmt.Fprintln(stderr, "proof), read from the argument or, without one or with -, from standard input.")
-		fmt.Fprintln(stderr, "The signature is not checked.")
-	}
+	setUsage(fset, "tillit decode [TOKEN | -]",
+		"Prints the header and claims of a JWT (an access token, an assertion, a DPoP",
+		"proof), read from the argument or, without one or with -, from standard input.",
+		"The signature is not checked.")
 	if err := parseFlags(fset, args); err != nil {
 		return err
 	}

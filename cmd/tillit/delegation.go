@@ -90,20 +90,15 @@ func runDelegationAdd(ctx context.Context, args []string, stdout, stderr io.Writ
 	pair := addPairFlags(fs)
 	var apis stringList
 	fs.Var(&apis, "api", "an API audience whose terms of use the organisation has accepted; may be repeated or comma-separated")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: tillit delegation add --config tillit.yaml --organisation N --supplier N [--api AUDIENCE]...")
-		fmt.Fprintln(stderr, "\nRecords that the organisation lets the supplier's multi-tenant clients act for it")
-		fmt.Fprintln(stderr, "(the Altinn right \"Databehandler kan opptre på vegne av min virksomhet i HelseID\").")
-		fmt.Fprintln(stderr, "Its tokens carry only scopes of the APIs named with --api.")
-		fmt.Fprintln(stderr)
-		fs.PrintDefaults()
-	}
+	setUsage(fs, "tillit delegation add --config tillit.yaml | --dev --organisation N --supplier N [--api AUDIENCE]...",
+		"Records that the organisation lets the supplier's multi-tenant clients act for it",
+		"(the Altinn right \"Databehandler kan opptre på vegne av min virksomhet i HelseID\").",
+		"Its tokens carry only scopes of the APIs named with --api. "+appliedWithin)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "tillit delegation add: unexpected argument %q\n", fs.Arg(0))
-		return errUsage
+		return unexpectedArg(fs)
 	}
 	if err := pair.check("add", stderr); err != nil {
 		return err
@@ -145,12 +140,15 @@ func runDelegationAdd(ctx context.Context, args []string, stdout, stderr io.Writ
 func runDelegationList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("delegation list", stderr)
 	sf := addStoreFlags(fs)
+	setUsage(fs, "tillit delegation list --config tillit.yaml | --dev",
+		"Lists the delegations in the store: from the configuration file (SOURCE file) and",
+		"made with 'tillit delegation add' (SOURCE cli), with the APIs whose terms each",
+		"organisation accepted.")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "tillit delegation list: unexpected argument %q\n", fs.Arg(0))
-		return errUsage
+		return unexpectedArg(fs)
 	}
 	st, err := openRegistryStore(ctx, sf)
 	if err != nil {
@@ -185,12 +183,14 @@ func runDelegationRemove(ctx context.Context, args []string, stdout, stderr io.W
 	fs := newFlagSet("delegation remove", stderr)
 	sf := addStoreFlags(fs)
 	pair := addPairFlags(fs)
+	setUsage(fs, "tillit delegation remove --config tillit.yaml | --dev --organisation N --supplier N",
+		"Deletes a delegation made with 'tillit delegation add'. One declared in the",
+		"configuration file is removed there instead. "+appliedWithin)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "tillit delegation remove: unexpected argument %q\n", fs.Arg(0))
-		return errUsage
+		return unexpectedArg(fs)
 	}
 	if err := pair.check("remove", stderr); err != nil {
 		return err

@@ -58,13 +58,9 @@ func runHPRAdd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.Var(&professions, "profession", "a profession code, such as LE (lege) or SP (sykepleier); may be repeated or comma-separated (at least one)")
 	fs.Var(&specialities, "speciality", "a speciality of the first profession, as VALUE=DESCRIPTION; may be repeated")
 	fs.Var(&rights, "requisition-right", "a requisition right of the first profession, as VALUE=DESCRIPTION; may be repeated")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: tillit hpr add --config tillit.yaml --number N --pid PID --profession LE [--speciality V=D]...")
-		fmt.Fprintln(stderr, "\nRecords a health professional: logins with the pid get the HPR number, and")
-		fmt.Fprintln(stderr, "userinfo the approvals. Each profession is authorised (1 Autorisasjon).")
-		fmt.Fprintln(stderr)
-		fs.PrintDefaults()
-	}
+	setUsage(fs, "tillit hpr add --config tillit.yaml | --dev --number N --pid PID --profession LE [--speciality V=D]...",
+		"Records a health professional: logins with the pid get the HPR number, and",
+		"userinfo the approvals. Each profession is authorised (1 Autorisasjon). "+appliedWithin)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -131,12 +127,14 @@ func runHPRAdd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 func runHPRList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("hpr list", stderr)
 	sf := addStoreFlags(fs)
+	setUsage(fs, "tillit hpr list --config tillit.yaml | --dev",
+		"Lists the HPR entries in the store: from the configuration file (SOURCE file) and",
+		"made with 'tillit hpr add' (SOURCE cli), with their professions and specialities.")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "tillit hpr list: unexpected argument %q\n", fs.Arg(0))
-		return errUsage
+		return unexpectedArg(fs)
 	}
 	st, err := openRegistryStore(ctx, sf)
 	if err != nil {
@@ -177,12 +175,14 @@ func runHPRRemove(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs := newFlagSet("hpr remove", stderr)
 	sf := addStoreFlags(fs)
 	number := fs.String("number", "", "the HPR number (required)")
+	setUsage(fs, "tillit hpr remove --config tillit.yaml | --dev --number N",
+		"Deletes an HPR entry made with 'tillit hpr add'. One declared in the configuration",
+		"file is removed there instead. "+appliedWithin)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "tillit hpr remove: unexpected argument %q\n", fs.Arg(0))
-		return errUsage
+		return unexpectedArg(fs)
 	}
 	if *number == "" {
 		fmt.Fprintln(stderr, "tillit hpr remove: --number is required")

@@ -24,12 +24,14 @@ func runIdP(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 func runIdPList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("idp list", stderr)
 	sf := addStoreFlags(fs)
+	setUsage(fs, "tillit idp list --config tillit.yaml | --dev",
+		"Lists the identity providers in the store (declared in the configuration's",
+		"identity_providers) with their type, display name and status.")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "tillit idp list: unexpected argument %q\n", fs.Arg(0))
-		return errUsage
+		return unexpectedArg(fs)
 	}
 	st, err := openRegistryStore(ctx, sf)
 	if err != nil {

@@ -40,13 +40,10 @@ func runKeysGenerate(_ context.Context, args []string, stdout, stderr io.Writer)
 	bits := fset.Int("bits", 0, "RSA key size: 2048, 3072 or 4096 (default 2048; RS* and PS* only)")
 	out := fset.String("out", "", "file to write the private JWK to (required; never overwritten)")
 	pubOut := fset.String("pub-out", "", "file to write the public JWK to (default: --out with .pub before the extension)")
-	fset.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: tillit keys generate [--alg ALG] [--bits N] --out FILE [--pub-out FILE]")
-		fmt.Fprintln(stderr, "\nWrites a private JWK (mode 0600) and its public JWK, both with alg, use and kid")
-		fmt.Fprintln(stderr, "(the RFC 7638 thumbprint), and prints the public JWK to register for the client.")
-		fmt.Fprintln(stderr)
-		fset.PrintDefaults()
-	}
+	setUsage(fset, "tillit keys generate [--alg ALG] [--bits N] --out FILE [--pub-out FILE]",
+		"Writes a client's private JWK (mode 0600) and its public JWK, both with alg, use and",
+		"kid (the RFC 7638 thumbprint), as HelseID's client libraries expect, and prints the",
+		"public JWK to register for the client. Files are JWKs (JSON), never PEM.")
 	if err := parseFlags(fset, args); err != nil {
 		return err
 	}
@@ -56,6 +53,10 @@ func runKeysGenerate(_ context.Context, args []string, stdout, stderr io.Writer)
 		return badArgs(stderr, "keys generate", "unexpected argument %q", fset.Arg(0))
 	case *out == "":
 		return badArgs(stderr, "keys generate", "--out is required")
+	case pemLike(*out):
+		return badArgs(stderr, "keys generate", "--out %s: the key is written as a JWK (JSON), not PEM; name it .jwk", *out)
+	case pemLike(*pubOut):
+		return badArgs(stderr, "keys generate", "--pub-out %s: the key is written as a JWK (JSON), not PEM; name it .jwk", *pubOut)
 	case !slices.Contains(jws.Algorithms, a):
 		return badArgs(stderr, "keys generate", "--alg %q is not one of %s", *alg, strings.Join(jws.AlgorithmNames(jws.Algorithms), ", "))
 	case *bits != 0 && strings.HasPrefix(*alg, "ES"):
@@ -100,6 +101,16 @@ func runKeysGenerate(_ context.Context, args []string, stdout, stderr io.Writer)
 	fmt.Fprintf(stderr, "Private key: %s (keep it secret)\nPublic key:  %s (register it for the client)\n", *out, pub)
 	_, err = stdout.Write(b)
 	return err
+}
+
+// pemLike says whether a file name promises PEM or DER, which a JWK file
+// would break for whoever opens it expecting that.
+func pemLike(name string) bool {
+	switch strings.ToLower(filepath.Ext(name)) {
+	case ".pem", ".key", ".crt", ".cer", ".der", ".p8", ".pkcs8":
+		return true
+	}
+	return false
 }
 
 // publicKeyPath puts ".pub" before the extension: client.jwk becomes

@@ -198,8 +198,6 @@ func TestKeysArguments(t *testing.T) {
 	}{
 		{name: "no subcommand", args: []string{"keys"}, wantCode: 2, wantStderr: "Usage: tillit keys <subcommand>"},
 		{name: "unknown subcommand", args: []string{"keys", "make"}, wantCode: 2, wantStderr: `tillit keys: unknown subcommand "make"`},
-		{name: "help", args: []string{"keys", "-h"}, wantCode: 0, wantStderr: "generate   make a client key pair"},
-		{name: "generate help", args: []string{"keys", "generate", "-h"}, wantCode: 0, wantStderr: "Usage: tillit keys generate"},
 		{name: "no --out", args: []string{"keys", "generate"}, wantCode: 2, wantStderr: "tillit keys generate: --out is required"},
 		{name: "symmetric alg", args: []string{"keys", "generate", "--alg", "HS256", "--out", out}, wantCode: 2, wantStderr: `tillit keys generate: --alg "HS256" is not one of RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512`},
 		{name: "alg none", args: []string{"keys", "generate", "--alg", "none", "--out", out}, wantCode: 2, wantStderr: `--alg "none" is not one of`},
@@ -209,6 +207,8 @@ func TestKeysArguments(t *testing.T) {
 		{name: "odd RSA size", args: []string{"keys", "generate", "--bits", "2049", "--out", out}, wantCode: 2, wantStderr: "tillit keys generate: --bits must be 2048, 3072 or 4096"},
 		{name: "bits not a number", args: []string{"keys", "generate", "--bits", "big", "--out", out}, wantCode: 2, wantStderr: `invalid value "big" for flag -bits`},
 		{name: "extra argument", args: []string{"keys", "generate", "--out", out, "extra"}, wantCode: 2, wantStderr: `tillit keys generate: unexpected argument "extra"`},
+		{name: "PEM name for a JWK", args: []string{"keys", "generate", "--out", filepath.Join(filepath.Dir(out), "k.pem")}, wantCode: 2, wantStderr: "k.pem: the key is written as a JWK (JSON), not PEM; name it .jwk"},
+		{name: "PEM name for the public JWK", args: []string{"keys", "generate", "--out", out, "--pub-out", filepath.Join(filepath.Dir(out), "k.pub.PEM")}, wantCode: 2, wantStderr: "--pub-out"},
 		{name: "same file twice", args: []string{"keys", "generate", "--alg", "ES256", "--out", out, "--pub-out", out}, wantCode: 2, wantStderr: "tillit keys generate: --pub-out must differ from --out"},
 	}
 	for _, tt := range tests {

@@ -10,7 +10,11 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
+
+	"github.com/tillit-sts/tillit/internal/config"
 )
 
 // command is one subcommand. run gets the arguments after the command name
@@ -27,15 +31,17 @@ func commands() []command {
 	return []command{
 		{"serve", "run the token service", runServe},
 		{"migrate", "apply the store's schema migrations", runMigrate},
-		{"keys", "make client keys; rotate the signing key", runKeys},
+		{"health", "ask a running server whether it is ready (for container health checks)", runHealth},
+		{"keys", "make client keys; rotate and list the signing keys", runKeys},
 		{"delegation", "add, list and remove delegations to multi-tenant suppliers", runDelegation},
 		{"idp", "list the identity providers", runIdP},
 		{"hpr", "add, list and remove health personnel (the HPR stand-in)", runHPR},
-		{"audit", "verify, tail and export the audit log", runAudit},
+		{"audit", "verify, reseal, tail and query the audit log", runAudit},
 		{"token", "get an access token as a client", runToken},
 		{"call", "call an API as a client, with a DPoP-bound token", runCall},
 		{"decode", "print the header and claims of a JWT, unverified", runDecode},
-		{"bench", "measure a token endpoint under load: tillit bench token", runBench},
+		{"bench", "measure a token endpoint under load", runBench},
+		{"version", "print the version, commit and Go version", runVersion},
 	}
 }
 
@@ -49,68 +55,118 @@ func main() {
 	os.Exit(code)
 }
 
+// run runs the command args name and returns the exit status: 0 done
+// (help included), 1 failed, 2 wrong arguments.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
 		usage(stderr)
-		if len(args) == 0 {
-			return 2
-		}
+		return 2
+	}
+	switch args[0] {
+	case "-h", "-help", "--help":
+		usage(stdout)
 		return 0
-	}
-	for _, c := range commands() {
-		if c.name != args[0] {
-			continue
-		}
-		err := c.run(ctx, args[1:], stdout, stderr)
-		switch {
-		case err == nil:
+	case "help":
+		// tillit help keys rotate is tillit keys rotate --help.
+		if len(args) == 1 {
+			usage(stdout)
 			return 0
-		case errors.Is(err, flag.ErrHelp):
-			return 0
-		case errors.Is(err, errUsage):
-			return 2
 		}
-		fmt.Fprintf(stderr, "tillit %s: %v\n", c.name, err)
-		return 1
+		args = append(slices.Clone(args[1:]), "--help")
+	case "-version", "--version":
+		args = []string{"version"}
 	}
-	fmt.Fprintf(stderr, "tillit: unknown command %q\n\n", args[0])
-	usage(stderr)
-	return 2
+	// Help asked for is the output, not a complaint: it goes to stdout.
+	if helpRequested(args[1:]) {
+		stderr = stdout
+	}
+	c, ok := find(commands(), args[0])
+	if !ok {
+		unknown(stderr, "tillit", "command", args[0], commands())
+		return 2
+	}
+	err := c.run(ctx, args[1:], stdout, stderr)
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		return 2
+	}
+	fmt.Fprintf(stderr, "tillit %s: %v\n", c.name, err)
+	return 1
+}
+
+// helpRequested says whether the flags in args ask for help.
+func helpRequested(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-h", "-help", "--help":
+			return true
+		}
+	}
+	return false
+}
+
+func find(cmds []command, name string) (command, bool) {
+	for _, c := range cmds {
+		if c.name == name {
+			return c, true
+		}
+	}
+	return command{}, false
+}
+
+// unknown says that name is not one of cmds, with the closest if one is
+// close, and where the list is.
+func unknown(w io.Writer, prefix, what, name string, cmds []command) {
+	names := make([]string, len(cmds))
+	for i, c := range cmds {
+		names[i] = c.name
+	}
+	fmt.Fprintf(w, "%s: unknown %s %q", prefix, what, name)
+	if s := config.Suggest(name, names); s != "" {
+		fmt.Fprintf(w, " (did you mean %q?)", s)
+	}
+	fmt.Fprintf(w, "\nRun '%s --help' for the list.\n", prefix)
 }
 
 func usage(w io.Writer) {
-	fmt.Fprintln(w, "Usage: tillit <command> [flags]")
+	fmt.Fprintln(w, "Usage: tillit <command> [subcommand] [flags]")
+	fmt.Fprintln(w, "\nTillit is a security token service with HelseID's profile: private_key_jwt client")
+	fmt.Fprintln(w, "assertions, DPoP-bound access tokens, token exchange and a tamper-evident audit log.")
 	fmt.Fprintln(w, "\nCommands:")
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-10s  %s\n", c.name, c.summary)
 	}
-	fmt.Fprintln(w, "\nRun 'tillit <command> -h' for the flags of a command.")
+	fmt.Fprintln(w, "\nRun 'tillit <command> --help' for a command's flags and subcommands.")
 }
 
 // runSubcommand dispatches "tillit <name> <sub> ..." to one of cmds.
 func runSubcommand(ctx context.Context, name string, cmds []command, args []string, stdout, stderr io.Writer) error {
-	usage := func() {
-		fmt.Fprintf(stderr, "Usage: tillit %s <subcommand> [flags]\n\nSubcommands:\n", name)
+	usage := func(w io.Writer) {
+		fmt.Fprintf(w, "Usage: tillit %s <subcommand> [flags]\n\nSubcommands:\n", name)
 		for _, c := range cmds {
-			fmt.Fprintf(stderr, "  %-10s %s\n", c.name, c.summary)
+			fmt.Fprintf(w, "  %-10s  %s\n", c.name, c.summary)
 		}
+		fmt.Fprintf(w, "\nRun 'tillit %s <subcommand> --help' for its flags.\n", name)
 	}
 	if len(args) == 0 {
-		usage()
+		usage(stderr)
 		return errUsage
 	}
 	switch args[0] {
 	case "-h", "-help", "--help", "help":
-		usage()
+		usage(stdout)
 		return flag.ErrHelp
 	}
-	for _, c := range cmds {
-		if c.name == args[0] {
-			return c.run(ctx, args[1:], stdout, stderr)
-		}
+	if c, ok := find(cmds, args[0]); ok {
+		return c.run(ctx, args[1:], stdout, stderr)
 	}
-	fmt.Fprintf(stderr, "tillit %s: unknown subcommand %q\n\n", name, args[0])
-	usage()
+	unknown(stderr, "tillit "+name, "subcommand", args[0], cmds)
 	return errUsage
 }
 
@@ -120,6 +176,29 @@ func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("tillit "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	return fs
+}
+
+// setUsage gives fs its help text: the usage line, what the command does,
+// and its flags.
+func setUsage(fs *flag.FlagSet, usage string, description ...string) {
+	fs.Usage = func() {
+		w := fs.Output()
+		fmt.Fprintf(w, "Usage: %s\n", usage)
+		if len(description) > 0 {
+			fmt.Fprintf(w, "\n%s\n", strings.Join(description, "\n"))
+		}
+		hasFlags := false
+		fs.VisitAll(func(*flag.Flag) { hasFlags = true })
+		if hasFlags {
+			fmt.Fprintln(w, "\nFlags:")
+			fs.PrintDefaults()
+		}
+	}
+}
+
+// unexpectedArg refuses the first argument fs did not take.
+func unexpectedArg(fs *flag.FlagSet) error {
+	return badArgs(fs.Output(), strings.TrimPrefix(fs.Name(), "tillit "), "unexpected argument %q", fs.Arg(0))
 }
 
 // parseFlags parses args and maps a flag error to errUsage.

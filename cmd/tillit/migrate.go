@@ -22,17 +22,13 @@ import (
 func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("migrate", stderr)
 	sf := addStoreFlags(fs)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: tillit migrate --config tillit.yaml | --dev")
-		fmt.Fprintln(stderr, "Applies the schema migrations the configured store lacks (storage, or TILLIT_STORAGE).")
-		fs.PrintDefaults()
-	}
+	setUsage(fs, "tillit migrate --config tillit.yaml | --dev",
+		"Applies the schema migrations the configured store lacks (storage, or TILLIT_STORAGE).")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		fs.Usage()
-		return errUsage
+		return unexpectedArg(fs)
 	}
 	cfg, err := sf.load()
 	if err != nil {

@@ -104,7 +104,7 @@ func TestMigrateUsage(t *testing.T) {
 		wantErr  string
 	}{
 		{name: "no config", args: []string{"migrate"}, wantCode: 1, wantErr: "name the server's configuration with --config"},
-		{name: "extra argument", args: []string{"migrate", "--config", "x.yaml", "now"}, wantCode: 2, wantErr: "Usage: tillit migrate"},
+		{name: "extra argument", args: []string{"migrate", "--config", "x.yaml", "now"}, wantCode: 2, wantErr: `tillit migrate: unexpected argument "now"`},
 		{name: "unknown flag", args: []string{"migrate", "--force"}, wantCode: 2, wantErr: "flag provided but not defined"},
 		{name: "unreachable PostgreSQL", args: []string{"migrate", "--config", "@pg"}, wantCode: 1, wantErr: "postgres: "},
 	}

@@ -30,13 +30,23 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// usage text so that no operator tunes it.
 	keysEvery := fs.Duration(hiddenKeyMaintenance, 0, "")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: tillit serve --dev | --config tillit.yaml")
-		printVisibleDefaults(fs, stderr, hiddenKeyMaintenance)
+		w := fs.Output()
+		fmt.Fprintln(w, "Usage: tillit serve --dev | --config tillit.yaml [--listen HOST:PORT]")
+		fmt.Fprintln(w, "\nRuns the token service in the foreground until interrupted (SIGINT or SIGTERM), then")
+		fmt.Fprintln(w, "lets requests in flight finish. --dev needs no configuration: it creates a data folder")
+		fmt.Fprintln(w, "with a demo registry, client keys and a SQLite database, and prints what to run next.")
+		fmt.Fprintln(w, "Otherwise the file says everything (docs/configuration.md) and a key-encryption key")
+		fmt.Fprintln(w, "must be set. Logs go to standard error.")
+		fmt.Fprintln(w, "\nFlags:")
+		printVisibleDefaults(fs, w, hiddenKeyMaintenance)
 	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 0 || (*configPath == "" && !*dev) {
+	if fs.NArg() > 0 {
+		return unexpectedArg(fs)
+	}
+	if *configPath == "" && !*dev {
 		fs.Usage()
 		return errUsage
 	}
@@ -63,6 +73,29 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		runtime.GOMAXPROCS(server.Procs(cfg.Storage, runtime.GOMAXPROCS(0), runtime.NumCPU()))
 	}
 
+	// The checks that need no store come first, so that a mistake costs
+	// no port and writes nothing.
+	if _, err := cfg.KeyEncryptionKey(); err != nil {
+		return errors.New("no key-encryption key: set " + config.EnvKeyEncryptionKey + " or keys.encryption_key_file (outside --dev, private keys are never stored in clear)")
+	}
+	// Listen before anything is written: a busy port must not be found
+	// only after the registry was applied and a signing key created.
+	where := fmt.Sprintf("listen in %s; or override it with --listen", *configPath)
+	if *listen != "" {
+		where = "given with --listen"
+	}
+	ln, err := listenOn(cfg.Listen, where)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	var metricsLn net.Listener
+	if cfg.Metrics.Listen != "" {
+		if metricsLn, err = listenOn(cfg.Metrics.Listen, "metrics.listen in "+*configPath); err != nil {
+			return err
+		}
+		defer metricsLn.Close()
+	}
 	srv, err := server.New(ctx, cfg, server.Options{Log: log, KeyMaintenance: *keysEvery})
 	if err != nil {
 		return err
@@ -74,15 +107,26 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// the snapshot.
 	cfg = cfg.WithoutRegistry()
 	debug.FreeOSMemory()
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return err
+	attrs := []any{"issuer", srv.Issuer(), "listen", ln.Addr().String(), "tls", cfg.TLS.Enabled()}
+	if metricsLn != nil {
+		attrs = append(attrs, "metrics_listen", metricsLn.Addr().String())
 	}
-	log.Info("tillit is serving", "issuer", srv.Issuer(), "listen", ln.Addr().String(), "storage", storageName(cfg.Storage), "instance", cfg.Instance, "dev", cfg.Dev, "gomaxprocs", runtime.GOMAXPROCS(0))
+	attrs = append(attrs, "storage", storageName(cfg.Storage), "instance", cfg.Instance, "dev", cfg.Dev, "gomaxprocs", runtime.GOMAXPROCS(0))
+	log.Info("tillit is serving", attrs...)
 	if setup != nil {
 		printDevHelp(stdout, srv.Issuer(), setup)
 	}
-	return srv.Serve(ctx, ln)
+	return srv.ServeListeners(ctx, server.Listeners{Main: ln, Metrics: metricsLn})
+}
+
+// listenOn opens the server's port, with an error that says where the
+// address came from and how to change it.
+func listenOn(addr, where string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("cannot listen on %s (%s): %w", addr, where, err)
+	}
+	return ln, nil
 }
 
 // hiddenKeyMaintenance is serve's hidden flag: how often the server
@@ -112,11 +156,20 @@ func loadConfig(path string, dev bool, listen string) (*config.Config, error) {
 }
 
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: cfg.Log.SlogLevel()}
+	opts := &slog.HandlerOptions{Level: cfg.Log.SlogLevel(), ReplaceAttr: durationsAsText}
 	if cfg.Log.Format == "text" {
 		return slog.New(slog.NewTextHandler(w, opts))
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// durationsAsText writes durations as Go writes them ("10s", "1.5ms"), as
+// the configuration spells them, instead of slog's JSON nanoseconds.
+func durationsAsText(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.StringValue(a.Value.Duration().String())
+	}
+	return a
 }
 
 // printDevHelp tells a new user where things are and what to run next.
@@ -147,8 +200,6 @@ Or for SFM, with the sfm-id client claim:
 		self, issuer, demo.DEFTClientID, rel(s.DEFTKey),
 		self, issuer, demo.SFMClientID, rel(s.SFMKey))
 }
-
-var _ = errors.New
 
 // storageName is the storage setting as it may be logged: a database URL
 // without its password or query.

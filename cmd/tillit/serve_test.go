@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -11,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tillit-sts/tillit/internal/config"
 )
 
 // freeAddr returns a loopback address with a port nobody listens on.
@@ -179,6 +182,147 @@ func TestStorageNameHidesPasswords(t *testing.T) {
 	} {
 		if got := storageName(tt.in); got != tt.want || strings.Contains(got, "s3cret") {
 			t.Errorf("storageName(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// A busy port is found before the store is touched, and the error says
+// where the address came from.
+func TestServeBusyPort(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	addr := busy.Addr().String()
+	t.Setenv("TILLIT_KEY_ENCRYPTION_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
+	for _, tt := range []struct {
+		name     string
+		settings string
+		args     []string
+		wantErr  string
+	}{
+		{"from the file", "listen: " + addr + "\n", nil, "(listen in "},
+		{"from the flag", "", []string{"--listen", addr}, "(given with --listen)"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := filepath.Join(dir, "tillit.yaml")
+			os.WriteFile(cfg, []byte("issuer: https://sts.example.com\ndata_dir: state\n"+tt.settings), 0o600)
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), append([]string{"serve", "--config", cfg}, tt.args...), &stdout, &stderr)
+			if code != 1 || !strings.Contains(stderr.String(), "cannot listen on "+addr+" "+tt.wantErr) {
+				t.Fatalf("exit %d, stderr:\n%s\nwant %q", code, stderr.String(), tt.wantErr)
+			}
+			// Nothing written: no data folder, so no database, registry or key.
+			if _, err := os.Stat(filepath.Join(dir, "state")); !os.IsNotExist(err) {
+				t.Errorf("the data folder was created before the port was found busy: %v", err)
+			}
+		})
+	}
+}
+
+// Outside --dev, serve creates its data folder (0700) on the first start.
+func TestServeCreatesDataFolder(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "tillit.yaml")
+	addr := freeAddr(t)
+	os.WriteFile(cfg, []byte("issuer: http://"+addr+"\nlisten: "+addr+"\ndata_dir: var/state\n"), 0o600)
+	t.Setenv("TILLIT_KEY_ENCRYPTION_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")
+	ctx, cancel := context.WithCancel(context.Background())
+	var stdout, stderr syncBuffer
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"serve", "--config", cfg}, &stdout, &stderr) }()
+	waitReady(t, "http://"+addr, done, &stderr)
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	fi, err := os.Stat(filepath.Join(dir, "var", "state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o700 {
+		t.Errorf("data folder mode %v, want 0700", fi.Mode().Perm())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "var", "state", "tillit.db")); err != nil {
+		t.Error(err)
+	}
+}
+
+// waitReady waits until the server at base answers /healthz, or fails the
+// test when run returned first.
+func waitReady(t *testing.T, base string, done <-chan int, stderr *syncBuffer) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(base + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		select {
+		case code := <-done:
+			t.Fatalf("serve exited with %d:\n%s", code, stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve did not come up:\n%s", stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// keys list reads public records only: it works without the
+// key-encryption key that rotate needs, and says which key never signed.
+func TestKeysListWithoutKEK(t *testing.T) {
+	dir := t.TempDir()
+	startDev(t, dir)
+	for _, args := range [][]string{{"keys", "rotate"}, {"keys", "rotate", "--now"}} {
+		var stdout, stderr bytes.Buffer
+		if code := run(context.Background(), append(args, "--dev", "--data-dir", dir), &stdout, &stderr); code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, stderr.String())
+		}
+		if !strings.Contains(stdout.String(), "Running servers load it within registry_poll (default 2s).") {
+			t.Errorf("%v output:\n%s", args, stdout.String())
+		}
+	}
+	cfg := filepath.Join(t.TempDir(), "nokek.yaml")
+	os.WriteFile(cfg, []byte("issuer: https://sts.example.org\nstorage: "+filepath.Join(dir, "tillit.db")+"\n"), 0o600)
+	t.Setenv("TILLIT_KEY_ENCRYPTION_KEY", "")
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"keys", "list", "--config", cfg}, &stdout, &stderr); code != 0 {
+		t.Fatalf("keys list without a key-encryption key: exit %d: %s", code, stderr.String())
+	}
+	var gen2 string
+	for _, l := range strings.Split(stdout.String(), "\n") {
+		if strings.HasPrefix(l, "2 ") {
+			gen2 = l
+		}
+	}
+	// Generation 2 waited for its publication lead when --now made 3.
+	if !strings.Contains(gen2, "expired") || !strings.Contains(gen2, "never signed") || !strings.Contains(stdout.String(), "active") {
+		t.Fatalf("keys list:\n%s", stdout.String())
+	}
+	stderr.Reset()
+	if code := run(context.Background(), []string{"keys", "rotate", "--config", cfg}, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), "key-encryption key") {
+		t.Fatalf("keys rotate without a key-encryption key: exit %d: %s", code, stderr.String())
+	}
+}
+
+func TestLogDurationsAsText(t *testing.T) {
+	for _, format := range []string{"json", "text"} {
+		cfg := config.Default()
+		cfg.Log.Format = format
+		var buf bytes.Buffer
+		newLogger(cfg, &buf).Info("shutting down", "timeout", 10*time.Second, slog.Group("g", "d", 1500*time.Microsecond))
+		want := map[string][]string{"json": {`"timeout":"10s"`, `"d":"1.5ms"`}, "text": {"timeout=10s", "g.d=1.5ms"}}[format]
+		for _, w := range want {
+			if !strings.Contains(buf.String(), w) {
+				t.Errorf("%s log %q lacks %s", format, buf.String(), w)
+			}
 		}
 	}
 }

@@ -49,7 +49,6 @@ func TestTokenArguments(t *testing.T) {
 		wantCode   int
 		wantStderr string
 	}{
-		{name: "help", args: []string{"token", "-h"}, wantCode: 0, wantStderr: "Usage: tillit token --issuer URL"},
 		{name: "nothing", args: []string{"token"}, wantCode: 2, wantStderr: "tillit token: --issuer, --client-id and --key are required\n"},
 		{name: "no key", args: []string{"token", "--issuer", "https://sts.invalid", "--client-id", "c1"}, wantCode: 2, wantStderr: "tillit token: --issuer, --client-id and --key are required\n"},
 		{name: "extra argument", args: with("nhn:deft/api"), wantCode: 2, wantStderr: `tillit token: unexpected argument "nhn:deft/api"`},

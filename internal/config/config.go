@@ -40,6 +40,12 @@ type Config struct {
 	Issuer string `yaml:"issuer"`
 	// Listen is the host:port to listen on. Default 127.0.0.1:8080.
 	Listen string `yaml:"listen"`
+	// TLS makes the server answer HTTPS on Listen itself. Without it the
+	// server speaks plain HTTP, for loopback or behind a proxy that ends
+	// TLS.
+	TLS TLS `yaml:"tls"`
+	// Metrics configures the Prometheus endpoint.
+	Metrics Metrics `yaml:"metrics"`
 	// Storage names the store: a SQLite file path, a sqlite: URL
 	// ("sqlite:/var/lib/tillit/tillit.db"), or a postgres:// URL. Relative
 	// SQLite paths are taken from the config file's folder. Default: the
@@ -110,6 +116,27 @@ type Config struct {
 
 	// Where the configuration came from, for messages and relative paths.
 	src source
+}
+
+// TLS is the server's certificate. Both files or neither.
+type TLS struct {
+	// CertFile is the certificate chain in PEM, the server's certificate
+	// first. Relative to the config file's folder.
+	CertFile string `yaml:"cert_file"`
+	// KeyFile is the certificate's private key in PEM. Relative to the
+	// config file's folder.
+	KeyFile string `yaml:"key_file"`
+}
+
+// Enabled says whether the server speaks TLS itself.
+func (t TLS) Enabled() bool { return t.CertFile != "" }
+
+// Metrics configures the Prometheus endpoint.
+type Metrics struct {
+	// Listen, when set, serves /metrics on this host:port only (plain
+	// HTTP) and not on the main listener, so that it need not be public
+	// next to the token endpoint. Default: /metrics on the main listener.
+	Listen string `yaml:"listen"`
 }
 
 // Audit configures the audit log.

@@ -21,6 +21,7 @@ import (
 
 	"github.com/tillit-sts/tillit/internal/registry"
 	"github.com/tillit-sts/tillit/internal/store"
+	"github.com/tillit-sts/tillit/internal/tlstest"
 )
 
 // testKeys are public JWKs generated once for all tests.
@@ -934,5 +935,53 @@ func TestTrustedProxies(t *testing.T) {
 	want := "[127.0.0.1/32 10.0.0.0/8 2001:db8::/32 2001:db8::7/128 192.0.2.0/24]"
 	if fmt.Sprint(got) != want {
 		t.Fatalf("Proxies() = %v, want %s", got, want)
+	}
+}
+
+func TestTLSAndMetricsSettings(t *testing.T) {
+	clearEnv(t)
+	certs := t.TempDir()
+	certFile, keyFile, _ := tlstest.Write(t, certs, 1)
+	other := t.TempDir()
+	_, otherKey, _ := tlstest.Write(t, other, 2)
+	tests := []struct {
+		name     string
+		settings string
+		wantErr  string
+	}{
+		{name: "cert without key", settings: "tls: {cert_file: " + certFile + "}", wantErr: "tls.key_file: is required with tls.cert_file"},
+		{name: "key without cert", settings: "tls: {key_file: " + keyFile + "}", wantErr: "tls.cert_file: is required with tls.key_file"},
+		{name: "cert file missing", settings: "tls: {cert_file: nope.pem, key_file: " + keyFile + "}", wantErr: "tls: the certificate and key do not load: open "},
+		{name: "key of another certificate", settings: "tls: {cert_file: " + certFile + ", key_file: " + otherKey + "}", wantErr: "tls: the certificate and key do not load: tls: private key does not match public key"},
+		{name: "metrics listen not host:port", settings: "metrics: {listen: nine}", wantErr: `metrics.listen: "nine" is not host:port`},
+		{name: "metrics on the main address", settings: "metrics: {listen: 127.0.0.1:8080}", wantErr: "metrics.listen: is the same address as listen"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Load(writeConfig(t, base+tt.settings+"\n", ""))
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("error:\n%v\nwant %q", err, tt.wantErr)
+			}
+			var errs Errors
+			if errors.As(err, &errs) && len(errs) != 1 {
+				t.Errorf("got %d problems, want 1:\n%v", len(errs), err)
+			}
+		})
+	}
+
+	// Relative paths are taken from the config file's folder.
+	name := writeConfig(t, base+"tls: {cert_file: c/cert.pem, key_file: c/key.pem}\nmetrics: {listen: 127.0.0.1:9090}\n", "")
+	dir := filepath.Dir(name)
+	os.Mkdir(filepath.Join(dir, "c"), 0o700)
+	tlstest.Write(t, filepath.Join(dir, "c"), 3)
+	c, err := Load(name)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	if !c.TLS.Enabled() || c.TLS.CertFile != filepath.Join(dir, "c", "cert.pem") || c.TLS.KeyFile != filepath.Join(dir, "c", "key.pem") {
+		t.Errorf("tls %+v", c.TLS)
+	}
+	if c.Metrics.Listen != "127.0.0.1:9090" {
+		t.Errorf("metrics.listen %q", c.Metrics.Listen)
 	}
 }

@@ -178,6 +178,13 @@ func (c *Config) prepare(errs *Errors) {
 
 	c.readPopulationFiles()
 
+	if c.TLS.CertFile != "" {
+		c.TLS.CertFile = c.src.abs(c.TLS.CertFile)
+	}
+	if c.TLS.KeyFile != "" {
+		c.TLS.KeyFile = c.src.abs(c.TLS.KeyFile)
+	}
+
 	for i := range c.Clients {
 		cl := &c.Clients[i]
 		if cl.JWKSFile == "" {
@@ -628,6 +635,10 @@ func keysOf(typeName string) []string {
 	}
 	return keys
 }
+
+// Suggest returns the option closest to a misspelt one, or "" when none
+// is within two edits: for "did you mean" in messages.
+func Suggest(bad string, options []string) string { return suggest(bad, options) }
 
 // suggest returns the key closest to a misspelt one, if it is close.
 func suggest(bad string, keys []string) string {

@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -120,6 +121,25 @@ func checkIssuer(s string) error {
 		return fmt.Errorf("%q must not end with /", s)
 	}
 	return nil
+}
+
+// checkTLS checks that the certificate and key load and belong together,
+// so that a mistake is found at start and not at the first handshake.
+func (c *Config) checkTLS(k *checker) {
+	t := c.TLS
+	switch {
+	case t.CertFile == "" && t.KeyFile == "":
+		return
+	case t.CertFile == "":
+		k.add(path{"tls", "cert_file"}, "is required with tls.key_file")
+		return
+	case t.KeyFile == "":
+		k.add(path{"tls", "key_file"}, "is required with tls.cert_file")
+		return
+	}
+	if _, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile); err != nil {
+		k.add(path{"tls"}, "the certificate and key do not load: %v", err)
+	}
 }
 
 func checkListen(listen string) error {
@@ -258,6 +278,14 @@ func (c *Config) checkServer(k *checker) {
 			k.errs = append(k.errs, &Error{Path: "listen", Msg: err.Error() + " (given on the command line)"})
 		} else {
 			k.add(path{"listen"}, "%v", err)
+		}
+	}
+	c.checkTLS(k)
+	if c.Metrics.Listen != "" {
+		if err := checkListen(c.Metrics.Listen); err != nil {
+			k.add(path{"metrics", "listen"}, "%v", err)
+		} else if c.Metrics.Listen == c.Listen {
+			k.add(path{"metrics", "listen"}, "is the same address as listen; leave it out to serve /metrics on the main listener")
 		}
 	}
 	// An empty storage follows from an empty data_dir, reported below.

@@ -258,20 +258,57 @@ type KeyInfo struct {
 	Status     Status
 	CreatedAt  time.Time
 	ActiveFrom time.Time
+	// NeverSigned is set for a key that a later one replaced before its
+	// ActiveFrom (a rotation with --now while it waited to be
+	// published): it signed nothing, so it goes straight to expired.
+	NeverSigned bool
 }
 
 // List describes the signing keys, oldest first.
 func (m *Manager) List() []KeyInfo {
-	now := m.now()
-	st := m.state.Load()
-	out := make([]KeyInfo, 0, len(st.signing))
-	for i, e := range st.signing {
+	return list(m.state.Load().signing, m.now(), m.cfg)
+}
+
+// ListStored describes the signing keys in s, oldest first, from their
+// public records alone: it needs no key-encryption key, as nothing secret
+// is opened. now may be nil for time.Now.
+func ListStored(ctx context.Context, s Store, cfg Config, now func() time.Time) ([]KeyInfo, error) {
+	if now == nil {
+		now = time.Now
+	}
+	recs, err := s.Keys(ctx, store.PurposeSigning)
+	if err != nil {
+		return nil, fmt.Errorf("keys: load signing keys: %w", err)
+	}
+	entries := make([]*entry, len(recs))
+	for i := range recs {
+		entries[i] = &entry{rec: recs[i]}
+	}
+	sort.Slice(entries, func(i, j int) bool { return entries[i].rec.Generation < entries[j].rec.Generation })
+	return list(entries, now(), cfg.withDefaults()), nil
+}
+
+func list(keys []*entry, now time.Time, c Config) []KeyInfo {
+	out := make([]KeyInfo, 0, len(keys))
+	for i, e := range keys {
 		out = append(out, KeyInfo{
 			ID: e.rec.ID, Algorithm: e.rec.Algorithm, Generation: e.rec.Generation,
-			Status: statusAt(st.signing, i, now, m.cfg), CreatedAt: e.rec.CreatedAt, ActiveFrom: e.rec.ActiveFrom,
+			Status: statusAt(keys, i, now, c), CreatedAt: e.rec.CreatedAt, ActiveFrom: e.rec.ActiveFrom,
+			NeverSigned: neverSigned(keys, i),
 		})
 	}
 	return out
+}
+
+// neverSigned says whether a later key took over before keys[i]'s
+// ActiveFrom, as statusAt decides it.
+func neverSigned(keys []*entry, i int) bool {
+	for _, k := range keys[i+1:] {
+		if k.rec.ActiveFrom.Before(keys[i].rec.ActiveFrom) {
+			return true
+		}
+	}
+	return false
 }
 
 // statusAt derives the state of keys[i] at now. A key signs from its

@@ -2,6 +2,11 @@ package server
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -41,12 +46,43 @@ func isPostgres(storage string) bool {
 // postgresql:// URL is PostgreSQL, anything else a SQLite file (a path or
 // a sqlite: URL). Both bring their schema up to date before they return.
 // The audit key, when not nil, lets the store seal audit records.
-func openStore(ctx context.Context, storage string, auditKey audit.Key, commitDelay time.Duration) (store.Store, error) {
-	switch {
-	case isPostgres(storage):
+//
+// With create, a SQLite file's missing folder is created (mode 0700: the
+// database holds the sealed keys and the audit log), as serve does on its
+// first start; without it, a missing folder is an error that names it, so
+// that a command pointed at the wrong configuration does not leave an empty
+// database behind.
+func openStore(ctx context.Context, storage string, auditKey audit.Key, commitDelay time.Duration, create bool) (store.Store, error) {
+	if isPostgres(storage) {
 		return postgres.Open(ctx, storage, postgres.Options{AuditKey: auditKey})
-	case strings.HasPrefix(storage, "sqlite:"):
-		storage = strings.TrimPrefix(strings.TrimPrefix(storage, "sqlite:"), "//")
 	}
-	return sqlite.Open(ctx, storage, sqlite.Options{AuditKey: auditKey, CommitDelay: commitDelay})
+	file := strings.TrimPrefix(strings.TrimPrefix(storage, "sqlite:"), "//")
+	if err := sqliteFolder(file, create); err != nil {
+		return nil, err
+	}
+	return sqlite.Open(ctx, file, sqlite.Options{AuditKey: auditKey, CommitDelay: commitDelay})
+}
+
+// sqliteFolder checks that the folder of a SQLite file exists, creating
+// it when create is set.
+func sqliteFolder(file string, create bool) error {
+	if file == "" || strings.HasPrefix(file, ":memory:") || strings.HasPrefix(file, "file:") {
+		return nil
+	}
+	dir := filepath.Dir(file)
+	st, err := os.Stat(dir)
+	switch {
+	case err == nil && !st.IsDir():
+		return fmt.Errorf("sqlite: %s is not a folder (storage %s)", dir, file)
+	case err == nil:
+		return nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("sqlite: the database's folder: %w", err)
+	case !create:
+		return fmt.Errorf("sqlite: the folder %s does not exist (storage %s); 'tillit serve' creates it on its first start", dir, file)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("sqlite: create the database's folder: %w", err)
+	}
+	return nil
 }

@@ -78,6 +78,7 @@ type Server struct {
 	// requestTimeout is every request's deadline (http.request_timeout).
 	requestTimeout time.Duration
 	writes         writeHealth
+	certs          *certReloader // nil without tls
 }
 
 // How often the background jobs run.
@@ -130,7 +131,7 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (*Server, error) 
 	if opt.Store != nil {
 		s.store = opt.Store
 	} else {
-		if s.store, err = openStore(ctx, cfg.Storage, auditKey, cfg.CommitDelay); err != nil {
+		if s.store, err = openStore(ctx, cfg.Storage, auditKey, cfg.CommitDelay, true); err != nil {
 			return nil, err
 		}
 		s.ownStore = true
@@ -245,7 +246,14 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (*Server, error) 
 	mux.HandleFunc("GET "+PathExpiredJWKS, s.serveExpiredJWKS)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /readyz", s.serveReady)
-	mux.Handle("GET /metrics", s.metrics.Handler())
+	if cfg.Metrics.Listen == "" {
+		mux.Handle("GET /metrics", s.metrics.Handler())
+	}
+	if cfg.TLS.Enabled() {
+		if s.certs, err = newCertReloader(cfg.TLS.CertFile, cfg.TLS.KeyFile, s.now, s.log); err != nil {
+			return nil, err
+		}
+	}
 	var h http.Handler = mux
 	if ps := proxies(cfg.RateLimit.Proxies()); len(ps) > 0 {
 		h = ps.behindProxies(h)
@@ -305,13 +313,13 @@ func KeysConfig(cfg *config.Config) keys.Config {
 // Open opens the store a storage setting names, for commands that read it
 // or change the registry; it cannot write audit records.
 func Open(ctx context.Context, storage string) (store.Store, error) {
-	return openStore(ctx, storage, nil, 0)
+	return openStore(ctx, storage, nil, 0, false)
 }
 
 // OpenAudit opens the store a storage setting names with the audit key, for
 // commands that write the log's own records (tillit audit reseal).
 func OpenAudit(ctx context.Context, storage string, key audit.Key) (store.Store, error) {
-	return openStore(ctx, storage, key, 0)
+	return openStore(ctx, storage, key, 0, false)
 }
 
 // limiter is a rate limiter, or nil (no limit) for a rate of zero. The
@@ -445,35 +453,75 @@ func (s *Server) Registry() *registry.Watcher { return s.registry }
 // Store is the store the server uses.
 func (s *Server) Store() store.Store { return s.store }
 
-// Serve answers on ln until ctx is done, running the background jobs, then
-// stops accepting connections and lets requests in flight finish within the
-// shutdown timeout.
+// Listeners are the sockets a server answers on. tillit serve opens them
+// before New, so that a busy port is found before anything is written.
+type Listeners struct {
+	// Main serves every endpoint: HTTPS when tls is configured.
+	Main net.Listener
+	// Metrics serves /metrics over plain HTTP when metrics.listen is set;
+	// when it is nil, ServeListeners opens metrics.listen itself.
+	Metrics net.Listener
+}
+
+// Serve answers on ln until ctx is done; see ServeListeners.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{
-		Handler:           s.handler,
-		ReadHeaderTimeout: s.cfg.HTTP.ReadHeaderTimeout,
-		ReadTimeout:       s.cfg.HTTP.ReadTimeout,
-		WriteTimeout:      s.cfg.HTTP.WriteTimeout,
-		IdleTimeout:       s.cfg.HTTP.IdleTimeout,
-		// A DPoP proof with an RSA-4096 key is under 2 KiB; 32 KiB of
-		// headers is plenty and bounds what a client can make us parse.
-		MaxHeaderBytes: 32 << 10,
-		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	return s.ServeListeners(ctx, Listeners{Main: ln})
+}
+
+// ServeListeners answers on the listeners until ctx is done, running the
+// background jobs, then stops accepting connections and lets requests in
+// flight finish within the shutdown timeout. It closes the listeners.
+func (s *Server) ServeListeners(ctx context.Context, l Listeners) error {
+	if l.Metrics == nil && s.cfg.Metrics.Listen != "" {
+		var err error
+		if l.Metrics, err = net.Listen("tcp", s.cfg.Metrics.Listen); err != nil {
+			l.Main.Close()
+			return fmt.Errorf("server: metrics.listen: %w", err)
+		}
 	}
+	main := s.httpServer(s.handler)
+	servers := []*http.Server{main}
+	serve := []func() error{func() error { return main.Serve(l.Main) }}
+	if s.certs != nil {
+		main.TLSConfig = s.certs.tlsConfig()
+		// ServeTLS adds HTTP/2 to the protocols; the certificate comes
+		// from GetCertificate.
+		serve[0] = func() error { return main.ServeTLS(l.Main, "", "") }
+	}
+	if l.Metrics != nil {
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", s.metrics.Handler())
+		m := s.httpServer(mux)
+		servers = append(servers, m)
+		serve = append(serve, func() error { return m.Serve(l.Metrics) })
+	}
+
 	jobs, stopJobs := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	s.runJobs(jobs, &wg)
 
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	errc := make(chan error, len(servers))
+	for _, f := range serve {
+		go func() { errc <- f() }()
+	}
 	var err error
+	received := 0
 	select {
 	case err = <-errc:
+		// One listener failed: stop the others too.
+		received = 1
+		s.log.Error("a listener failed; shutting down", "err", err)
 	case <-ctx.Done():
 		s.log.Info("shutting down", "timeout", s.cfg.HTTP.ShutdownTimeout)
-		sctx, cancel := context.WithTimeout(context.Background(), s.cfg.HTTP.ShutdownTimeout)
-		err = srv.Shutdown(sctx)
-		cancel()
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.HTTP.ShutdownTimeout)
+	for _, srv := range servers {
+		if serr := srv.Shutdown(sctx); err == nil {
+			err = serr
+		}
+	}
+	cancel()
+	for range len(servers) - received {
 		<-errc
 	}
 	stopJobs()
@@ -492,6 +540,21 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		err = nil
 	}
 	return err
+}
+
+// httpServer is an http.Server with the configured limits.
+func (s *Server) httpServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: s.cfg.HTTP.ReadHeaderTimeout,
+		ReadTimeout:       s.cfg.HTTP.ReadTimeout,
+		WriteTimeout:      s.cfg.HTTP.WriteTimeout,
+		IdleTimeout:       s.cfg.HTTP.IdleTimeout,
+		// A DPoP proof with an RSA-4096 key is under 2 KiB; 32 KiB of
+		// headers is plenty and bounds what a client can make us parse.
+		MaxHeaderBytes: 32 << 10,
+		ErrorLog:       slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
 }
 
 // runJobs starts the background jobs. Each logs its failures and tries

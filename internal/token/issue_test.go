@@ -347,3 +347,34 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
+
+// The use_dpop_nonce round trip is what every DPoP client does first: it
+// is logged at debug, and never as a refusal.
+func TestNonceRoundTripLoggedAtDebug(t *testing.T) {
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	h := start(t, servertest.Options{Log: lockedWriter{&mu, &logs}})
+	r := h.do(call{form: deftScope, proof: func(hd, c map[string]any) { delete(c, "nonce") }})
+	if r.body["error"] != "use_dpop_nonce" {
+		t.Fatalf("answer %v, want use_dpop_nonce", r.body)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	found := false
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var e map[string]any
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if e["error"] != "use_dpop_nonce" {
+			continue
+		}
+		found = true
+		if e["level"] != "DEBUG" || e["msg"] != "token request answered with a DPoP nonce" {
+			t.Errorf("nonce round trip logged as %v %q, want DEBUG", e["level"], e["msg"])
+		}
+	}
+	if !found {
+		t.Fatalf("no log line for the round trip:\n%s", logs.String())
+	}
+}

@@ -16,7 +16,8 @@ import (
 // first (its own record, or a count in the aggregate: ownRecord), then the
 // OAuth error, logged under the request ID and counted (grant is the
 // metric label, empty but at the token endpoint). A refusal with a record
-// of its own is logged at info with its code, the others at debug: a
+// of its own is logged at info with its code, the others (and the
+// use_dpop_nonce round trip, as what it is) at debug: a
 // caller without a key must not be able to fill the log any more than the
 // audit log, and the metrics and the aggregate count them. Anything else
 // is a server_error whose cause is logged at error and never sent.
@@ -48,6 +49,12 @@ func (b *base) refuse(w http.ResponseWriter, r *http.Request, d *decision, err e
 	level := slog.LevelInfo
 	if !own {
 		level = slog.LevelDebug
+	}
+	if oe.Code == oauth.CodeUseDPoPNonce {
+		// The first round trip of every DPoP client (RFC 9449 §8): normal
+		// behaviour, not a refusal.
+		b.cfg.Log.Debug(b.name+" request answered with a DPoP nonce", attrs...)
+		return
 	}
 	b.cfg.Log.Log(r.Context(), level, b.name+" request refused", attrs...)
 }
