@@ -226,7 +226,7 @@ func TestRunConfig(t *testing.T) {
 		{name: "plain http to another host", change: func(c *Config) { c.Issuer = "http://sts.invalid" }, wantErr: "loadtest: client: issuer \"http://sts.invalid\": plain http is allowed only to a loopback address"},
 		{name: "public key", change: func(c *Config) { c.Key = keyfile.Public(key) }, wantErr: "loadtest: client: key: keyfile: not a private RSA or EC key"},
 		// Port 1 on loopback refuses: discovery fails before any load.
-		{name: "nothing listening", change: func(*Config) {}, wantErr: "loadtest: client: discovery:"},
+		{name: "nothing listening", change: func(*Config) {}, wantErr: "loadtest: client: the issuer could not be reached: discovery:"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
