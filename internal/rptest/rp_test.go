@@ -256,6 +256,15 @@ func TestThirdPartyRelyingParty(t *testing.T) {
 	if err != nil {
 		t.Fatalf("discovery: %v", err)
 	}
+	var meta struct {
+		IdPs []string `json:"available_idps"`
+	}
+	if err := provider.Claims(&meta); err != nil {
+		t.Fatal(err)
+	}
+	if len(meta.IdPs) != 1 || meta.IdPs[0] != idpName {
+		t.Errorf("available_idps = %v, want [%s]", meta.IdPs, idpName)
+	}
 	conf := oauth2.Config{
 		ClientID:    clientID,
 		Endpoint:    provider.Endpoint(),
