@@ -263,17 +263,23 @@ func (l *Login) toProvider(w http.ResponseWriter, r *http.Request, req *authoriz
 	}
 }
 
-// offered are the identity providers a person may choose: enabled, and of
-// a type this server logs in with here. The TestIDP is offered only in a
-// test environment, whatever the registry says.
+// offered are the identity providers a person may choose (Offers).
 func (l *Login) offered() []*store.IdentityProvider {
 	var out []*store.IdentityProvider
 	for _, p := range l.cfg.Registry().IdentityProviders() {
-		if p.Status == store.StatusActive && p.Type == store.IdentityProviderTestIdP && l.cfg.Test {
+		if Offers(p, l.cfg.Test) {
 			out = append(out, p)
 		}
 	}
 	return out
+}
+
+// Offers reports whether a person may log in at p here: enabled, and of a
+// type this build logs in with. The TestIDP is offered only in a test
+// environment (test), whatever the registry says; upstream OpenID Connect
+// providers are not yet. Discovery's available_idps uses the same rule.
+func Offers(p *store.IdentityProvider, test bool) bool {
+	return p.Status == store.StatusActive && p.Type == store.IdentityProviderTestIdP && test
 }
 
 // postedTransaction reads a posted form of one of the pages: bounded,

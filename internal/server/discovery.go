@@ -10,9 +10,9 @@ import (
 
 	"github.com/tillit-sts/tillit/helseid"
 	"github.com/tillit-sts/tillit/internal/jws"
+	"github.com/tillit-sts/tillit/internal/login"
 	"github.com/tillit-sts/tillit/internal/oauth"
 	"github.com/tillit-sts/tillit/internal/registry"
-	"github.com/tillit-sts/tillit/internal/store"
 	"github.com/tillit-sts/tillit/internal/token"
 )
 
@@ -115,8 +115,11 @@ func (s *Server) discovery(snap *registry.Snapshot) metadata {
 	if s.authorize.PAR() {
 		m.PAREndpoint = s.authorize.PARURL()
 	}
+	// Only the providers a person can log in at here: a TestIDP in a
+	// production configuration, or a provider of a type this build does
+	// not log in with, is never offered, so it is not listed.
 	for _, p := range snap.IdentityProviders() {
-		if p.Status == store.StatusActive {
+		if login.Offers(p, s.cfg.Test()) {
 			m.AvailableIdPs = append(m.AvailableIdPs, p.Name)
 		}
 	}

@@ -61,8 +61,16 @@ func getJSON(t *testing.T, url string, v any) http.Header {
 	return resp.Header
 }
 
+// withTestIdP is the default registry with the TestIDP beside the
+// upstream provider, for a test environment.
+var withTestIdP = strings.Replace(servertest.DefaultRegistry,
+	"  - {name: upstream-oidc, type: oidc, display_name: An upstream provider}\n",
+	"  - {name: upstream-oidc, type: oidc, display_name: An upstream provider}\n"+
+		"  - {name: testidp-oidc, type: testidp, display_name: Test login}\n"+
+		"  - {name: testidp-off, type: testidp, display_name: Switched off, enabled: false}\n", 1)
+
 func TestDiscovery(t *testing.T) {
-	s := servertest.Start(t, servertest.Options{Settings: "client_assertion: {allow_rs_algorithms: false}"})
+	s := servertest.Start(t, servertest.Options{Registry: withTestIdP, Settings: "environment: test\nclient_assertion: {allow_rs_algorithms: false}"})
 	var m map[string]any
 	getJSON(t, s.URL+"/.well-known/openid-configuration", &m)
 	want := map[string]any{
@@ -122,7 +130,7 @@ func TestDiscovery(t *testing.T) {
 		"response_types_supported":         {"code"},
 		"code_challenge_methods_supported": {"S256"},
 		"subject_types_supported":          {"public"},
-		"available_idps":                   {"upstream-oidc"},
+		"available_idps":                   {"testidp-oidc"},
 	} {
 		if got := list(k); !slices.Equal(got, want) {
 			t.Errorf("%s = %v, want %v", k, got, want)
@@ -182,6 +190,60 @@ func TestDiscoveryWithoutLogin(t *testing.T) {
 	}
 	if slices.Contains(m.Scopes, "openid") || slices.Contains(m.Claims, "helseid://claims/identity/pid") {
 		t.Errorf("the person's scopes or claims advertised without login: %v %v", m.Scopes, m.Claims)
+	}
+}
+
+// TestDiscoveryAvailableIdPs: available_idps lists only the providers a
+// person can log in at here, and authorization_code is advertised only
+// when there is one.
+func TestDiscoveryAvailableIdPs(t *testing.T) {
+	tests := []struct {
+		name     string
+		settings string
+		registry string
+		// storeTestIdP writes an enabled TestIDP into the registry
+		// behind the configuration's back, as a store that once served
+		// a test environment may hold.
+		storeTestIdP bool
+		wantIdPs     []string
+		wantCode     bool
+	}{
+		{name: "test environment: the enabled TestIDP", settings: "environment: test", registry: withTestIdP,
+			wantIdPs: []string{"testidp-oidc"}, wantCode: true},
+		{name: "production: an upstream provider is not usable in this build", settings: "environment: production",
+			wantIdPs: []string{}},
+		{name: "production: a TestIDP in the store is never offered", settings: "environment: production", storeTestIdP: true,
+			wantIdPs: []string{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := servertest.Start(t, servertest.Options{Settings: tt.settings, Registry: tt.registry})
+			if tt.storeTestIdP {
+				ctx := context.Background()
+				idp := store.IdentityProvider{Name: "testidp-oidc", Type: store.IdentityProviderTestIdP, Status: store.StatusActive}
+				if _, err := store.Create(ctx, s.Store, store.IdentityProviderKind, idp); err != nil {
+					t.Fatal(err)
+				}
+				snap, err := s.Srv.Registry().Refresh(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if p, ok := snap.IdentityProvider("testidp-oidc"); !ok || p.Status != store.StatusActive {
+					t.Fatal("the TestIDP did not reach the registry")
+				}
+			}
+			var m struct {
+				Grants []string `json:"grant_types_supported"`
+				IdPs   []string `json:"available_idps"`
+			}
+			getJSON(t, s.URL+"/.well-known/openid-configuration", &m)
+			if !slices.Equal(m.IdPs, tt.wantIdPs) || m.IdPs == nil {
+				t.Errorf("available_idps = %#v, want %#v", m.IdPs, tt.wantIdPs)
+			}
+			if got := slices.Contains(m.Grants, "authorization_code"); got != tt.wantCode {
+				t.Errorf("authorization_code advertised: %v, want %v (grants %v)", got, tt.wantCode, m.Grants)
+			}
+		})
 	}
 }
 

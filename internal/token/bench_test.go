@@ -24,6 +24,7 @@ import (
 	"github.com/tillit-sts/tillit/internal/jwttest"
 	"github.com/tillit-sts/tillit/internal/server"
 	"github.com/tillit-sts/tillit/internal/servertest"
+	"github.com/tillit-sts/tillit/internal/store"
 )
 
 // benchGoroutines send requests, whatever GOMAXPROCS is: enough that the
@@ -163,6 +164,39 @@ func BenchmarkRefresh(b *testing.B) {
 				}
 				return resp.RefreshToken
 			})
+		})
+	}
+}
+
+// BenchmarkCodeRedemption measures the authorization_code grant next to
+// BenchmarkTokenEndpoint: each request redeems a code stored as the
+// authorization endpoint stores it (bound to the proof's key, with openid,
+// profile, the person's scopes, offline_access and an API scope) and gets
+// an access token, an ID token and a refresh token. On top of a
+// client_credentials request it spends the code, signs a second token and
+// stores a refresh token family. The codes, assertions and proofs are made
+// before the timer starts.
+func BenchmarkCodeRedemption(b *testing.B) {
+	for _, alg := range []string{"RS256", "ES256"} {
+		b.Run(alg, func(b *testing.B) {
+			serveProcs(b)
+			h := start(b, servertest.Options{Algorithm: alg, Registry: loginRegistry, Settings: "environment: test\n" + benchSettings()})
+			key := newP256(b)
+			jkt := thumbprint(b, key)
+			scopes := []string{"openid", "profile", scopePID, scopeLevel, scopeHPR, "offline_access", scopeSFM}
+			bodies, proofs := make([]string, b.N), make([]string, b.N)
+			for i := range b.N {
+				code, verifier := h.loginCode(testLogin(loginPID), scopes, func(c *store.AuthorizationCode) { c.JKT = jkt })
+				form := url.Values{
+					"client_id":             {"web"},
+					"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
+					"client_assertion":      {h.assertion("web", nil)},
+				}
+				redeemForm(code, verifier)(form)
+				bodies[i] = form.Encode()
+				proofs[i] = h.proof(key, nil)
+			}
+			runEndpoint(b, h, func(int) string { return "" }, bodies, proofs, nil)
 		})
 	}
 }

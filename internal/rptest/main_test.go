@@ -1,0 +1,63 @@
+package rptest
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// tillitBin is the tillit binary TestMain built.
+var tillitBin string
+
+const mainPackage = "github.com/tillit-sts/tillit/cmd/tillit"
+
+// TestMain builds cmd/tillit with go build, as an operator would, runs
+// the tests against it, and removes it.
+func TestMain(m *testing.M) {
+	flag.Parse()
+	dir, err := os.MkdirTemp("", "tillit-rptest-*")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "rptest:", err)
+		os.Exit(1)
+	}
+	tillitBin = filepath.Join(dir, "tillit")
+	out, err := exec.Command("go", "build", "-o", tillitBin, mainPackage).CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "rptest: go build: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// lookAtSources stats every Go file of the module that goes into the
+// binary. go test keeps a passing result until a file the test process
+// looked at changes, and the binary is built in another process, so
+// without this a change to the server would not run the test again. It
+// must run inside a test, once m.Run has begun.
+var lookAtSources = sync.OnceValue(func() error {
+	const format = `{{if .Module}}{{if eq .Module.Path "github.com/tillit-sts/tillit"}}{{.Dir}}{{end}}{{end}}`
+	out, err := exec.Command("go", "list", "-deps", "-f", format, mainPackage).Output()
+	if err != nil {
+		return fmt.Errorf("go list: %w", err)
+	}
+	for _, d := range strings.Fields(string(out)) {
+		entries, err := os.ReadDir(d)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			if _, err := os.Stat(filepath.Join(d, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+})
