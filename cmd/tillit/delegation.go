@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/tillit-sts/tillit/helseid"
 	"github.com/tillit-sts/tillit/internal/server"
@@ -138,45 +137,19 @@ func runDelegationAdd(ctx context.Context, args []string, stdout, stderr io.Writ
 }
 
 func runDelegationList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("delegation list", stderr)
-	sf := addStoreFlags(fs)
-	setUsage(fs, "tillit delegation list --config tillit.yaml | --dev",
-		"Lists the delegations in the store: from the configuration file (SOURCE file) and",
-		"made with 'tillit delegation add' (SOURCE cli), with the APIs whose terms each",
-		"organisation accepted.")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return unexpectedArg(fs)
-	}
-	st, err := openRegistryStore(ctx, sf)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	list, err := store.List(ctx, st, store.DelegationKind)
-	if err != nil {
-		return err
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ORGANISATION\tSUPPLIER\tAPIS\tSTATUS\tSOURCE")
-	for _, d := range list {
+	return listRecords(ctx, args, stdout, stderr, store.DelegationKind, listing{
+		name: "delegation list",
+		help: []string{"Lists the delegations in the store: from the configuration file (SOURCE file) and",
+			"made with 'tillit delegation add' (SOURCE cli), with the APIs whose terms each",
+			"organisation accepted."},
+		header: "ORGANISATION\tSUPPLIER\tAPIS\tSTATUS\tSOURCE",
+	}, func(d *store.Delegation) []string {
 		status := "active"
 		if !d.Active() {
 			status = string(d.Status)
 		}
-		source := "cli"
-		if d.ManagedBy == store.ManagedByFile {
-			source = "file"
-		}
-		apis := strings.Join(d.AcceptedAPIs, ",")
-		if apis == "" {
-			apis = "-"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", d.Organization, d.Supplier, apis, status, source)
-	}
-	return tw.Flush()
+		return []string{d.Organization, d.Supplier, orDash(strings.Join(d.AcceptedAPIs, ",")), status, source(d.ManagedBy, "cli")}
+	})
 }
 
 func runDelegationRemove(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -7,7 +7,6 @@ import (
 	"io"
 	"regexp"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/tillit-sts/tillit/helseid"
 	"github.com/tillit-sts/tillit/internal/server"
@@ -125,29 +124,12 @@ func runHPRAdd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 func runHPRList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("hpr list", stderr)
-	sf := addStoreFlags(fs)
-	setUsage(fs, "tillit hpr list --config tillit.yaml | --dev",
-		"Lists the HPR entries in the store: from the configuration file (SOURCE file) and",
-		"made with 'tillit hpr add' (SOURCE cli), with their professions and specialities.")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return unexpectedArg(fs)
-	}
-	st, err := openRegistryStore(ctx, sf)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	list, err := store.List(ctx, st, store.HealthPersonnelKind)
-	if err != nil {
-		return err
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NUMBER\tPID\tPROFESSIONS\tSPECIALITIES\tSTATUS\tSOURCE")
-	for _, h := range list {
+	return listRecords(ctx, args, stdout, stderr, store.HealthPersonnelKind, listing{
+		name: "hpr list",
+		help: []string{"Lists the HPR entries in the store: from the configuration file (SOURCE file) and",
+			"made with 'tillit hpr add' (SOURCE cli), with their professions and specialities."},
+		header: "NUMBER\tPID\tPROFESSIONS\tSPECIALITIES\tSTATUS\tSOURCE",
+	}, func(h *store.HealthPersonnel) []string {
 		var profs, specs []string
 		for _, a := range h.Approvals {
 			profs = append(profs, a.Profession)
@@ -155,20 +137,8 @@ func runHPRList(ctx context.Context, args []string, stdout, stderr io.Writer) er
 				specs = append(specs, s.Description)
 			}
 		}
-		source := "cli"
-		if h.ManagedBy == store.ManagedByFile {
-			source = "file"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", h.Number, h.PID, orDash(strings.Join(profs, ",")), orDash(strings.Join(specs, ", ")), h.Status, source)
-	}
-	return tw.Flush()
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
+		return []string{h.Number, h.PID, orDash(strings.Join(profs, ",")), orDash(strings.Join(specs, ", ")), string(h.Status), source(h.ManagedBy, "cli")}
+	})
 }
 
 func runHPRRemove(ctx context.Context, args []string, stdout, stderr io.Writer) error {
