@@ -23,6 +23,7 @@ type Metadata struct {
 	TokenEndpoint                              string   `json:"token_endpoint"`
 	AuthorizationEndpoint                      string   `json:"authorization_endpoint,omitempty"`
 	PushedAuthorizationRequestEndpoint         string   `json:"pushed_authorization_request_endpoint,omitempty"`
+	EndSessionEndpoint                         string   `json:"end_session_endpoint,omitempty"`
 	GrantTypesSupported                        []string `json:"grant_types_supported,omitempty"`
 	ScopesSupported                            []string `json:"scopes_supported,omitempty"`
 	TokenEndpointAuthMethodsSupported          []string `json:"token_endpoint_auth_methods_supported,omitempty"`

@@ -74,6 +74,9 @@ type TokenResponse struct {
 	// refresh token expires.
 	RefreshTokenExpiresIn int64  `json:"rt_expires_in,omitempty"`
 	IssuedTokenType       string `json:"issued_token_type,omitempty"`
+	// IDToken is the OpenID Connect ID token of a login's first token
+	// response. Exchange verifies it; elsewhere it is as the server sent it.
+	IDToken string `json:"id_token,omitempty"`
 
 	// Expiry is when the access token expires by the local clock: the time
 	// the request was sent plus ExpiresIn, so never later than the server
