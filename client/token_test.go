@@ -255,8 +255,8 @@ func TestReadTokenResponse(t *testing.T) {
 			name:      "refresh token, issued token type and a new nonce",
 			status:    200,
 			header:    http.Header{"Dpop-Nonce": {"n2"}},
-			body:      `{"access_token":"x","token_type":"Bearer","refresh_token":"r","rt_expires_in":36000,"issued_token_type":"urn:ietf:params:oauth:token-type:access_token","id_token":"ignored"}`,
-			want:      &TokenResponse{AccessToken: "x", TokenType: "Bearer", RefreshToken: "r", RefreshTokenExpiresIn: 36000, IssuedTokenType: "urn:ietf:params:oauth:token-type:access_token"},
+			body:      `{"access_token":"x","token_type":"Bearer","refresh_token":"r","rt_expires_in":36000,"issued_token_type":"urn:ietf:params:oauth:token-type:access_token","id_token":"h.p.s"}`,
+			want:      &TokenResponse{AccessToken: "x", TokenType: "Bearer", RefreshToken: "r", RefreshTokenExpiresIn: 36000, IssuedTokenType: "urn:ietf:params:oauth:token-type:access_token", IDToken: "h.p.s"},
 			wantNonce: "n2",
 		},
 		{
