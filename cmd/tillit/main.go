@@ -39,6 +39,7 @@ func commands() []command {
 		{"audit", "verify, reseal, tail and query the audit log", runAudit},
 		{"token", "get an access token as a client", runToken},
 		{"call", "call an API as a client, with a DPoP-bound token", runCall},
+		{"login", "log a person in with the authorization code flow and print the tokens", runLogin},
 		{"decode", "print the header and claims of a JWT, unverified", runDecode},
 		{"bench", "measure a token endpoint under load", runBench},
 		{"version", "print the version, commit and Go version", runVersion},
