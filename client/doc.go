@@ -43,6 +43,15 @@
 // token from either. All of them send a new client assertion and DPoP
 // proof per request and do the token endpoint's use_dpop_nonce round trip.
 //
+// A user login (the authorization code flow) starts with
+// Client.PushAuthorization: a pushed authorization request with PKCE, state,
+// nonce and a DPoP proof, so the code is bound to the Client's DPoP key.
+// Send the browser to PendingLogin.AuthURL; when it comes back to the
+// redirect URI, PendingLogin.Exchange checks state and iss (RFC 9207),
+// redeems the code and verifies the ID token against the issuer's keys.
+// Login.Token then gives a token per API from the refresh token, one
+// refresh at a time, and Login.EndSessionURL logs the person out.
+//
 // Refusals by the token endpoint are *Error, with the OAuth error code,
 // description and HTTP status. Errors that match ErrIssuerUnreachable
 // (errors.Is) are failures to reach the issuer, which may pass: no
