@@ -412,6 +412,31 @@ func (l *Login) Token(ctx context.Context, resource string) (*TokenResponse, err
 	return t, nil
 }
 
+// Transport returns an http.RoundTripper that calls the API resource (""
+// for the login's own) with the login's tokens from Token and a new DPoP
+// proof per request, as Transport does for a TokenSource; base nil means
+// http.DefaultTransport.
+func (l *Login) Transport(resource string, base http.RoundTripper) http.RoundTripper {
+	return loginTransport{l: l, resource: resource, base: base}
+}
+
+type loginTransport struct {
+	l        *Login
+	resource string
+	base     http.RoundTripper
+}
+
+func (t loginTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	tok, err := t.l.Token(req.Context(), t.resource)
+	if err != nil {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, err
+	}
+	return t.l.c.send(req, tok, t.base)
+}
+
 // EndSessionURL is where to send the browser to log the person out at the
 // issuer (OpenID Connect RP-Initiated Logout), with the login's ID token
 // as id_token_hint; postLogoutRedirectURI and state may be empty.

@@ -2,9 +2,11 @@ package client_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/tillit-sts/tillit/client"
 	"github.com/tillit-sts/tillit/internal/servertest"
+	"github.com/tillit-sts/tillit/resource"
 )
 
 const (
@@ -303,5 +306,54 @@ func TestLoginRefreshReuse(t *testing.T) {
 	_, err := c.Refresh(ctx, client.RefreshRequest{RefreshToken: l.RefreshToken(), Resource: "nhn:deft"})
 	if !errors.As(err, &oe) || oe.Code != "invalid_grant" {
 		t.Fatalf("the newest refresh token after the reuse: %v, want invalid_grant", err)
+	}
+}
+
+// Login.Transport calls an API with the login's DPoP-bound token for it;
+// the API sees the person.
+func TestLoginTransport(t *testing.T) {
+	s, c := startLogin(t)
+	l := logIn(t, c)
+	v, err := resource.New(resource.Config{Issuer: s.URL, Audience: "nhn:kjernejournal", Scopes: []string{"nhn:kjernejournal/api"},
+		Now: s.Clock.Now, Nonces: resource.NewNonces()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := httptest.NewServer(v.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		claims, _ := resource.ClaimsFromContext(r.Context())
+		pid := ""
+		if claims.Person != nil {
+			pid = claims.Person.PID
+		}
+		json.NewEncoder(w).Encode(map[string]string{"pid": pid})
+	})))
+	defer api.Close()
+	tests := []struct {
+		name     string
+		resource string
+		wantCode int
+	}{
+		{name: "the API's token", resource: "nhn:kjernejournal", wantCode: http.StatusOK},
+		{name: "the login's own token, for another API", resource: "", wantCode: http.StatusUnauthorized},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, err := (&http.Client{Transport: l.Transport(tt.resource, nil)}).Get(api.URL + "/whoami")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != tt.wantCode {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tt.wantCode)
+			}
+			if tt.wantCode != http.StatusOK {
+				return
+			}
+			var out map[string]string
+			json.NewDecoder(resp.Body).Decode(&out)
+			if out["pid"] != loginPID {
+				t.Errorf("the API saw pid %q", out["pid"])
+			}
+		})
 	}
 }
