@@ -26,12 +26,22 @@ type Error struct {
 	// (a proxy's HTML page, say); StatusCode then tells what happened.
 	Code        string
 	Description string
-	StatusCode  int
+	// StatusCode is the HTTP status; 0 for an error answer at a login's
+	// redirect URI (PendingLogin.Exchange).
+	StatusCode int
 }
 
 func (e *Error) Error() string {
 	if e.Code == "" {
 		return fmt.Sprintf("client: token endpoint answered HTTP %d without an OAuth error", e.StatusCode)
+	}
+	if e.StatusCode == 0 {
+		// An error answer of a login, brought back by the browser.
+		s := "client: login: the issuer answered " + printable(e.Code)
+		if e.Description != "" {
+			s += ": " + printable(e.Description)
+		}
+		return s
 	}
 	s := fmt.Sprintf("client: token endpoint answered HTTP %d: %s", e.StatusCode, printable(e.Code))
 	if e.Description != "" {

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -70,6 +71,8 @@ type PendingLogin struct {
 
 	state, nonce, verifier, redirectURI string
 	resource                            string // the first of Resources
+	// used makes Exchange once only: a code redeemed twice ends the login.
+	used atomic.Bool
 }
 
 // State is the request's state parameter, for a caller that keeps
@@ -219,9 +222,12 @@ func (c *Client) post(ctx context.Context, endpoint string, form url.Values, wan
 // redirect URI: it checks state and iss (RFC 9207), redeems the code with
 // the PKCE verifier and a DPoP proof, and verifies the ID token. An error
 // answer of the issuer (error=access_denied, say) comes back as *Error
-// once state and iss have been checked. A PendingLogin is for one
-// callback: call Exchange once.
+// (StatusCode 0) once state and iss have been checked. A PendingLogin is
+// for one callback: a second Exchange is refused.
 func (p *PendingLogin) Exchange(ctx context.Context, q url.Values) (*Login, error) {
+	if p.used.Swap(true) {
+		return nil, errors.New("client: login: Exchange was called already")
+	}
 	if subtle.ConstantTimeCompare([]byte(q.Get("state")), []byte(p.state)) != 1 {
 		return nil, errors.New("client: login: state does not match the request's")
 	}

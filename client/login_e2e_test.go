@@ -184,8 +184,31 @@ func TestLoginErrorAnswer(t *testing.T) {
 	}
 	_, err = p.Exchange(ctx, browse(t, p.AuthURL))
 	var oe *client.Error
-	if !errors.As(err, &oe) || oe.Code != "access_denied" {
+	if !errors.As(err, &oe) || oe.Code != "access_denied" || oe.StatusCode != 0 ||
+		!strings.HasPrefix(err.Error(), "client: login: the issuer answered access_denied") {
 		t.Fatalf("Exchange: %v, want access_denied", err)
+	}
+}
+
+// A PendingLogin is for one callback: the second Exchange is refused
+// before it reaches the server, which would end the login.
+func TestLoginExchangeOnce(t *testing.T) {
+	_, c := startLogin(t)
+	ctx := context.Background()
+	p, err := c.PushAuthorization(ctx, testLogin())
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := browse(t, p.AuthURL)
+	l, err := p.Exchange(ctx, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Exchange(ctx, q); err == nil || !strings.Contains(err.Error(), "called already") {
+		t.Fatalf("second Exchange: %v", err)
+	}
+	if _, err := l.Token(ctx, "nhn:kjernejournal"); err != nil {
+		t.Fatalf("the login ended: %v", err)
 	}
 }
 
