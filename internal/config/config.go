@@ -477,6 +477,35 @@ type IdentityProvider struct {
 	DisplayName string `yaml:"display_name"`
 	// Enabled offers its login. Default true.
 	Enabled *bool `yaml:"enabled"`
+
+	// The rest is for type oidc only.
+
+	// Issuer is the provider's issuer: https (http only to a loopback
+	// address with environment: test). Required for oidc.
+	Issuer string `yaml:"issuer"`
+	// ClientID is Tillit's client id at the provider. Required for oidc.
+	ClientID string `yaml:"client_id"`
+	// PrivateKeyFile is a JWK file with the private key Tillit signs its
+	// private_key_jwt client assertions with. ClientSecretEnv and
+	// ClientSecretFile instead name an environment variable or a file
+	// holding a client secret (sent as client_secret_post). Exactly one.
+	PrivateKeyFile   string `yaml:"private_key_file"`
+	ClientSecretEnv  string `yaml:"client_secret_env"`
+	ClientSecretFile string `yaml:"client_secret_file"`
+	// Scopes asked for; default [openid]; must contain openid.
+	Scopes []string `yaml:"scopes"`
+	// ACRValues asked for, e.g. [idporten-loa-high].
+	ACRValues []string `yaml:"acr_values"`
+	// PIDClaim holds the national identity number; default pid.
+	PIDClaim string `yaml:"pid_claim"`
+	// AMRClaim holds the authentication methods; default amr.
+	AMRClaim string `yaml:"amr_claim"`
+	// ACRClaim holds the level of assurance; default acr.
+	ACRClaim string `yaml:"acr_claim"`
+	// Name claims; empty means the provider gives no names.
+	GivenNameClaim  string `yaml:"given_name_claim"`
+	MiddleNameClaim string `yaml:"middle_name_claim"`
+	FamilyNameClaim string `yaml:"family_name_claim"`
 }
 
 // Environment says whether a configuration is for testing or production.

@@ -120,10 +120,38 @@ func (c *Config) Registry() (registry.Registry, error) {
 			Type:        p.Type,
 			DisplayName: p.DisplayName,
 			Status:      status,
+			OIDC:        p.upstream(),
 		})
 	}
 	r.Persons, r.HealthPersonnel = c.population()
 	return r, nil
+}
+
+// upstream is the store's form of an oidc provider's settings, defaults
+// filled in; nil for other types and for a placeholder without settings.
+func (p *IdentityProvider) upstream() *store.UpstreamOIDC {
+	if p.Type != store.IdentityProviderOIDC || p.Issuer == "" {
+		return nil
+	}
+	scopes := slices.Clone(p.Scopes)
+	if len(scopes) == 0 {
+		scopes = []string{"openid"}
+	}
+	return &store.UpstreamOIDC{
+		Issuer:           p.Issuer,
+		ClientID:         p.ClientID,
+		PrivateKeyFile:   p.PrivateKeyFile,
+		ClientSecretEnv:  p.ClientSecretEnv,
+		ClientSecretFile: p.ClientSecretFile,
+		Scopes:           scopes,
+		ACRValues:        slices.Clone(p.ACRValues),
+		PIDClaim:         orDefault(p.PIDClaim, "pid"),
+		AMRClaim:         orDefault(p.AMRClaim, "amr"),
+		ACRClaim:         orDefault(p.ACRClaim, "acr"),
+		GivenNameClaim:   p.GivenNameClaim,
+		MiddleNameClaim:  p.MiddleNameClaim,
+		FamilyNameClaim:  p.FamilyNameClaim,
+	}
 }
 
 func orDefault[T comparable](v, def T) T {

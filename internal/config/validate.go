@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -847,11 +848,15 @@ func (c *Config) checkIdentityProviders(k *checker) {
 		}
 		switch p.Type {
 		case store.IdentityProviderTestIdP:
+			if set := p.upstreamSet(); len(set) > 0 {
+				k.add(pp.with(set[0]), "is only for type oidc")
+			}
 			// TestIDP logs anyone in as anyone.
 			if !c.Test() {
 				k.add(pp.with("type"), "testidp logs anyone in as anyone: it is allowed only with environment: test")
 			}
 		case store.IdentityProviderOIDC:
+			c.checkUpstream(k, pp, &p)
 		case "":
 			k.add(pp.with("type"), "is required: %s or %s", store.IdentityProviderTestIdP, store.IdentityProviderOIDC)
 		default:
@@ -860,6 +865,87 @@ func (c *Config) checkIdentityProviders(k *checker) {
 		// It is shown in tables and on login pages.
 		if strings.ContainsFunc(p.DisplayName, unicode.IsControl) || len(p.DisplayName) > 200 {
 			k.add(pp.with("display_name"), "must be at most 200 characters without line breaks, tabs or other control characters")
+		}
+	}
+}
+
+// upstreamSet lists the settings of type oidc that p sets.
+func (p *IdentityProvider) upstreamSet() []string {
+	var set []string
+	for name, v := range map[string]bool{
+		"issuer": p.Issuer != "", "client_id": p.ClientID != "",
+		"private_key_file": p.PrivateKeyFile != "", "client_secret_env": p.ClientSecretEnv != "",
+		"client_secret_file": p.ClientSecretFile != "", "scopes": len(p.Scopes) > 0,
+		"acr_values": len(p.ACRValues) > 0, "pid_claim": p.PIDClaim != "", "amr_claim": p.AMRClaim != "",
+		"acr_claim": p.ACRClaim != "", "given_name_claim": p.GivenNameClaim != "",
+		"middle_name_claim": p.MiddleNameClaim != "", "family_name_claim": p.FamilyNameClaim != "",
+	} {
+		if v {
+			set = append(set, name)
+		}
+	}
+	slices.Sort(set)
+	return set
+}
+
+// upstreamACR are the acr_values Tillit knows the level of.
+var upstreamACR = map[string]bool{
+	"idporten-loa-high": true, "idporten-loa-substantial": true, "Level4": true, "Level3": true, "High": true, "Substantial": true,
+}
+
+// checkUpstream checks an oidc provider: where it is, who Tillit is there,
+// and that the secret it names can be read now rather than at the first
+// login.
+//
+// A provider with none of the oidc settings is a placeholder: listed, but
+// it offers no login until it is configured.
+func (c *Config) checkUpstream(k *checker, pp path, p *IdentityProvider) {
+	if len(p.upstreamSet()) == 0 {
+		return
+	}
+	switch u, err := url.Parse(p.Issuer); {
+	case p.Issuer == "":
+		k.add(pp.with("issuer"), "is required for type oidc")
+	case err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "":
+		k.add(pp.with("issuer"), "%q is not an issuer URL (absolute, without query or fragment)", p.Issuer)
+	case u.Scheme == "https":
+	case u.Scheme == "http" && c.Test() && isLoopback(u.Hostname()):
+	default:
+		k.add(pp.with("issuer"), "must be an https URL (http only to a loopback address with environment: test)")
+	}
+	if p.ClientID == "" {
+		k.add(pp.with("client_id"), "is required for type oidc")
+	}
+	n := 0
+	for _, v := range []string{p.PrivateKeyFile, p.ClientSecretEnv, p.ClientSecretFile} {
+		if v != "" {
+			n++
+		}
+	}
+	switch {
+	case n != 1:
+		k.add(pp, "needs exactly one of private_key_file, client_secret_env and client_secret_file")
+	case p.ClientSecretEnv != "":
+		if os.Getenv(p.ClientSecretEnv) == "" {
+			k.add(pp.with("client_secret_env"), "environment variable %s is not set", p.ClientSecretEnv)
+		}
+	case p.ClientSecretFile != "":
+		if b, err := os.ReadFile(p.ClientSecretFile); err != nil {
+			k.add(pp.with("client_secret_file"), "%v", err)
+		} else if len(bytes.TrimSpace(b)) == 0 {
+			k.add(pp.with("client_secret_file"), "%s is empty", p.ClientSecretFile)
+		}
+	case p.PrivateKeyFile != "":
+		if _, err := os.Stat(p.PrivateKeyFile); err != nil {
+			k.add(pp.with("private_key_file"), "%v", err)
+		}
+	}
+	if len(p.Scopes) > 0 && !slices.Contains(p.Scopes, "openid") {
+		k.add(pp.with("scopes"), "must contain openid")
+	}
+	for j, a := range p.ACRValues {
+		if !upstreamACR[a] {
+			k.add(pp.with("acr_values", j), "%q is not a level Tillit knows (idporten-loa-high, idporten-loa-substantial, Level4, Level3, High, Substantial)", a)
 		}
 	}
 }

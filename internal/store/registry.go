@@ -273,7 +273,52 @@ type IdentityProvider struct {
 	DisplayName string
 	// Status is active or disabled; a disabled provider offers no login.
 	Status Status
+	// OIDC is how to log in at an upstream OpenID Connect provider; nil
+	// for other types and for an oidc provider not yet configured, which
+	// offers no login. Documents stored before it existed read as nil.
+	OIDC *UpstreamOIDC `json:",omitempty"`
 	Meta
+}
+
+// Client authentication methods toward an upstream provider.
+const (
+	UpstreamAuthPrivateKeyJWT = "private_key_jwt"
+	UpstreamAuthClientSecret  = "client_secret_post"
+)
+
+// UpstreamOIDC configures an upstream OpenID Connect provider such as
+// ID-porten. Secrets are references (an environment variable or a file),
+// never the secret itself, so that the store holds nothing to log in with.
+type UpstreamOIDC struct {
+	// Issuer is the provider's issuer identifier; discovery is read from
+	// Issuer + "/.well-known/openid-configuration".
+	Issuer   string
+	ClientID string
+	// PrivateKeyFile is a JWK file with the private key for
+	// private_key_jwt; ClientSecretEnv and ClientSecretFile name where a
+	// client secret is. Exactly one is set.
+	PrivateKeyFile   string `json:",omitempty"`
+	ClientSecretEnv  string `json:",omitempty"`
+	ClientSecretFile string `json:",omitempty"`
+	Scopes           []string
+	// ACRValues are asked for in the authorization request; the ID token's
+	// acr must be at least the highest level among them.
+	ACRValues []string `json:",omitempty"`
+	// Claim mapping: which ID token claim holds what.
+	PIDClaim        string
+	AMRClaim        string
+	ACRClaim        string
+	GivenNameClaim  string `json:",omitempty"`
+	MiddleNameClaim string `json:",omitempty"`
+	FamilyNameClaim string `json:",omitempty"`
+}
+
+// ClientAuth is the client authentication method the settings imply.
+func (u *UpstreamOIDC) ClientAuth() string {
+	if u.PrivateKeyFile != "" {
+		return UpstreamAuthPrivateKeyJWT
+	}
+	return UpstreamAuthClientSecret
 }
 
 // IdentityProviderKind: identity providers by name.
