@@ -1,0 +1,363 @@
+package oidc_test
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/tillit-sts/tillit/internal/idp/oidc"
+	"github.com/tillit-sts/tillit/internal/store"
+	"github.com/tillit-sts/tillit/internal/store/sqlite"
+)
+
+const (
+	clientID = "tillit-test"
+	secret   = "upstream-client-secret"
+	pid      = "17056600574" // a valid non-synthetic number, from the test population
+)
+
+var (
+	now    = time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	keyA   = mustRSA()
+	keyOld = mustRSA()
+)
+
+func mustRSA() *rsa.PrivateKey {
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		panic(err)
+	}
+	return k
+}
+
+// upstream is an ID-porten-shaped provider on httptest.
+type upstream struct {
+	srv       *httptest.Server
+	mu        sync.Mutex
+	published []jose.JSONWebKey // what jwks_uri answers
+	jwksHits  atomic.Int32
+	// codes maps an issued code to the nonce and PKCE challenge of its
+	// authorization request.
+	codes map[string][2]string
+	// idToken makes the ID token for a code's nonce.
+	idToken func(nonce string) string
+	// tokenErr, when set, is the token endpoint's error code.
+	tokenErr string
+	// now is the clock of both the provider and Tillit.
+	now time.Time
+}
+
+func newUpstream(t *testing.T) *upstream {
+	u := &upstream{codes: map[string][2]string{}, now: now}
+	u.published = []jose.JSONWebKey{{Key: keyA.Public(), KeyID: "a", Algorithm: "RS256", Use: "sig"}}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(map[string]string{
+			"issuer":                 u.srv.URL,
+			"authorization_endpoint": u.srv.URL + "/authorize",
+			"token_endpoint":         u.srv.URL + "/token",
+			"jwks_uri":               u.srv.URL + "/jwks",
+		})
+	})
+	mux.HandleFunc("GET /jwks", func(w http.ResponseWriter, r *http.Request) {
+		u.jwksHits.Add(1)
+		u.mu.Lock()
+		defer u.mu.Unlock()
+		json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: u.published})
+	})
+	mux.HandleFunc("POST /token", func(w http.ResponseWriter, r *http.Request) {
+		u.mu.Lock()
+		defer u.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		fail := func(code string) {
+			w.WriteHeader(http.StatusBadRequest)
+			json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": "test upstream says " + code})
+		}
+		c, ok := u.codes[r.PostFormValue("code")]
+		delete(u.codes, r.PostFormValue("code"))
+		sum := sha256.Sum256([]byte(r.PostFormValue("code_verifier")))
+		switch {
+		case u.tokenErr != "":
+			fail(u.tokenErr)
+		case r.PostFormValue("client_id") != clientID || r.PostFormValue("client_secret") != secret:
+			fail("invalid_client")
+		case !ok || base64.RawURLEncoding.EncodeToString(sum[:]) != c[1] || r.PostFormValue("grant_type") != "authorization_code":
+			fail("invalid_grant")
+		default:
+			json.NewEncoder(w).Encode(map[string]string{"id_token": u.idToken(c[0]), "token_type": "Bearer", "access_token": "opaque"})
+		}
+	})
+	u.srv = httptest.NewServer(mux)
+	t.Cleanup(u.srv.Close)
+	return u
+}
+
+// authorize plays the person logging in at the provider: it takes the
+// authorization URL and returns the callback query.
+func (u *upstream) authorize(t *testing.T, authURL string) url.Values {
+	t.Helper()
+	a, err := url.Parse(authURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := a.Query()
+	if q.Get("code_challenge_method") != "S256" || q.Get("acr_values") != "idporten-loa-high" || q.Get("client_id") != clientID {
+		t.Fatalf("authorization request %v", q)
+	}
+	code := base64.RawURLEncoding.EncodeToString([]byte(q.Get("state")))[:20]
+	u.mu.Lock()
+	u.codes[code] = [2]string{q.Get("nonce"), q.Get("code_challenge")}
+	u.mu.Unlock()
+	return url.Values{"code": {code}, "state": {q.Get("state")}, "iss": {u.srv.URL}}
+}
+
+// claims are the ID token ID-porten would give for a BankID login.
+func (u *upstream) claims(nonce string) map[string]any {
+	now := u.now
+	return map[string]any{
+		"iss": u.srv.URL, "aud": clientID, "sub": "pairwise-sub", "nonce": nonce,
+		"iat": now.Unix(), "exp": now.Add(2 * time.Minute).Unix(), "auth_time": now.Add(-time.Second).Unix(),
+		"pid": pid, "acr": "idporten-loa-high", "amr": []string{"BankID"}, "locale": "nb",
+	}
+}
+
+func sign(t *testing.T, key any, kid string, alg jose.SignatureAlgorithm, claims map[string]any) string {
+	t.Helper()
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: jose.JSONWebKey{Key: key, KeyID: kid}}, (&jose.SignerOptions{}).WithType("JWT"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(claims)
+	j, err := s.Sign(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := j.CompactSerialize()
+	return out
+}
+
+func newProvider(t *testing.T, u *upstream, st store.Store) *oidc.Provider {
+	t.Helper()
+	t.Setenv("TILLIT_TEST_UPSTREAM_SECRET", secret)
+	p, err := oidc.New(oidc.Config{
+		Name: "idporten",
+		Settings: store.UpstreamOIDC{
+			Issuer: u.srv.URL, ClientID: clientID, ClientSecretEnv: "TILLIT_TEST_UPSTREAM_SECRET",
+			Scopes: []string{"openid", "profile"}, ACRValues: []string{"idporten-loa-high"},
+			PIDClaim: "pid", AMRClaim: "amr", ACRClaim: "acr",
+		},
+		RedirectURI: "https://sts.example.org/login/callback/idporten",
+		States:      st,
+		HTTPClient:  u.srv.Client(),
+		Now:         func() time.Time { return u.now },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func openStore(t *testing.T) store.Store {
+	t.Helper()
+	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "t.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return st
+}
+
+func TestLogin(t *testing.T) {
+	u := newUpstream(t)
+	u.idToken = func(nonce string) string { return sign(t, keyA, "a", jose.RS256, u.claims(nonce)) }
+	p := newProvider(t, u, openStore(t))
+	authURL, err := p.Start(t.Context(), []byte("return-here"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := p.Callback(t.Context(), u.authorize(t, authURL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := res.Person
+	if got.PID != pid || got.SecurityLevel != 4 || !slices.Equal(got.AMR, []string{"BankID"}) || got.IDP != "idporten" ||
+		!got.AuthTime.Equal(now.Add(-time.Second)) || string(res.Return) != "return-here" {
+		t.Errorf("person = %+v, return %q", got, res.Return)
+	}
+}
+
+func TestCallbackForgeries(t *testing.T) {
+	other := mustRSA()
+	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	with := func(k string, v any) func(u *upstream, c map[string]any) {
+		return func(u *upstream, c map[string]any) {
+			if v == nil {
+				delete(c, k)
+			} else {
+				c[k] = v
+			}
+		}
+	}
+	tests := []struct {
+		name string
+		// claims changes the ID token's claims.
+		claims func(u *upstream, c map[string]any)
+		// token, when set, makes the whole ID token instead.
+		token func(t *testing.T, u *upstream, c map[string]any) string
+		// query changes the callback query.
+		query    func(q url.Values, u *upstream)
+		tokenErr string
+		wantErr  error
+		wantCode string // of a ProviderError
+	}{
+		{name: "valid"},
+		{name: "iss another provider", claims: with("iss", "https://evil.example.org"), wantErr: oidc.ErrIssuer},
+		{name: "aud another client", claims: with("aud", "someone-else"), wantErr: oidc.ErrAudience},
+		{name: "aud missing", claims: with("aud", nil), wantErr: oidc.ErrAudience},
+		{name: "several audiences without azp", claims: with("aud", []string{clientID, "other"}), wantErr: oidc.ErrAZP},
+		{name: "azp another client", claims: with("azp", "other"), wantErr: oidc.ErrAZP},
+		{name: "nonce another login's", claims: with("nonce", "bm9uY2U"), wantErr: oidc.ErrNonce},
+		{name: "nonce missing", claims: with("nonce", nil), wantErr: oidc.ErrNonce},
+		{name: "exp past the leeway", claims: with("exp", now.Add(-2*time.Minute).Unix()), wantErr: oidc.ErrExpired},
+		{name: "exp past, within the leeway", claims: with("exp", now.Add(-30*time.Second).Unix())},
+		{name: "exp missing", claims: with("exp", nil), wantErr: oidc.ErrExpired},
+		{name: "iat in the future", claims: with("iat", now.Add(5*time.Minute).Unix()), wantErr: oidc.ErrIssuedAt},
+		{name: "acr substantial, high asked", claims: with("acr", "idporten-loa-substantial"), wantErr: oidc.ErrACR},
+		{name: "acr unknown", claims: with("acr", "idporten-loa-low"), wantErr: oidc.ErrACR},
+		{name: "pid missing", claims: with("pid", nil), wantErr: oidc.ErrPID},
+		{name: "pid with a wrong check digit", claims: with("pid", "17056600575"), wantErr: oidc.ErrPID},
+		{name: "pid synthetic outside test", claims: with("pid", "13896899906"), wantErr: oidc.ErrPID},
+		{name: "signature by another key", token: func(t *testing.T, u *upstream, c map[string]any) string {
+			return sign(t, other, "a", jose.RS256, c)
+		}, wantErr: oidc.ErrSignature},
+		{name: "signature altered", token: func(t *testing.T, u *upstream, c map[string]any) string {
+			s := sign(t, keyA, "a", jose.RS256, c)
+			return s[:len(s)-4] + "AAAA"
+		}, wantErr: oidc.ErrSignature},
+		{name: "alg HS256 with the public key as secret", token: func(t *testing.T, u *upstream, c map[string]any) string {
+			return sign(t, []byte("0123456789abcdef0123456789abcdef"), "a", jose.HS256, c)
+		}, wantErr: oidc.ErrAlgorithm},
+		{name: "kid unknown", token: func(t *testing.T, u *upstream, c map[string]any) string {
+			return sign(t, ec, "nobody", jose.ES256, c)
+		}, wantErr: oidc.ErrUnknownKey},
+		{name: "state replayed", query: func(q url.Values, u *upstream) {}, wantErr: oidc.ErrState},
+		{name: "state unknown", query: func(q url.Values, u *upstream) { q.Set("state", "bm90LWEtc3RhdGU") }, wantErr: oidc.ErrState},
+		{name: "iss of another provider at the callback (RFC 9207)", query: func(q url.Values, u *upstream) { q.Set("iss", "https://evil.example.org") }, wantErr: oidc.ErrIssuer},
+		{name: "access denied at the provider", query: func(q url.Values, u *upstream) {
+			q.Del("code")
+			q.Set("error", "access_denied")
+			q.Set("error_description", "the person canceled")
+		}, wantCode: "access_denied"},
+		{name: "token endpoint refuses the code", tokenErr: "invalid_grant", wantCode: "invalid_grant"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			u := newUpstream(t)
+			u.tokenErr = tt.tokenErr
+			u.idToken = func(nonce string) string {
+				c := u.claims(nonce)
+				if tt.claims != nil {
+					tt.claims(u, c)
+				}
+				if tt.token != nil {
+					return tt.token(t, u, c)
+				}
+				return sign(t, keyA, "a", jose.RS256, c)
+			}
+			p := newProvider(t, u, openStore(t))
+			authURL, err := p.Start(t.Context(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			q := u.authorize(t, authURL)
+			if tt.name == "state replayed" {
+				if _, err := p.Callback(t.Context(), q); err != nil {
+					t.Fatalf("first callback: %v", err)
+				}
+				u.authorize(t, authURL) // the provider would issue a code again
+			}
+			if tt.query != nil {
+				tt.query(q, u)
+			}
+			_, err = p.Callback(t.Context(), q)
+			var pe *oidc.ProviderError
+			switch {
+			case tt.wantCode != "":
+				if !errors.As(err, &pe) || pe.Code != tt.wantCode {
+					t.Fatalf("err = %v, want a ProviderError %s", err, tt.wantCode)
+				}
+			case tt.wantErr == nil && err != nil:
+				t.Fatalf("err = %v, want none", err)
+			case !errors.Is(err, tt.wantErr):
+				t.Fatalf("err = %v, want %v", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// An unknown kid refetches the key set once; a kid the provider then
+// publishes is accepted, one it does not is refused without another fetch.
+func TestUnknownKeyRefetch(t *testing.T) {
+	u := newUpstream(t)
+	kid := "a"
+	key := keyA
+	u.idToken = func(nonce string) string { return sign(t, key, kid, jose.RS256, u.claims(nonce)) }
+	p := newProvider(t, u, openStore(t))
+	login := func() error {
+		authURL, err := p.Start(t.Context(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = p.Callback(t.Context(), u.authorize(t, authURL))
+		return err
+	}
+	if err := login(); err != nil || u.jwksHits.Load() != 1 {
+		t.Fatalf("first login: %v, %d key set fetches", err, u.jwksHits.Load())
+	}
+	// The provider rotates to a new key: one refetch finds it.
+	u.mu.Lock()
+	u.published = append(u.published, jose.JSONWebKey{Key: keyOld.Public(), KeyID: "b", Algorithm: "RS256", Use: "sig"})
+	u.mu.Unlock()
+	kid, key = "b", keyOld
+	if err := login(); err != nil || u.jwksHits.Load() != 2 {
+		t.Fatalf("login with the rotated key: %v, %d key set fetches", err, u.jwksHits.Load())
+	}
+	// A kid nobody publishes: refused, and within the interval no fetch.
+	kid = "forged"
+	for range 3 {
+		if err := login(); !errors.Is(err, oidc.ErrUnknownKey) {
+			t.Fatalf("err = %v, want ErrUnknownKey", err)
+		}
+	}
+	if n := u.jwksHits.Load(); n != 2 {
+		t.Errorf("%d key set fetches, want 2: an unknown kid refetched within the interval", n)
+	}
+	// After the interval, the next unknown kid refetches once more.
+	u.mu.Lock()
+	u.now = u.now.Add(5 * time.Minute)
+	u.mu.Unlock()
+	for range 2 {
+		if err := login(); !errors.Is(err, oidc.ErrUnknownKey) {
+			t.Fatalf("err = %v, want ErrUnknownKey", err)
+		}
+	}
+	if n := u.jwksHits.Load(); n != 3 {
+		t.Errorf("%d key set fetches, want 3", n)
+	}
+}

@@ -1,0 +1,387 @@
+package oidc
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/tillit-sts/tillit/internal/identity"
+	"github.com/tillit-sts/tillit/internal/store"
+)
+
+// Bounds on what the provider sends and how long Tillit waits for it.
+const (
+	maxBody          = 1 << 20
+	defaultTimeout   = 10 * time.Second
+	discoveryMaxAge  = time.Hour
+	defaultRefetch   = 5 * time.Minute
+	stateLifetime    = 10 * time.Minute
+	leeway           = time.Minute
+	assertionLife    = time.Minute
+	maxCallbackValue = 2048
+)
+
+// Algorithms are the ID token algorithms accepted: ID-porten signs with
+// RS256; none and HMAC are never accepted.
+var Algorithms = []jose.SignatureAlgorithm{jose.RS256, jose.PS256, jose.ES256, jose.ES384}
+
+// States keeps upstream-login state; store.Store is one.
+type States interface {
+	CreateUpstreamLogin(ctx context.Context, u store.UpstreamLogin) error
+	ConsumeUpstreamLogin(ctx context.Context, now time.Time, id string) (store.UpstreamLogin, error)
+}
+
+// Config is one upstream provider.
+type Config struct {
+	// Name is the provider's name in the registry.
+	Name     string
+	Settings store.UpstreamOIDC
+	// RedirectURI is Tillit's callback for this provider.
+	RedirectURI string
+	States      States
+	// AllowSyntheticPID accepts synthetic national identity numbers (test
+	// environments, where ID-porten's test users have them).
+	AllowSyntheticPID bool
+	// HTTPClient defaults to one with a 10 s timeout.
+	HTTPClient *http.Client
+	// RefetchInterval is the least time between two fetches of the key set
+	// caused by an unknown kid; default 5 minutes.
+	RefetchInterval time.Duration
+	Now             func() time.Time
+}
+
+// Provider logs people in at one upstream provider. It is safe for
+// concurrent use.
+type Provider struct {
+	cfg     Config
+	secret  string           // client_secret_post
+	signKey *jose.JSONWebKey // private_key_jwt
+	alg     jose.SignatureAlgorithm
+
+	mu        sync.Mutex
+	meta      *metadata
+	metaAt    time.Time
+	keys      *jose.JSONWebKeySet
+	keysAt    time.Time
+	refetched time.Time // when an unknown kid last refetched the keys
+}
+
+type metadata struct {
+	Issuer                string `json:"issuer"`
+	AuthorizationEndpoint string `json:"authorization_endpoint"`
+	TokenEndpoint         string `json:"token_endpoint"`
+	JWKSURI               string `json:"jwks_uri"`
+}
+
+// New reads the client credentials the settings refer to.
+func New(cfg Config) (*Provider, error) {
+	s := &cfg.Settings
+	if s.Issuer == "" || s.ClientID == "" || cfg.RedirectURI == "" || cfg.States == nil {
+		return nil, errors.New("oidc: issuer, client id, redirect URI and states are required")
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: defaultTimeout}
+	}
+	if cfg.RefetchInterval == 0 {
+		cfg.RefetchInterval = defaultRefetch
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	p := &Provider{cfg: cfg}
+	switch {
+	case s.PrivateKeyFile != "":
+		b, err := os.ReadFile(s.PrivateKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("oidc: %s: private key: %w", cfg.Name, err)
+		}
+		var k jose.JSONWebKey
+		if err := k.UnmarshalJSON(b); err != nil || k.IsPublic() || !k.Valid() {
+			return nil, fmt.Errorf("oidc: %s: %s is not a private JWK", cfg.Name, s.PrivateKeyFile)
+		}
+		p.signKey, p.alg = &k, jose.SignatureAlgorithm(k.Algorithm)
+		if p.alg == "" {
+			return nil, fmt.Errorf("oidc: %s: the JWK in %s has no alg", cfg.Name, s.PrivateKeyFile)
+		}
+	case s.ClientSecretEnv != "":
+		p.secret = os.Getenv(s.ClientSecretEnv)
+	case s.ClientSecretFile != "":
+		b, err := os.ReadFile(s.ClientSecretFile)
+		if err != nil {
+			return nil, fmt.Errorf("oidc: %s: client secret: %w", cfg.Name, err)
+		}
+		p.secret = string(bytes.TrimSpace(b))
+	}
+	if p.signKey == nil && p.secret == "" {
+		return nil, fmt.Errorf("oidc: %s: no client credentials", cfg.Name)
+	}
+	return p, nil
+}
+
+// Start begins a login: it stores the state, nonce and PKCE verifier with
+// ret (what the caller needs when the person comes back) and returns the
+// URL to send the browser to.
+func (p *Provider) Start(ctx context.Context, ret []byte) (string, error) {
+	m, err := p.metadata(ctx)
+	if err != nil {
+		return "", err
+	}
+	state, nonce, verifier := random(), random(), random()
+	now := p.cfg.Now()
+	if err := p.cfg.States.CreateUpstreamLogin(ctx, store.UpstreamLogin{
+		ID: store.SecretID(state), IdP: p.cfg.Name, Nonce: nonce, CodeVerifier: verifier,
+		Return: ret, CreatedAt: now, ExpiresAt: now.Add(stateLifetime),
+	}); err != nil {
+		return "", fmt.Errorf("oidc: store state: %w", err)
+	}
+	challenge := sha256.Sum256([]byte(verifier))
+	q := url.Values{
+		"response_type":         {"code"},
+		"client_id":             {p.cfg.Settings.ClientID},
+		"redirect_uri":          {p.cfg.RedirectURI},
+		"scope":                 {strings.Join(p.cfg.Settings.Scopes, " ")},
+		"state":                 {state},
+		"nonce":                 {nonce},
+		"code_challenge":        {base64.RawURLEncoding.EncodeToString(challenge[:])},
+		"code_challenge_method": {"S256"},
+	}
+	if len(p.cfg.Settings.ACRValues) > 0 {
+		q.Set("acr_values", strings.Join(p.cfg.Settings.ACRValues, " "))
+	}
+	sep := "?"
+	if strings.Contains(m.AuthorizationEndpoint, "?") {
+		sep = "&"
+	}
+	return m.AuthorizationEndpoint + sep + q.Encode(), nil
+}
+
+// Result is a completed upstream login.
+type Result struct {
+	Person identity.Person
+	// Return is what Start was given.
+	Return []byte
+}
+
+// Callback completes a login from the query the provider redirected the
+// browser back with.
+func (p *Provider) Callback(ctx context.Context, q url.Values) (*Result, error) {
+	for k, v := range q {
+		if len(v) != 1 || len(v[0]) > maxCallbackValue && k != "code" || len(v[0]) > maxBody {
+			return nil, fmt.Errorf("oidc: callback parameter %s repeated or too long", k)
+		}
+	}
+	state := q.Get("state")
+	if state == "" {
+		return nil, ErrState
+	}
+	// The state is spent first, whatever the answer: an error response
+	// ends the login as surely as a code does.
+	u, err := p.cfg.States.ConsumeUpstreamLogin(ctx, p.cfg.Now(), store.SecretID(state))
+	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrReplay) || err == nil && u.IdP != p.cfg.Name {
+		return nil, ErrState
+	}
+	if err != nil {
+		return nil, fmt.Errorf("oidc: spend state: %w", err)
+	}
+	// RFC 9207: when the provider names itself, it must be this one (a
+	// mix-up attack sends another provider's answer here).
+	if q.Has("iss") && q.Get("iss") != p.cfg.Settings.Issuer {
+		return nil, ErrIssuer
+	}
+	if code := q.Get("error"); code != "" {
+		return nil, &ProviderError{Endpoint: "authorization", Code: code, Description: q.Get("error_description")}
+	}
+	code := q.Get("code")
+	if code == "" {
+		return nil, ErrCode
+	}
+	raw, err := p.redeem(ctx, code, u.CodeVerifier)
+	if err != nil {
+		return nil, err
+	}
+	person, err := p.verify(ctx, raw, u.Nonce)
+	if err != nil {
+		return nil, err
+	}
+	return &Result{Person: *person, Return: u.Return}, nil
+}
+
+// redeem exchanges the code at the token endpoint and returns the ID token.
+func (p *Provider) redeem(ctx context.Context, code, verifier string) (string, error) {
+	m, err := p.metadata(ctx)
+	if err != nil {
+		return "", err
+	}
+	form := url.Values{
+		"grant_type":    {"authorization_code"},
+		"code":          {code},
+		"redirect_uri":  {p.cfg.RedirectURI},
+		"code_verifier": {verifier},
+		"client_id":     {p.cfg.Settings.ClientID},
+	}
+	if p.signKey != nil {
+		a, err := p.assertion(m)
+		if err != nil {
+			return "", err
+		}
+		form.Set("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+		form.Set("client_assertion", a)
+	} else {
+		form.Set("client_secret", p.secret)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, m.TokenEndpoint, strings.NewReader(form.Encode()))
+	if err != nil {
+		return "", fmt.Errorf("oidc: token request: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	resp, err := p.cfg.HTTPClient.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("oidc: token endpoint: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
+	if err != nil || len(body) > maxBody {
+		return "", fmt.Errorf("oidc: token endpoint: answer unreadable or over %d bytes", maxBody)
+	}
+	var tr struct {
+		IDToken     string `json:"id_token"`
+		Error       string `json:"error"`
+		Description string `json:"error_description"`
+	}
+	jerr := json.Unmarshal(body, &tr)
+	if resp.StatusCode != http.StatusOK {
+		if jerr == nil && tr.Error != "" {
+			return "", &ProviderError{Endpoint: "token", Code: tr.Error, Description: tr.Description}
+		}
+		return "", fmt.Errorf("oidc: token endpoint answered %s", resp.Status)
+	}
+	if jerr != nil || tr.IDToken == "" {
+		return "", errors.New("oidc: token endpoint gave no id_token")
+	}
+	return tr.IDToken, nil
+}
+
+// assertion is a private_key_jwt client assertion for the provider. Its
+// audience is the issuer, as ID-porten asks.
+func (p *Provider) assertion(m *metadata) (string, error) {
+	opts := (&jose.SignerOptions{}).WithType("JWT")
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: p.alg, Key: p.signKey}, opts)
+	if err != nil {
+		return "", fmt.Errorf("oidc: client assertion: %w", err)
+	}
+	now := p.cfg.Now()
+	b, _ := json.Marshal(map[string]any{
+		"iss": p.cfg.Settings.ClientID, "sub": p.cfg.Settings.ClientID, "aud": m.Issuer,
+		"jti": random(), "iat": now.Unix(), "exp": now.Add(assertionLife).Unix(),
+	})
+	jws, err := s.Sign(b)
+	if err != nil {
+		return "", fmt.Errorf("oidc: client assertion: %w", err)
+	}
+	return jws.CompactSerialize()
+}
+
+// metadata returns the discovery document, fetched at most once an hour
+// while it works.
+func (p *Provider) metadata(ctx context.Context) (*metadata, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.meta != nil && p.cfg.Now().Sub(p.metaAt) < discoveryMaxAge {
+		return p.meta, nil
+	}
+	var m metadata
+	if err := p.get(ctx, strings.TrimSuffix(p.cfg.Settings.Issuer, "/")+"/.well-known/openid-configuration", &m); err != nil {
+		return nil, fmt.Errorf("oidc: discovery: %w", err)
+	}
+	// OpenID Connect Discovery §4.3.
+	if m.Issuer != p.cfg.Settings.Issuer {
+		return nil, fmt.Errorf("oidc: discovery names issuer %q, want %q", m.Issuer, p.cfg.Settings.Issuer)
+	}
+	for _, e := range []string{m.AuthorizationEndpoint, m.TokenEndpoint, m.JWKSURI} {
+		if u, err := url.Parse(e); err != nil || u.Host == "" || u.Scheme != "https" && !(u.Scheme == "http" && strings.HasPrefix(p.cfg.Settings.Issuer, "http:")) {
+			return nil, fmt.Errorf("oidc: discovery endpoint %q is not a URL like the issuer's", e)
+		}
+	}
+	p.meta, p.metaAt = &m, p.cfg.Now()
+	return p.meta, nil
+}
+
+// key finds the key that signed a token by kid, refetching the key set if
+// it is not known and the last refetch is at least RefetchInterval ago.
+func (p *Provider) key(ctx context.Context, kid string, alg jose.SignatureAlgorithm) (*jose.JSONWebKey, error) {
+	m, err := p.metadata(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := p.cfg.Now()
+	fetch := p.keys == nil || now.Sub(p.keysAt) >= discoveryMaxAge
+	for range 2 {
+		if fetch {
+			var set jose.JSONWebKeySet
+			if err := p.get(ctx, m.JWKSURI, &set); err != nil {
+				return nil, fmt.Errorf("oidc: jwks: %w", err)
+			}
+			p.keys, p.keysAt = &set, now
+		}
+		for i := range p.keys.Keys {
+			k := &p.keys.Keys[i]
+			if k.KeyID == kid && k.IsPublic() && k.Use != "enc" && (k.Algorithm == "" || k.Algorithm == string(alg)) {
+				return k, nil
+			}
+		}
+		if fetch || !p.refetched.IsZero() && now.Sub(p.refetched) < p.cfg.RefetchInterval {
+			break
+		}
+		p.refetched, fetch = now, true
+	}
+	return nil, ErrUnknownKey
+}
+
+// get reads a JSON document, bounded in size; the caller holds p.mu.
+func (p *Provider) get(ctx context.Context, u string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := p.cfg.HTTPClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", u, resp.Status)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
+	if err != nil {
+		return err
+	}
+	if len(b) > maxBody {
+		return fmt.Errorf("GET %s: over %d bytes", u, maxBody)
+	}
+	return json.Unmarshal(b, v)
+}
+
+// random is 256 bits from crypto/rand, base64url.
+func random() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
