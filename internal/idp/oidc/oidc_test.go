@@ -12,8 +12,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -61,6 +63,9 @@ type upstream struct {
 	tokenErr string
 	// now is the clock of both the provider and Tillit.
 	now time.Time
+	// assertionKey, when set, is the key Tillit's private_key_jwt client
+	// assertions must be signed with, instead of the client secret.
+	assertionKey *ecdsa.PublicKey
 }
 
 func newUpstream(t *testing.T) *upstream {
@@ -95,7 +100,9 @@ func newUpstream(t *testing.T) *upstream {
 		switch {
 		case u.tokenErr != "":
 			fail(u.tokenErr)
-		case r.PostFormValue("client_id") != clientID || r.PostFormValue("client_secret") != secret:
+		case u.assertionKey != nil && !u.assertionValid(r):
+			fail("invalid_client")
+		case u.assertionKey == nil && (r.PostFormValue("client_id") != clientID || r.PostFormValue("client_secret") != secret):
 			fail("invalid_client")
 		case !ok || base64.RawURLEncoding.EncodeToString(sum[:]) != c[1] || r.PostFormValue("grant_type") != "authorization_code":
 			fail("invalid_grant")
@@ -106,6 +113,25 @@ func newUpstream(t *testing.T) *upstream {
 	u.srv = httptest.NewServer(mux)
 	t.Cleanup(u.srv.Close)
 	return u
+}
+
+func (u *upstream) assertionValid(r *http.Request) bool {
+	if r.PostFormValue("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" || r.PostFormValue("client_secret") != "" {
+		return false
+	}
+	j, err := jose.ParseSigned(r.PostFormValue("client_assertion"), []jose.SignatureAlgorithm{jose.ES256})
+	if err != nil {
+		return false
+	}
+	b, err := j.Verify(u.assertionKey)
+	if err != nil {
+		return false
+	}
+	var c struct {
+		Iss, Sub, Aud, JTI string
+		Exp, Iat           int64
+	}
+	return json.Unmarshal(b, &c) == nil && c.Iss == clientID && c.Sub == clientID && c.Aud == u.srv.URL && c.JTI != "" && c.Exp > c.Iat
 }
 
 // authorize plays the person logging in at the provider: it takes the
@@ -360,4 +386,102 @@ func TestUnknownKeyRefetch(t *testing.T) {
 	if n := u.jwksHits.Load(); n != 3 {
 		t.Errorf("%d key set fetches, want 3", n)
 	}
+}
+
+func TestPrivateKeyJWT(t *testing.T) {
+	u := newUpstream(t)
+	u.idToken = func(nonce string) string { return sign(t, keyA, "a", jose.RS256, u.claims(nonce)) }
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	u.assertionKey = &k.PublicKey
+	b, err := json.Marshal(jose.JSONWebKey{Key: k, KeyID: "tillit", Algorithm: "ES256", Use: "sig"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "key.json")
+	if err := os.WriteFile(file, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, err := oidc.New(oidc.Config{
+		Name: "idporten",
+		Settings: store.UpstreamOIDC{
+			Issuer: u.srv.URL, ClientID: clientID, PrivateKeyFile: file,
+			Scopes: []string{"openid"}, ACRValues: []string{"idporten-loa-high"}, PIDClaim: "pid", AMRClaim: "amr", ACRClaim: "acr",
+		},
+		RedirectURI: "https://sts.example.org/login/callback/idporten",
+		States:      openStore(t),
+		HTTPClient:  u.srv.Client(),
+		Now:         func() time.Time { return u.now },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	authURL, err := p.Start(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Callback(t.Context(), u.authorize(t, authURL)); err != nil {
+		t.Fatalf("login with private_key_jwt: %v", err)
+	}
+	// The provider holding another key refuses the assertion.
+	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	u.assertionKey = &other.PublicKey
+	authURL, _ = p.Start(t.Context(), nil)
+	var pe *oidc.ProviderError
+	if _, err := p.Callback(t.Context(), u.authorize(t, authURL)); !errors.As(err, &pe) || pe.Code != "invalid_client" {
+		t.Fatalf("err = %v, want the provider's invalid_client", err)
+	}
+}
+
+func TestNewRefusesBadCredentials(t *testing.T) {
+	dir := t.TempDir()
+	pub, _ := json.Marshal(jose.JSONWebKey{Key: keyA.Public(), KeyID: "a", Algorithm: "RS256"})
+	noAlg, _ := json.Marshal(jose.JSONWebKey{Key: keyA, KeyID: "a"})
+	os.WriteFile(filepath.Join(dir, "pub.json"), pub, 0o600)
+	os.WriteFile(filepath.Join(dir, "noalg.json"), noAlg, 0o600)
+	t.Setenv("TILLIT_TEST_UNSET", "")
+	tests := []struct {
+		name    string
+		set     func(s *store.UpstreamOIDC)
+		wantErr string
+	}{
+		{name: "public key only", set: func(s *store.UpstreamOIDC) { s.PrivateKeyFile = filepath.Join(dir, "pub.json") }, wantErr: "is not a private JWK"},
+		{name: "key without alg", set: func(s *store.UpstreamOIDC) { s.PrivateKeyFile = filepath.Join(dir, "noalg.json") }, wantErr: "has no alg"},
+		{name: "key file missing", set: func(s *store.UpstreamOIDC) { s.PrivateKeyFile = filepath.Join(dir, "none.json") }, wantErr: "no such file"},
+		{name: "secret variable empty", set: func(s *store.UpstreamOIDC) { s.ClientSecretEnv = "TILLIT_TEST_UNSET" }, wantErr: "no client credentials"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := store.UpstreamOIDC{Issuer: "https://test.idporten.no", ClientID: clientID}
+			tt.set(&s)
+			_, err := oidc.New(oidc.Config{Name: "idporten", Settings: s, RedirectURI: "https://sts.example.org/cb", States: openStore(t)})
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("err = %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// Discovery that names another issuer is refused (OpenID Connect
+// Discovery §4.3), so no login starts.
+func TestDiscoveryIssuerMismatch(t *testing.T) {
+	u := newUpstream(t)
+	p, err := oidc.New(oidc.Config{
+		Name:        "idporten",
+		Settings:    store.UpstreamOIDC{Issuer: u.srv.URL + "/", ClientID: clientID, ClientSecretFile: writeSecret(t)},
+		RedirectURI: "https://sts.example.org/cb", States: openStore(t), HTTPClient: u.srv.Client(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Start(t.Context(), nil); err == nil || !strings.Contains(err.Error(), "discovery names issuer") {
+		t.Fatalf("err = %v, want discovery to fail", err)
+	}
+}
+
+func writeSecret(t *testing.T) string {
+	f := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(f, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
 }
