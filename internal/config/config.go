@@ -481,7 +481,7 @@ type IdentityProvider struct {
 	// The rest is for type oidc only.
 
 	// Issuer is the provider's issuer: https (http only to a loopback
-	// address with environment: test). Required for oidc.
+	// address). Required for oidc.
 	Issuer string `yaml:"issuer"`
 	// ClientID is Tillit's client id at the provider. Required for oidc.
 	ClientID string `yaml:"client_id"`
