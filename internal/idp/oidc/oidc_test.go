@@ -307,7 +307,7 @@ func TestCallbackForgeries(t *testing.T) {
 				return sign(t, keyA, "a", jose.RS256, c)
 			}
 			p := newProvider(t, u, openStore(t))
-			authURL, err := p.Start(t.Context(), nil)
+			authURL, err := p.Start(t.Context(), []byte("ret"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -321,7 +321,11 @@ func TestCallbackForgeries(t *testing.T) {
 			if tt.query != nil {
 				tt.query(q, u)
 			}
-			_, err = p.Callback(t.Context(), q)
+			res, err := p.Callback(t.Context(), q)
+			// Once the state is spent, the caller can answer its request.
+			if spent := !errors.Is(err, oidc.ErrState); spent && (res == nil || string(res.Return) != "ret") {
+				t.Errorf("result %+v with a spent state, want its Return", res)
+			}
 			var pe *oidc.ProviderError
 			switch {
 			case tt.wantCode != "":

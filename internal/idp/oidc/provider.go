@@ -177,26 +177,49 @@ type Result struct {
 }
 
 // Callback completes a login from the query the provider redirected the
-// browser back with.
+// browser back with. Once the state is spent, the Result carries Return
+// even when the login failed, so that the caller can answer the request
+// the person was logging in for.
 func (p *Provider) Callback(ctx context.Context, q url.Values) (*Result, error) {
+	u, err := p.spend(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Return: u.Return}
+	person, err := p.complete(ctx, q, u)
+	if err != nil {
+		return res, err
+	}
+	res.Person = *person
+	return res, nil
+}
+
+// spend checks the callback's parameters and spends its state.
+func (p *Provider) spend(ctx context.Context, q url.Values) (store.UpstreamLogin, error) {
 	for k, v := range q {
 		if len(v) != 1 || len(v[0]) > maxCallbackValue && k != "code" || len(v[0]) > maxBody {
-			return nil, fmt.Errorf("oidc: callback parameter %s repeated or too long", k)
+			return store.UpstreamLogin{}, fmt.Errorf("oidc: callback parameter %s repeated or too long", k)
 		}
 	}
 	state := q.Get("state")
 	if state == "" {
-		return nil, ErrState
+		return store.UpstreamLogin{}, ErrState
 	}
 	// The state is spent first, whatever the answer: an error response
 	// ends the login as surely as a code does.
 	u, err := p.cfg.States.ConsumeUpstreamLogin(ctx, p.cfg.Now(), store.SecretID(state))
 	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrReplay) || err == nil && u.IdP != p.cfg.Name {
-		return nil, ErrState
+		return store.UpstreamLogin{}, ErrState
 	}
 	if err != nil {
-		return nil, fmt.Errorf("oidc: spend state: %w", err)
+		return store.UpstreamLogin{}, fmt.Errorf("oidc: spend state: %w", err)
 	}
+	return u, nil
+}
+
+// complete checks the provider's answer, redeems the code and validates
+// the ID token.
+func (p *Provider) complete(ctx context.Context, q url.Values, u store.UpstreamLogin) (*identity.Person, error) {
 	// RFC 9207: when the provider names itself, it must be this one (a
 	// mix-up attack sends another provider's answer here).
 	if q.Has("iss") && q.Get("iss") != p.cfg.Settings.Issuer {
@@ -213,11 +236,7 @@ func (p *Provider) Callback(ctx context.Context, q url.Values) (*Result, error) 
 	if err != nil {
 		return nil, err
 	}
-	person, err := p.verify(ctx, raw, u.Nonce)
-	if err != nil {
-		return nil, err
-	}
-	return &Result{Person: *person, Return: u.Return}, nil
+	return p.verify(ctx, raw, u.Nonce)
 }
 
 // redeem exchanges the code at the token endpoint and returns the ID token.
