@@ -15,6 +15,7 @@ import (
 
 	"github.com/tillit-sts/tillit/internal/audit"
 	"github.com/tillit-sts/tillit/internal/authorize"
+	"github.com/tillit-sts/tillit/internal/idp/oidc"
 	"github.com/tillit-sts/tillit/internal/login/csrf"
 	"github.com/tillit-sts/tillit/internal/login/page"
 	"github.com/tillit-sts/tillit/internal/login/testidp"
@@ -86,6 +87,12 @@ type Config struct {
 	// Decisions records logouts in the audit log; Instance names the chain.
 	Decisions authorize.Decisions
 	Instance  string
+	// UpstreamStates keeps the state of logins at upstream OpenID Connect
+	// providers (store.Store); nil offers none of them.
+	UpstreamStates oidc.States
+	// UpstreamHTTPClient reaches upstream providers; nil: a client with a
+	// 10-second timeout.
+	UpstreamHTTPClient *http.Client
 	// Lifetimes; zero means the default.
 	TransactionLifetime, SessionLifetime time.Duration
 	Now                                  func() time.Time
@@ -102,6 +109,8 @@ type Login struct {
 	secure  bool
 	cookie  string
 	testIDP *testidp.Handler
+	// upstreams are the upstream providers, made on first use.
+	upstreams upstreams
 }
 
 // New returns the login pages.
@@ -145,6 +154,7 @@ func New(cfg Config) (*Login, error) {
 func (l *Login) Mount(mux *http.ServeMux) {
 	page.Mount(mux)
 	mux.HandleFunc("POST "+PathChoose, l.serveChoose)
+	mux.HandleFunc("GET "+PathCallback+"/{idp}", l.serveCallback)
 	if l.testIDP != nil {
 		mux.Handle("GET "+PathTestIDP, l.counted(l.testIDP))
 		mux.Handle("POST "+PathTestIDP, l.limited(l.counted(l.testIDP)))
@@ -257,6 +267,8 @@ func (l *Login) toProvider(w http.ResponseWriter, r *http.Request, req *authoriz
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("Referrer-Policy", "no-referrer")
 		http.Redirect(w, r, PathTestIDP+"?"+url.Values{fieldTx: {sealed}}.Encode(), http.StatusSeeOther)
+	case p.Type == store.IdentityProviderOIDC && p.OIDC != nil && l.cfg.UpstreamStates != nil:
+		l.toUpstream(w, r, req, tx, p, lang)
 	default:
 		// offered() lists only providers this build logs in with.
 		l.cfg.Authorize.Fail(w, r, req, oauth.CodeTemporarilyUnavailable, fmt.Sprintf("identity provider %q cannot be used", p.Name))
@@ -276,10 +288,20 @@ func (l *Login) offered() []*store.IdentityProvider {
 
 // Offers reports whether a person may log in at p here: enabled, and of a
 // type this build logs in with. The TestIDP is offered only in a test
-// environment (test), whatever the registry says; upstream OpenID Connect
-// providers are not yet. Discovery's available_idps uses the same rule.
+// environment (test), whatever the registry says; an upstream OpenID
+// Connect provider once it is configured (an issuer and a client).
+// Discovery's available_idps uses the same rule.
 func Offers(p *store.IdentityProvider, test bool) bool {
-	return p.Status == store.StatusActive && p.Type == store.IdentityProviderTestIdP && test
+	if p.Status != store.StatusActive {
+		return false
+	}
+	switch p.Type {
+	case store.IdentityProviderTestIdP:
+		return test
+	case store.IdentityProviderOIDC:
+		return p.OIDC != nil
+	}
+	return false
 }
 
 // postedTransaction reads a posted form of one of the pages: bounded,

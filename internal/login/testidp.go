@@ -66,11 +66,16 @@ func (t *testIDPLogin) Transaction(r *http.Request) (*testidp.Transaction, error
 // Authenticated implements testidp.Login: the person is completed from
 // the registers, gets a new session, and the client its code.
 func (t *testIDPLogin) Authenticated(w http.ResponseWriter, r *http.Request, _ *testidp.Transaction, p identity.Person) error {
-	l := (*Login)(t)
 	_, req, _, err := t.txOf(r)
 	if err != nil {
 		return err
 	}
+	return (*Login)(t).finish(w, r, req, p)
+}
+
+// finish ends a login at an identity provider: the person is completed
+// from the registers, gets a new session, and the client its code.
+func (l *Login) finish(w http.ResponseWriter, r *http.Request, req *authorize.Request, p identity.Person) error {
 	if req.SecurityLevel == "4" && p.SecurityLevel < 4 {
 		l.cfg.Authorize.Fail(w, r, req, authorize.CodeAccessDenied,
 			fmt.Sprintf("the person logged in at security level %d, and the client asked for level 4", p.SecurityLevel))

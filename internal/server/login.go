@@ -57,8 +57,11 @@ func (s *Server) newLogin(ctx context.Context, decisions authorize.Decisions) er
 		Refusals:   s.refusals,
 		Decisions:  decisions,
 		Instance:   s.cfg.Instance,
-		Now:        s.now,
-		Log:        s.log,
+		// The store keeps upstream logins' state, so any instance can
+		// take the provider's callback.
+		UpstreamStates: s.store,
+		Now:            s.now,
+		Log:            s.log,
 	})
 	if err != nil {
 		return fmt.Errorf("server: login pages: %w", err)
