@@ -20,11 +20,13 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/tillit-sts/tillit/client"
 	"github.com/tillit-sts/tillit/dpop"
 	"github.com/tillit-sts/tillit/internal/jws"
 	"github.com/tillit-sts/tillit/internal/jwttest"
 	"github.com/tillit-sts/tillit/internal/servertest"
 	"github.com/tillit-sts/tillit/internal/store"
+	"github.com/tillit-sts/tillit/internal/token"
 )
 
 // pid is a person of the register, with names and an HPR entry; otherPID
@@ -36,29 +38,44 @@ const (
 )
 
 // testRegistry has two clients that log people in, two TestIDPs (so that
-// the person chooses), a person and an HPR entry. {{.Extra}} adds
-// redirect URIs for a client on a random port.
+// the person chooses), a person and an HPR entry as the dev register has
+// them (a doctor with a speciality). For the path after the login it has
+// SFM, whose own client may exchange the web client's tokens for
+// Reseptformidleren, and Reseptformidleren's own client. %s adds
+// post-logout redirect URIs to the web client.
 const testRegistry = `
 apis:
   - audience: nhn:deft
     name: DEFT
     scopes: [nhn:deft/api]
+  - audience: e-helse:sfm.api
+    name: SFM
+    scopes: [e-helse:sfm.api/sfm.api]
+    owners: [sfm]
+  - audience: e-helse:reseptformidleren
+    name: Reseptformidleren
+    scopes: [e-helse:reseptformidleren/rf]
+    owners: [rf]
 organisations:
   - {number: "310900028", name: Supplier AS}
   - {number: "310900036", name: Customer AS}
+  - {number: "310900109", name: SFM}
 client_systems:
   - {id: sys, name: Test EPJ, supplier: "310900028"}
+  - {id: sfm-sys, name: SFM, supplier: "310900109"}
 clients:
   - id: web
     name: Web app
     system: sys
     organisation: "310900036"
     grant_types: [authorization_code, refresh_token]
-    scopes: [nhn:deft/api]
-    identity_scopes: [openid, profile, offline_access, helseid://scopes/identity/pid, helseid://scopes/hpr/hpr_number]
+    scopes: [nhn:deft/api, e-helse:sfm.api/sfm.api]
+    identity_scopes: [openid, profile, offline_access, helseid://scopes/identity/pid,
+      helseid://scopes/identity/security_level, helseid://scopes/hpr/hpr_number]
     redirect_uris: [https://web.example/callback, http://127.0.0.1/callback]
     allow_loopback_any_port: true
     post_logout_redirect_uris: [https://web.example/signout-callback-oidc%s]
+    exchange_actors: [sfm]
     jwks: {{jwks "web" "ES256"}}
   - id: other
     name: Another web app
@@ -70,13 +87,30 @@ clients:
     redirect_uris: [https://other.example/callback]
     post_logout_redirect_uris: [https://other.example/signout-callback-oidc]
     jwks: {{jwks "other" "ES256"}}
+  - id: sfm
+    name: SFM's own client
+    system: sfm-sys
+    organisation: "310900109"
+    grant_types: [urn:ietf:params:oauth:grant-type:token-exchange]
+    scopes: [e-helse:reseptformidleren/rf]
+    jwks: {{jwks "sfm" "ES256"}}
+  - id: rf
+    name: Reseptformidleren's own client
+    system: sfm-sys
+    organisation: "310900109"
+    scopes: [nhn:deft/api]
+    jwks: {{jwks "rf" "ES256"}}
 identity_providers:
   - {name: testidp-oidc, type: testidp, display_name: TestIDP}
   - {name: testidpnew-oidc, type: testidp, display_name: TestIDP ny}
 persons:
   - {pid: "17056600574", given_name: Kari, middle_name: Lise, family_name: Nordmann}
 hpr:
-  - {number: "565501872", pid: "17056600574", approvals: [{profession: LE}]}
+  - number: "565501872"
+    pid: "17056600574"
+    approvals:
+      - profession: LE
+        specialities: [{value: "1", description: Allmennmedisin}]
 `
 
 type harness struct {
@@ -153,17 +187,26 @@ func (a answer) location(t testing.TB) *url.URL {
 	return u
 }
 
-func (b *browser) do(req *http.Request) answer {
-	b.h.t.Helper()
-	resp, err := b.c.Do(req)
+// send sends req with c and reads the answer.
+func send(t testing.TB, c *http.Client, req *http.Request) answer {
+	t.Helper()
+	resp, err := c.Do(req)
 	if err != nil {
-		b.h.t.Fatal(err)
+		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
 	a := answer{status: resp.StatusCode, header: resp.Header, body: string(body)}
 	_ = json.Unmarshal(body, &a.json)
 	return a
+}
+
+func (b *browser) do(req *http.Request) answer {
+	b.h.t.Helper()
+	return send(b.h.t, b.c, req)
 }
 
 func (b *browser) get(path string) answer {
@@ -288,15 +331,67 @@ func (h *harness) backChannel(path, client string, form url.Values, key *dpop.Si
 	if key != nil {
 		req.Header.Set("DPoP", h.proof(key, path))
 	}
-	resp, err := http.DefaultClient.Do(req)
+	return send(h.t, http.DefaultClient, req)
+}
+
+// userinfo calls the userinfo endpoint as a client does with a
+// DPoP-bound access token: the DPoP scheme and a proof of key for this
+// call and this token.
+func (h *harness) userinfo(t testing.TB, key *dpop.Signer, accessToken string) answer {
+	t.Helper()
+	u := h.URL + token.UserinfoPath
+	p, err := key.Proof(http.MethodGet, u, dpop.ProofOptions{AccessToken: accessToken, Now: h.Clock.Now()})
 	if err != nil {
-		h.t.Fatal(err)
+		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	a := answer{status: resp.StatusCode, header: resp.Header, body: string(body)}
-	_ = json.Unmarshal(body, &a.json)
-	return a
+	req, err := http.NewRequest(http.MethodGet, u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "DPoP "+accessToken)
+	req.Header.Set("DPoP", p)
+	return send(t, http.DefaultClient, req)
+}
+
+// rpClient is the client package's Client for one of the registry's
+// clients, on the server's clock. A nil dpopKey means the client's own
+// key signs its proofs.
+func (h *harness) rpClient(t testing.TB, id string, dpopKey *jose.JSONWebKey) *client.Client {
+	t.Helper()
+	c, err := client.New(client.Config{Issuer: h.URL, ClientID: id, Key: h.Key(t, id), DPoPKey: dpopKey, Now: h.Clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// verified checks a token the server issued with plain go-jose against
+// the server's published keys, and its typ header, and returns its
+// claims.
+func (h *harness) verified(t testing.TB, raw, typ string) map[string]any {
+	t.Helper()
+	tok, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.ES256})
+	if err != nil {
+		t.Fatalf("%s: %v", typ, err)
+	}
+	hdr := tok.Signatures[0].Header
+	if got := hdr.ExtraHeaders[jose.HeaderType]; got != typ {
+		t.Errorf("typ %v, want %s", got, typ)
+	}
+	set := h.Srv.Keys().JWKS()
+	keys := set.Key(hdr.KeyID)
+	if len(keys) != 1 {
+		t.Fatalf("%s: kid %q is not in the JWKS", typ, hdr.KeyID)
+	}
+	payload, err := tok.Verify(keys[0].Key)
+	if err != nil {
+		t.Fatalf("%s: signature: %v", typ, err)
+	}
+	var c map[string]any
+	if err := json.Unmarshal(payload, &c); err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 // authorizeURL pushes r and returns the URL the browser is sent to.
@@ -399,6 +494,14 @@ func (h *harness) foreignIDToken(client, sub string) string {
 }
 
 func newDPoPKey(t testing.TB) *dpop.Signer {
+	_, s := newRPKey(t)
+	return s
+}
+
+// newRPKey is a client's DPoP key both as a JWK, for the client package,
+// and as a signer, for the requests the harness makes itself, so that
+// tokens bound by one are used with the other.
+func newRPKey(t testing.TB) (*jose.JSONWebKey, *dpop.Signer) {
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -407,5 +510,5 @@ func newDPoPKey(t testing.TB) *dpop.Signer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s
+	return &jose.JSONWebKey{Key: k, Algorithm: string(jose.ES256)}, s
 }
