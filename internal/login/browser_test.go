@@ -260,7 +260,7 @@ func TestBrowserLogin(t *testing.T) {
 			// its organisation stay, and act names the actor and the
 			// organisation it acts for.
 			chain := map[string]any{"aud": rfAPI, "client_id": "sfm", helseid.ClaimOriginalClientID: "web",
-				helseid.ClaimOrgNrParent: "310900036", "sid": ac["sid"],
+				helseid.ClaimOrgNrParent: "310900036", "sid": ac["sid"], "idp": ac["idp"], "auth_time": ac["auth_time"],
 				"act": map[string]any{"iss": h.URL, "client_id": "sfm", helseid.ClaimOrgNrParent: "310900109"}}
 			checkClaims(t, "exchanged token", xc, chain)
 			checkClaims(t, "exchanged token", xc, map[string]any{"cnf": map[string]any{"jkt": sfm.DPoPThumbprint()}})
