@@ -105,9 +105,11 @@ type Actor struct {
 }
 
 // personID is the user behind a token from a user login, by pseudonym
-// only: the pid is never echoed.
+// and HPR number (a public register's number, which names the doctor on a
+// prescription); the pid is never echoed.
 type personID struct {
 	Pseudonym string `json:"sub"`
+	HPRNumber string `json:"hpr_number,omitempty"`
 }
 
 func whoami(w http.ResponseWriter, r *http.Request) {
@@ -120,7 +122,7 @@ func whoami(w http.ResponseWriter, r *http.Request) {
 		s.Actors = append(s.Actors, Actor{ClientID: a.ClientID, Organization: a.Organization})
 	}
 	if c.Person != nil {
-		s.Person = &personID{Pseudonym: c.Person.Pseudonym}
+		s.Person = &personID{Pseudonym: c.Person.Pseudonym, HPRNumber: c.Person.HPRNumber}
 	}
 	w.Header().Set("Content-Type", "application/json")
 	enc := json.NewEncoder(w)

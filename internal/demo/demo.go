@@ -33,6 +33,8 @@ const (
 	SFMAPIKey = "demo-sfm-api.jwk"
 	// WebKey is the key of the demo web client, which logs people in.
 	WebKey = "demo-web.jwk"
+	// EPJKey is the key of the demo EPJ's login client (examples/epj).
+	EPJKey = "demo-epj.jwk"
 )
 
 // Demo client IDs, organisations and the SFM id. The organisation numbers
@@ -51,6 +53,12 @@ const (
 	// WebClientID logs people in (authorization code with PAR) at a
 	// loopback redirect URI on any port, as a native app or a CLI does.
 	WebClientID = "demo-web"
+	// EPJClientID is examples/epj's login client: a doctor logs in and
+	// prescribes through SFM, which may exchange the person's token.
+	EPJClientID = "demo-epj"
+	// EPJURL is where examples/epj listens by default: its front page is
+	// where logout returns.
+	EPJURL = "http://127.0.0.1:8084"
 	// Audiences and scopes of the token exchange examples.
 	SFMAudience = "e-helse:sfm.api"
 	SFMScope    = "e-helse:sfm.api/sfm.api"
@@ -66,6 +74,7 @@ type Setup struct {
 	SFMKey     string
 	SFMAPIKey  string
 	WebKey     string
+	EPJKey     string
 	// Created is true when this call made the folder's contents.
 	Created bool
 }
@@ -85,6 +94,7 @@ func Prepare(dir, listen string) (*Setup, error) {
 		SFMKey:     filepath.Join(dir, SFMKey),
 		SFMAPIKey:  filepath.Join(dir, SFMAPIKey),
 		WebKey:     filepath.Join(dir, WebKey),
+		EPJKey:     filepath.Join(dir, EPJKey),
 	}
 	if err := writeIfMissing(filepath.Join(dir, KEKFile), []byte(keys.NewKEK()+"\n"), 0o600); err != nil {
 		return nil, err
@@ -105,6 +115,10 @@ func Prepare(dir, listen string) (*Setup, error) {
 	if err != nil {
 		return nil, err
 	}
+	epj, err := clientKey(s.EPJKey, jose.ES256)
+	if err != nil {
+		return nil, err
+	}
 	people := Population()
 	if err := writeIfMissing(filepath.Join(dir, PersonsFile), personsCSV(people), 0o600); err != nil {
 		return nil, err
@@ -119,6 +133,7 @@ func Prepare(dir, listen string) (*Setup, error) {
 	err = configTemplate.Execute(&buf, map[string]string{
 		"Listen": listen, "KEK": KEKFile, "Persons": PersonsFile, "HPR": HPRFile,
 		"DEFTPublic": publicJSON(deft), "SFMPublic": publicJSON(sfm), "SFMAPIPublic": publicJSON(sfmAPI), "WebPublic": publicJSON(web), "WebClient": WebClientID,
+		"EPJPublic": publicJSON(epj), "EPJClient": EPJClientID, "EPJURL": EPJURL,
 		"DEFTClient": DEFTClientID, "SFMClient": SFMClientID, "SFMAPIClient": SFMAPIClientID, "SFMOrg": SFMOrg,
 		"Supplier": SupplierOrg, "Customer": CustomerOrg, "Child": CustomerChild, "SFMID": SFMID,
 	})
@@ -268,6 +283,24 @@ clients:
     allow_loopback_any_port: true
     post_logout_redirect_uris: [http://127.0.0.1/logged-out]
     jwks: {"keys": [{{.WebPublic}}]}
+  # examples/epj: a doctor logs in and prescribes through SFM with the
+  # person's token, which SFM's own client may exchange.
+  - id: {{.EPJClient}}
+    name: Demo EPJ
+    system: demo-epj
+    tenancy: single-tenant
+    organisation: "{{.Customer}}"
+    grant_types: [authorization_code, refresh_token]
+    scopes: [e-helse:sfm.api/sfm.api]
+    identity_scopes: [openid, profile, offline_access, helseid://scopes/identity/pid, helseid://scopes/identity/security_level, helseid://scopes/hpr/hpr_number]
+    claims:
+      e-helse:sfm.api:
+        sfm-id: {{.SFMID}}
+    exchange_actors: [{{.SFMAPIClient}}]
+    redirect_uris: [http://127.0.0.1/callback, http://localhost/callback]
+    allow_loopback_any_port: true
+    post_logout_redirect_uris: [{{.EPJURL}}/]
+    jwks: {"keys": [{{.EPJPublic}}]}
 
 identity_providers:
   - name: testidp-oidc

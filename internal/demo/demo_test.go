@@ -3,6 +3,7 @@ package demo
 import (
 	"os"
 	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/tillit-sts/tillit/helseid"
@@ -84,6 +85,17 @@ func TestPrepareLoads(t *testing.T) {
 	}
 	if professions["LE"] == 0 || professions["SP"] == 0 {
 		t.Errorf("professions = %v, want doctors and nurses", professions)
+	}
+	// examples/epj's login client, whose person tokens SFM may exchange.
+	var epj *store.Client
+	for i := range r.Clients {
+		if r.Clients[i].ID == EPJClientID {
+			epj = &r.Clients[i]
+		}
+	}
+	if epj == nil || !slices.Contains(epj.ExchangeActors, SFMAPIClientID) || !slices.Contains(epj.GrantTypes, "authorization_code") ||
+		!slices.Contains(epj.PostLogoutRedirectURIs, EPJURL+"/") {
+		t.Errorf("client %s = %+v, want a login client whose tokens %s may exchange", EPJClientID, epj, SFMAPIClientID)
 	}
 	if len(r.IdentityProviders) != 1 || r.IdentityProviders[0].Type != store.IdentityProviderTestIdP {
 		t.Errorf("identity providers = %+v, want the TestIDP", r.IdentityProviders)
