@@ -1,4 +1,4 @@
-package main
+package rfapi
 
 // The path into this API with real servers: the real STS
 // (internal/servertest), an EPJ's token for SFM exchanged with the client
@@ -18,7 +18,7 @@ import (
 
 func TestExchangedToken(t *testing.T) {
 	sts := servertest.Start(t, servertest.Options{})
-	handler, _, err := newAPI(sts.URL, "", sts.Clock.Now)
+	handler, _, err := NewAPI(sts.URL, "", sts.Clock.Now)
 	if err != nil {
 		t.Fatal(err)
 	}

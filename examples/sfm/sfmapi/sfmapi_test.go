@@ -1,11 +1,11 @@
-package main
+package sfmapi
 
 // The whole path with real servers: the real STS (internal/servertest), an
 // EPJ calling this API through the client library's Transport, this API
 // exchanging the EPJ's token with SFM's own client, and a downstream
-// Reseptformidleren on the resource package (examples/reseptformidleren is
-// a command of its own and cannot be imported; its test covers it). Only
-// the clock is fake, shared by all.
+// Reseptformidleren on the resource package (examples/epj's test runs the
+// real one, examples/reseptformidleren/rfapi). Only the clock is fake,
+// shared by all.
 
 import (
 	"encoding/json"
@@ -66,7 +66,7 @@ func TestEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	handler, _, err := newAPI(sts.URL, "", sfmClient, rf.URL, sfmTrace, sts.Clock.Now)
+	handler, _, err := NewAPI(sts.URL, "", sfmClient, rf.URL, sfmTrace, sts.Clock.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +151,7 @@ func TestExchangeRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	rfTrace := &trace{}
-	handler, _, err := newAPI(sts.URL, "", other, rf.URL, rfTrace, sts.Clock.Now)
+	handler, _, err := NewAPI(sts.URL, "", other, rf.URL, rfTrace, sts.Clock.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
