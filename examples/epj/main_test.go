@@ -9,7 +9,10 @@ package main
 
 import (
 	"context"
+	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -177,8 +180,9 @@ func TestBrowserPrescription(t *testing.T) {
 		}
 	}
 
-	// Log out: the EPJ's session ends, the STS's too, and the browser is
-	// back at the EPJ's front page.
+	// Log out: the EPJ's session ends, the STS's too (it follows the
+	// registered post_logout_redirect_uri only after ending it), and the
+	// browser is back at the EPJ's front page.
 	if err := chromedp.Do(ctx,
 		chromedp.Click(browsertest.ByText("Log out")),
 		chromedp.WaitReady(browsertest.ByText("Log in")),
@@ -194,5 +198,112 @@ func TestBrowserPrescription(t *testing.T) {
 	w.epj.mu.Unlock()
 	if n != 0 {
 		t.Errorf("%d EPJ sessions after logout", n)
+	}
+	// The STS ended its session: a new login asks for the pid again
+	// rather than coming straight back.
+	if err := chromedp.Do(ctx,
+		chromedp.Click(browsertest.ByText("Log in")),
+		chromedp.WaitReady(browsertest.ByLabel("National identity number")),
+	); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// logIn makes a login for the EPJ without a browser (the TestIDP takes
+// test_pid) and gives it a session, whose cookie it returns.
+func (w *world) logIn(t *testing.T) *session {
+	t.Helper()
+	ctx := context.Background()
+	p, err := w.epj.client.PushAuthorization(ctx, client.AuthRequest{RedirectURI: w.url + "/callback", Scopes: loginScopes,
+		Resources: []string{sfmAudience}, ACRValues: []string{"idp:testidp-oidc"},
+		Extra: url.Values{"test_pid": {doctorPID}, "test_security_level": {"4"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := &http.Client{Jar: jar, CheckRedirect: func(req *http.Request, _ []*http.Request) error {
+		if strings.HasPrefix(req.URL.String(), w.url) {
+			return http.ErrUseLastResponse
+		}
+		return nil
+	}}
+	resp, err := hc.Get(p.AuthURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := p.Exchange(ctx, loc.Query())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := w.epj.newSession(httptest.NewRecorder())
+	s.login = l
+	return s
+}
+
+// TestFormsRefused: the EPJ's forms act only for the session they were
+// made for. Each row starts from a valid prescription and breaks one
+// thing.
+func TestFormsRefused(t *testing.T) {
+	w := start(t)
+	s := w.logIn(t)
+	other := w.logIn(t)
+	valid := func() (cookie string, form url.Values) {
+		return s.id, url.Values{"csrf": {w.epj.csrf(s)}, "drug": {"Paracetamol"}}
+	}
+	tests := []struct {
+		name     string
+		path     string
+		change   func(cookie *string, f url.Values)
+		wantCode int
+		wantText string
+	}{
+		{name: "valid", path: "/prescriptions", change: func(*string, url.Values) {}, wantCode: http.StatusOK, wantText: "demo-sfm-api"},
+		{name: "no cookie", path: "/prescriptions", change: func(c *string, _ url.Values) { *c = "" }, wantCode: http.StatusUnauthorized, wantText: "not logged in"},
+		{name: "unknown session", path: "/prescriptions", change: func(c *string, _ url.Values) { *c = "forged" }, wantCode: http.StatusUnauthorized, wantText: "not logged in"},
+		{name: "no csrf", path: "/prescriptions", change: func(_ *string, f url.Values) { f.Del("csrf") }, wantCode: http.StatusForbidden, wantText: "stale"},
+		{name: "csrf altered", path: "/prescriptions", change: func(_ *string, f url.Values) { f.Set("csrf", f.Get("csrf")[1:]+"A") }, wantCode: http.StatusForbidden, wantText: "stale"},
+		{name: "csrf of another session", path: "/prescriptions", change: func(_ *string, f url.Values) { f.Set("csrf", w.epj.csrf(other)) }, wantCode: http.StatusForbidden, wantText: "stale"},
+		{name: "no drug", path: "/prescriptions", change: func(_ *string, f url.Values) { f.Set("drug", " ") }, wantCode: http.StatusBadRequest, wantText: "Name a drug"},
+		{name: "drug too long", path: "/prescriptions", change: func(_ *string, f url.Values) { f.Set("drug", strings.Repeat("x", maxDrug+1)) }, wantCode: http.StatusBadRequest, wantText: "Name a drug"},
+		{name: "logout, csrf of another session", path: "/logout", change: func(_ *string, f url.Values) { f.Set("csrf", w.epj.csrf(other)) }, wantCode: http.StatusForbidden, wantText: "stale"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cookie, form := valid()
+			tt.change(&cookie, form)
+			req := httptest.NewRequest(http.MethodPost, tt.path, strings.NewReader(form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			if cookie != "" {
+				req.AddCookie(&http.Cookie{Name: cookieName, Value: cookie})
+			}
+			rec := httptest.NewRecorder()
+			w.epj.ServeHTTP(rec, req)
+			if rec.Code != tt.wantCode || !strings.Contains(rec.Body.String(), tt.wantText) {
+				t.Fatalf("status %d, want %d with %q:\n%s", rec.Code, tt.wantCode, tt.wantText, rec.Body)
+			}
+		})
+	}
+	// The refused logout ended nothing.
+	if w.epj.sessions[s.id] == nil {
+		t.Error("a refused form ended the session")
+	}
+}
+
+// TestCallbackWithoutLogin: a callback in a browser that started no login
+// is refused, whatever its query.
+func TestCallbackWithoutLogin(t *testing.T) {
+	w := start(t)
+	rec := httptest.NewRecorder()
+	w.epj.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/callback?code=x&state=y&iss="+url.QueryEscape(w.sts.URL), nil))
+	if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "No login was started") {
+		t.Fatalf("status %d: %s", rec.Code, rec.Body)
 	}
 }
