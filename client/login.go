@@ -21,6 +21,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/tillit-sts/tillit/dpop"
+	"github.com/tillit-sts/tillit/helseid"
 )
 
 const (
@@ -55,6 +56,12 @@ type AuthRequest struct {
 	// Extra are further parameters of the request (prompt, max_age, the
 	// TestIDP's test_pid). They cannot replace the ones the flow sets.
 	Extra url.Values
+	// Organization is the organisation the person acts for, as for a
+	// machine's token (a child organisation, or a multi-tenant client's
+	// customer); zero means the Client's default. It goes in the
+	// assertion_details of the assertion that redeems the code, where the
+	// issuer reads it, and stays with the login's refresh token.
+	Organization Organization
 }
 
 // PendingLogin is a pushed authorization request waiting for the browser
@@ -70,6 +77,7 @@ type PendingLogin struct {
 	Expiry time.Time
 
 	state, nonce, verifier, redirectURI string
+	org                                 Organization
 	resource                            string // the first of Resources
 	// used makes Exchange once only: a code redeemed twice ends the login.
 	used atomic.Bool
@@ -104,7 +112,14 @@ func (c *Client) PushAuthorization(ctx context.Context, r AuthRequest) (*Pending
 	if !slices.Contains(scopes, scopeOpenID) {
 		scopes = append([]string{scopeOpenID}, scopes...)
 	}
-	p := &PendingLogin{c: c, state: randomString(), nonce: randomString(), verifier: randomString(), redirectURI: r.RedirectURI}
+	org := r.Organization
+	if orgIsZero(org) {
+		org = c.org
+	}
+	if err := checkOrg(org, c.tenancy); err != nil {
+		return nil, err
+	}
+	p := &PendingLogin{c: c, state: randomString(), nonce: randomString(), verifier: randomString(), redirectURI: r.RedirectURI, org: org}
 	challenge := sha256.Sum256([]byte(p.verifier))
 	form := url.Values{}
 	for k, v := range r.Extra {
@@ -249,7 +264,15 @@ func (p *PendingLogin) Exchange(ctx context.Context, q url.Values) (*Login, erro
 		"redirect_uri":  {p.redirectURI},
 		"code_verifier": {p.verifier},
 	}
-	tok, err := p.c.token(ctx, form, nil, false)
+	var details []helseid.Detail
+	d, err := orgDetail(p.org, p.c.tenancy)
+	if err != nil {
+		return nil, err
+	}
+	if d != nil {
+		details = append(details, d)
+	}
+	tok, err := p.c.token(ctx, form, details, false)
 	if err != nil {
 		return nil, err
 	}

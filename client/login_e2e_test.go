@@ -31,6 +31,7 @@ apis:
 organisations:
   - {number: "310900028", name: Supplier AS}
   - {number: "310900036", name: Customer AS}
+  - {number: "310900044", name: "Customer AS, ward", parent: "310900036"}
 client_systems:
   - {id: sys, name: Test EPJ, supplier: "310900028"}
 clients:
@@ -38,6 +39,7 @@ clients:
     name: Web app
     system: sys
     organisation: "310900036"
+    child_organisations: ["310900044"]
     grant_types: [authorization_code, refresh_token]
     scopes: [nhn:deft/api, nhn:kjernejournal/api]
     identity_scopes: [openid, profile, offline_access, helseid://scopes/identity/pid, helseid://scopes/identity/security_level]
@@ -135,6 +137,39 @@ func TestLoginFlow(t *testing.T) {
 	end, err := l.EndSessionURL(context.Background(), "", "st")
 	if err != nil || !strings.HasPrefix(end, s.URL+"/connect/endsession?") || !strings.Contains(end, "id_token_hint=") {
 		t.Errorf("end session URL %q, %v", end, err)
+	}
+}
+
+// A person logs in for a child organisation of the client, as a machine's
+// token names one: the code is redeemed with it in assertion_details, the
+// token carries it, and one not on the client's list is refused.
+func TestLoginChildOrganization(t *testing.T) {
+	s, c := startLogin(t)
+	e := &e2e{srv: s}
+	ctx := context.Background()
+	r := testLogin()
+	r.Organization = client.Organization{Child: "310900044"}
+	p, err := c.PushAuthorization(ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := p.Exchange(ctx, browse(t, p.AuthURL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := e.accessClaims(t, c, l.First.AccessToken)
+	if at["helseid://claims/client/claims/orgnr_child"] != "310900044" || at["helseid://claims/identity/pid"] != loginPID {
+		t.Errorf("orgnr_child %v, pid %v", at["helseid://claims/client/claims/orgnr_child"], at["helseid://claims/identity/pid"])
+	}
+
+	r.Organization = client.Organization{Child: "310900052"} // not the client's
+	p, err = c.PushAuthorization(ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var oe *client.Error
+	if _, err := p.Exchange(ctx, browse(t, p.AuthURL)); !errors.As(err, &oe) || oe.Code != "invalid_request" || !strings.Contains(oe.Description, "HID-1002") {
+		t.Fatalf("Exchange for another child: %v, want invalid_request HID-1002", err)
 	}
 }
 
