@@ -79,7 +79,7 @@ func TestRun(t *testing.T) {
 	})
 
 	t.Run("fresh nonce for every token", func(t *testing.T) {
-		res := run(t, srv, Config{ClientID: "deft-client", Key: deft, Scopes: deftScope, FreshNonce: true, Duration: 200 * time.Millisecond})
+		res := run(t, srv, Config{ClientID: "deft-client", Key: deft, Scopes: deftScope, FreshNonce: true, Duration: 600 * time.Millisecond})
 		if len(res.Errors) > 0 || res.Tokens == 0 {
 			t.Fatalf("tokens %d, errors %+v", res.Tokens, res.Errors)
 		}
@@ -93,11 +93,11 @@ func TestRun(t *testing.T) {
 	// requests to finish on a busy CI machine under the race detector,
 	// where a durable commit alone can take tens of milliseconds.
 	t.Run("warm-up not counted", func(t *testing.T) {
-		res := run(t, srv, Config{ClientID: "deft-client", Key: deft, Scopes: deftScope, Warmup: time.Second, Duration: 150 * time.Millisecond})
+		res := run(t, srv, Config{ClientID: "deft-client", Key: deft, Scopes: deftScope, Warmup: time.Second, Duration: 600 * time.Millisecond})
 		if len(res.Errors) > 0 || res.Tokens == 0 || res.NonceRoundTrips != 0 {
 			t.Fatalf("tokens %d, round trips %d, errors %+v", res.Tokens, res.NonceRoundTrips, res.Errors)
 		}
-		if res.Duration != 150*time.Millisecond || res.Warmup != time.Second {
+		if res.Duration != 600*time.Millisecond || res.Warmup != time.Second {
 			t.Errorf("window %v after %v, want 150ms after 1s", res.Duration, res.Warmup)
 		}
 	})
@@ -122,7 +122,7 @@ func TestRun(t *testing.T) {
 	})
 
 	t.Run("Bearer", func(t *testing.T) {
-		res := run(t, srv, Config{ClientID: "deft-client", Key: deft, Scopes: []string{"test:bearer/read"}, Bearer: true, Duration: 150 * time.Millisecond})
+		res := run(t, srv, Config{ClientID: "deft-client", Key: deft, Scopes: []string{"test:bearer/read"}, Bearer: true, Duration: 600 * time.Millisecond})
 		if len(res.Errors) > 0 || res.Tokens == 0 || res.NonceRoundTrips != 0 || res.Mode() != "bearer" {
 			t.Fatalf("tokens %d, round trips %d, mode %s, errors %+v", res.Tokens, res.NonceRoundTrips, res.Mode(), res.Errors)
 		}
@@ -156,7 +156,7 @@ func TestRun(t *testing.T) {
 	}
 	for _, tt := range failures {
 		t.Run(tt.name, func(t *testing.T) {
-			tt.cfg.Concurrency, tt.cfg.Duration = 2, 100*time.Millisecond
+			tt.cfg.Concurrency, tt.cfg.Duration = 2, 600*time.Millisecond
 			res := run(t, srv, tt.cfg)
 			if res.Tokens != 0 || len(res.Errors) != 1 {
 				t.Fatalf("tokens %d, errors %+v", res.Tokens, res.Errors)
