@@ -67,7 +67,7 @@ func TestBenchToken(t *testing.T) {
 	}
 	args := func(extra ...string) []string {
 		return append([]string{"bench", "token", "--issuer", srv.URL, "--client-id", "deft-client",
-			"--scope", "nhn:deft/api", "-c", "2", "--duration", "150ms", "--warmup", "50ms"}, extra...)
+			"--scope", "nhn:deft/api", "-c", "2", "--duration", "600ms", "--warmup", "300ms"}, extra...)
 	}
 
 	t.Run("JSON", func(t *testing.T) {
