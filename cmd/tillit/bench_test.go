@@ -90,7 +90,7 @@ func TestBenchToken(t *testing.T) {
 			res.NonceRoundTrips != res.Tokens || res.GeneratorMS <= 0 {
 			t.Fatalf("result %+v", res)
 		}
-		if !strings.Contains(stderr, "tillit bench token: 2 clients, 50ms warm-up and 150ms measured, against "+srv.URL) {
+		if !strings.Contains(stderr, "tillit bench token: 2 clients, 300ms warm-up and 600ms measured, against "+srv.URL) {
 			t.Errorf("stderr %q", stderr)
 		}
 	})
