@@ -27,7 +27,7 @@ var (
 // ProviderError is an error the provider answered with, at the callback
 // (RFC 6749 §4.1.2.1) or at its token endpoint (§5.2).
 type ProviderError struct {
-	// Endpoint is "authorization" or "token".
+	// Endpoint is "par", "authorization" or "token".
 	Endpoint    string
 	Code        string
 	Description string

@@ -66,19 +66,61 @@ type upstream struct {
 	// assertionKey, when set, is the key Tillit's private_key_jwt client
 	// assertions must be signed with, instead of the client secret.
 	assertionKey *ecdsa.PublicKey
+	// par makes the provider advertise a PAR endpoint; pushed maps its
+	// request_uris to the requests pushed; parErr, when set, is its error.
+	par    bool
+	pushed map[string]url.Values
+	parErr string
 }
 
 func newUpstream(t *testing.T) *upstream {
-	u := &upstream{codes: map[string][2]string{}, now: now}
+	u := &upstream{codes: map[string][2]string{}, pushed: map[string]url.Values{}, now: now}
 	u.published = []jose.JSONWebKey{{Key: keyA.Public(), KeyID: "a", Algorithm: "RS256", Use: "sig"}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
-		json.NewEncoder(w).Encode(map[string]string{
+		m := map[string]string{
 			"issuer":                 u.srv.URL,
 			"authorization_endpoint": u.srv.URL + "/authorize",
 			"token_endpoint":         u.srv.URL + "/token",
 			"jwks_uri":               u.srv.URL + "/jwks",
-		})
+		}
+		u.mu.Lock()
+		if u.par {
+			m["pushed_authorization_request_endpoint"] = u.srv.URL + "/par"
+		}
+		u.mu.Unlock()
+		json.NewEncoder(w).Encode(m)
+	})
+	mux.HandleFunc("POST /par", func(w http.ResponseWriter, r *http.Request) {
+		u.mu.Lock()
+		defer u.mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		fail := func(code string) {
+			w.WriteHeader(http.StatusBadRequest)
+			json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": "test upstream says " + code})
+		}
+		switch {
+		case u.parErr != "":
+			fail(u.parErr)
+		case u.assertionKey != nil && !u.assertionValid(r):
+			fail("invalid_client")
+		case u.assertionKey == nil && (r.PostFormValue("client_id") != clientID || r.PostFormValue("client_secret") != secret):
+			fail("invalid_client")
+		case r.PostFormValue("request_uri") != "":
+			fail("invalid_request")
+		default:
+			q := url.Values{}
+			for k, v := range r.PostForm {
+				if !strings.HasPrefix(k, "client_") {
+					q[k] = v
+				}
+			}
+			q.Set("client_id", r.PostFormValue("client_id"))
+			uri := "urn:ietf:params:oauth:request_uri:" + base64.RawURLEncoding.EncodeToString([]byte(q.Get("state")))[:16]
+			u.pushed[uri] = q
+			w.WriteHeader(http.StatusCreated)
+			json.NewEncoder(w).Encode(map[string]any{"request_uri": uri, "expires_in": 60})
+		}
 	})
 	mux.HandleFunc("GET /jwks", func(w http.ResponseWriter, r *http.Request) {
 		u.jwksHits.Add(1)
@@ -143,6 +185,18 @@ func (u *upstream) authorize(t *testing.T, authURL string) url.Values {
 		t.Fatal(err)
 	}
 	q := a.Query()
+	if uri := q.Get("request_uri"); uri != "" {
+		u.mu.Lock()
+		pushed, ok := u.pushed[uri]
+		delete(u.pushed, uri)
+		u.mu.Unlock()
+		if !ok || len(q) != 2 || q.Get("client_id") != clientID {
+			t.Fatalf("authorization request %v: not a pushed request's handle", q)
+		}
+		q = pushed
+	} else if u.par {
+		t.Fatalf("authorization request %v not pushed to a provider with a PAR endpoint", q)
+	}
 	if q.Get("code_challenge_method") != "S256" || q.Get("acr_values") != "idporten-loa-high" || q.Get("client_id") != clientID {
 		t.Fatalf("authorization request %v", q)
 	}
@@ -266,6 +320,9 @@ func TestCallbackForgeries(t *testing.T) {
 		{name: "iat in the future", claims: with("iat", now.Add(5*time.Minute).Unix()), wantErr: oidc.ErrIssuedAt},
 		{name: "acr substantial, high asked", claims: with("acr", "idporten-loa-substantial"), wantErr: oidc.ErrACR},
 		{name: "acr unknown", claims: with("acr", "idporten-loa-low"), wantErr: oidc.ErrACR},
+		{name: "acr as a HelseID security_level 4", claims: with("acr", "4")},
+		{name: "acr as a HelseID security_level 3, high asked", claims: with("acr", "3"), wantErr: oidc.ErrACR},
+		{name: "acr as a number, not a string", claims: with("acr", 4), wantErr: oidc.ErrACR},
 		{name: "pid missing", claims: with("pid", nil), wantErr: oidc.ErrPID},
 		{name: "pid with a wrong check digit", claims: with("pid", "17056600575"), wantErr: oidc.ErrPID},
 		{name: "pid synthetic outside test", claims: with("pid", "13896899906"), wantErr: oidc.ErrPID},
@@ -434,6 +491,87 @@ func TestPrivateKeyJWT(t *testing.T) {
 	if _, err := p.Callback(t.Context(), u.authorize(t, authURL)); !errors.As(err, &pe) || pe.Code != "invalid_client" {
 		t.Fatalf("err = %v, want the provider's invalid_client", err)
 	}
+}
+
+// A provider that advertises a PAR endpoint gets the request pushed,
+// authenticated as at the token endpoint, with either credential, and the
+// browser carries only client_id and request_uri.
+func TestPAR(t *testing.T) {
+	for _, keyAuth := range []bool{false, true} {
+		name := map[bool]string{false: "client_secret_post", true: "private_key_jwt"}[keyAuth]
+		t.Run(name, func(t *testing.T) {
+			u := newUpstream(t)
+			u.par = true
+			u.idToken = func(nonce string) string { return sign(t, keyA, "a", jose.RS256, u.claims(nonce)) }
+			p := newProvider(t, u, openStore(t))
+			if keyAuth {
+				p = newKeyProvider(t, u)
+			}
+			authURL, err := p.Start(t.Context(), []byte("ret"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, _ := url.Parse(authURL)
+			if a.Path != "/authorize" || a.Query().Get("state") != "" || a.Query().Get("nonce") != "" {
+				t.Fatalf("authorization URL %s carries the request", authURL)
+			}
+			res, err := p.Callback(t.Context(), u.authorize(t, authURL))
+			if err != nil || res.Person.PID != pid {
+				t.Fatalf("login through PAR: %+v, %v", res, err)
+			}
+		})
+	}
+	t.Run("PAR endpoint refuses", func(t *testing.T) {
+		u := newUpstream(t)
+		u.par, u.parErr = true, "invalid_request"
+		p := newProvider(t, u, openStore(t))
+		var pe *oidc.ProviderError
+		if _, err := p.Start(t.Context(), nil); !errors.As(err, &pe) || pe.Endpoint != "par" || pe.Code != "invalid_request" {
+			t.Fatalf("err = %v, want the provider's invalid_request from par", err)
+		}
+	})
+	t.Run("PAR endpoint refuses the client", func(t *testing.T) {
+		u := newUpstream(t)
+		u.par = true
+		p := newKeyProvider(t, u)
+		other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		u.assertionKey = &other.PublicKey
+		var pe *oidc.ProviderError
+		if _, err := p.Start(t.Context(), nil); !errors.As(err, &pe) || pe.Code != "invalid_client" {
+			t.Fatalf("err = %v, want the provider's invalid_client", err)
+		}
+	})
+}
+
+// newKeyProvider is a provider that authenticates with private_key_jwt;
+// the upstream is set to expect the key.
+func newKeyProvider(t *testing.T, u *upstream) *oidc.Provider {
+	t.Helper()
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	u.assertionKey = &k.PublicKey
+	b, err := json.Marshal(jose.JSONWebKey{Key: k, KeyID: "tillit", Algorithm: "ES256", Use: "sig"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "key.json")
+	if err := os.WriteFile(file, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, err := oidc.New(oidc.Config{
+		Name: "idporten",
+		Settings: store.UpstreamOIDC{
+			Issuer: u.srv.URL, ClientID: clientID, PrivateKeyFile: file,
+			Scopes: []string{"openid"}, ACRValues: []string{"idporten-loa-high"}, PIDClaim: "pid", AMRClaim: "amr", ACRClaim: "acr",
+		},
+		RedirectURI: "https://sts.example.org/login/callback/idporten",
+		States:      openStore(t),
+		HTTPClient:  u.srv.Client(),
+		Now:         func() time.Time { return u.now },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 func TestNewRefusesBadCredentials(t *testing.T) {

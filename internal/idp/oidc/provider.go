@@ -85,6 +85,9 @@ type metadata struct {
 	AuthorizationEndpoint string `json:"authorization_endpoint"`
 	TokenEndpoint         string `json:"token_endpoint"`
 	JWKSURI               string `json:"jwks_uri"`
+	// PAREndpoint, when the provider has one, is where Start pushes the
+	// authorization request (RFC 9126).
+	PAREndpoint string `json:"pushed_authorization_request_endpoint"`
 }
 
 // New reads the client credentials the settings refer to.
@@ -162,11 +165,47 @@ func (p *Provider) Start(ctx context.Context, ret []byte) (string, error) {
 	if len(p.cfg.Settings.ACRValues) > 0 {
 		q.Set("acr_values", strings.Join(p.cfg.Settings.ACRValues, " "))
 	}
+	if m.PAREndpoint != "" {
+		// RFC 9126: the request goes to the provider authenticated, as the
+		// token request does, and the browser carries only its handle.
+		uri, err := p.push(ctx, m, q)
+		if err != nil {
+			return "", err
+		}
+		q = url.Values{"client_id": {p.cfg.Settings.ClientID}, "request_uri": {uri}}
+	}
 	sep := "?"
 	if strings.Contains(m.AuthorizationEndpoint, "?") {
 		sep = "&"
 	}
 	return m.AuthorizationEndpoint + sep + q.Encode(), nil
+}
+
+// push sends the authorization request to the provider's PAR endpoint
+// and returns its request_uri.
+func (p *Provider) push(ctx context.Context, m *metadata, q url.Values) (string, error) {
+	body, status, err := p.post(ctx, m, m.PAREndpoint, q)
+	if err != nil {
+		return "", fmt.Errorf("oidc: PAR endpoint: %w", err)
+	}
+	var pr struct {
+		RequestURI  string `json:"request_uri"`
+		ExpiresIn   int64  `json:"expires_in"`
+		Error       string `json:"error"`
+		Description string `json:"error_description"`
+	}
+	jerr := json.Unmarshal(body, &pr)
+	// RFC 9126 §2.2: success is 201 Created.
+	if status != http.StatusCreated && status != http.StatusOK {
+		if jerr == nil && pr.Error != "" {
+			return "", &ProviderError{Endpoint: "par", Code: pr.Error, Description: pr.Description}
+		}
+		return "", fmt.Errorf("oidc: PAR endpoint answered %d", status)
+	}
+	if jerr != nil || pr.RequestURI == "" || len(pr.RequestURI) > maxCallbackValue {
+		return "", errors.New("oidc: PAR endpoint gave no usable request_uri")
+	}
+	return pr.RequestURI, nil
 }
 
 // Result is a completed upstream login.
@@ -252,30 +291,9 @@ func (p *Provider) redeem(ctx context.Context, code, verifier string) (string, e
 		"code_verifier": {verifier},
 		"client_id":     {p.cfg.Settings.ClientID},
 	}
-	if p.signKey != nil {
-		a, err := p.assertion(m)
-		if err != nil {
-			return "", err
-		}
-		form.Set("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
-		form.Set("client_assertion", a)
-	} else {
-		form.Set("client_secret", p.secret)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, m.TokenEndpoint, strings.NewReader(form.Encode()))
-	if err != nil {
-		return "", fmt.Errorf("oidc: token request: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept", "application/json")
-	resp, err := p.cfg.HTTPClient.Do(req)
+	body, status, err := p.post(ctx, m, m.TokenEndpoint, form)
 	if err != nil {
 		return "", fmt.Errorf("oidc: token endpoint: %w", err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
-	if err != nil || len(body) > maxBody {
-		return "", fmt.Errorf("oidc: token endpoint: answer unreadable or over %d bytes", maxBody)
 	}
 	var tr struct {
 		IDToken     string `json:"id_token"`
@@ -283,16 +301,49 @@ func (p *Provider) redeem(ctx context.Context, code, verifier string) (string, e
 		Description string `json:"error_description"`
 	}
 	jerr := json.Unmarshal(body, &tr)
-	if resp.StatusCode != http.StatusOK {
+	if status != http.StatusOK {
 		if jerr == nil && tr.Error != "" {
 			return "", &ProviderError{Endpoint: "token", Code: tr.Error, Description: tr.Description}
 		}
-		return "", fmt.Errorf("oidc: token endpoint answered %s", resp.Status)
+		return "", fmt.Errorf("oidc: token endpoint answered %d", status)
 	}
 	if jerr != nil || tr.IDToken == "" {
 		return "", errors.New("oidc: token endpoint gave no id_token")
 	}
 	return tr.IDToken, nil
+}
+
+// post sends form to one of the provider's endpoints, authenticated as
+// the client (private_key_jwt or client_secret_post), and returns the
+// answer's body, bounded, and status.
+func (p *Provider) post(ctx context.Context, m *metadata, endpoint string, form url.Values) ([]byte, int, error) {
+	form.Set("client_id", p.cfg.Settings.ClientID)
+	if p.signKey != nil {
+		a, err := p.assertion(m)
+		if err != nil {
+			return nil, 0, err
+		}
+		form.Set("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+		form.Set("client_assertion", a)
+	} else {
+		form.Set("client_secret", p.secret)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, 0, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	resp, err := p.cfg.HTTPClient.Do(req)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
+	if err != nil || len(body) > maxBody {
+		return nil, 0, fmt.Errorf("answer unreadable or over %d bytes", maxBody)
+	}
+	return body, resp.StatusCode, nil
 }
 
 // assertion is a private_key_jwt client assertion for the provider. Its
@@ -331,7 +382,11 @@ func (p *Provider) metadata(ctx context.Context) (*metadata, error) {
 	if m.Issuer != p.cfg.Settings.Issuer {
 		return nil, fmt.Errorf("oidc: discovery names issuer %q, want %q", m.Issuer, p.cfg.Settings.Issuer)
 	}
-	for _, e := range []string{m.AuthorizationEndpoint, m.TokenEndpoint, m.JWKSURI} {
+	endpoints := []string{m.AuthorizationEndpoint, m.TokenEndpoint, m.JWKSURI}
+	if m.PAREndpoint != "" { // optional
+		endpoints = append(endpoints, m.PAREndpoint)
+	}
+	for _, e := range endpoints {
 		if u, err := url.Parse(e); err != nil || u.Host == "" || u.Scheme != "https" && !(u.Scheme == "http" && strings.HasPrefix(p.cfg.Settings.Issuer, "http:")) {
 			return nil, fmt.Errorf("oidc: discovery endpoint %q is not a URL like the issuer's", e)
 		}

@@ -15,7 +15,8 @@ import (
 )
 
 // Levels maps the acr values Tillit knows to Norwegian security levels:
-// ID-porten's and HelseID's names for the same two levels.
+// ID-porten's and HelseID's names for the same two levels, and HelseID's
+// security_level digits.
 var Levels = map[string]int{
 	"idporten-loa-high":        4,
 	"Level4":                   4,
@@ -23,6 +24,11 @@ var Levels = map[string]int{
 	"idporten-loa-substantial": 3,
 	"Level3":                   3,
 	"Substantial":              3,
+	// HelseID: its security_level claim gives the level as a digit (the
+	// ID token of a HelseID-shaped provider, Tillit among them, has no
+	// acr); acr_claim names that claim.
+	"4": 4,
+	"3": 3,
 }
 
 // verify validates the ID token from the token endpoint (OpenID Connect
