@@ -59,6 +59,12 @@ var (
 //
 //	func TestMain(m *testing.M) { browsertest.Main(m) }
 func Main(m *testing.M) {
+	os.Exit(Run(m))
+}
+
+// Run is Main for a TestMain that has more to clean up after the tests:
+// it returns m.Run's code instead of exiting.
+func Run(m *testing.M) int {
 	mu.Lock()
 	inMain = true
 	mu.Unlock()
@@ -69,7 +75,7 @@ func Main(m *testing.M) {
 	}
 	browser, stopBrowser, inMain = nil, nil, false
 	mu.Unlock()
-	os.Exit(code)
+	return code
 }
 
 // start starts the browser once. The caller holds mu.

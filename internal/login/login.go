@@ -221,14 +221,21 @@ func (l *Login) Start(w http.ResponseWriter, r *http.Request, req *authorize.Req
 		Form:       page.Form{Action: PathChoose, CSRF: l.csrf.Token(tx.ID, formChoose), Hidden: []page.Field{{Name: fieldTx, Value: sealed}}},
 		ClientName: req.Client.Name,
 	}
+	// The choice is answered with a redirect to the client (an error) or
+	// to an upstream provider's authorization endpoint: the form-action
+	// must allow both, or the browser stops the redirect.
+	targets := []string{redirectOrigin(req.RedirectURI)}
 	for _, o := range offered {
 		name := o.DisplayName
 		if name == "" {
 			name = o.Name
 		}
 		p.Providers = append(p.Providers, page.Provider{Name: o.Name, DisplayName: name})
+		if o.Type == store.IdentityProviderOIDC {
+			targets = append(targets, l.upstreamOrigin(r, o))
+		}
 	}
-	l.render(w, r, http.StatusOK, lang, p, redirectOrigin(req.RedirectURI))
+	l.render(w, r, http.StatusOK, lang, p, targets...)
 }
 
 // serveChoose takes the IdP choice: a CSRF-checked post of idp=<name>.

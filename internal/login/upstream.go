@@ -62,6 +62,22 @@ func (l *Login) upstream(p *store.IdentityProvider) (*oidc.Provider, error) {
 	return prov, nil
 }
 
+// upstreamOrigin is the origin of a provider's authorization endpoint,
+// from its discovery document (cached); "" if that cannot be had now, and
+// then choosing the provider fails as it would anyway.
+func (l *Login) upstreamOrigin(r *http.Request, p *store.IdentityProvider) string {
+	prov, err := l.upstream(p)
+	if err != nil {
+		return ""
+	}
+	o, err := prov.AuthorizationOrigin(r.Context())
+	if err != nil {
+		l.cfg.Log.Warn("upstream discovery failed", "request_id", requestid.From(r.Context()), "idp", p.Name, "err", err)
+		return ""
+	}
+	return o
+}
+
 // toUpstream sends the browser to an upstream provider's login, the
 // sealed transaction kept with the state until it comes back.
 func (l *Login) toUpstream(w http.ResponseWriter, r *http.Request, req *authorize.Request, tx *transaction, p *store.IdentityProvider, lang page.Lang) {

@@ -181,6 +181,22 @@ func (p *Provider) Start(ctx context.Context, ret []byte) (string, error) {
 	return m.AuthorizationEndpoint + sep + q.Encode(), nil
 }
 
+// AuthorizationOrigin is the origin of the provider's authorization
+// endpoint, where Start sends the browser. A page whose form post is
+// answered with that redirect must allow the origin in its CSP
+// form-action: browsers apply it to the redirects after a post.
+func (p *Provider) AuthorizationOrigin(ctx context.Context) (string, error) {
+	m, err := p.metadata(ctx)
+	if err != nil {
+		return "", err
+	}
+	u, err := url.Parse(m.AuthorizationEndpoint)
+	if err != nil {
+		return "", fmt.Errorf("oidc: authorization endpoint: %w", err)
+	}
+	return u.Scheme + "://" + u.Host, nil
+}
+
 // push sends the authorization request to the provider's PAR endpoint
 // and returns its request_uri.
 func (p *Provider) push(ctx context.Context, m *metadata, q url.Values) (string, error) {
