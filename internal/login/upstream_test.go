@@ -100,7 +100,13 @@ func TestUpstreamLogin(t *testing.T) {
 	h, f := startWithIDPorten(t)
 	b := h.browser()
 	r := h.request("web", nil)
-	form := formOf(t, b.get(h.authorizeURL(r, nil)))
+	choice := b.get(h.authorizeURL(r, nil))
+	// Browsers apply form-action to the redirect after the choice is
+	// posted: it must allow the provider's authorization endpoint.
+	if csp := choice.header.Get("Content-Security-Policy"); !strings.Contains(csp, "form-action 'self' https://web.example "+f.srv.URL+";") {
+		t.Errorf("choice page CSP %q does not allow the provider %s", csp, f.srv.URL)
+	}
+	form := formOf(t, choice)
 	form.Set("idp", "idporten")
 	to := b.post("/login/idp", form).location(t)
 	callback := "/login/callback/idporten?" + f.login(t, to).Encode()
