@@ -241,6 +241,10 @@ type callback struct {
 }
 
 func (c *callback) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/callback" {
+		http.NotFound(w, r) // a browser's /favicon.ico must not overwrite the callback
+		return
+	}
 	c.mu.Lock()
 	c.query = r.URL.Query()
 	c.mu.Unlock()
@@ -467,18 +471,44 @@ func TestUpstreamTillit(t *testing.T) {
 	if !strings.HasPrefix(at, up.issuer+"/") {
 		t.Fatalf("the TestIDP form is at %s, not the upstream", at)
 	}
-	// The form is filled in and posted as a person would; its answer is
-	// followed by TestUpstreamTillitHTTP: Chromium applies the upstream
-	// page's CSP form-action to every redirect after the post, and the
-	// second one (the downstream's callback to the relying party) goes to
-	// an origin the upstream cannot know.
+	// The form is filled in and posted as a person would. Chromium
+	// applies the upstream page's CSP form-action to every redirect after
+	// the post, and the upstream cannot list the relying party: the
+	// downstream's callback answers with a page that sends the browser on
+	// (a meta refresh, no JavaScript), which ends the redirect chain.
 	if err := chromedp.Do(ctx,
 		chromedp.SendKeys(browsertest.ByLabel("National identity number"), pid),
 		chromedp.Click(browsertest.ByLabel("Level 4 (high)")),
+		chromedp.Click(browsertest.ByText("Log in")),
+		chromedp.WaitReady(chromedp.ID("result")),
 	); err != nil {
+		at, _ := chromedp.Run(ctx, chromedp.Location())
+		t.Fatalf("%v (at %s)", err, at)
+	}
+	if at, err := chromedp.Run(ctx, chromedp.Location()); err != nil || !strings.HasPrefix(at, f.rp.URL+"/callback?") {
+		t.Fatalf("the browser ended at %s (%v), not the relying party's callback", at, err)
+	}
+	f.finish(t, l)
+}
+
+// onward follows the page the downstream answers an upstream login with
+// (its meta refresh), as a browser does.
+func onward(t *testing.T, browser *http.Client, page *http.Response) *http.Response {
+	t.Helper()
+	b, _ := io.ReadAll(io.LimitReader(page.Body, 1<<20))
+	page.Body.Close()
+	m := metaRefresh.FindSubmatch(b)
+	if page.StatusCode != http.StatusOK || m == nil {
+		t.Fatalf("%s: %d, no onward page:\n%s", page.Request.URL, page.StatusCode, b)
+	}
+	resp, err := browser.Get(html.UnescapeString(string(m[1])))
+	if err != nil {
 		t.Fatal(err)
 	}
+	return resp
 }
+
+var metaRefresh = regexp.MustCompile(`<meta http-equiv="refresh" content="0;url=([^"]+)">`)
 
 // hidden reads a form's action and hidden fields from a login page.
 var (
@@ -519,8 +549,7 @@ func submit(t *testing.T, browser *http.Client, page *http.Response, more url.Va
 // relying party's PAR, the downstream's choice page, the upstream's
 // TestIDP form, the downstream's callback, the relying party's callback,
 // and the tokens naming the person with the upstream's level 4 and the
-// upstream as idp. A browser follows it only to the TestIDP form (see
-// TestUpstreamTillit).
+// upstream as idp.
 func TestUpstreamTillitHTTP(t *testing.T) {
 	f := newFederation(t)
 	l := f.start(t)
@@ -537,7 +566,7 @@ func TestUpstreamTillitHTTP(t *testing.T) {
 	if !strings.HasPrefix(form.Request.URL.String(), f.up.issuer+"/login/testidp") {
 		t.Fatalf("choosing the upstream led to %s, not its TestIDP", form.Request.URL)
 	}
-	done := submit(t, browser, form, url.Values{"pid": {pid}, "security_level": {"4"}})
+	done := onward(t, browser, submit(t, browser, form, url.Values{"pid": {pid}, "security_level": {"4"}}))
 	done.Body.Close()
 	if done.Request.URL.Path != "/callback" || !strings.HasPrefix(done.Request.URL.String(), f.rp.URL) {
 		t.Fatalf("the login ended at %s, not the relying party's callback", done.Request.URL)

@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"html"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -186,6 +187,31 @@ func (a answer) location(t testing.TB) *url.URL {
 	}
 	return u
 }
+
+// onward reads the page that sends the browser on to the client after an
+// upstream login: a 200 with no Location, whose meta refresh and link
+// both name the client's redirect URI.
+func (a answer) onward(t testing.TB) *url.URL {
+	t.Helper()
+	if a.status != http.StatusOK || a.header.Get("Location") != "" {
+		t.Fatalf("status %d, location %q, want the onward page: %.600s", a.status, a.header.Get("Location"), a.body)
+	}
+	m := onwardURL.FindStringSubmatch(string(a.body))
+	if m == nil {
+		t.Fatalf("no meta refresh in %.600s", a.body)
+	}
+	target := html.UnescapeString(m[1])
+	if !strings.Contains(string(a.body), `<a href="`+m[1]+`">`) {
+		t.Fatalf("the page's link is not its refresh target %q: %.600s", target, a.body)
+	}
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+var onwardURL = regexp.MustCompile(`<meta http-equiv="refresh" content="0;url=([^"]+)">`)
 
 // send sends req with c and reads the answer.
 func send(t testing.TB, c *http.Client, req *http.Request) answer {

@@ -133,6 +133,9 @@ func (l *Login) serveCallback(w http.ResponseWriter, r *http.Request) {
 		l.expired(w, r, lang, fmt.Errorf("%w: %w", errTxInvalid, err))
 		return
 	}
+	// From here the answer goes back to the client: as a page, not a
+	// redirect (onwardPage says why).
+	w = &onwardPage{ResponseWriter: w, lang: lang}
 	tx, req, txErr := l.openTx(string(res.Return))
 	if txErr == nil && tx.IdP != name {
 		txErr = fmt.Errorf("%w: the transaction is not %s's", errTxInvalid, name)

@@ -110,7 +110,7 @@ func TestUpstreamLogin(t *testing.T) {
 	form.Set("idp", "idporten")
 	to := b.post("/login/idp", form).location(t)
 	callback := "/login/callback/idporten?" + f.login(t, to).Encode()
-	u := b.get(callback).location(t)
+	u := b.get(callback).onward(t)
 	if u.Host != "web.example" {
 		t.Fatalf("redirect %s", u)
 	}
@@ -133,7 +133,7 @@ func TestUpstreamCanceled(t *testing.T) {
 	q := f.login(t, to)
 	q.Del("code")
 	q.Set("error", "access_denied")
-	u := b.get("/login/callback/idporten?" + q.Encode()).location(t)
+	u := b.get("/login/callback/idporten?" + q.Encode()).onward(t)
 	if u.Host != "web.example" || u.Query().Get("error") != "access_denied" || !strings.Contains(u.Query().Get("error_description"), "canceled") {
 		t.Fatalf("redirect %s", u)
 	}
