@@ -47,7 +47,7 @@ func runBenchToken(ctx context.Context, args []string, stdout, stderr io.Writer)
 	timeout := fset.Duration("timeout", loadtest.DefaultTimeout, "limit on each HTTP request")
 	bearer := fset.Bool("bearer", false, "ask for Bearer tokens: send no DPoP proof")
 	freshNonce := fset.Bool("fresh-nonce", false, "never reuse a DPoP nonce, as NHN's libraries do: every token costs the use_dpop_nonce round trip")
-	connect := fset.String("connect", "", "host:port to connect to instead of the issuer's, as behind a load balancer (requests still name the issuer)")
+	connect := fset.String("connect", "", connectHelp)
 	serverPID := fset.Int("server-pid", 0, "PID of the server process, to report its CPU time per token (from /proc/PID/stat)")
 	asJSON := fset.Bool("json", false, "print the result as JSON")
 	jsonOut := fset.String("json-out", "", "also write the result as JSON to this file, for scripts that print the text")
@@ -81,11 +81,18 @@ func runBenchToken(ctx context.Context, args []string, stdout, stderr io.Writer)
 	case *bearer && *freshNonce:
 		return badArgs(stderr, "bench token", "--fresh-nonce is about DPoP nonces; --bearer sends no DPoP proof")
 	}
+	if err := checkConnect(*connect); err != nil {
+		return badArgs(stderr, "bench token", "%v", err)
+	}
 	key, err := keyfile.ReadFile(*keyPath)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "tillit bench token: %d clients, %v warm-up and %v measured, against %s\n", concurrency, *warmup, duration, *issuer)
+	against := *issuer
+	if *connect != "" {
+		against += ", connecting to " + *connect
+	}
+	fmt.Fprintf(stderr, "tillit bench token: %d clients, %v warm-up and %v measured, against %s\n", concurrency, *warmup, duration, against)
 	res, err := loadtest.Run(ctx, loadtest.Config{
 		Issuer:      *issuer,
 		ClientID:    *clientID,

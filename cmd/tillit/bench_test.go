@@ -41,6 +41,7 @@ func TestBenchArguments(t *testing.T) {
 		{name: "pid not a number", args: with("--server-pid", "tillit"), wantCode: 2, wantStderr: `invalid value "tillit" for flag -server-pid`},
 		{name: "fresh nonce with Bearer", args: with("--bearer", "--fresh-nonce"), wantCode: 2, wantStderr: "tillit bench token: --fresh-nonce is about DPoP nonces; --bearer sends no DPoP proof\n"},
 		{name: "empty scope", args: with("--scope", " "), wantCode: 2, wantStderr: `invalid value " " for flag -scope: empty scope`},
+		{name: "connect not host:port", args: with("--connect", "sts.example.org"), wantCode: 2, wantStderr: `tillit bench token: --connect "sts.example.org": want HOST:PORT` + "\n"},
 		{name: "key file missing", args: []string{"bench", "token", "--issuer", "https://sts.invalid", "--client-id", "c1", "--key", key + ".missing"}, wantCode: 1, wantStderr: "tillit bench: keyfile: open " + key + ".missing: no such file or directory\n"},
 	}
 	for _, tt := range tests {

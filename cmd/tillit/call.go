@@ -39,11 +39,13 @@ func runCall(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	var headers headerFlag
 	fset.Var(&headers, "H", `request header "Name: value"; repeat the flag for several`)
 	include := fset.Bool("i", false, "print the response status and headers before the body")
-	setUsage(fset, "tillit call --issuer URL --client-id ID --key FILE [--scope S ...] [--resource R]\n                   [--child-org N | --org PARENT[:CHILD]] [--sfm-journal-id UUID] [--bearer]\n                   [-X METHOD] [-d DATA|@FILE] [-H 'Name: value' ...] [-i] URL",
+	setUsage(fset, "tillit call --issuer URL --client-id ID --key FILE [--scope S ...] [--resource R]\n                   [--child-org N | --org PARENT[:CHILD]] [--sfm-journal-id UUID] [--bearer]\n                   [--connect HOST:PORT] [-X METHOD] [-d DATA|@FILE] [-H 'Name: value' ...] [-i] URL",
 		"Calls an API as the client: gets a token (client_credentials, private_key_jwt and,",
 		"unless --bearer, DPoP), sends the request with it and a DPoP proof, answers the",
 		"use_dpop_nonce round trips of the STS and the API, and prints the response body.",
-		"A status of 400 or more also exits with 1. Flags may follow the URL.")
+		"A status of 400 or more also exits with 1. Flags may follow the URL. --connect",
+		"sends the token requests to one instance of several behind the issuer's address;",
+		"the API request goes where URL says.")
 	// Flags may come before and after the URL, as in curl.
 	var target string
 	for rest := args; ; {

@@ -74,6 +74,7 @@ func TestCall(t *testing.T) {
 		{name: "no URL", args: deft, wantCode: 2, wantStderr: "tillit call: no URL to call\n"},
 		{name: "two URLs", args: with(api.URL, api.URL), wantCode: 2, wantStderr: "tillit call: unexpected argument"},
 		{name: "no issuer", args: []string{"call", api.URL}, wantCode: 2, wantStderr: "tillit call: --issuer, --client-id and --key are required\n"},
+		{name: "connect not host:port", args: with("--connect", "sts", api.URL), wantCode: 2, wantStderr: `tillit call: --connect "sts": want HOST:PORT` + "\n"},
 		{name: "bad header", args: with("-H", "nocolon", api.URL), wantCode: 2, wantStderr: `invalid value "nocolon" for flag -H`},
 		{name: "missing body file", args: with("-d", "@"+file+".missing", api.URL), wantCode: 1, wantStderr: "tillit call: -d: open "},
 	}

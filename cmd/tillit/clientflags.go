@@ -2,11 +2,31 @@ package main
 
 import (
 	"flag"
+	"fmt"
 	"io"
+	"net"
+	"net/http"
+	"time"
 
 	"github.com/tillit-sts/tillit/client"
+	"github.com/tillit-sts/tillit/internal/loadtest"
 	"github.com/tillit-sts/tillit/keyfile"
 )
+
+// connectHelp is the help of --connect, which token, call and bench token
+// share.
+const connectHelp = "host:port to connect to instead of the issuer's, as behind a load balancer (requests still name the issuer)"
+
+// checkConnect reports a --connect value that is not host:port.
+func checkConnect(addr string) error {
+	if addr == "" {
+		return nil
+	}
+	if host, port, err := net.SplitHostPort(addr); err != nil || host == "" || port == "" {
+		return fmt.Errorf("--connect %q: want HOST:PORT", addr)
+	}
+	return nil
+}
 
 // clientFlags are the flags of the commands that act as a client (token,
 // call): who the client is and what it asks for.
@@ -16,6 +36,7 @@ type clientFlags struct {
 	resource                  *string
 	bearer                    *bool
 	childOrg, org, journalID  *string
+	connect                   *string
 }
 
 func addClientFlags(fs *flag.FlagSet, resourceHelp, bearerHelp string) *clientFlags {
@@ -30,6 +51,7 @@ func addClientFlags(fs *flag.FlagSet, resourceHelp, bearerHelp string) *clientFl
 	f.childOrg = fs.String("child-org", "", "single-tenant client: the child organisation (9 digits) to act for")
 	f.org = fs.String("org", "", "multi-tenant client: the organisation to act for, PARENT or PARENT:CHILD")
 	f.journalID = fs.String("sfm-journal-id", "", "SFM journal id (a UUID) to send in assertion_details")
+	f.connect = fs.String("connect", "", connectHelp)
 	return f
 }
 
@@ -40,6 +62,9 @@ func (f *clientFlags) check(stderr io.Writer, name string) error {
 		return badArgs(stderr, name, "--issuer, --client-id and --key are required")
 	case *f.childOrg != "" && *f.org != "":
 		return badArgs(stderr, name, "--child-org is for single-tenant clients, --org for multi-tenant ones; give one")
+	}
+	if err := checkConnect(*f.connect); err != nil {
+		return badArgs(stderr, name, "%v", err)
 	}
 	return nil
 }
@@ -55,7 +80,13 @@ func (f *clientFlags) client(stderr io.Writer, name string) (*client.Client, cli
 	if err != nil {
 		return nil, client.TokenRequest{}, err
 	}
-	c, err := client.New(client.Config{Issuer: *f.issuer, ClientID: *f.clientID, Key: key})
+	cfg := client.Config{Issuer: *f.issuer, ClientID: *f.clientID, Key: key}
+	if *f.connect != "" {
+		// Only the token service's requests (discovery, token) go to
+		// --connect; call's request goes where its URL says.
+		cfg.HTTPClient = &http.Client{Transport: loadtest.Transport(*f.connect), Timeout: 30 * time.Second}
+	}
+	c, err := client.New(cfg)
 	if err != nil {
 		return nil, client.TokenRequest{}, err
 	}

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 
 	"github.com/tillit-sts/tillit/internal/config"
@@ -29,6 +30,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// rotation reach all of them (internal/clustertest). Left out of the
 	// usage text so that no operator tunes it.
 	keysEvery := fs.Duration(hiddenKeyMaintenance, 0, "")
+	// Hidden too: lets a multi-process test restart a killed server
+	// without waiting the default 30 s for its instance lease to expire.
+	leaseTTL := fs.Duration(hiddenLeaseTTL, 0, "")
 	fs.Usage = func() {
 		w := fs.Output()
 		fmt.Fprintln(w, "Usage: tillit serve --dev | --config tillit.yaml [--listen HOST:PORT]")
@@ -38,7 +42,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintln(w, "Otherwise the file says everything (docs/configuration.md) and a key-encryption key")
 		fmt.Fprintln(w, "must be set. Logs go to standard error.")
 		fmt.Fprintln(w, "\nFlags:")
-		printVisibleDefaults(fs, w, hiddenKeyMaintenance)
+		printVisibleDefaults(fs, w, hiddenKeyMaintenance, hiddenLeaseTTL)
 	}
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -96,7 +100,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		defer metricsLn.Close()
 	}
-	srv, err := server.New(ctx, cfg, server.Options{Log: log, KeyMaintenance: *keysEvery})
+	// WaitForLease: a server restarted after a crash finds its own
+	// unreleased instance lease, and gets it once it expires; a second
+	// server beside a running one is refused.
+	srv, err := server.New(ctx, cfg, server.Options{Log: log, KeyMaintenance: *keysEvery, LeaseTTL: *leaseTTL, WaitForLease: true})
 	if err != nil {
 		return err
 	}
@@ -133,12 +140,16 @@ func listenOn(addr, where string) (net.Listener, error) {
 // reloads its keys from the store (server.Options.KeyMaintenance).
 const hiddenKeyMaintenance = "key-maintenance-interval"
 
-// printVisibleDefaults prints the flags of fs but the hidden one.
-func printVisibleDefaults(fs *flag.FlagSet, w io.Writer, hidden string) {
+// hiddenLeaseTTL is serve's other hidden flag: how long its instance lease
+// lasts unless renewed (server.Options.LeaseTTL).
+const hiddenLeaseTTL = "instance-lease-ttl"
+
+// printVisibleDefaults prints the flags of fs but the hidden ones.
+func printVisibleDefaults(fs *flag.FlagSet, w io.Writer, hidden ...string) {
 	visible := flag.NewFlagSet(fs.Name(), flag.ContinueOnError)
 	visible.SetOutput(w)
 	fs.VisitAll(func(f *flag.Flag) {
-		if f.Name != hidden {
+		if !slices.Contains(hidden, f.Name) {
 			visible.Var(f.Value, f.Name, f.Usage)
 			visible.Lookup(f.Name).DefValue = f.DefValue
 		}

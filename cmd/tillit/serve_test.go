@@ -155,8 +155,8 @@ func TestServeUsage(t *testing.T) {
 	if code := run(context.Background(), []string{"serve"}, &stdout, &stderr); code != 2 {
 		t.Fatalf("serve without --dev or --config: exit %d", code)
 	}
-	if u := stderr.String(); !strings.Contains(u, "-listen") || strings.Contains(u, hiddenKeyMaintenance) {
-		t.Errorf("usage shows the hidden flag or hides the others:\n%s", u)
+	if u := stderr.String(); !strings.Contains(u, "-listen") || strings.Contains(u, hiddenKeyMaintenance) || strings.Contains(u, hiddenLeaseTTL) {
+		t.Errorf("usage shows a hidden flag or hides the others:\n%s", u)
 	}
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
 	os.WriteFile(bad, []byte("issuer: https://sts.example.com\nbogus: 1\n"), 0o600)

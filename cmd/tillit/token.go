@@ -34,9 +34,10 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cf := addClientFlags(fset, "resource indicator: the audience of the API the token is for", "ask for a Bearer token: send no DPoP proof")
 	decode := fset.Bool("decode", false, "also print the access token's header and claims (not verified)")
 	asJSON := fset.Bool("json", false, "print the whole token response as JSON instead of the access token")
-	setUsage(fset, "tillit token --issuer URL --client-id ID --key FILE [--scope S ...] [--resource R]\n                    [--bearer] [--child-org N | --org PARENT[:CHILD]] [--sfm-journal-id UUID]\n                    [--decode] [--json]",
+	setUsage(fset, "tillit token --issuer URL --client-id ID --key FILE [--scope S ...] [--resource R]\n                    [--bearer] [--child-org N | --org PARENT[:CHILD]] [--sfm-journal-id UUID]\n                    [--connect HOST:PORT] [--decode] [--json]",
 		"Gets an access token with client_credentials, a private_key_jwt assertion and,",
-		"unless --bearer, DPoP (the client key signs the proofs), and prints it.")
+		"unless --bearer, DPoP (the client key signs the proofs), and prints it. --connect",
+		"reaches one instance of several behind the issuer's address.")
 	if err := parseFlags(fset, args); err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -52,6 +53,9 @@ const (
 const (
 	registryPoll   = 500 * time.Millisecond
 	keyMaintenance = 250 * time.Millisecond
+	// leaseTTL is how long a killed instance's name stays taken: a
+	// restart waits for it (the default 30 s).
+	leaseTTL = 3 * time.Second
 )
 
 // startTimeout bounds an instance's start: migrations, the registry, the
@@ -204,8 +208,22 @@ func (l *lines) String() string {
 // failed, and a data race it reported fails t.
 func (s *setup) start(t *testing.T, name string) *instance {
 	t.Helper()
+	inst, err := s.tryStart(t, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return inst
+}
+
+// errExited is tryStart's error for a process that exited during start.
+var errExited = errors.New("exited during start")
+
+// tryStart is start for a process that may refuse to start: its error
+// wraps errExited, and inst.log says why.
+func (s *setup) tryStart(t *testing.T, name string) (*instance, error) {
+	t.Helper()
 	cmd := exec.Command(tillitBin, "serve", "--config", s.config(t, name),
-		"--key-maintenance-interval", keyMaintenance.String())
+		"--key-maintenance-interval", keyMaintenance.String(), "--instance-lease-ttl", leaseTTL.String())
 	cmd.Env = s.env()
 	out, err := cmd.StderrPipe()
 	if err != nil {
@@ -246,12 +264,12 @@ func (s *setup) start(t *testing.T, name string) *instance {
 	select {
 	case inst.addr = <-listening:
 	case <-inst.exited:
-		t.Fatalf("instance %s exited during start: %v\n%s", name, cmd.ProcessState, inst.log)
+		return inst, fmt.Errorf("instance %s %w: %v\n%s", name, errExited, cmd.ProcessState, inst.log)
 	case <-time.After(startTimeout):
 		t.Fatalf("instance %s did not listen within %v\n%s", name, startTimeout, inst.log)
 	}
 	inst.http = pinned(func() string { return inst.addr })
-	return inst
+	return inst, nil
 }
 
 // kill ends the process with SIGKILL: no shutdown, nothing flushed.

@@ -64,7 +64,8 @@ type Config struct {
 
 	// Instance names this server in the audit log, where each instance
 	// writes its own chain of records. Two servers running at once must not
-	// share a name. Default: the host name.
+	// share a name: the second refuses to start (the instance lease,
+	// internal/server). Default: the host name.
 	Instance string `yaml:"instance"`
 
 	// RateLimit limits the token endpoint.

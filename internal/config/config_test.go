@@ -264,7 +264,7 @@ func TestValidationRules(t *testing.T) {
 		// Organisations.
 		{name: "org number invalid", old: `number: "310303038"`, new: `number: "310303039"`, wantErr: `organisations[1].number: "310303039" is not a valid organisation number`},
 		{name: "org number missing", old: "  - number: \"310202029\"\n    name: Supplier\n", new: "  - name: Nobody\n  - number: \"310202029\"\n", wantErr: "organisations[0].number: is required"},
-		{name: "org declared twice", old: "    name: Customer child\n    parent: \"310303038\"\n", new: "    name: Customer child\n    parent: \"310303038\"\n  - number: \"310202029\"\n", wantErr: `organisations[3].number: organisation "310202029" is already declared at organisations[0]`},
+		{name: "org declared twice", old: "    name: Customer child\n    parent: \"310303038\"\n", new: "    name: Customer child\n    parent: \"310303038\"\n  - number: \"310202029\"\n", wantErr: `organisations[3].number: organisation "310202029" is already declared at organisations[0] (line 35)`},
 		{name: "org parent invalid", old: `parent: "310303038"`, new: `parent: "123456789"`, wantErr: `organisations[2].parent: "123456789" is not a valid organisation number`},
 		{name: "org parent itself", old: `parent: "310303038"`, new: `parent: "310404047"`, wantErr: "organisations[2].parent: is the organisation itself"},
 		{name: "org parents loop", old: "name: Customer\n", new: "name: Customer\n    parent: \"310404047\"\n", wantErr: `parents of "310303038" loop back to it`},
@@ -272,7 +272,7 @@ func TestValidationRules(t *testing.T) {
 		// APIs.
 		{name: "api audience missing", old: "  - audience: nhn:deft\n    scopes: [nhn:deft/api]\n", new: "  - scopes: [nhn:deft/api]\n  - audience: nhn:deft\n    scopes: [nhn:deft/api2]\n", wantErr: "apis[0].audience: is required"},
 		{name: "api audience with slash", old: "apis:\n", new: "apis:\n  - audience: nhn/x\n    scopes: [nhn/x/a]\n", wantErr: `apis[0].audience: "nhn/x" must be one word without /`},
-		{name: "api declared twice", old: "apis:\n", new: "apis:\n  - audience: nhn:deft\n    scopes: [nhn:deft/other]\n", wantErr: `api "nhn:deft" is already declared at apis[0]`},
+		{name: "api declared twice", old: "apis:\n", new: "apis:\n  - audience: nhn:deft\n    scopes: [nhn:deft/other]\n", wantErr: `api "nhn:deft" is already declared at apis[0] (line 24)`},
 		{name: "api without scopes", old: "apis:\n", new: "apis:\n  - audience: nhn:x\n    scopes: []\n", wantErr: "apis[0].scopes: needs at least one scope"},
 		{name: "scope without audience prefix", old: "scopes: [nhn:deft/api]\n    status", new: "scopes: [nhn:deft/api, deft/api]\n    status", wantErr: `apis[0].scopes[1]: scope "deft/api" must start with "nhn:deft/"`},
 		{name: "scope only the prefix", old: "scopes: [nhn:deft/api]\n    status", new: "scopes: [nhn:deft/api, nhn:deft/]\n    status", wantErr: `scope "nhn:deft/" must start with "nhn:deft/"`},
@@ -286,7 +286,7 @@ func TestValidationRules(t *testing.T) {
 		// Client systems.
 		{name: "system id missing", old: "  - id: deft-only\n", new: "  - name: no id\n", wantErr: "client_systems[1].id: is required"},
 		{name: "system id with space", old: "id: deft-only", new: "id: deft only", wantErr: `"deft only" has white space`},
-		{name: "system declared twice", old: "id: deft-only", new: "id: sys", wantErr: `client system "sys" is already declared at client_systems[0]`},
+		{name: "system declared twice", old: "id: deft-only", new: "id: sys", wantErr: `client system "sys" is already declared at client_systems[0] (line 43)`},
 		{name: "system supplier missing", old: "    supplier: \"310202029\"\n    apis: [nhn:deft]\n", new: "    apis: [nhn:deft]\n", wantErr: "client_systems[1].supplier: is required"},
 		{name: "system supplier invalid", old: "    supplier: \"310202029\"\n    apis: [nhn:deft]\n", new: "    supplier: \"31020202\"\n    apis: [nhn:deft]\n", wantErr: `client_systems[1].supplier: "31020202" is not a valid organisation number`},
 		{name: "system api not declared", old: "apis: [nhn:deft]", new: "apis: [nhn:deft, nhn:msh]", wantErr: `client_systems[1].apis[1]: api "nhn:msh" is not declared`},
@@ -296,7 +296,7 @@ func TestValidationRules(t *testing.T) {
 		// Clients.
 		{name: "client id missing", old: "  - id: multi\n", new: "  - name: no id\n", wantErr: "clients[1].id: is required"},
 		{name: "client id with control character", old: "id: multi", new: "id: \"mul\\tti\"", wantErr: `clients[1].id: "mul\tti" has white space`},
-		{name: "client declared twice", old: "id: multi", new: "id: single", wantErr: `client "single" is already declared at clients[0]`},
+		{name: "client declared twice", old: "id: multi", new: "id: single", wantErr: `client "single" is already declared at clients[0] (line 51)`},
 		{name: "client system missing", old: "    system: sys\n    tenancy: multi-tenant", new: "    tenancy: multi-tenant", wantErr: "clients[1].system: is required"},
 		{name: "client system not declared", old: "    system: sys\n    tenancy: multi-tenant", new: "    system: other\n    tenancy: multi-tenant", wantErr: `clients[1].system: client system "other" is not declared`},
 		{name: "tenancy", old: "tenancy: multi-tenant", new: "tenancy: shared", wantErr: `clients[1].tenancy: "shared" is not single-tenant or multi-tenant`},
@@ -362,7 +362,7 @@ func TestValidationRules(t *testing.T) {
 		{name: "delegation supplier invalid", old: "    supplier: \"310202029\"\n    apis: [e-helse:sfm.api]", new: "    supplier: \"12\"\n    apis: [e-helse:sfm.api]", wantErr: `delegations[0].supplier: "12" is not a valid organisation number`},
 		{name: "delegation api not declared", old: "    apis: [e-helse:sfm.api]\n", new: "    apis: [e-helse:sfm.api, nhn:msh]\n", wantErr: `delegations[0].apis[1]: api "nhn:msh" is not declared`},
 		{name: "delegation api twice", old: "    apis: [e-helse:sfm.api]\n", new: "    apis: [e-helse:sfm.api, e-helse:sfm.api]\n", wantErr: `delegations[0].apis[1]: api "e-helse:sfm.api" is listed twice`},
-		{name: "delegation declared twice", old: "    apis: [e-helse:sfm.api]\n", new: "    apis: [e-helse:sfm.api]\n  - {organisation: \"310303038\", supplier: \"310202029\"}\n", wantErr: `delegations[1]: the delegation from "310303038" to "310202029" is already declared at delegations[0]`},
+		{name: "delegation declared twice", old: "    apis: [e-helse:sfm.api]\n", new: "    apis: [e-helse:sfm.api]\n  - {organisation: \"310303038\", supplier: \"310202029\"}\n", wantErr: `delegations[1]: the delegation from "310303038" to "310202029" is already declared at delegations[0] (line 72)`},
 		{name: "delegation status", old: "    apis: [e-helse:sfm.api]\n", new: "    apis: [e-helse:sfm.api]\n    status: pending\n", wantErr: `delegations[0].status: "pending" is not active or disabled`},
 
 		// Identity providers.
@@ -371,7 +371,7 @@ func TestValidationRules(t *testing.T) {
 		{name: "identity provider name with a slash", old: "name: testidp-oidc", new: "name: test/idp", wantErr: `identity_providers[0].name: "test/idp" is not a name`},
 		{name: "identity provider name starts with a dot", old: "name: testidp-oidc", new: "name: .idp", wantErr: `identity_providers[0].name: ".idp" is not a name`},
 		{name: "identity provider name too long", old: "name: testidp-oidc", new: "name: " + strings.Repeat("a", 65), wantErr: "identity_providers[0].name: \"aaaa"},
-		{name: "identity provider declared twice", old: "name: idporten", new: "name: testidp-oidc", wantErr: `identity_providers[1].name: identity provider "testidp-oidc" is already declared at identity_providers[0]`},
+		{name: "identity provider declared twice", old: "name: idporten", new: "name: testidp-oidc", wantErr: `identity_providers[1].name: identity provider "testidp-oidc" is already declared at identity_providers[0] (line 76)`},
 		{name: "identity provider type missing", old: "    type: testidp\n", new: "", wantErr: "identity_providers[0].type: is required: testidp or oidc"},
 		{name: "identity provider type unknown", old: "type: oidc", new: "type: saml", wantErr: `identity_providers[1].type: "saml" is not testidp or oidc`},
 		{name: "identity provider display name of two lines", old: "display_name: Test login", new: "display_name: \"Test\\nlogin\"", wantErr: "identity_providers[0].display_name: must be at most 200 characters without line breaks, tabs"},
@@ -384,7 +384,7 @@ func TestValidationRules(t *testing.T) {
 		{name: "person pid ten digits", old: `pid: "17056600574"`, new: `pid: "1705660057"`, wantErr: `persons[1].pid: "1705660057" is not a national identity number: 11 digits`},
 		{name: "person pid not a date", old: `pid: "17056600574"`, new: `pid: "17136600574"`, wantErr: `persons[1].pid: "17136600574" is not a national identity number: it must start with a date of birth`},
 		{name: "person pid missing", old: `  - pid: "17056600574"` + "\n    given_name", new: "  - given_name", wantErr: "persons[1].pid: is required"},
-		{name: "person declared twice", old: `pid: "17056600574"`, new: `pid: "06828399789"`, wantErr: `persons[1].pid: person "06828399789" is already declared at persons[0]`},
+		{name: "person declared twice", old: `pid: "17056600574"`, new: `pid: "06828399789"`, wantErr: `persons[1].pid: person "06828399789" is already declared at persons[0] (line 83)`},
 		{name: "person given name missing", old: "    given_name: Ola\n", new: "", wantErr: "persons[1].given_name: is required"},
 		{name: "person family name with a tab", old: "family_name: Grevling", new: `family_name: "Grev\tling"`, wantErr: "persons[0].family_name: must be at most 100 characters"},
 		{name: "person middle name too long", old: "middle_name: Åge", new: "middle_name: " + strings.Repeat("Å", 101), wantErr: "persons[1].middle_name: must be at most 100 characters"},

@@ -81,7 +81,7 @@ func ParseWith(name string, data []byte, o Overrides) (*Config, error) {
 	default:
 		var te *yaml.TypeError
 		if !errors.As(err, &te) {
-			return nil, Errors{c.src.syntaxError(err)}.err()
+			return nil, Errors{c.src.syntaxError(err, data)}.err()
 		}
 		for _, msg := range te.Errors {
 			errs = append(errs, c.src.decodeError(msg))
@@ -434,15 +434,6 @@ var (
 	lineRE         = regexp.MustCompile(`^line (\d+): (.*)$`)
 )
 
-func (s source) syntaxError(err error) *Error {
-	msg := err.Error()
-	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-		line, _ := strconv.Atoi(m[1])
-		return &Error{File: s.file, Line: line, Msg: "YAML: " + m[2], Err: err}
-	}
-	return &Error{File: s.file, Msg: strings.Replace(msg, "yaml: ", "YAML: ", 1), Err: err}
-}
-
 // decodeError turns one of yaml.v3's decoding messages into an Error that
 // names the key by its path and says what was expected in the words of the
 // file rather than of Go types.
@@ -476,6 +467,15 @@ func (s source) decodeError(msg string) *Error {
 			got = fmt.Sprintf("%q", m[3])
 		}
 		e.Msg = fmt.Sprintf("want %s, got %s", describe(m[4]), got)
+		if kind == yaml.ScalarNode && strings.HasPrefix(describe(m[4]), "a mapping") {
+			// "tokens:\n  access_token_lifetime:5m" is a string where
+			// a mapping belongs.
+			if v, err := strconv.Unquote(got); err == nil {
+				if hint := noSpaceHint(v); hint != "" {
+					e.Msg += "; " + hint
+				}
+			}
+		}
 		return e
 	}
 	if m := duplicateKeyRE.FindStringSubmatch(msg); m != nil {

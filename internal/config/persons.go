@@ -127,18 +127,27 @@ func parseHPRFile(name string, data []byte, errs Errors) ([]fileHPR, Errors) {
 }
 
 // where names an entry of the registry for messages about duplicates:
-// "persons[3]" or "persons.csv:12".
+// "persons[3] (line 40)" or "persons.csv:12".
 type where struct {
 	path path
-	file string
+	file string // the entry is in this file, not the configuration
 	line int
 }
 
 func (w where) String() string {
-	if w.file != "" {
+	switch {
+	case w.file != "":
 		return fmt.Sprintf("%s:%d", w.file, w.line)
+	case w.line > 0:
+		return fmt.Sprintf("%s (line %d)", w.path, w.line)
 	}
 	return w.path.String()
+}
+
+// entry is the where of entry i of the configuration's list at key.
+func (k *checker) entry(key string, i int) where {
+	p := path{key, i}
+	return where{path: p, line: k.src.line(p)}
 }
 
 // report adds a problem with the field at p in the entry at w.
@@ -192,7 +201,7 @@ func (c *Config) checkPersons(k *checker) {
 		checkText(k, w, path{"family_name"}, p.FamilyName, true, 100)
 	}
 	for i, p := range c.Persons {
-		check(where{path: path{"persons", i}}, p)
+		check(k.entry("persons", i), p)
 	}
 	for _, p := range c.filePersons {
 		check(where{file: c.PersonsFile, line: p.line}, p.Person)
@@ -260,7 +269,7 @@ func (c *Config) checkHPR(k *checker) {
 		}
 	}
 	for i, h := range c.HPR {
-		check(where{path: path{"hpr", i}}, h)
+		check(k.entry("hpr", i), h)
 	}
 	for i, h := range c.fileHPR {
 		w := where{file: c.HPRFile, line: h.line}

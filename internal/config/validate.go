@@ -248,6 +248,17 @@ func (k *checker) add(p path, format string, args ...any) {
 	k.errs = append(k.errs, k.src.errorAt(p, nil, format, args...))
 }
 
+// declaredAt names entry j of the list at key, where a value declared
+// again was first declared, with the line of its field when the file has
+// one: "clients[1] (line 12)", so that both lines are in the message.
+func (k *checker) declaredAt(key string, j int, field ...any) string {
+	p := path{key, j}
+	if line := k.src.line(p.with(field...)); line > 0 {
+		return fmt.Sprintf("%s (line %d)", p, line)
+	}
+	return p.String()
+}
+
 func (p path) with(els ...any) path {
 	return append(append(path{}, p...), els...)
 }
@@ -487,7 +498,7 @@ func (c *Config) checkOrganizations(k *checker) index {
 			k.add(p.with("number"), "is required")
 		} else if c.checkOrgNumber(k, p.with("number"), o.Number) {
 			if j, ok := orgs.declare(o.Number, i); !ok {
-				k.add(p.with("number"), "organisation %q is already declared at organisations[%d]", o.Number, j)
+				k.add(p.with("number"), "organisation %q is already declared at %s", o.Number, k.declaredAt("organisations", j, "number"))
 			}
 		}
 		if o.Parent != "" && c.checkOrgNumber(k, p.with("parent"), o.Parent) && o.Parent == o.Number {
@@ -536,7 +547,7 @@ func (c *Config) checkAPIs(k *checker) (index, map[string]string) {
 		default:
 			audOK = true
 			if j, ok := apis.declare(a.Audience, i); !ok {
-				k.add(p.with("audience"), "api %q is already declared at apis[%d]", a.Audience, j)
+				k.add(p.with("audience"), "api %q is already declared at %s", a.Audience, k.declaredAt("apis", j, "audience"))
 			}
 		}
 		if len(a.Scopes) == 0 {
@@ -595,7 +606,7 @@ func (c *Config) checkClientSystems(k *checker, apis index) index {
 			k.add(p.with("id"), "%q has white space or characters outside visible ASCII", s.ID)
 		default:
 			if j, ok := systems.declare(s.ID, i); !ok {
-				k.add(p.with("id"), "client system %q is already declared at client_systems[%d]", s.ID, j)
+				k.add(p.with("id"), "client system %q is already declared at %s", s.ID, k.declaredAt("client_systems", j, "id"))
 			}
 		}
 		if s.Supplier == "" {
@@ -632,7 +643,7 @@ func (c *Config) checkClients(k *checker, orgs, apis index, scopeAPI map[string]
 			k.add(p.with("id"), "%q has white space or characters outside visible ASCII", cl.ID)
 		default:
 			if j, ok := ids.declare(cl.ID, i); !ok {
-				k.add(p.with("id"), "client %q is already declared at clients[%d]", cl.ID, j)
+				k.add(p.with("id"), "client %q is already declared at %s", cl.ID, k.declaredAt("clients", j, "id"))
 			}
 		}
 
@@ -807,7 +818,7 @@ func (c *Config) checkDelegations(k *checker, apis index) {
 		}
 		if orgOK && supplierOK {
 			if j, ok := pairs.declare(store.DelegationKey(d.Organization, d.Supplier), i); !ok {
-				k.add(p, "the delegation from %q to %q is already declared at delegations[%d]", d.Organization, d.Supplier, j)
+				k.add(p, "the delegation from %q to %q is already declared at %s", d.Organization, d.Supplier, k.declaredAt("delegations", j))
 			}
 		}
 		seen := make(map[string]bool)
@@ -843,7 +854,7 @@ func (c *Config) checkIdentityProviders(k *checker) {
 			k.add(pp.with("name"), "%q is not a name of letters, digits, '.', '_' and '-' (at most 64, starting with a letter or digit)", p.Name)
 		default:
 			if j, ok := names.declare(p.Name, i); !ok {
-				k.add(pp.with("name"), "identity provider %q is already declared at identity_providers[%d]", p.Name, j)
+				k.add(pp.with("name"), "identity provider %q is already declared at %s", p.Name, k.declaredAt("identity_providers", j, "name"))
 			}
 		}
 		switch p.Type {

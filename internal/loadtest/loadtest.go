@@ -196,18 +196,25 @@ type runner struct {
 	dials atomic.Int64
 }
 
-func newRunner(ctx context.Context, cfg Config) (*runner, error) {
-	r := &runner{cfg: cfg, wantType: "DPoP"}
-	// Its own transport, so that no proxy from the environment comes
-	// between the generator and the server.
+// Transport is an HTTP transport that no proxy from the environment comes
+// between, and that with connect (host:port) sends every connection there,
+// whatever the URL names, as a load balancer in front of several
+// instances of one issuer would: the requests still name the issuer
+// (Host, TLS server name, htu, aud). tillit token and call use it too.
+func Transport(connect string) *http.Transport {
 	tr := &http.Transport{}
-	if cfg.Connect != "" {
+	if connect != "" {
 		var d net.Dialer
 		tr.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
-			return d.DialContext(ctx, network, cfg.Connect)
+			return d.DialContext(ctx, network, connect)
 		}
 	}
-	r.http = &http.Client{Transport: tr, Timeout: cfg.Timeout}
+	return tr
+}
+
+func newRunner(ctx context.Context, cfg Config) (*runner, error) {
+	r := &runner{cfg: cfg, wantType: "DPoP"}
+	r.http = &http.Client{Transport: Transport(cfg.Connect), Timeout: cfg.Timeout}
 
 	// The client library reads the discovery document and checks it: the
 	// token endpoint is taken from the issuer the way a HelseID client

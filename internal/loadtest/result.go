@@ -14,7 +14,10 @@ import (
 
 // Result is what one run measured in its window.
 type Result struct {
-	Endpoint    string
+	Endpoint string
+	// Connect is Config.Connect: the host:port the clients connected to
+	// instead of the endpoint's, or empty.
+	Connect     string
 	ClientID    string
 	Bearer      bool
 	FreshNonce  bool
@@ -145,6 +148,7 @@ func (rn *runner) result(workers []*worker, before, after snapshot) *Result {
 	window := after.at.Sub(before.at) // for CPU; tokens use the nominal window
 	res := &Result{
 		Endpoint:    rn.endpoint,
+		Connect:     rn.cfg.Connect,
 		ClientID:    rn.cfg.ClientID,
 		Bearer:      rn.cfg.Bearer,
 		FreshNonce:  rn.cfg.FreshNonce,
@@ -269,7 +273,11 @@ func (r *Result) WriteText(w io.Writer) error {
 	case r.FreshNonce:
 		mode = "DPoP, a fresh nonce round trip for every token"
 	}
-	fmt.Fprintf(&b, "endpoint     %s (client %s)\n", r.Endpoint, r.ClientID)
+	via := ""
+	if r.Connect != "" {
+		via = " via " + r.Connect
+	}
+	fmt.Fprintf(&b, "endpoint     %s%s (client %s)\n", r.Endpoint, via, r.ClientID)
 	if r.Rate > 0 {
 		mode += fmt.Sprintf(", paced at %.0f tokens/s", r.Rate)
 	}
@@ -325,6 +333,7 @@ func httpStatus(s int) string {
 // script can pick a figure with one jq path.
 type jsonResult struct {
 	Endpoint          string       `json:"endpoint"`
+	Connect           string       `json:"connect,omitempty"`
 	ClientID          string       `json:"client_id"`
 	Mode              string       `json:"mode"`
 	Concurrency       int          `json:"concurrency"`
@@ -372,6 +381,7 @@ func (r *Result) MarshalJSON() ([]byte, error) {
 	ptr := func(f float64) *float64 { return &f }
 	j := jsonResult{
 		Endpoint:        r.Endpoint,
+		Connect:         r.Connect,
 		ClientID:        r.ClientID,
 		Mode:            r.Mode(),
 		Concurrency:     r.Concurrency,

@@ -103,6 +103,9 @@ func TestRegistryChangeReachesOtherInstance(t *testing.T) {
 `), "name: Client 1,", "name: Renamed,", 1)
 	changed = strings.Replace(changed, "  - {id: c-2, ", "  - {id: c-2-gone, ", 1)
 	changed = strings.Replace(changed, `jwks "c-2"`, `jwks "c-2-gone"`, 1)
+	// a stops first: its instance name is free once it has closed.
+	a.HTTP.Close()
+	a.Srv.Close()
 	a2 := servertest.Start(t, servertest.Options{Dir: dir, Registry: changed, Clock: a.Clock, Settings: "instance: a"})
 	seen("file change", func(s *registry.Snapshot) bool {
 		c1, _ := s.Client("c-1")

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tillit-sts/tillit/dpop"
@@ -45,6 +46,15 @@ type Options struct {
 	// setting: a new nonce key's 5-minute lead before it issues nonces
 	// assumes that every instance reloads well within it.
 	KeyMaintenance time.Duration
+	// LeaseTTL is how long the server's claim on its instance name lasts
+	// unless renewed (DefaultLeaseTTL when zero); multi-process tests
+	// shorten it so that a crashed server's name is free soon.
+	LeaseTTL time.Duration
+	// WaitForLease makes New, when another server holds the instance
+	// name, watch that server's lease rather than refuse at once: if it
+	// is renewed New refuses, if it expires New takes it over (the
+	// restart of a crashed server). tillit serve sets it.
+	WaitForLease bool
 }
 
 // Server is one token service instance.
@@ -79,6 +89,13 @@ type Server struct {
 	requestTimeout time.Duration
 	writes         writeHealth
 	certs          *certReloader // nil without tls
+	// The instance lease (lease.go): who this server is in it, for how
+	// long it takes it, whether it holds it, and whether another server
+	// has taken it since.
+	holder    string
+	leaseTTL  time.Duration
+	leased    bool
+	leaseLost atomic.Bool
 }
 
 // How often the background jobs run.
@@ -100,9 +117,12 @@ const (
 // keys.
 func New(ctx context.Context, cfg *config.Config, opt Options) (*Server, error) {
 	s := &Server{cfg: cfg, log: opt.Log, now: opt.Now, issuer: strings.TrimSuffix(cfg.Issuer, "/"), keysEvery: opt.KeyMaintenance,
-		requestTimeout: cfg.HTTP.RequestTimeout}
+		requestTimeout: cfg.HTTP.RequestTimeout, holder: leaseHolder(), leaseTTL: opt.LeaseTTL}
 	if s.keysEvery <= 0 {
 		s.keysEvery = keyMaintenanceInterval
+	}
+	if s.leaseTTL <= 0 {
+		s.leaseTTL = DefaultLeaseTTL
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -142,6 +162,11 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (*Server, error) 
 			s.Close()
 		}
 	}()
+	// Before anything is written: a second server with this instance
+	// name would break its audit chain.
+	if err := s.acquireLease(ctx, opt.WaitForLease); err != nil {
+		return nil, err
+	}
 
 	if s.registry, err = s.applyRegistry(ctx, cfg); err != nil {
 		return nil, err
@@ -340,7 +365,9 @@ func (s *Server) serveReady(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	problem := ""
-	if err := s.store.Ping(ctx); err != nil {
+	if s.leaseLost.Load() {
+		problem = "instance served by another server"
+	} else if err := s.store.Ping(ctx); err != nil {
 		problem = "store unreachable"
 		s.log.Warn("not ready", "request_id", requestid.From(r.Context()), "err", err)
 	} else if err := s.writes.check(ctx, s.store, s.now()); err != nil {
@@ -579,6 +606,7 @@ func (s *Server) runJobs(ctx context.Context, wg *sync.WaitGroup) {
 			}
 		}()
 	}
+	every(s.leaseTTL/3, "instance lease renewal", s.renewLease)
 	every(s.keysEvery, "key maintenance", s.keys.Maintain)
 	// Between maintenance ticks, keys another process added (keys rotate
 	// --now) are picked up as quickly as registry changes are.
@@ -615,8 +643,12 @@ func (s *Server) sweepLoginState(ctx context.Context) error {
 	return err
 }
 
-// Close releases the store if the server opened it.
+// Close gives up the server's instance name and releases the store if the
+// server opened it.
 func (s *Server) Close() error {
+	if s.store != nil {
+		s.releaseLease()
+	}
 	if s.ownStore && s.store != nil {
 		return s.store.Close()
 	}

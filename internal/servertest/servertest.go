@@ -101,6 +101,17 @@ type Server struct {
 // Start starts a server and stops it when the test ends.
 func Start(t testing.TB, opt Options) *Server {
 	t.Helper()
+	s, err := TryStart(t, opt)
+	if err != nil {
+		t.Fatalf("servertest: %v", err)
+	}
+	return s
+}
+
+// TryStart is Start for a server that may refuse to start: it returns
+// server.New's error instead of failing the test.
+func TryStart(t testing.TB, opt Options) (*Server, error) {
+	t.Helper()
 	if opt.Clock == nil {
 		opt.Clock = NewClock(time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC))
 	}
@@ -163,7 +174,8 @@ func Start(t testing.TB, opt Options) *Server {
 	srv, err := server.New(ctx, cfg, server.Options{Log: log, Now: opt.Clock.Now, Store: st, Login: opt.Login})
 	if err != nil {
 		st.Close()
-		t.Fatalf("servertest: %v", err)
+		s.HTTP.Listener.Close()
+		return nil, err
 	}
 	s.Srv = srv
 	s.HTTP.Config.Handler = srv.Handler()
@@ -173,7 +185,7 @@ func Start(t testing.TB, opt Options) *Server {
 		srv.Close()
 		st.Close()
 	})
-	return s
+	return s, nil
 }
 
 // RefreshToken stores the first refresh token of a new login of clientID

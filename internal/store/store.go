@@ -220,6 +220,20 @@ type Store interface {
 	// writes nothing. A broken chain gives ErrAuditChainBroken.
 	PruneAuditChain(ctx context.Context, instance string, before, now time.Time) (int64, error)
 
+	// AcquireInstanceLease takes or renews the lease of an instance name
+	// for holder (lease.go), atomically: when the name has no lease, one
+	// whose Expires is not after now, or one holder already has, holder
+	// gets it until now+ttl (Since kept on a renewal) and the lease is
+	// returned. Otherwise nothing changes and the error is a
+	// *LeaseHeldError with the lease in the way (it matches
+	// ErrLeaseHeld): of many concurrent callers for a free name exactly
+	// one wins.
+	AcquireInstanceLease(ctx context.Context, instance, holder string, now time.Time, ttl time.Duration) (InstanceLease, error)
+	// ReleaseInstanceLease removes holder's lease of an instance name, so
+	// that another server may take it at once; ErrNotFound when holder
+	// has none (it expired and another took it, or it was released).
+	ReleaseInstanceLease(ctx context.Context, instance, holder string) error
+
 	// Ping checks that the store is reachable.
 	Ping(ctx context.Context) error
 	Close() error

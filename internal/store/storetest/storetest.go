@@ -33,6 +33,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Refresh", func(t *testing.T) { runRefresh(t, open) })
 	t.Run("Audit", func(t *testing.T) { runAudit(t, open) })
 	t.Run("Login", func(t *testing.T) { runLogin(t, open) })
+	t.Run("InstanceLease", func(t *testing.T) { runLease(t, open) })
 	t.Run("Ping", func(t *testing.T) {
 		s := open(t)
 		if err := s.Ping(t.Context()); err != nil {
@@ -299,6 +300,13 @@ func canceledCalls() []canceledCall {
 			_, err := s.DeleteExpiredLoginState(ctx, canceledNow)
 			return err
 		}},
+		{"AcquireInstanceLease", func(ctx context.Context, s store.Store) error {
+			_, err := s.AcquireInstanceLease(ctx, "sts", "canceled", canceledNow, time.Minute)
+			return err
+		}},
+		{"ReleaseInstanceLease", func(ctx context.Context, s store.Store) error {
+			return s.ReleaseInstanceLease(ctx, "sts", "canceled")
+		}},
 		{"Ping", func(ctx context.Context, s store.Store) error {
 			return s.Ping(ctx)
 		}},
@@ -345,5 +353,9 @@ func testCanceled(t *testing.T, open func(t *testing.T) store.Store, call func(c
 	}
 	if heads, err := s.AuditHeads(bg); err != nil || len(heads) != 0 {
 		t.Errorf("AuditHeads = %v, %v; want none", heads, err)
+	}
+	// No lease was taken: another holder gets one at once.
+	if _, err := s.AcquireInstanceLease(bg, "sts", "after", canceledNow, time.Minute); err != nil {
+		t.Errorf("AcquireInstanceLease after the canceled call: %v, want nil (no lease taken)", err)
 	}
 }
