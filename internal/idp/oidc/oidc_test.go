@@ -452,30 +452,7 @@ func TestUnknownKeyRefetch(t *testing.T) {
 func TestPrivateKeyJWT(t *testing.T) {
 	u := newUpstream(t)
 	u.idToken = func(nonce string) string { return sign(t, keyA, "a", jose.RS256, u.claims(nonce)) }
-	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	u.assertionKey = &k.PublicKey
-	b, err := json.Marshal(jose.JSONWebKey{Key: k, KeyID: "tillit", Algorithm: "ES256", Use: "sig"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(t.TempDir(), "key.json")
-	if err := os.WriteFile(file, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	p, err := oidc.New(oidc.Config{
-		Name: "idporten",
-		Settings: store.UpstreamOIDC{
-			Issuer: u.srv.URL, ClientID: clientID, PrivateKeyFile: file,
-			Scopes: []string{"openid"}, ACRValues: []string{"idporten-loa-high"}, PIDClaim: "pid", AMRClaim: "amr", ACRClaim: "acr",
-		},
-		RedirectURI: "https://sts.example.org/login/callback/idporten",
-		States:      openStore(t),
-		HTTPClient:  u.srv.Client(),
-		Now:         func() time.Time { return u.now },
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := newKeyProvider(t, u)
 	authURL, err := p.Start(t.Context(), nil)
 	if err != nil {
 		t.Fatal(err)
