@@ -9,12 +9,10 @@ package resource_test
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -23,6 +21,7 @@ import (
 
 	"github.com/tillit-sts/tillit/client"
 	"github.com/tillit-sts/tillit/dpop"
+	"github.com/tillit-sts/tillit/internal/jwttest"
 	"github.com/tillit-sts/tillit/internal/servertest"
 	"github.com/tillit-sts/tillit/keyfile"
 	"github.com/tillit-sts/tillit/resource"
@@ -129,19 +128,7 @@ func (h *harness) token(t testing.TB, r client.TokenRequest) string {
 }
 
 // claimsOf reads a token's payload without verifying it.
-func claimsOf(t testing.TB, token string) map[string]any {
-	t.Helper()
-	parts := strings.Split(token, ".")
-	b, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
+func claimsOf(t testing.TB, token string) map[string]any { return jwttest.Claims(t, token) }
 
 // resign signs claims with the STS's current signing key: a token the STS
 // could have issued, with whatever claims the test wants.

@@ -12,25 +12,11 @@ import (
 
 	"github.com/tillit-sts/tillit/dpop"
 	"github.com/tillit-sts/tillit/internal/jws"
+	"github.com/tillit-sts/tillit/internal/jwttest"
 	"github.com/tillit-sts/tillit/internal/store"
 )
 
-func claimsOf(t *testing.T, token string) map[string]any {
-	t.Helper()
-	parts := strings.Split(token, ".")
-	if len(parts) != 3 {
-		t.Fatalf("not a JWT: %q", token)
-	}
-	b, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	var c map[string]any
-	if err := json.Unmarshal(b, &c); err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
+func claimsOf(t *testing.T, token string) map[string]any { return jwttest.Claims(t, token) }
 
 // TestLogin is the whole front channel: PAR with DPoP, the authorization
 // endpoint through the Login seam, the redirect with code, state and iss,

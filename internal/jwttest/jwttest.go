@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"hash"
 	"math/big"
+	"strings"
 	"testing"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -148,4 +149,23 @@ func P224JWK(t testing.TB) map[string]string {
 	}
 	b64 := base64.RawURLEncoding.EncodeToString
 	return map[string]string{"kty": "EC", "crv": "P-224", "x": b64(k.X.FillBytes(make([]byte, 28))), "y": b64(k.Y.FillBytes(make([]byte, 28)))}
+}
+
+// Claims reads a JWT's payload without verifying it: tests that check the
+// signature do so separately.
+func Claims(t testing.TB, jwt string) map[string]any {
+	t.Helper()
+	parts := strings.Split(jwt, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a JWS: %q", jwt)
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
 }

@@ -2,8 +2,6 @@ package login_test
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -12,26 +10,12 @@ import (
 	"time"
 
 	"github.com/tillit-sts/tillit/internal/idtoken"
+	"github.com/tillit-sts/tillit/internal/jwttest"
 	"github.com/tillit-sts/tillit/internal/store"
 )
 
 // payload is a JWT's claims, unverified.
-func payload(t *testing.T, jwt string) map[string]any {
-	t.Helper()
-	parts := strings.Split(jwt, ".")
-	if len(parts) != 3 {
-		t.Fatalf("not a JWT: %q", jwt)
-	}
-	b, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	var c map[string]any
-	if err := json.Unmarshal(b, &c); err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
+func payload(t *testing.T, jwt string) map[string]any { return jwttest.Claims(t, jwt) }
 
 // TestLoginThroughThePages is a whole login without JavaScript: the
 // choice of provider, the TestIDP form, the code at the client with state

@@ -188,22 +188,7 @@ func (h *harness) checkSettled(t testing.TB) {
 
 // claims decodes the payload of a JWT without checking it (tests check the
 // signature separately).
-func claims(t testing.TB, jwt string) map[string]any {
-	t.Helper()
-	parts := strings.Split(jwt, ".")
-	if len(parts) != 3 {
-		t.Fatalf("not a JWS: %q", jwt)
-	}
-	b, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
+func claims(t testing.TB, jwt string) map[string]any { return jwttest.Claims(t, jwt) }
 
 // forgeAssertion signs a valid-looking assertion for clientID with a key
 // that is not registered, under a registered kid.
