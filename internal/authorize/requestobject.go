@@ -55,8 +55,9 @@ func (ro *RequestObjects) open(raw string, c *registry.Client, p params, now tim
 		return p, errors.New("request has typ " + strconv.Quote(t) + ": it must be oauth-authz-req+jwt, JWT or none")
 	}
 	verified := false
-	for i := range c.Keys {
-		k := &c.Keys[i]
+	keys := c.Keys()
+	for i := range keys {
+		k := &keys[i]
 		if j.Header.Kid != "" && k.KeyID != j.Header.Kid {
 			continue
 		}

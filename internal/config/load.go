@@ -73,26 +73,9 @@ func ParseWith(name string, data []byte, o Overrides) (*Config, error) {
 	// already.
 	c.src.tree = &tree{data: data}
 
-	var errs Errors
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	switch err := dec.Decode(c); {
-	case err == nil, errors.Is(err, io.EOF): // io.EOF: an empty file, all defaults
-	default:
-		var te *yaml.TypeError
-		if !errors.As(err, &te) {
-			return nil, Errors{c.src.syntaxError(err, data)}.err()
-		}
-		for _, msg := range te.Errors {
-			errs = append(errs, c.src.decodeError(msg))
-			// yaml.v3 leaves a whole mapping undecoded when one of its
-			// keys is repeated: what validation would see is not the file.
-			c.src.unreliable = c.src.unreliable || duplicateKeyRE.MatchString(msg)
-		}
-	}
-	var next yaml.Node
-	if err := dec.Decode(&next); !errors.Is(err, io.EOF) {
-		errs = append(errs, &Error{File: name, Line: next.Line, Msg: "a second YAML document; the configuration is one document"})
+	errs, err := c.decode(data, false)
+	if err != nil {
+		return nil, err
 	}
 
 	if o.Dev {
@@ -118,6 +101,47 @@ func ParseWith(name string, data []byte, o Overrides) (*Config, error) {
 		return nil, errs.err()
 	}
 	return c, nil
+}
+
+// decode decodes data into c, a large file in pieces (split.go), the
+// registry sections left out when settingsOnly is set. It returns the
+// decoding problems to report with the rest, or the error to report alone.
+func (c *Config) decode(data []byte, settingsOnly bool) (Errors, error) {
+	if len(data) >= splitMin {
+		if decodeSplit(c, data, settingsOnly) == nil {
+			return nil, nil
+		}
+		// Start again from the defaults: the whole decode finds the
+		// problem and reports it at its line.
+		src := c.src
+		*c = *Default()
+		c.src = src
+	}
+	var errs Errors
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	switch err := dec.Decode(c); {
+	case err == nil, errors.Is(err, io.EOF): // io.EOF: an empty file, all defaults
+	default:
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			return nil, Errors{c.src.syntaxError(err, data)}.err()
+		}
+		for _, msg := range te.Errors {
+			errs = append(errs, c.src.decodeError(msg))
+			// yaml.v3 leaves a whole mapping undecoded when one of its
+			// keys is repeated: what validation would see is not the file.
+			c.src.unreliable = c.src.unreliable || duplicateKeyRE.MatchString(msg)
+		}
+	}
+	var next yaml.Node
+	if err := dec.Decode(&next); !errors.Is(err, io.EOF) {
+		errs = append(errs, &Error{File: c.src.file, Line: next.Line, Msg: "a second YAML document; the configuration is one document"})
+	}
+	if settingsOnly {
+		c.dropRegistry()
+	}
+	return errs, nil
 }
 
 // prepare does what Parse does after decoding and before validation: the

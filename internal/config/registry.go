@@ -168,8 +168,16 @@ func orDefault[T comparable](v, def T) T {
 // several times the size of the registry's snapshot.
 func (c *Config) WithoutRegistry() *Config {
 	out := *c
-	out.APIs, out.Organizations, out.ClientSystems, out.Clients = nil, nil, nil, nil
-	out.Delegations, out.IdentityProviders = nil, nil
+	out.dropRegistry()
 	out.src.tree = nil
 	return &out
+}
+
+// dropRegistry empties the registry sections and what was read from the
+// files they name.
+func (c *Config) dropRegistry() {
+	c.APIs, c.Organizations, c.ClientSystems, c.Clients = nil, nil, nil, nil
+	c.Delegations, c.IdentityProviders = nil, nil
+	c.Persons, c.PersonsFile, c.HPR, c.HPRFile = nil, "", nil, ""
+	c.filePersons, c.fileHPR = nil, nil
 }

@@ -122,7 +122,7 @@ func TestChangesReachAnotherInstance(t *testing.T) {
 			if c, ok := snap.Client("c-2"); !ok || c.Status != store.StatusDisabled || c.Active() {
 				t.Errorf("the removed client at b: %v, %+v; want it disabled", ok, c)
 			}
-			if c, ok := snap.Client("new"); !ok || !c.Active() || len(c.Keys) != 1 {
+			if c, ok := snap.Client("new"); !ok || !c.Active() || len(c.Keys()) != 1 {
 				t.Errorf("the added client at b: %v, %+v", ok, c)
 			}
 
@@ -137,7 +137,7 @@ func TestChangesReachAnotherInstance(t *testing.T) {
 			}
 			old, _ := snap.Client("c-3")
 			snap = refresh("store write", 1)
-			if c, _ := snap.Client("c-3"); c.Keys[0].KeyID == old.Keys[0].KeyID {
+			if c, _ := snap.Client("c-3"); c.Keys()[0].KeyID == old.Keys()[0].KeyID {
 				t.Error("b still has c-3's old key")
 			}
 
@@ -166,8 +166,8 @@ func TestChangesReachAnotherInstance(t *testing.T) {
 				t.Fatal(err)
 			}
 			c, _ := snap.Client("c-500")
-			if c.Active() || c.System.Status != store.StatusDisabled || &c.Keys[0] != &prev.Keys[0] {
-				t.Errorf("after the system change c-500 is active %v, system %+v, keys shared %v", c.Active(), c.System, &c.Keys[0] == &prev.Keys[0])
+			if c.Active() || c.System.Status != store.StatusDisabled || &c.Keys()[0] != &prev.Keys()[0] {
+				t.Errorf("after the system change c-500 is active %v, system %+v, keys shared %v", c.Active(), c.System, &c.Keys()[0] == &prev.Keys()[0])
 			}
 
 			// b ends where a fresh load ends.

@@ -368,12 +368,12 @@ func TestSnapshot(t *testing.T) {
 	}
 
 	c, ok := snap.Client("deft")
-	if !ok || c.Err != nil || !c.Active() || c.System == nil || c.System.ID != "sys" || len(c.Keys) != 1 {
+	if !ok || c.Err() != nil || !c.Active() || c.System == nil || c.System.ID != "sys" || len(c.Keys()) != 1 {
 		t.Fatalf("Client(deft) = %+v, %v", c, ok)
 	}
-	thumb, _ := jws.Thumbprint(&c.Keys[0])
-	if c.Keys[0].KeyID != thumb {
-		t.Errorf("a key without kid got kid %q, want its thumbprint %q", c.Keys[0].KeyID, thumb)
+	thumb, _ := jws.Thumbprint(&c.Keys()[0])
+	if c.Keys()[0].KeyID != thumb {
+		t.Errorf("a key without kid got kid %q, want its thumbprint %q", c.Keys()[0].KeyID, thumb)
 	}
 
 	tests := []struct {
@@ -391,10 +391,10 @@ func TestSnapshot(t *testing.T) {
 		switch {
 		case !ok:
 			t.Errorf("Client(%s) missing: a broken client must be kept", tt.id)
-		case tt.wantErr == "" && c.Err != nil:
-			t.Errorf("Client(%s).Err = %v", tt.id, c.Err)
-		case tt.wantErr != "" && (c.Err == nil || !strings.Contains(c.Err.Error(), tt.wantErr)):
-			t.Errorf("Client(%s).Err = %v, want %q", tt.id, c.Err, tt.wantErr)
+		case tt.wantErr == "" && c.Err() != nil:
+			t.Errorf("Client(%s).Err = %v", tt.id, c.Err())
+		case tt.wantErr != "" && (c.Err() == nil || !strings.Contains(c.Err().Error(), tt.wantErr)):
+			t.Errorf("Client(%s).Err = %v, want %q", tt.id, c.Err(), tt.wantErr)
 		case c.Active() != tt.wantActive:
 			t.Errorf("Client(%s).Active() = %v", tt.id, c.Active())
 		}

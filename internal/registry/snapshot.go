@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	jose "github.com/go-jose/go-jose/v4"
 
@@ -39,31 +42,80 @@ type Snapshot struct {
 }
 
 // Client is a registered client with what the token endpoint needs ready:
-// its parsed public keys and its client system.
+// its client system and, parsed on first use, its public keys.
 type Client struct {
 	store.Client
-	// Keys are the client's public keys, checked as ParseJWKS checks them,
-	// each with a kid. Empty when Err is set.
-	Keys []jose.JSONWebKey
 	// System is the client's client system; nil when it does not exist.
 	System *store.ClientSystem
-	// Err says why the client cannot authenticate although it is
-	// registered: its JWKS is unusable or its client system is missing.
-	// Records made outside the file are not validated when they are written,
-	// so a broken one is kept here with the reason, and the token endpoint
-	// answers invalid_client for it instead of failing for everyone.
-	Err error
 
-	// keysErr is the problem with the JWKS alone, kept so that a change of
-	// the client system does not parse the keys again.
-	keysErr error
+	// keys is shared with the snapshots before and after this one for as
+	// long as the JWKS stays the same, so that a key set is parsed at most
+	// once, and only when the client is first used: a start with a
+	// hundred thousand clients parses none of them.
+	keys *keySet
+}
+
+// keySet is a client's JWKS, parsed once when first asked for.
+type keySet struct {
+	once sync.Once
+	jwks []byte
+	keys []jose.JSONWebKey
+	err  error
+}
+
+func (k *keySet) get() ([]jose.JSONWebKey, error) {
+	k.once.Do(func() {
+		if len(k.jwks) == 0 {
+			k.err = errors.New("no public keys registered")
+			return
+		}
+		k.keys, k.err = ParseJWKS(k.jwks)
+	})
+	return k.keys, k.err
+}
+
+// parsedKeySet is a keySet whose keys are known already.
+func parsedKeySet(jwks []byte, keys []jose.JSONWebKey) *keySet {
+	k := &keySet{jwks: jwks}
+	k.once.Do(func() { k.keys = keys })
+	return k
+}
+
+// Keys are the client's public keys, checked as ParseJWKS checks them,
+// each with a kid; nil when Err is not nil.
+func (c *Client) Keys() []jose.JSONWebKey {
+	if c.Err() != nil {
+		return nil
+	}
+	keys, _ := c.keys.get()
+	return keys
+}
+
+// Err says why the client cannot authenticate although it is registered:
+// its JWKS is unusable or its client system is missing. Records made
+// outside the file are not validated when they are written, so a broken
+// one is kept with the reason, and the token endpoint answers
+// invalid_client for it instead of failing for everyone.
+func (c *Client) Err() error {
+	_, keysErr := c.keys.get()
+	if c.System != nil && keysErr == nil {
+		return nil
+	}
+	var errs []error
+	if c.System == nil {
+		errs = append(errs, fmt.Errorf("client system %q does not exist", c.Client.System))
+	}
+	if keysErr != nil {
+		errs = append(errs, keysErr)
+	}
+	return fmt.Errorf("registry: client %q: %w", c.ID, errors.Join(errs...))
 }
 
 // Active reports whether the client may get tokens now: it and its client
 // system are active and its registration is usable.
 func (c *Client) Active() bool {
-	return c.Err == nil && c.Status == store.StatusActive &&
-		c.System != nil && c.System.Status == store.StatusActive
+	return c.Status == store.StatusActive &&
+		c.System != nil && c.System.Status == store.StatusActive && c.Err() == nil
 }
 
 // KeySets are parsed public key sets by their JWKS text, as the
@@ -210,23 +262,56 @@ func (snap *Snapshot) patch(version int64, changes []store.RecordChange, keys Ke
 			}
 		}
 	}
-	for _, c := range clients {
+	decoded, err := decodeClients(clients)
+	if err != nil {
+		return nil, err
+	}
+	for i, c := range clients {
 		if c.Deleted {
 			setClient(c.Record.Key, nil)
 			continue
 		}
-		rec, err := store.ClientKind.Decode(c.Record.Doc, c.Record.Meta)
-		if err != nil {
-			return nil, err
-		}
+		rec := decoded[i]
 		setClient(rec.ID, next.newClient(rec, snap.clients[rec.ID], keys))
 	}
 	return &next, nil
 }
 
-// login reports whether c counts as a client that may log people in.
+// parallelDecode is how many client records make decoding them on every
+// core worth it: a start reads the whole registry, a change a few.
+const parallelDecode = 1000
+
+// decodeClients decodes the client records of changes, deletions left
+// zero, on every core when there are many.
+func decodeClients(changes []store.RecordChange) ([]store.Client, error) {
+	out := make([]store.Client, len(changes))
+	workers := 1
+	if len(changes) >= parallelDecode {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	var (
+		next atomic.Int64
+		wg   sync.WaitGroup
+		errs = make([]error, workers)
+	)
+	for w := range workers {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < len(changes) && errs[w] == nil; i = int(next.Add(1) - 1) {
+				if c := changes[i]; !c.Deleted {
+					out[i], errs[w] = store.ClientKind.Decode(c.Record.Doc, c.Record.Meta)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return out, errors.Join(errs...)
+}
+
+// login reports whether c counts as a client that may log people in. The
+// grant is looked at first: the keys of the clients without it are not
+// parsed to count them.
 func (c *Client) login() bool {
-	return c.Active() && slices.Contains(c.GrantTypes, "authorization_code")
+	return slices.Contains(c.GrantTypes, "authorization_code") && c.Active()
 }
 
 // indexHPR makes the index of the active HPR entries by pid. The file
@@ -315,41 +400,24 @@ func ownsScope(a *store.API, scope string) bool {
 
 // newClient makes the snapshot's client for c. Its keys come from prev
 // (the client in the snapshot before) when the JWKS is unchanged, else
-// from keys, else they are parsed.
+// from keys, else they are parsed when first used.
 func (snap *Snapshot) newClient(c store.Client, prev *Client, keys KeySets) *Client {
 	out := &Client{Client: c}
-	switch {
+	switch parsed, ok := keys[string(c.JWKS)]; {
 	case prev != nil && bytes.Equal(prev.JWKS, c.JWKS):
-		out.Keys, out.keysErr = prev.Keys, prev.keysErr
-	case len(c.JWKS) == 0:
-		out.keysErr = errors.New("no public keys registered")
+		out.keys = prev.keys
+	case ok && len(c.JWKS) > 0:
+		out.keys = parsedKeySet(c.JWKS, parsed)
 	default:
-		if parsed, ok := keys[string(c.JWKS)]; ok {
-			out.Keys = parsed
-		} else {
-			out.Keys, out.keysErr = ParseJWKS(c.JWKS)
-		}
+		out.keys = &keySet{jwks: c.JWKS}
 	}
 	return snap.withSystem(out)
 }
 
-// withSystem returns a copy of c with its client system from snap, and
-// Err for both.
+// withSystem returns a copy of c with its client system from snap.
 func (snap *Snapshot) withSystem(c *Client) *Client {
 	out := *c
 	out.System = snap.systems[c.Client.System]
-	var errs []error
-	if out.System == nil {
-		errs = append(errs, fmt.Errorf("client system %q does not exist", c.Client.System))
-	}
-	if out.keysErr != nil {
-		out.Keys = nil
-		errs = append(errs, out.keysErr)
-	}
-	out.Err = nil
-	if len(errs) > 0 {
-		out.Err = fmt.Errorf("registry: client %q: %w", c.ID, errors.Join(errs...))
-	}
 	return &out
 }
 

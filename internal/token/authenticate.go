@@ -56,14 +56,14 @@ func (b *base) authenticate(req *Request, snap *registry.Snapshot, now time.Time
 	switch {
 	case !ok:
 		return nil, nil, oauth.InvalidClient("unknown client")
-	case c.Err != nil:
-		return nil, nil, oauth.InvalidClient("the client's registration cannot be used").Wrap(c.Err)
+	case c.Err() != nil:
+		return nil, nil, oauth.InvalidClient("the client's registration cannot be used").Wrap(c.Err())
 	case c.Status == store.StatusPending:
 		return nil, nil, oauth.InvalidClient("the client is waiting for approval")
 	case !c.Active():
 		return nil, nil, oauth.InvalidClient("the client is disabled")
 	}
-	if err := b.assertions.Verify(a, c.Keys, now); err != nil {
+	if err := b.assertions.Verify(a, c.Keys(), now); err != nil {
 		return nil, nil, assertionError(err)
 	}
 	return c, a, nil
