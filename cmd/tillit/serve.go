@@ -67,7 +67,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		*configPath = setup.ConfigPath
 	}
-	cfg, err := loadConfig(*configPath, *dev, *listen)
+	src, err := config.ReadSource(*configPath, config.Overrides{Dev: *dev, Listen: *listen})
+	if err != nil {
+		return err
+	}
+	cfg, err := src.Settings()
 	if err != nil {
 		return err
 	}
@@ -103,16 +107,15 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// WaitForLease: a server restarted after a crash finds its own
 	// unreleased instance lease, and gets it once it expires; a second
 	// server beside a running one is refused.
-	srv, err := server.New(ctx, cfg, server.Options{Log: log, KeyMaintenance: *keysEvery, LeaseTTL: *leaseTTL, WaitForLease: true})
+	srv, err := server.New(ctx, cfg, server.Options{Log: log, KeyMaintenance: *keysEvery, LeaseTTL: *leaseTTL, WaitForLease: true, Source: src})
 	if err != nil {
 		return err
 	}
 	defer srv.Close()
 	// The registry the file declares is in the store and the server's
-	// snapshot now: drop this copy and give back the memory that reading
-	// and applying it took, which for a large registry is several times
-	// the snapshot.
-	cfg = cfg.WithoutRegistry()
+	// snapshot now, and nothing refers to the file any more: give back the
+	// memory that reading and applying it took, which for a large
+	// registry is several times the snapshot.
 	debug.FreeOSMemory()
 	attrs := []any{"issuer", srv.Issuer(), "listen", ln.Addr().String(), "tls", cfg.TLS.Enabled()}
 	if metricsLn != nil {

@@ -632,4 +632,8 @@ type parsedKeys struct {
 	file string
 	keys []jose.JSONWebKey
 	errs Errors
+	// stored is keys as the registry stores them (registry.MarshalJWKS),
+	// made with the parsing so that it too happens on every core.
+	stored    []byte
+	storedErr error
 }

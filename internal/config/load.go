@@ -11,13 +11,13 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/tillit-sts/tillit/internal/parallel"
 )
 
 // Size bounds for what the configuration reads: generous for a registry of
@@ -61,11 +61,15 @@ type Overrides struct {
 
 // ParseWith is Parse with command-line overrides.
 func ParseWith(name string, data []byte, o Overrides) (*Config, error) {
+	return parse(name, data, o, false)
+}
+
+// parse is ParseWith, or with settingsOnly the settings without the
+// registry sections.
+func parse(name string, data []byte, o Overrides, settingsOnly bool) (*Config, error) {
 	c := Default()
 	c.src.file = name
-	if name != "" {
-		c.src.dir = filepath.Dir(name)
-	}
+	c.src.dir = dirOf(name)
 
 	// The YAML tree that error messages take lines and paths from is
 	// parsed only when there is an error to report: parsing is most of
@@ -73,18 +77,11 @@ func ParseWith(name string, data []byte, o Overrides) (*Config, error) {
 	// already.
 	c.src.tree = &tree{data: data}
 
-	errs, err := c.decode(data, false)
+	errs, err := c.decode(data, settingsOnly)
 	if err != nil {
 		return nil, err
 	}
-
-	if o.Dev {
-		c.Dev = true
-	}
-	if o.Listen != "" {
-		c.Listen = o.Listen
-		c.src.listenOverridden = true
-	}
+	c.applyOverrides(o)
 
 	var more Errors
 	c.prepare(&more)
@@ -101,6 +98,26 @@ func ParseWith(name string, data []byte, o Overrides) (*Config, error) {
 		return nil, errs.err()
 	}
 	return c, nil
+}
+
+// dirOf is the folder relative paths in the file named name are taken
+// from: the working directory for a configuration without a file.
+func dirOf(name string) string {
+	if name == "" {
+		return ""
+	}
+	return filepath.Dir(name)
+}
+
+// applyOverrides applies the command-line settings.
+func (c *Config) applyOverrides(o Overrides) {
+	if o.Dev {
+		c.Dev = true
+	}
+	if o.Listen != "" {
+		c.Listen = o.Listen
+		c.src.listenOverridden = true
+	}
 }
 
 // decode decodes data into c, a large file in pieces (split.go), the
@@ -225,18 +242,10 @@ func (c *Config) prepare(errs *Errors) {
 // core: with a hundred thousand clients it is most of the cost of reading
 // the file. Validation and Registry then find them parsed.
 func (c *Config) parseKeys() {
-	var (
-		next atomic.Int64
-		wg   sync.WaitGroup
-	)
-	for range min(runtime.GOMAXPROCS(0), len(c.Clients)) {
-		wg.Go(func() {
-			for i := int(next.Add(1) - 1); i < len(c.Clients); i = int(next.Add(1) - 1) {
-				c.clientKeys(i)
-			}
-		})
-	}
-	wg.Wait()
+	_ = parallel.For(len(c.Clients), 2, func(i int) error {
+		c.clientKeys(i)
+		return nil
+	})
 }
 
 // keyFile returns the contents of JWKSFile, read by Parse or now for a

@@ -57,7 +57,7 @@ func (c *Config) Registry() (registry.Registry, error) {
 		if len(errs) > 0 {
 			return registry.Registry{}, errs.err()
 		}
-		jwks, err := registry.MarshalJWKS(keys)
+		jwks, err := c.Clients[i].parsed.stored, c.Clients[i].parsed.storedErr
 		if err != nil {
 			return registry.Registry{}, fmt.Errorf("config: client %q: %w", cl.ID, err)
 		}

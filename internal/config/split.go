@@ -5,11 +5,11 @@ import (
 	"errors"
 	"io"
 	"reflect"
-	"runtime"
 	"strings"
-	"sync"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/tillit-sts/tillit/internal/parallel"
 )
 
 // A large registry file is decoded in pieces: each top-level section on
@@ -191,7 +191,6 @@ func decodeSplit(c *Config, data []byte, settingsOnly bool) error {
 		field int // index of the Config field
 		text  []byte
 		out   *Config
-		err   error
 	}
 	var jobs []*job
 	for _, s := range sections {
@@ -210,26 +209,15 @@ func decodeSplit(c *Config, data []byte, settingsOnly bool) error {
 			}
 		}
 	}
-	var wg sync.WaitGroup
-	next := make(chan *job)
-	for range min(runtime.GOMAXPROCS(0), len(jobs)) {
-		wg.Go(func() {
-			for j := range next {
-				j.out = new(Config)
-				j.err = decodeStrict(j.text, j.out)
-			}
-		})
+	err := parallel.For(len(jobs), 2, func(i int) error {
+		jobs[i].out = new(Config)
+		return decodeStrict(jobs[i].text, jobs[i].out)
+	})
+	if err != nil {
+		return err
 	}
-	for _, j := range jobs {
-		next <- j
-	}
-	close(next)
-	wg.Wait()
 	dst := reflect.ValueOf(c).Elem()
 	for _, j := range jobs {
-		if j.err != nil {
-			return j.err
-		}
 		f, part := dst.Field(j.field), reflect.ValueOf(j.out).Elem().Field(j.field)
 		if f.Kind() == reflect.Slice {
 			f.Set(reflect.AppendSlice(f, part))

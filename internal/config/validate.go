@@ -1081,6 +1081,9 @@ func (c *Config) clientKeys(i int) ([]jose.JSONWebKey, Errors) {
 	}
 	keys, errs := c.parseClientKeys(i)
 	cl.parsed = &parsedKeys{jwks: cl.JWKS, file: cl.JWKSFile, keys: keys, errs: errs}
+	if len(errs) == 0 {
+		cl.parsed.stored, cl.parsed.storedErr = registry.MarshalJWKS(keys)
+	}
 	return keys, errs
 }
 

@@ -3,6 +3,7 @@ package registry_test
 import (
 	"fmt"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -382,5 +383,57 @@ func TestPatchKeepsIndexes(t *testing.T) {
 	}
 	if h, _ := wt.Current().HealthPersonnelByPID("p1"); h == nil || h.Number != "9" {
 		t.Errorf("p1's HPR entry after 3 was disabled: %+v", h)
+	}
+}
+
+// TestWatcherSyncKeepsWhatItWrote: with no other writer, Watcher.Sync
+// brings its snapshot up to date from the records it wrote rather than
+// reading them back. The snapshot must be what a fresh Load reads, record
+// for record, after a first apply (batches), a change, and a removal
+// (the disable path).
+func TestWatcherSyncKeepsWhatItWrote(t *testing.T) {
+	for _, tt := range twoStores {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := t.Context()
+			s, _ := tt.open(t)
+			wt, err := registry.NewWatcher(ctx, s, time.Hour, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := manyClients(t, 1200)
+			steps := []struct {
+				name   string
+				change func()
+			}{
+				{"first apply", func() {}},
+				{"one client renamed", func() { w.Clients[7].Name = "renamed" }},
+				{"one client dropped", func() { w.Clients = w.Clients[1:] }},
+			}
+			for _, step := range steps {
+				step.change()
+				if _, err := wt.Sync(ctx, w); err != nil {
+					t.Fatalf("%s: %v", step.name, err)
+				}
+				got := wt.Current()
+				fresh, err := registry.Load(ctx, s, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got.Version() != fresh.Version() {
+					t.Fatalf("%s: snapshot at version %d, the store at %d", step.name, got.Version(), fresh.Version())
+				}
+				for i := range 1200 {
+					id := fmt.Sprintf("c-%d", i)
+					g, _ := got.Client(id)
+					f, _ := fresh.Client(id)
+					if g == nil || f == nil || !reflect.DeepEqual(g.Client, f.Client) || g.Active() != f.Active() {
+						t.Fatalf("%s: client %s in the snapshot %+v, as loaded %+v", step.name, id, g, f)
+					}
+				}
+			}
+			if c, _ := wt.Current().Client("c-0"); c.Status != store.StatusDisabled {
+				t.Errorf("the dropped client is %s, want disabled", c.Status)
+			}
+		})
 	}
 }

@@ -52,6 +52,31 @@ type Report struct {
 	// status to disable and grants nothing by itself, so it is left as it
 	// is rather than deleted (audit records may name it).
 	Kept []store.Ref
+
+	// written are the records as stored, and txns the transactions that
+	// wrote them: with no other writer they are every change since the
+	// snapshot Sync started from, and a Watcher patches it with them
+	// instead of reading them back.
+	written []store.RecordChange
+	txns    int
+}
+
+// wrote notes one transaction that stored recs.
+func (r *Report) wrote(recs ...store.Record) {
+	r.txns++
+	for _, rec := range recs {
+		r.written = append(r.written, store.RecordChange{Record: rec})
+	}
+}
+
+// wroteOne notes one transaction that stored rec of kind k.
+func wroteOne[T any](r *Report, k *store.Kind[T], rec T) error {
+	stored, err := k.Record(rec)
+	if err != nil {
+		return err
+	}
+	r.wrote(stored)
+	return nil
 }
 
 // Changed reports whether Sync wrote anything.

@@ -6,14 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/tillit-sts/tillit/internal/parallel"
 	"github.com/tillit-sts/tillit/internal/store"
 )
 
@@ -285,26 +284,16 @@ const parallelDecode = 1000
 // zero, on every core when there are many.
 func decodeClients(changes []store.RecordChange) ([]store.Client, error) {
 	out := make([]store.Client, len(changes))
-	workers := 1
-	if len(changes) >= parallelDecode {
-		workers = runtime.GOMAXPROCS(0)
-	}
-	var (
-		next atomic.Int64
-		wg   sync.WaitGroup
-		errs = make([]error, workers)
-	)
-	for w := range workers {
-		wg.Go(func() {
-			for i := int(next.Add(1) - 1); i < len(changes) && errs[w] == nil; i = int(next.Add(1) - 1) {
-				if c := changes[i]; !c.Deleted {
-					out[i], errs[w] = store.ClientKind.Decode(c.Record.Doc, c.Record.Meta)
-				}
-			}
-		})
-	}
-	wg.Wait()
-	return out, errors.Join(errs...)
+	err := parallel.For(len(changes), parallelDecode, func(i int) error {
+		c := changes[i]
+		if c.Deleted {
+			return nil
+		}
+		var err error
+		out[i], err = store.ClientKind.Decode(c.Record.Doc, c.Record.Meta)
+		return err
+	})
+	return out, err
 }
 
 // login reports whether c counts as a client that may log people in. The

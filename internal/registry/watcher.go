@@ -98,9 +98,25 @@ func (w *Watcher) Sync(ctx context.Context, want Registry) (Report, error) {
 		// see it.
 		w.logger().InfoContext(ctx, "registry applied", "changes", rep.String())
 	}
-	// Even when Sync wrote nothing, another process may have written
-	// since the snapshot was loaded: a second instance starting with the
-	// same file finds the first one's records and must serve them now.
+	// When the store's version moved by exactly the transactions Sync
+	// made, nobody else wrote since the snapshot and what Sync wrote is
+	// the whole change: no need to read it back.
+	cur := w.current.Load()
+	if rep.txns > 0 {
+		if v, err := w.store.RegistryVersion(ctx); err == nil && v == cur.Version()+int64(rep.txns) {
+			snap, err := cur.patch(v, rep.written, want.Keys)
+			if err != nil {
+				return rep, fmt.Errorf("registry: update: %w", err)
+			}
+			w.current.Store(snap)
+			w.logger().InfoContext(ctx, "registry reloaded", "from", cur.Version(), "to", v, "changes", len(rep.written))
+			return rep, nil
+		}
+	}
+	// Otherwise, and even when Sync wrote nothing, another process may
+	// have written since the snapshot was loaded: a second instance
+	// starting with the same file finds the first one's records and must
+	// serve them now.
 	_, err = w.refresh(ctx, want.Keys)
 	return rep, err
 }

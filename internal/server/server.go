@@ -55,6 +55,10 @@ type Options struct {
 	// is renewed New refuses, if it expires New takes it over (the
 	// restart of a crashed server). tillit serve sets it.
 	WaitForLease bool
+	// Source, when set, is the configuration file cfg's settings came
+	// from: its registry is applied from it rather than from cfg, and
+	// only when the store does not hold it already. tillit serve sets it.
+	Source *config.Source
 }
 
 // Server is one token service instance.
@@ -168,7 +172,12 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (*Server, error) 
 		return nil, err
 	}
 
-	if s.registry, err = s.applyRegistry(ctx, cfg); err != nil {
+	if opt.Source != nil {
+		s.registry, err = s.applySource(ctx, cfg, opt.Source)
+	} else {
+		s.registry, err = s.applyRegistry(ctx, cfg)
+	}
+	if err != nil {
 		return nil, err
 	}
 	// The file's registry is in the store and the snapshot now: the

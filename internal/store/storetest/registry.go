@@ -35,7 +35,7 @@ type registryKind interface {
 }
 
 // kinds lists every registry kind. A new kind adds its kind here.
-var kinds = []registryKind{apiKind, organizationKind, clientSystemKind, clientKind, delegationKind, identityProviderKind, personKind, healthPersonnelKind}
+var kinds = []registryKind{apiKind, organizationKind, clientSystemKind, clientKind, delegationKind, identityProviderKind, personKind, healthPersonnelKind, appliedConfigKind}
 
 func runRegistry(t *testing.T, open func(t *testing.T) store.Store) {
 	for _, k := range kinds {
@@ -269,6 +269,28 @@ var healthPersonnelKind = kind[store.HealthPersonnel]{
 			Authorization: store.HPRCode{Value: "1", Description: "Autorisasjon"}})
 		r.Status = store.StatusDisabled
 		r.ManagedBy = ""
+	},
+}
+
+var appliedConfigKind = kind[store.AppliedConfig]{
+	Kind: store.AppliedConfigKind,
+	key:  func(r *store.AppliedConfig) *string { return &r.Name },
+	full: func(key string) store.AppliedConfig {
+		return store.AppliedConfig{
+			Name:    key,
+			Digest:  "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+			Files:   []store.FileDigest{{Path: "/etc/tillit/persons.csv", Digest: "60303ae22b998861bce3b28f33eec1be758a213c86c93c076dbe9f558c11c752"}},
+			Env:     []string{"IDPORTEN_CLIENT_SECRET"},
+			Present: []string{"/etc/tillit/idporten.secret"},
+			Version: 42,
+		}
+	},
+	change: func(r *store.AppliedConfig) {
+		r.Digest = "fd61a03af4f77d870fc21e05e7e80678095c92d808cfb3b5c279ee04c74aca13"
+		r.Files = nil
+		r.Env = append(r.Env, "OTHER")
+		r.Present = nil
+		r.Version++
 	},
 }
 

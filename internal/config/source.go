@@ -1,0 +1,116 @@
+package config
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+)
+
+// Source is a configuration file as serve reads it: its settings now, its
+// registry only if the store does not hold it already. Reading and
+// checking the registry of a large file (a hundred thousand clients) takes
+// seconds; a restart with the file unchanged does not need it.
+type Source struct {
+	name      string
+	data      []byte
+	overrides Overrides
+	// full is the whole configuration, when Settings parsed it.
+	full *Config
+}
+
+// ReadSource reads the file at path for Settings and Registry.
+func ReadSource(path string, o Overrides) (*Source, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return &Source{name: path, data: data, overrides: o}, nil
+}
+
+// Settings parses and checks the server settings. A small file is parsed
+// whole, registry included, so that every mistake in it is found before
+// anything is opened or written; a large one only in its settings, the
+// registry left for Registry.
+func (s *Source) Settings() (*Config, error) {
+	if len(s.data) < splitMin {
+		c, err := ParseWith(s.name, s.data, s.overrides)
+		if err != nil {
+			return nil, err
+		}
+		s.full = c
+		return c.WithoutRegistry(), nil
+	}
+	c, err := parse(s.name, s.data, s.overrides, true)
+	if err != nil {
+		return nil, err
+	}
+	// The tree would keep the whole file's bytes.
+	c.src.tree = nil
+	return c, nil
+}
+
+// Registry parses and checks the whole file, for its registry.
+func (s *Source) Registry() (*Config, error) {
+	if s.full != nil {
+		return s.full, nil
+	}
+	return ParseWith(s.name, s.data, s.overrides)
+}
+
+// Digest is what decides the records the file declares, as a hex SHA-256:
+// the file's bytes, the command-line overrides and build, which names the
+// program that reads them (a new version may read the same file into
+// other records). The files the registry names and the environment
+// variables it needs are not in it: RegistryInputs lists them.
+func (s *Source) Digest(build string) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "tillit configuration digest 1\n%s\n%s\n%s\n%d\n", strconv.Quote(build),
+		strconv.FormatBool(s.overrides.Dev), strconv.Quote(s.overrides.Listen), len(s.data))
+	h.Write(s.data)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// Inputs are what a registry depends on besides the configuration file.
+type Inputs struct {
+	// Files are read into the registry (jwks_file, persons_file,
+	// hpr_file): a change to one changes the records.
+	Files []string
+	// Env are environment variables the registry needs set.
+	Env []string
+	// Present are files the registry needs to exist, not empty, without
+	// their content being part of it (secrets).
+	Present []string
+}
+
+// RegistryInputs lists what the registry of c was read from or checked
+// against besides the file itself, each path absolute.
+func (c *Config) RegistryInputs() Inputs {
+	var in Inputs
+	for _, cl := range c.Clients {
+		if cl.JWKSFile != "" {
+			in.Files = append(in.Files, c.src.abs(cl.JWKSFile))
+		}
+	}
+	if c.PersonsFile != "" {
+		in.Files = append(in.Files, c.src.abs(c.PersonsFile))
+	}
+	if c.HPRFile != "" {
+		in.Files = append(in.Files, c.src.abs(c.HPRFile))
+	}
+	for _, p := range c.IdentityProviders {
+		if p.ClientSecretEnv != "" {
+			in.Env = append(in.Env, p.ClientSecretEnv)
+		}
+		for _, f := range []string{p.ClientSecretFile, p.PrivateKeyFile} {
+			if f != "" {
+				in.Present = append(in.Present, c.src.abs(f))
+			}
+		}
+	}
+	slices.Sort(in.Files)
+	in.Files = slices.Compact(in.Files)
+	return in
+}
