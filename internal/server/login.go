@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 
+	jose "github.com/go-jose/go-jose/v4"
+
 	"github.com/tillit-sts/tillit/internal/authorize"
 	"github.com/tillit-sts/tillit/internal/identity"
 	"github.com/tillit-sts/tillit/internal/login"
@@ -39,6 +41,16 @@ func (s *Server) newLogin(ctx context.Context, decisions authorize.Decisions) er
 	if err != nil {
 		return err
 	}
+	// Tillit's own private_key_jwt keys at upstream providers are made on
+	// the first start that needs one, so that the operator can register
+	// the public key (`tillit idp jwks`) before anyone logs in.
+	for _, p := range s.registry.Current().IdentityProviders() {
+		if p.OIDC != nil && p.OIDC.ClientAuth() == store.UpstreamAuthPrivateKeyJWT {
+			if err := s.keys.EnsureUpstreamKey(ctx, p.Name, jose.SignatureAlgorithm(p.OIDC.Algorithm)); err != nil {
+				return err
+			}
+		}
+	}
 	pseudonym := s.keys.PseudonymKey()
 	var attempts *ratelimit.Limiter
 	if n := s.cfg.RateLimit.LoginPerMinute; n > 0 {
@@ -60,6 +72,7 @@ func (s *Server) newLogin(ctx context.Context, decisions authorize.Decisions) er
 		// The store keeps upstream logins' state, so any instance can
 		// take the provider's callback.
 		UpstreamStates: s.store,
+		UpstreamKey:    s.keys.UpstreamKey,
 		Now:            s.now,
 		Log:            s.log,
 	})
