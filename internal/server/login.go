@@ -12,6 +12,7 @@ import (
 	"github.com/tillit-sts/tillit/internal/login"
 	"github.com/tillit-sts/tillit/internal/ratelimit"
 	"github.com/tillit-sts/tillit/internal/store"
+	"github.com/tillit-sts/tillit/internal/token"
 )
 
 // loginSeam is the authorization endpoint's Login: the caller's, or the
@@ -81,4 +82,25 @@ func (s *Server) newLogin(ctx context.Context, decisions authorize.Decisions) er
 	}
 	s.endSessionURL = s.login.EndSessionURL()
 	return nil
+}
+
+// personRegister is the person register the token endpoint and userinfo
+// fall back to for the names of a login whose identity provider gave
+// none: only in a test environment, where the register is the test
+// population. In production a login without names gets none.
+func (s *Server) personRegister() token.PersonStore {
+	if !s.cfg.Test() {
+		return nil
+	}
+	return persons{s.store}
+}
+
+// nameSealer seals the names identity providers give into access tokens
+// for userinfo, with a service secret every instance shares.
+func (s *Server) nameSealer(ctx context.Context) (*token.NameSealer, error) {
+	secret, err := s.keys.Secret(ctx, store.PurposeNames)
+	if err != nil {
+		return nil, err
+	}
+	return token.NewNameSealer(secret)
 }

@@ -30,6 +30,10 @@ func SecretID(value string) string {
 // it.
 const PurposeLogin KeyPurpose = "login"
 
+// PurposeNames is the service secret that seals the names an identity
+// provider gave into access tokens, for userinfo (token.NameSealer).
+const PurposeNames KeyPurpose = "names"
+
 // Login is who logged in, as an identity provider said it: what ID
 // tokens, access tokens and userinfo say about the person.
 type Login struct {
