@@ -486,13 +486,21 @@ type IdentityProvider struct {
 	Issuer string `yaml:"issuer"`
 	// ClientID is Tillit's client id at the provider. Required for oidc.
 	ClientID string `yaml:"client_id"`
-	// PrivateKeyFile is a JWK file with the private key Tillit signs its
-	// private_key_jwt client assertions with. ClientSecretEnv and
-	// ClientSecretFile instead name an environment variable or a file
-	// holding a client secret (sent as client_secret_post). Exactly one.
-	PrivateKeyFile   string `yaml:"private_key_file"`
+	// Auth is how Tillit authenticates at the provider: private_key_jwt,
+	// with a key Tillit makes on its first start and keeps sealed in the
+	// store (`tillit idp jwks` prints its public half to register), or
+	// client_secret_post, with a secret that ClientSecretEnv or
+	// ClientSecretFile names. Default: client_secret_post when one of
+	// those is set. Exactly one credential.
+	Auth string `yaml:"auth"`
+	// Algorithm is what the private_key_jwt key is made for: RS256
+	// (default, what ID-porten takes), PS256 or ES256.
+	Algorithm        string `yaml:"algorithm"`
 	ClientSecretEnv  string `yaml:"client_secret_env"`
 	ClientSecretFile string `yaml:"client_secret_file"`
+	// PrivateKeyFile was a private JWK file; it is refused with a pointer
+	// to auth: private_key_jwt, since Tillit now keeps the key sealed.
+	PrivateKeyFile string `yaml:"private_key_file"`
 	// Scopes asked for; default [openid]; must contain openid.
 	Scopes []string `yaml:"scopes"`
 	// ACRValues asked for, e.g. [idporten-loa-high].
@@ -503,10 +511,12 @@ type IdentityProvider struct {
 	AMRClaim string `yaml:"amr_claim"`
 	// ACRClaim holds the level of assurance; default acr.
 	ACRClaim string `yaml:"acr_claim"`
-	// Name claims; empty means the provider gives no names.
+	// Name claims; empty means the provider gives no names. NameClaim is
+	// the whole name in one claim.
 	GivenNameClaim  string `yaml:"given_name_claim"`
 	MiddleNameClaim string `yaml:"middle_name_claim"`
 	FamilyNameClaim string `yaml:"family_name_claim"`
+	NameClaim       string `yaml:"name_claim"`
 }
 
 // Environment says whether a configuration is for testing or production.

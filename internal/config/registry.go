@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/tillit-sts/tillit/helseid"
+	servicekeys "github.com/tillit-sts/tillit/internal/keys"
 	"github.com/tillit-sts/tillit/internal/oauth"
 	"github.com/tillit-sts/tillit/internal/registry"
 	"github.com/tillit-sts/tillit/internal/store"
@@ -140,7 +141,8 @@ func (p *IdentityProvider) upstream() *store.UpstreamOIDC {
 	return &store.UpstreamOIDC{
 		Issuer:           p.Issuer,
 		ClientID:         p.ClientID,
-		PrivateKeyFile:   p.PrivateKeyFile,
+		Auth:             p.auth(),
+		Algorithm:        p.algorithm(),
 		ClientSecretEnv:  p.ClientSecretEnv,
 		ClientSecretFile: p.ClientSecretFile,
 		Scopes:           scopes,
@@ -151,7 +153,26 @@ func (p *IdentityProvider) upstream() *store.UpstreamOIDC {
 		GivenNameClaim:   p.GivenNameClaim,
 		MiddleNameClaim:  p.MiddleNameClaim,
 		FamilyNameClaim:  p.FamilyNameClaim,
+		NameClaim:        p.NameClaim,
 	}
+}
+
+// auth is the client authentication method at an oidc provider: as
+// given, else client_secret_post when a secret is named.
+func (p *IdentityProvider) auth() string {
+	if p.Auth == "" && (p.ClientSecretEnv != "" || p.ClientSecretFile != "") {
+		return store.UpstreamAuthClientSecret
+	}
+	return p.Auth
+}
+
+// algorithm is the algorithm of a new private_key_jwt key; empty for a
+// client secret.
+func (p *IdentityProvider) algorithm() string {
+	if p.auth() != store.UpstreamAuthPrivateKeyJWT {
+		return ""
+	}
+	return orDefault(p.Algorithm, string(servicekeys.DefaultUpstreamAlgorithm))
 }
 
 func orDefault[T comparable](v, def T) T {

@@ -47,8 +47,21 @@ func TestUpstreamProvider(t *testing.T) {
 		t.Errorf("OIDC = %+v", u)
 	}
 	// The secret itself goes nowhere near the registry.
-	if strings.Contains(r.IdentityProviders[i].OIDC.ClientSecretEnv+u.ClientSecretFile+u.PrivateKeyFile, "s3cret") {
+	if strings.Contains(r.IdentityProviders[i].OIDC.ClientSecretEnv+u.ClientSecretFile, "s3cret") {
 		t.Error("the secret is in the registry")
+	}
+	// private_key_jwt names no key: Tillit makes it, RS256 unless asked.
+	for _, tt := range []struct{ set, wantAlg string }{{"", "RS256"}, {"    algorithm: ES256\n", "ES256"}} {
+		doc := strings.Replace(idportenEntry, "    client_secret_env: TILLIT_TEST_IDPORTEN_SECRET\n", "    auth: private_key_jwt\n"+tt.set+"    name_claim: name\n", 1)
+		c, err := Load(writeConfig(t, strings.Replace(base, idportenPlaceholder, doc, 1), ""))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, _ := c.Registry()
+		i := slices.IndexFunc(r.IdentityProviders, func(p store.IdentityProvider) bool { return p.Name == "idporten" })
+		if u := r.IdentityProviders[i].OIDC; u.ClientAuth() != store.UpstreamAuthPrivateKeyJWT || u.Algorithm != tt.wantAlg || u.NameClaim != "name" {
+			t.Errorf("private_key_jwt %q: OIDC = %+v", tt.set, u)
+		}
 	}
 	// A placeholder without settings stays without them.
 	c, err = Load(writeConfig(t, base, ""))
@@ -80,12 +93,16 @@ func TestUpstreamProviderRules(t *testing.T) {
 		{name: "issuer plain http", old: "https://test.idporten.no", new: "http://test.idporten.no", wantErr: "identity_providers[1].issuer: must be an https URL"},
 		{name: "issuer with a query", old: "https://test.idporten.no", new: "https://test.idporten.no/?x=1", wantErr: "is not an issuer URL"},
 		{name: "client id missing", old: "    client_id: tillit-test\n", new: "", wantErr: "identity_providers[1].client_id: is required for type oidc"},
-		{name: "no client authentication", old: "    client_secret_env: TILLIT_TEST_IDPORTEN_SECRET\n", new: "", wantErr: "identity_providers[1]: needs exactly one of private_key_file, client_secret_env and client_secret_file"},
-		{name: "two client authentications", old: "    client_secret_env: TILLIT_TEST_IDPORTEN_SECRET\n", new: "    client_secret_env: TILLIT_TEST_IDPORTEN_SECRET\n    client_secret_file: " + empty + "\n", wantErr: "needs exactly one of"},
+		{name: "no client authentication", old: "    client_secret_env: TILLIT_TEST_IDPORTEN_SECRET\n", new: "", wantErr: "identity_providers[1]: needs exactly one client credential: auth: private_key_jwt, client_secret_env or client_secret_file"},
+		{name: "two client authentications", old: "    client_secret_env: TILLIT_TEST_IDPORTEN_SECRET\n", new: "    client_secret_env: TILLIT_TEST_IDPORTEN_SECRET\n    client_secret_file: " + empty + "\n", wantErr: "needs exactly one client credential"},
+		{name: "key and secret", old: "    client_secret_env: TILLIT_TEST_IDPORTEN_SECRET\n", new: "    auth: private_key_jwt\n    client_secret_env: TILLIT_TEST_IDPORTEN_SECRET\n", wantErr: "identity_providers[1]: auth private_key_jwt takes no client_secret_env or client_secret_file"},
+		{name: "auth unknown", old: "    client_secret_env: TILLIT_TEST_IDPORTEN_SECRET\n", new: "    auth: client_secret_basic\n", wantErr: `identity_providers[1].auth: "client_secret_basic" is not private_key_jwt or client_secret_post`},
+		{name: "key algorithm HS256", old: "    client_secret_env: TILLIT_TEST_IDPORTEN_SECRET\n", new: "    auth: private_key_jwt\n    algorithm: HS256\n", wantErr: `identity_providers[1].algorithm: "HS256" is not RS256, PS256 or ES256`},
+		{name: "algorithm with a secret", old: "    client_secret_env: TILLIT_TEST_IDPORTEN_SECRET\n", new: "    client_secret_env: TILLIT_TEST_IDPORTEN_SECRET\n    algorithm: ES256\n", wantErr: "identity_providers[1].algorithm: applies to auth: private_key_jwt only"},
 		{name: "secret variable unset", old: "TILLIT_TEST_IDPORTEN_SECRET", new: "TILLIT_TEST_EMPTY", wantErr: "identity_providers[1].client_secret_env: environment variable TILLIT_TEST_EMPTY is not set"},
 		{name: "secret file missing", old: "    client_secret_env: TILLIT_TEST_IDPORTEN_SECRET\n", new: "    client_secret_file: /nonexistent/secret\n", wantErr: "identity_providers[1].client_secret_file: open /nonexistent/secret"},
 		{name: "secret file empty", old: "    client_secret_env: TILLIT_TEST_IDPORTEN_SECRET\n", new: "    client_secret_file: " + empty + "\n", wantErr: "identity_providers[1].client_secret_file: " + empty + " is empty"},
-		{name: "key file missing", old: "    client_secret_env: TILLIT_TEST_IDPORTEN_SECRET\n", new: "    private_key_file: /nonexistent/key.json\n", wantErr: "identity_providers[1].private_key_file: stat /nonexistent/key.json"},
+		{name: "key file", old: "    client_secret_env: TILLIT_TEST_IDPORTEN_SECRET\n", new: "    private_key_file: /etc/tillit/key.json\n", wantErr: "identity_providers[1].private_key_file: is no longer read: set auth: private_key_jwt"},
 		{name: "scopes without openid", old: "scopes: [openid, profile]", new: "scopes: [profile]", wantErr: "identity_providers[1].scopes: must contain openid"},
 		{name: "acr value unknown", old: "acr_values: [idporten-loa-high]", new: "acr_values: [idporten-loa-low]", wantErr: `identity_providers[1].acr_values[0]: "idporten-loa-low" is not a level Tillit knows`},
 		{name: "oidc setting on testidp", old: "    display_name: Test login\n", new: "    display_name: Test login\n    issuer: https://example.org\n", wantErr: "identity_providers[0].issuer: is only for type oidc"},

@@ -20,6 +20,7 @@ import (
 
 	"github.com/tillit-sts/tillit/helseid"
 	"github.com/tillit-sts/tillit/internal/jws"
+	servicekeys "github.com/tillit-sts/tillit/internal/keys"
 	"github.com/tillit-sts/tillit/internal/oauth"
 	"github.com/tillit-sts/tillit/internal/registry"
 	"github.com/tillit-sts/tillit/internal/store"
@@ -885,7 +886,8 @@ func (p *IdentityProvider) upstreamSet() []string {
 	var set []string
 	for name, v := range map[string]bool{
 		"issuer": p.Issuer != "", "client_id": p.ClientID != "",
-		"private_key_file": p.PrivateKeyFile != "", "client_secret_env": p.ClientSecretEnv != "",
+		"auth": p.Auth != "", "algorithm": p.Algorithm != "", "private_key_file": p.PrivateKeyFile != "",
+		"client_secret_env": p.ClientSecretEnv != "", "name_claim": p.NameClaim != "",
 		"client_secret_file": p.ClientSecretFile != "", "scopes": len(p.Scopes) > 0,
 		"acr_values": len(p.ACRValues) > 0, "pid_claim": p.PIDClaim != "", "amr_claim": p.AMRClaim != "",
 		"acr_claim": p.ACRClaim != "", "given_name_claim": p.GivenNameClaim != "",
@@ -928,15 +930,51 @@ func (c *Config) checkUpstream(k *checker, pp path, p *IdentityProvider) {
 	if p.ClientID == "" {
 		k.add(pp.with("client_id"), "is required for type oidc")
 	}
-	n := 0
-	for _, v := range []string{p.PrivateKeyFile, p.ClientSecretEnv, p.ClientSecretFile} {
-		if v != "" {
-			n++
+	c.checkUpstreamAuth(k, pp, p)
+	if len(p.Scopes) > 0 && !slices.Contains(p.Scopes, "openid") {
+		k.add(pp.with("scopes"), "must contain openid")
+	}
+	for j, a := range p.ACRValues {
+		if !upstreamACR[a] {
+			k.add(pp.with("acr_values", j), "%q is not a level Tillit knows (idporten-loa-high, idporten-loa-substantial, Level4, Level3, High, Substantial)", a)
 		}
 	}
+}
+
+// checkUpstreamAuth checks Tillit's credential at an oidc provider: a key
+// of its own (private_key_jwt) or a client secret by reference, which
+// must be readable now rather than at the first login.
+func (c *Config) checkUpstreamAuth(k *checker, pp path, p *IdentityProvider) {
+	if p.PrivateKeyFile != "" {
+		k.add(pp.with("private_key_file"), "is no longer read: set auth: private_key_jwt, and Tillit makes the key and keeps it sealed in the store; `tillit idp jwks %s` prints its public key to register at the provider", p.Name)
+		return
+	}
+	secrets := 0
+	for _, v := range []string{p.ClientSecretEnv, p.ClientSecretFile} {
+		if v != "" {
+			secrets++
+		}
+	}
+	switch p.Auth {
+	case store.UpstreamAuthPrivateKeyJWT:
+		if secrets > 0 {
+			k.add(pp, "auth private_key_jwt takes no client_secret_env or client_secret_file")
+		}
+		if a := jose.SignatureAlgorithm(p.Algorithm); a != "" && !slices.Contains(servicekeys.UpstreamAlgorithms, a) {
+			k.add(pp.with("algorithm"), "%q is not RS256, PS256 or ES256", p.Algorithm)
+		}
+		return
+	case "", store.UpstreamAuthClientSecret:
+	default:
+		k.add(pp.with("auth"), "%q is not %s or %s", p.Auth, store.UpstreamAuthPrivateKeyJWT, store.UpstreamAuthClientSecret)
+		return
+	}
+	if p.Algorithm != "" {
+		k.add(pp.with("algorithm"), "applies to auth: private_key_jwt only")
+	}
 	switch {
-	case n != 1:
-		k.add(pp, "needs exactly one of private_key_file, client_secret_env and client_secret_file")
+	case secrets != 1:
+		k.add(pp, "needs exactly one client credential: auth: private_key_jwt, client_secret_env or client_secret_file")
 	case p.ClientSecretEnv != "":
 		if os.Getenv(p.ClientSecretEnv) == "" {
 			k.add(pp.with("client_secret_env"), "environment variable %s is not set", p.ClientSecretEnv)
@@ -946,18 +984,6 @@ func (c *Config) checkUpstream(k *checker, pp path, p *IdentityProvider) {
 			k.add(pp.with("client_secret_file"), "%v", err)
 		} else if len(bytes.TrimSpace(b)) == 0 {
 			k.add(pp.with("client_secret_file"), "%s is empty", p.ClientSecretFile)
-		}
-	case p.PrivateKeyFile != "":
-		if _, err := os.Stat(p.PrivateKeyFile); err != nil {
-			k.add(pp.with("private_key_file"), "%v", err)
-		}
-	}
-	if len(p.Scopes) > 0 && !slices.Contains(p.Scopes, "openid") {
-		k.add(pp.with("scopes"), "must contain openid")
-	}
-	for j, a := range p.ACRValues {
-		if !upstreamACR[a] {
-			k.add(pp.with("acr_values", j), "%q is not a level Tillit knows (idporten-loa-high, idporten-loa-substantial, Level4, Level3, High, Substantial)", a)
 		}
 	}
 }

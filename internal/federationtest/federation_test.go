@@ -44,6 +44,8 @@ const (
 type server struct {
 	issuer string
 	log    *output
+	// config is the configuration file serve runs on.
+	config string
 }
 
 type output struct {
@@ -105,7 +107,7 @@ func serve(t *testing.T, name, addr, doc string) *server {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	s := &server{issuer: "http://" + addr, log: &output{}}
+	s := &server{issuer: "http://" + addr, log: &output{}, config: config}
 	serving := make(chan struct{}, 1)
 	exited := make(chan struct{})
 	go func() {
@@ -143,6 +145,31 @@ func serve(t *testing.T, name, addr, doc string) *server {
 		t.Fatalf("%s tillit serve did not start within a minute\n%s", name, s.log)
 	}
 	return s
+}
+
+// idpJWKS runs tillit idp jwks on a server's configuration and returns
+// the key set it prints, on one line.
+func idpJWKS(t *testing.T, s *server, idp string) string {
+	t.Helper()
+	cmd := exec.Command(tillitBin, "idp", "jwks", idp, "--config", s.config)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "TILLIT_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("tillit idp jwks %s: %v", idp, err)
+	}
+	var set jose.JSONWebKeySet
+	if err := json.Unmarshal(out, &set); err != nil || len(set.Keys) != 1 || !set.Keys[0].IsPublic() {
+		t.Fatalf("tillit idp jwks %s printed %s (%v), want one public key", idp, out, err)
+	}
+	b, err := json.Marshal(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // ecKey is a client's P-256 key and its public JWK.
@@ -271,66 +298,20 @@ type login struct {
 	verifier, state, nonce, authURL string
 }
 
-// newFederation starts the upstream, whose one client is the downstream
-// (private_key_jwt, PAR required, as Tillit's clients are by default),
-// and the downstream, which offers its TestIDP and the upstream.
+// newFederation starts the downstream, which offers its TestIDP and the
+// upstream and makes its own private_key_jwt key for the upstream at its
+// first start, and then the upstream, whose one client is the downstream
+// (private_key_jwt with the key the downstream printed, PAR required, as
+// Tillit's clients are by default).
 func newFederation(t *testing.T) *federation {
 	t.Helper()
 	upAddr, downAddr := freeAddr(t), freeAddr(t)
 	upIssuer, downIssuer := "http://"+upAddr, "http://"+downAddr
 
-	// The downstream's key at the upstream, in a JWK file the downstream
-	// reads.
-	downKey, downPub := ecKey(t, "downstream-1")
-	priv, err := json.Marshal(jose.JSONWebKey{Key: downKey, KeyID: "downstream-1", Algorithm: "ES256", Use: "sig"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyFile := filepath.Join(t.TempDir(), "upstream-key.json")
-	if err := os.WriteFile(keyFile, priv, 0o600); err != nil {
-		t.Fatal(err)
-	}
 	rpKey, rpPub := ecKey(t, "rp-1")
 	cb := &callback{}
 	rp := httptest.NewServer(cb)
 	t.Cleanup(rp.Close)
-
-	up := serve(t, "upstream", upAddr, fmt.Sprintf(`environment: test
-issuer: %s
-listen: %s
-storage: STORAGE
-log:
-  format: json
-apis:
-  - audience: nhn:downstream-login
-    name: Downstream login
-    scopes: [nhn:downstream-login/login]
-    # the downstream uses only the ID token and sends no DPoP proofs.
-    allow_bearer: true
-organisations:
-  - number: "310202029"
-    name: Leverandør AS
-  - number: "310303038"
-    name: Legesenter AS
-client_systems:
-  - id: sts
-    name: Downstream STS
-    supplier: "310202029"
-clients:
-  - id: %s
-    name: Downstream STS
-    system: sts
-    organisation: "310303038"
-    grant_types: [authorization_code]
-    scopes: [nhn:downstream-login/login]
-    identity_scopes: [openid, helseid://scopes/identity/pid, helseid://scopes/identity/security_level]
-    redirect_uris: [%s/login/callback/%s]
-    jwks: {"keys": [%s]}
-identity_providers:
-  - name: testidp-oidc
-    type: testidp
-    display_name: TestIDP
-`, upIssuer, upAddr, downstreamID, downIssuer, upstreamName, downPub))
 
 	down := serve(t, "downstream", downAddr, fmt.Sprintf(`environment: test
 issuer: %s
@@ -371,12 +352,57 @@ identity_providers:
     display_name: %s
     issuer: %s
     client_id: %s
-    private_key_file: %s
+    # Tillit makes the key at its first start; the upstream registers
+    # what tillit idp jwks prints.
+    auth: private_key_jwt
+    algorithm: PS256
     scopes: [openid, helseid://scopes/identity/pid, helseid://scopes/identity/security_level, nhn:downstream-login/login]
     pid_claim: helseid://claims/identity/pid
     # a HelseID-shaped ID token has no acr: its security_level ("4") is the level
     acr_claim: helseid://claims/identity/security_level
-`, downIssuer, downAddr, rpID, rp.URL, rpPub, upstreamName, upstreamShow, upIssuer, downstreamID, keyFile))
+`, downIssuer, downAddr, rpID, rp.URL, rpPub, upstreamName, upstreamShow, upIssuer, downstreamID))
+
+	// The operator registers the downstream's key at the upstream: what
+	// tillit idp jwks prints, from the downstream's store, without its
+	// key-encryption key.
+	downPub := idpJWKS(t, down, upstreamName)
+
+	up := serve(t, "upstream", upAddr, fmt.Sprintf(`environment: test
+issuer: %s
+listen: %s
+storage: STORAGE
+log:
+  format: json
+apis:
+  - audience: nhn:downstream-login
+    name: Downstream login
+    scopes: [nhn:downstream-login/login]
+    # the downstream uses only the ID token and sends no DPoP proofs.
+    allow_bearer: true
+organisations:
+  - number: "310202029"
+    name: Leverandør AS
+  - number: "310303038"
+    name: Legesenter AS
+client_systems:
+  - id: sts
+    name: Downstream STS
+    supplier: "310202029"
+clients:
+  - id: %s
+    name: Downstream STS
+    system: sts
+    organisation: "310303038"
+    grant_types: [authorization_code]
+    scopes: [nhn:downstream-login/login]
+    identity_scopes: [openid, helseid://scopes/identity/pid, helseid://scopes/identity/security_level]
+    redirect_uris: [%s/login/callback/%s]
+    jwks: %s
+identity_providers:
+  - name: testidp-oidc
+    type: testidp
+    display_name: TestIDP
+`, upIssuer, upAddr, downstreamID, downIssuer, upstreamName, downPub))
 
 	return &federation{up: up, down: down, rp: rp, cb: cb, rpKey: rpKey}
 }

@@ -37,17 +37,19 @@ type Person struct {
 	// HPRNumber is the person's Health Personnel Register number, empty
 	// when they are not health personnel.
 	HPRNumber string
-	// Names are the person's names from the person register; the zero
-	// value means unknown, and then no name claims are issued.
+	// Names are the person's names, as the identity provider gave them
+	// or (in test environments) from the person register; the zero value
+	// means unknown, and then no name claims are issued.
 	Names Names
 }
 
-// Names are a person's names as the person register spells them.
+// Names are a person's names. Full is the whole name when a provider
+// gives it as one claim; without it, name is the parts joined.
 type Names struct {
-	Given, Middle, Family string
+	Given, Middle, Family, Full string
 }
 
-func (n Names) known() bool { return n.Given != "" || n.Family != "" }
+func (n Names) known() bool { return n.Given != "" || n.Family != "" || n.Full != "" }
 
 // Profile is the profile scope's claims for the names, nil when they are
 // unknown.
@@ -199,8 +201,12 @@ func profile(n Names) *Profile {
 			parts = append(parts, s)
 		}
 	}
+	name := n.Full
+	if name == "" {
+		name = strings.Join(parts, " ")
+	}
 	return &Profile{
-		Name:       strings.Join(parts, " "),
+		Name:       name,
 		GivenName:  n.Given,
 		MiddleName: n.Middle,
 		FamilyName: n.Family,

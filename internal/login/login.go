@@ -90,6 +90,10 @@ type Config struct {
 	// UpstreamStates keeps the state of logins at upstream OpenID Connect
 	// providers (store.Store); nil offers none of them.
 	UpstreamStates oidc.States
+	// UpstreamKey returns the private key that signs Tillit's
+	// private_key_jwt assertions at the provider named idp
+	// (keys.Manager.UpstreamKey); nil leaves such providers without a key.
+	UpstreamKey func(ctx context.Context, idp string) (*jose.JSONWebKey, error)
 	// UpstreamHTTPClient reaches upstream providers; nil: a client with a
 	// 10-second timeout.
 	UpstreamHTTPClient *http.Client

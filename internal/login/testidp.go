@@ -95,9 +95,10 @@ func (l *Login) finish(w http.ResponseWriter, r *http.Request, req *authorize.Re
 
 // person completes who an identity provider logged in: their HPR number,
 // when the provider gave none, from the HPR entry for their pid (in the
-// registry snapshot), and their sub. Their names are not copied: the
-// token endpoint and userinfo read them from the person register when
-// they issue them, so a name corrected there shows at once.
+// registry snapshot), and their sub. The names the provider gave go with
+// the login; the person register is not read here (in test environments
+// the token endpoint reads it for a login without names, so a name
+// corrected there shows at once).
 func (l *Login) person(p identity.Person) (store.Login, error) {
 	sub, err := l.cfg.Subject(p.PID)
 	if err != nil {
@@ -111,6 +112,7 @@ func (l *Login) person(p identity.Person) (store.Login, error) {
 		AMR:           p.AMR,
 		AuthTime:      p.AuthTime,
 		IdP:           p.IDP,
+		Names:         store.Names(p.Names),
 	}
 	if who.HPRNumber == "" {
 		if h, ok := l.cfg.Registry().HealthPersonnelByPID(p.PID); ok {

@@ -1,11 +1,14 @@
 package login
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"reflect"
 	"sync"
+
+	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/tillit-sts/tillit/internal/authorize"
 	"github.com/tillit-sts/tillit/internal/idp/oidc"
@@ -43,12 +46,18 @@ func (l *Login) upstream(p *store.IdentityProvider) (*oidc.Provider, error) {
 	if e, ok := u.m[p.Name]; ok && reflect.DeepEqual(e.settings, *p.OIDC) {
 		return e.p, nil
 	}
+	var key func(context.Context) (*jose.JSONWebKey, error)
+	if l.cfg.UpstreamKey != nil {
+		name := p.Name
+		key = func(ctx context.Context) (*jose.JSONWebKey, error) { return l.cfg.UpstreamKey(ctx, name) }
+	}
 	prov, err := oidc.New(oidc.Config{
 		Name:              p.Name,
 		Settings:          *p.OIDC,
 		RedirectURI:       l.cfg.Issuer + PathCallback + "/" + p.Name,
 		States:            l.cfg.UpstreamStates,
 		AllowSyntheticPID: l.cfg.Test,
+		AssertionKey:      key,
 		HTTPClient:        l.cfg.UpstreamHTTPClient,
 		Now:               l.cfg.Now,
 	})

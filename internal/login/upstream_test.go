@@ -15,6 +15,8 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/tillit-sts/tillit/internal/store"
 )
 
 // fakeIDPorten is an upstream provider on httptest that answers as
@@ -56,7 +58,8 @@ func newFakeIDPorten(t *testing.T, now func() time.Time) *fakeIDPorten {
 		}
 		s, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: k, KeyID: "idp"}}, nil)
 		b, _ := json.Marshal(map[string]any{"iss": f.srv.URL, "aud": "tillit", "sub": "x", "nonce": nonce,
-			"iat": f.now().Unix(), "exp": f.now().Add(time.Minute).Unix(), "pid": pid, "acr": "idporten-loa-high", "amr": []string{"BankID"}})
+			"iat": f.now().Unix(), "exp": f.now().Add(time.Minute).Unix(), "pid": pid, "acr": "idporten-loa-high", "amr": []string{"BankID"},
+			"given_name": "Kari", "family_name": "Nordmann"})
 		j, _ := s.Sign(b)
 		tok, _ := j.CompactSerialize()
 		json.NewEncoder(w).Encode(map[string]string{"id_token": tok, "access_token": "opaque", "token_type": "Bearer"})
@@ -88,14 +91,15 @@ func startWithIDPorten(t *testing.T) (*harness, *fakeIDPorten) {
 	reg := strings.Replace(testRegistry, "%s", "", 1)
 	reg = strings.Replace(reg, "  - {name: testidpnew-oidc, type: testidp, display_name: TestIDP ny}\n",
 		"  - {name: idporten, type: oidc, display_name: ID-porten, issuer: \""+f.srv.URL+"\", client_id: tillit,"+
-			" client_secret_env: TILLIT_TEST_UPSTREAM_SECRET, acr_values: [idporten-loa-high]}\n", 1)
+			" client_secret_env: TILLIT_TEST_UPSTREAM_SECRET, acr_values: [idporten-loa-high],"+
+			" given_name_claim: given_name, family_name_claim: family_name}\n", 1)
 	h = start(t, options{registry: reg})
 	return h, f
 }
 
 // A person logs in at the upstream provider through the choice page, and
-// the client gets a code for a level-4 BankID login; the callback cannot
-// be replayed.
+// the client gets a code for a level-4 BankID login with the names the
+// provider gave; the callback cannot be replayed.
 func TestUpstreamLogin(t *testing.T) {
 	h, f := startWithIDPorten(t)
 	b := h.browser()
@@ -116,7 +120,7 @@ func TestUpstreamLogin(t *testing.T) {
 	}
 	c := h.code(u)
 	if c.Login.PID != pid || c.Login.SecurityLevel != "4" || c.Login.IdP != "idporten" || !slices.Equal(c.Login.AMR, []string{"BankID"}) ||
-		c.Login.HPRNumber != hpr {
+		c.Login.HPRNumber != hpr || c.Login.Names != (store.Names{Given: "Kari", Family: "Nordmann"}) {
 		t.Errorf("login = %+v", c.Login)
 	}
 	if a := b.get(callback); a.status != http.StatusBadRequest {

@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"net/http"
 
+	jose "github.com/go-jose/go-jose/v4"
+
 	"github.com/tillit-sts/tillit/internal/authorize"
 	"github.com/tillit-sts/tillit/internal/identity"
 	"github.com/tillit-sts/tillit/internal/login"
 	"github.com/tillit-sts/tillit/internal/ratelimit"
 	"github.com/tillit-sts/tillit/internal/store"
+	"github.com/tillit-sts/tillit/internal/token"
 )
 
 // loginSeam is the authorization endpoint's Login: the caller's, or the
@@ -39,6 +42,16 @@ func (s *Server) newLogin(ctx context.Context, decisions authorize.Decisions) er
 	if err != nil {
 		return err
 	}
+	// Tillit's own private_key_jwt keys at upstream providers are made on
+	// the first start that needs one, so that the operator can register
+	// the public key (`tillit idp jwks`) before anyone logs in.
+	for _, p := range s.registry.Current().IdentityProviders() {
+		if p.OIDC != nil && p.OIDC.ClientAuth() == store.UpstreamAuthPrivateKeyJWT {
+			if err := s.keys.EnsureUpstreamKey(ctx, p.Name, jose.SignatureAlgorithm(p.OIDC.Algorithm)); err != nil {
+				return err
+			}
+		}
+	}
 	pseudonym := s.keys.PseudonymKey()
 	var attempts *ratelimit.Limiter
 	if n := s.cfg.RateLimit.LoginPerMinute; n > 0 {
@@ -60,6 +73,7 @@ func (s *Server) newLogin(ctx context.Context, decisions authorize.Decisions) er
 		// The store keeps upstream logins' state, so any instance can
 		// take the provider's callback.
 		UpstreamStates: s.store,
+		UpstreamKey:    s.keys.UpstreamKey,
 		Now:            s.now,
 		Log:            s.log,
 	})
@@ -68,4 +82,25 @@ func (s *Server) newLogin(ctx context.Context, decisions authorize.Decisions) er
 	}
 	s.endSessionURL = s.login.EndSessionURL()
 	return nil
+}
+
+// personRegister is the person register the token endpoint and userinfo
+// fall back to for the names of a login whose identity provider gave
+// none: only in a test environment, where the register is the test
+// population. In production a login without names gets none.
+func (s *Server) personRegister() token.PersonStore {
+	if !s.cfg.Test() {
+		return nil
+	}
+	return persons{s.store}
+}
+
+// nameSealer seals the names identity providers give into access tokens
+// for userinfo, with a service secret every instance shares.
+func (s *Server) nameSealer(ctx context.Context) (*token.NameSealer, error) {
+	secret, err := s.keys.Secret(ctx, store.PurposeNames)
+	if err != nil {
+		return nil, err
+	}
+	return token.NewNameSealer(secret)
 }

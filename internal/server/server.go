@@ -218,6 +218,10 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (*Server, error) 
 		Now:          s.now,
 		Log:          s.log,
 	}
+	names, err := s.nameSealer(ctx)
+	if err != nil {
+		return nil, err
+	}
 	s.token = token.New(token.Config{
 		Shared:          shared,
 		Keys:            s.keys,
@@ -228,7 +232,8 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (*Server, error) 
 		Codes:           s.store,
 		RefreshLifetime: cfg.Tokens.RefreshTokenLifetime,
 		PseudonymKey:    s.keys.PseudonymKey(),
-		Persons:         persons{s.store},
+		Persons:         s.personRegister(),
+		Names:           names,
 	})
 	s.authorize = authorize.New(authorize.Config{
 		Issuer:    s.issuer,
@@ -262,7 +267,7 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (*Server, error) 
 
 	s.userinfo = token.NewUserinfo(token.UserinfoConfig{
 		Issuer: s.issuer, PublicKeys: s.keys.JWKS, Proofs: s.proofs, JTIs: s.store,
-		Registry: s.registry.Current, Persons: persons{s.store}, Now: s.now, Log: s.log,
+		Registry: s.registry.Current, Names: names, Persons: s.personRegister(), Now: s.now, Log: s.log,
 	})
 
 	mux := http.NewServeMux()

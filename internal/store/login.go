@@ -30,6 +30,10 @@ func SecretID(value string) string {
 // it.
 const PurposeLogin KeyPurpose = "login"
 
+// PurposeNames is the service secret that seals the names an identity
+// provider gave into access tokens, for userinfo (token.NameSealer).
+const PurposeNames KeyPurpose = "names"
+
 // Login is who logged in, as an identity provider said it: what ID
 // tokens, access tokens and userinfo say about the person.
 type Login struct {
@@ -46,6 +50,18 @@ type Login struct {
 	AuthTime time.Time `json:"-"`
 	// IdP is the name of the identity provider.
 	IdP string `json:"idp"`
+	// Names are the person's names as the identity provider gave them;
+	// empty when it gave none.
+	Names Names `json:"names,omitzero"`
+}
+
+// Names are a person's names as an identity provider gave them. Full is
+// the whole name, when the provider gives it as one claim.
+type Names struct {
+	Given  string `json:"given,omitempty"`
+	Middle string `json:"middle,omitempty"`
+	Family string `json:"family,omitempty"`
+	Full   string `json:"full,omitempty"`
 }
 
 // loginJSON is Login as stored: auth_time in unix microseconds, so that

@@ -287,17 +287,23 @@ const (
 )
 
 // UpstreamOIDC configures an upstream OpenID Connect provider such as
-// ID-porten. Secrets are references (an environment variable or a file),
-// never the secret itself, so that the store holds nothing to log in with.
+// ID-porten. Tillit authenticates there with private_key_jwt, signing with
+// a key it makes and keeps sealed in the store (keys.UpstreamPurpose), or
+// with a client secret given by reference (an environment variable or a
+// file), never the secret itself, so that the store holds nothing to log
+// in with.
 type UpstreamOIDC struct {
 	// Issuer is the provider's issuer identifier; discovery is read from
 	// Issuer + "/.well-known/openid-configuration".
 	Issuer   string
 	ClientID string
-	// PrivateKeyFile is a JWK file with the private key for
-	// private_key_jwt; ClientSecretEnv and ClientSecretFile name where a
-	// client secret is. Exactly one is set.
-	PrivateKeyFile   string `json:",omitempty"`
+	// Auth is UpstreamAuthPrivateKeyJWT or UpstreamAuthClientSecret.
+	Auth string `json:",omitempty"`
+	// Algorithm is what a new private_key_jwt key is made for (RS256,
+	// PS256 or ES256); a key keeps the algorithm it was made for.
+	Algorithm string `json:",omitempty"`
+	// ClientSecretEnv and ClientSecretFile name where the client secret
+	// of UpstreamAuthClientSecret is; exactly one is set.
 	ClientSecretEnv  string `json:",omitempty"`
 	ClientSecretFile string `json:",omitempty"`
 	Scopes           []string
@@ -311,11 +317,12 @@ type UpstreamOIDC struct {
 	GivenNameClaim  string `json:",omitempty"`
 	MiddleNameClaim string `json:",omitempty"`
 	FamilyNameClaim string `json:",omitempty"`
+	NameClaim       string `json:",omitempty"`
 }
 
-// ClientAuth is the client authentication method the settings imply.
+// ClientAuth is the client authentication method at the provider.
 func (u *UpstreamOIDC) ClientAuth() string {
-	if u.PrivateKeyFile != "" {
+	if u.Auth == UpstreamAuthPrivateKeyJWT {
 		return UpstreamAuthPrivateKeyJWT
 	}
 	return UpstreamAuthClientSecret

@@ -63,6 +63,10 @@ type Identity struct {
 	AssuranceLevel string   `json:"helseid://claims/identity/assurance_level,omitempty"`
 	Network        string   `json:"helseid://claims/identity/network,omitempty"`
 	HPRNumber      string   `json:"helseid://claims/hpr/hpr_number,omitempty"`
+	// Names are the names the identity provider gave, sealed for
+	// userinfo (NameSealer); empty when it gave none or profile was not
+	// granted.
+	Names string `json:"tillit_names,omitempty"`
 }
 
 // Actor is the act claim of an exchanged token (RFC 8693 §4.1, profile

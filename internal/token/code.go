@@ -55,6 +55,7 @@ type authorizationCode struct {
 	// pseudonymKey makes sub from the pid (identity.Pseudonym).
 	pseudonymKey []byte
 	persons      PersonStore
+	names        *NameSealer
 }
 
 func (g authorizationCode) issue(ctx context.Context, t *tokenRequest) (*issue, error) {
@@ -148,6 +149,13 @@ func (g authorizationCode) issue(ctx context.Context, t *tokenRequest) (*issue, 
 	}
 	c.Identity = accessIdentity(at)
 	c.Identity.SID = sid
+	// The provider's names go with the token, sealed, for userinfo; the
+	// register's are read there when asked, so a correction shows.
+	if g.names != nil && code.Login.Names != (store.Names{}) && person.Names != (identity.Names{}) {
+		if c.Identity.Names, err = g.names.seal(person.Names, c.Identity.Subject); err != nil {
+			return nil, fmt.Errorf("token: seal names: %w", err)
+		}
+	}
 	is := &issue{
 		API:            choice.api,
 		Scopes:         append(idScopes, choice.scopes...),

@@ -37,7 +37,9 @@ func asksFor(scopes []string, want ...string) bool {
 // completePerson is the person a login names, completed from the
 // registers: the HPR number from the login (TestIDP may name one) or else
 // from the active HPR entry of the pid, when a scope asks for it; the
-// names from the person register, when profile asks for them. Only ID
+// names the identity provider gave, when profile asks for them, or else
+// from the person register, which the caller gives only in a test
+// environment (a production login without names gets none). Only ID
 // tokens and userinfo carry names, so a token without profile costs no
 // store read.
 func completePerson(ctx context.Context, snap *registry.Snapshot, persons PersonStore, l store.Login, scopes []string) (identity.Person, error) {
@@ -60,18 +62,30 @@ func completePerson(ctx context.Context, snap *registry.Snapshot, persons Person
 			}
 		}
 	}
-	if persons != nil && asksFor(scopes, helseid.ScopeOpenID) && asksFor(scopes, helseid.ScopeProfile) {
-		r, err := persons.Person(ctx, l.PID)
-		switch {
-		case errors.Is(err, store.ErrNotFound):
-			// Unknown to the register: no name claims.
-		case err != nil:
-			return identity.Person{}, fmt.Errorf("token: person register: %w", err)
-		default:
-			p.Names = identity.Names{Given: r.GivenName, Middle: r.MiddleName, Family: r.FamilyName}
+	if asksFor(scopes, helseid.ScopeOpenID) && asksFor(scopes, helseid.ScopeProfile) {
+		p.Names = identity.Names(l.Names)
+		if l.Names == (store.Names{}) && persons != nil {
+			names, err := registerNames(ctx, persons, l.PID)
+			if err != nil {
+				return identity.Person{}, err
+			}
+			p.Names = names
 		}
 	}
 	return p, nil
+}
+
+// registerNames are the names the person register has for pid; none when
+// it does not know them.
+func registerNames(ctx context.Context, persons PersonStore, pid string) (identity.Names, error) {
+	r, err := persons.Person(ctx, pid)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return identity.Names{}, nil
+	case err != nil:
+		return identity.Names{}, fmt.Errorf("token: person register: %w", err)
+	}
+	return identity.Names{Given: r.GivenName, Middle: r.MiddleName, Family: r.FamilyName}, nil
 }
 
 // personClaims are the person's claims for target by the scopes.

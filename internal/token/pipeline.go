@@ -44,9 +44,13 @@ type Config struct {
 	// PseudonymKey makes a person's sub from their pid
 	// (keys.Manager.PseudonymKey). Required with Codes.
 	PseudonymKey []byte
-	// Persons is the person register, for the names of ID tokens; nil
-	// issues no names.
+	// Persons is the person register, for the names of ID tokens of
+	// logins whose identity provider gave none; nil (what production
+	// gets) issues the provider's names only.
 	Persons PersonStore
+	// Names seals the provider's names into access tokens for userinfo;
+	// nil leaves them out, and userinfo then gives no provider names.
+	Names *NameSealer
 }
 
 // Endpoint is the token endpoint.
@@ -82,7 +86,7 @@ func New(cfg Config) *Endpoint {
 			panic("token: the authorization_code grant without a pseudonym key")
 		}
 		e.grants[oauth.GrantTypeAuthorizationCode] = authorizationCode{codes: cfg.Codes, refreshLifetime: cfg.RefreshLifetime,
-			log: e.cfg.Log, pseudonymKey: cfg.PseudonymKey, persons: cfg.Persons}
+			log: e.cfg.Log, pseudonymKey: cfg.PseudonymKey, persons: cfg.Persons, names: cfg.Names}
 	}
 	return e
 }

@@ -43,7 +43,12 @@ type UserinfoConfig struct {
 	// JTIs spends the jti of each DPoP proof. Required.
 	JTIs     JTIStore
 	Registry func() *registry.Snapshot
-	// Persons gives the names of profile; nil gives none.
+	// Names opens the names an identity provider gave, which the access
+	// token carries sealed; nil gives none of them.
+	Names *NameSealer
+	// Persons gives the names of profile for a token without the
+	// provider's names: the test population, given only in a test
+	// environment; nil gives none.
 	Persons PersonStore
 	Now     func() time.Time
 	Log     *slog.Logger
@@ -223,10 +228,12 @@ func (e *Userinfo) handle(r *http.Request) (*userinfoResponse, error) {
 // token carries the person's claims by the same scopes (identity.ClaimsFor
 // made them at login), so they are read from it; the login's own claims
 // (auth_time, idp, amr, sid) are not the person's and are left out. The
-// names come from the person register, which is keyed by pid: only a
-// token that carries the pid finds them (a client that wants the names of
-// a login without the pid scope has them in its ID token). The HPR
-// details are the approvals of the token's HPR number.
+// names the identity provider gave travel sealed in the token
+// (NameSealer). A token without them gets the person register's names in
+// a test environment, found by pid: only a token that carries the pid
+// finds them (a client that wants the names of a login without the pid
+// scope has them in its ID token). The HPR details are the approvals of
+// the token's HPR number.
 func (e *Userinfo) answer(ctx context.Context, c *AccessClaims, now time.Time) (*userinfoResponse, error) {
 	id := &c.Identity
 	out := &userinfoResponse{Claims: identity.Claims{
@@ -238,14 +245,19 @@ func (e *Userinfo) answer(ctx context.Context, c *AccessClaims, now time.Time) (
 		Network:        id.Network,
 		HPRNumber:      id.HPRNumber,
 	}, IssuedAt: now.Unix()}
-	if e.cfg.Persons != nil && id.PID != "" && slices.Contains(c.Scope, helseid.ScopeProfile) {
-		p, err := e.cfg.Persons.Person(ctx, id.PID)
+	if slices.Contains(c.Scope, helseid.ScopeProfile) {
 		switch {
-		case errors.Is(err, store.ErrNotFound):
-		case err != nil:
-			return nil, fmt.Errorf("token: userinfo: person register: %w", err)
-		default:
-			names := identity.Names{Given: p.GivenName, Middle: p.MiddleName, Family: p.FamilyName}
+		case id.Names != "" && e.cfg.Names != nil:
+			names, err := e.cfg.Names.open(id.Names, id.Subject)
+			if err != nil {
+				return nil, fmt.Errorf("token: userinfo: %w", err)
+			}
+			out.Profile = names.Profile()
+		case id.Names == "" && e.cfg.Persons != nil && id.PID != "":
+			names, err := registerNames(ctx, e.cfg.Persons, id.PID)
+			if err != nil {
+				return nil, fmt.Errorf("token: userinfo: %w", err)
+			}
 			out.Profile = names.Profile()
 		}
 	}

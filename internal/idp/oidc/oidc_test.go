@@ -1,6 +1,7 @@
 package oidc_test
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -23,7 +24,9 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/tillit-sts/tillit/internal/identity"
 	"github.com/tillit-sts/tillit/internal/idp/oidc"
+	"github.com/tillit-sts/tillit/internal/keys"
 	"github.com/tillit-sts/tillit/internal/store"
 	"github.com/tillit-sts/tillit/internal/store/sqlite"
 )
@@ -63,9 +66,12 @@ type upstream struct {
 	tokenErr string
 	// now is the clock of both the provider and Tillit.
 	now time.Time
-	// assertionKey, when set, is the key Tillit's private_key_jwt client
-	// assertions must be signed with, instead of the client secret.
-	assertionKey *ecdsa.PublicKey
+	// assertionKeys, when set, are the keys registered for Tillit's
+	// private_key_jwt client assertions (what `tillit idp jwks` printed),
+	// instead of the client secret; assertionKID is the kid of the last
+	// assertion that verified.
+	assertionKeys *jose.JSONWebKeySet
+	assertionKID  string
 	// par makes the provider advertise a PAR endpoint; pushed maps its
 	// request_uris to the requests pushed; parErr, when set, is its error.
 	par    bool
@@ -102,9 +108,9 @@ func newUpstream(t *testing.T) *upstream {
 		switch {
 		case u.parErr != "":
 			fail(u.parErr)
-		case u.assertionKey != nil && !u.assertionValid(r):
+		case u.assertionKeys != nil && !u.assertionValid(r):
 			fail("invalid_client")
-		case u.assertionKey == nil && (r.PostFormValue("client_id") != clientID || r.PostFormValue("client_secret") != secret):
+		case u.assertionKeys == nil && (r.PostFormValue("client_id") != clientID || r.PostFormValue("client_secret") != secret):
 			fail("invalid_client")
 		case r.PostFormValue("request_uri") != "":
 			fail("invalid_request")
@@ -142,9 +148,9 @@ func newUpstream(t *testing.T) *upstream {
 		switch {
 		case u.tokenErr != "":
 			fail(u.tokenErr)
-		case u.assertionKey != nil && !u.assertionValid(r):
+		case u.assertionKeys != nil && !u.assertionValid(r):
 			fail("invalid_client")
-		case u.assertionKey == nil && (r.PostFormValue("client_id") != clientID || r.PostFormValue("client_secret") != secret):
+		case u.assertionKeys == nil && (r.PostFormValue("client_id") != clientID || r.PostFormValue("client_secret") != secret):
 			fail("invalid_client")
 		case !ok || base64.RawURLEncoding.EncodeToString(sum[:]) != c[1] || r.PostFormValue("grant_type") != "authorization_code":
 			fail("invalid_grant")
@@ -161,14 +167,20 @@ func (u *upstream) assertionValid(r *http.Request) bool {
 	if r.PostFormValue("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" || r.PostFormValue("client_secret") != "" {
 		return false
 	}
-	j, err := jose.ParseSigned(r.PostFormValue("client_assertion"), []jose.SignatureAlgorithm{jose.ES256})
+	j, err := jose.ParseSigned(r.PostFormValue("client_assertion"), []jose.SignatureAlgorithm{jose.RS256, jose.PS256, jose.ES256})
+	if err != nil || len(j.Signatures) != 1 {
+		return false
+	}
+	h := j.Signatures[0].Protected
+	keys := u.assertionKeys.Key(h.KeyID)
+	if len(keys) != 1 || keys[0].Algorithm != h.Algorithm || h.ExtraHeaders["typ"] != "JWT" {
+		return false
+	}
+	b, err := j.Verify(keys[0])
 	if err != nil {
 		return false
 	}
-	b, err := j.Verify(u.assertionKey)
-	if err != nil {
-		return false
-	}
+	u.assertionKID = h.KeyID
 	var c struct {
 		Iss, Sub, Aud, JTI string
 		Exp, Iat           int64
@@ -241,6 +253,7 @@ func newProvider(t *testing.T, u *upstream, st store.Store) *oidc.Provider {
 			Issuer: u.srv.URL, ClientID: clientID, ClientSecretEnv: "TILLIT_TEST_UPSTREAM_SECRET",
 			Scopes: []string{"openid", "profile"}, ACRValues: []string{"idporten-loa-high"},
 			PIDClaim: "pid", AMRClaim: "amr", ACRClaim: "acr",
+			GivenNameClaim: "given_name", MiddleNameClaim: "middle_name", FamilyNameClaim: "family_name", NameClaim: "name",
 		},
 		RedirectURI: "https://sts.example.org/login/callback/idporten",
 		States:      st,
@@ -265,7 +278,11 @@ func openStore(t *testing.T) store.Store {
 
 func TestLogin(t *testing.T) {
 	u := newUpstream(t)
-	u.idToken = func(nonce string) string { return sign(t, keyA, "a", jose.RS256, u.claims(nonce)) }
+	u.idToken = func(nonce string) string {
+		c := u.claims(nonce)
+		c["given_name"], c["family_name"], c["name"] = "Kari", "Nordmann", "Kari Nordmann"
+		return sign(t, keyA, "a", jose.RS256, c)
+	}
 	p := newProvider(t, u, openStore(t))
 	authURL, err := p.Start(t.Context(), []byte("return-here"))
 	if err != nil {
@@ -277,7 +294,8 @@ func TestLogin(t *testing.T) {
 	}
 	got := res.Person
 	if got.PID != pid || got.SecurityLevel != 4 || !slices.Equal(got.AMR, []string{"BankID"}) || got.IDP != "idporten" ||
-		!got.AuthTime.Equal(now.Add(-time.Second)) || string(res.Return) != "return-here" {
+		!got.AuthTime.Equal(now.Add(-time.Second)) || string(res.Return) != "return-here" ||
+		got.Names != (identity.Names{Given: "Kari", Family: "Nordmann", Full: "Kari Nordmann"}) {
 		t.Errorf("person = %+v, return %q", got, res.Return)
 	}
 }
@@ -449,25 +467,69 @@ func TestUnknownKeyRefetch(t *testing.T) {
 	}
 }
 
+// Tillit's assertions at the provider are signed with the key it keeps
+// sealed in the store, and verify with the key set that `tillit idp jwks`
+// prints, by kid; a rotated key signs only from its start, and the
+// provider that has registered only the old key refuses it then.
 func TestPrivateKeyJWT(t *testing.T) {
-	u := newUpstream(t)
-	u.idToken = func(nonce string) string { return sign(t, keyA, "a", jose.RS256, u.claims(nonce)) }
-	p := newKeyProvider(t, u)
-	authURL, err := p.Start(t.Context(), nil)
-	if err != nil {
-		t.Fatal(err)
+	for _, alg := range []jose.SignatureAlgorithm{jose.RS256, jose.ES256} {
+		t.Run(string(alg), func(t *testing.T) {
+			u := newUpstream(t)
+			u.idToken = func(nonce string) string { return sign(t, keyA, "a", jose.RS256, u.claims(nonce)) }
+			p, m, st := newKeyProviderAlg(t, u, alg)
+			login := func() error {
+				authURL, err := p.Start(t.Context(), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, err = p.Callback(t.Context(), u.authorize(t, authURL))
+				return err
+			}
+			if err := login(); err != nil {
+				t.Fatalf("login with private_key_jwt: %v", err)
+			}
+			first := u.assertionKeys.Keys[0].KeyID
+			if u.assertionKID != first {
+				t.Fatalf("assertion kid %q, want the registered %q", u.assertionKID, first)
+			}
+			// A rotation publishes a second key that signs an hour later.
+			next, err := m.RotateUpstreamKey(t.Context(), "idporten", alg, time.Hour)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := login(); err != nil || u.assertionKID != first {
+				t.Fatalf("login before the new key's start: %v, kid %q, want %q", err, u.assertionKID, first)
+			}
+			u.now = u.now.Add(time.Hour)
+			var pe *oidc.ProviderError
+			if err := login(); !errors.As(err, &pe) || pe.Code != "invalid_client" {
+				t.Fatalf("err = %v, want invalid_client from a provider that has only the old key", err)
+			}
+			u.assertionKeys = printedJWKS(t, st)
+			if err := login(); err != nil || u.assertionKID != next.ID {
+				t.Fatalf("login with the new key registered: %v, kid %q, want %q", err, u.assertionKID, next.ID)
+			}
+		})
 	}
-	if _, err := p.Callback(t.Context(), u.authorize(t, authURL)); err != nil {
-		t.Fatalf("login with private_key_jwt: %v", err)
-	}
-	// The provider holding another key refuses the assertion.
-	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	u.assertionKey = &other.PublicKey
-	authURL, _ = p.Start(t.Context(), nil)
-	var pe *oidc.ProviderError
-	if _, err := p.Callback(t.Context(), u.authorize(t, authURL)); !errors.As(err, &pe) || pe.Code != "invalid_client" {
-		t.Fatalf("err = %v, want the provider's invalid_client", err)
-	}
+	t.Run("key not private", func(t *testing.T) {
+		u := newUpstream(t)
+		p := newProviderWithKey(t, u, func(context.Context) (*jose.JSONWebKey, error) {
+			return &jose.JSONWebKey{Key: keyA.Public(), KeyID: "a", Algorithm: "RS256"}, nil
+		})
+		u.par = true
+		if _, err := p.Start(t.Context(), nil); err == nil || !strings.Contains(err.Error(), "is not a private key for RS256, PS256 or ES256") {
+			t.Fatalf("err = %v, want the public key refused", err)
+		}
+	})
+	t.Run("no key in the store", func(t *testing.T) {
+		u := newUpstream(t)
+		u.par = true
+		m := newKeys(t, openStore(t), func() time.Time { return u.now })
+		p := newProviderWithKey(t, u, func(ctx context.Context) (*jose.JSONWebKey, error) { return m.UpstreamKey(ctx, "idporten") })
+		if _, err := p.Start(t.Context(), nil); !errors.Is(err, keys.ErrNoUpstreamKey) {
+			t.Fatalf("err = %v, want ErrNoUpstreamKey", err)
+		}
+	})
 }
 
 // A provider that advertises a PAR endpoint gets the request pushed,
@@ -512,7 +574,7 @@ func TestPAR(t *testing.T) {
 		u.par = true
 		p := newKeyProvider(t, u)
 		other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		u.assertionKey = &other.PublicKey
+		u.assertionKeys = &jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: other.Public(), KeyID: u.assertionKeys.Keys[0].KeyID, Algorithm: "ES256"}}}
 		var pe *oidc.ProviderError
 		if _, err := p.Start(t.Context(), nil); !errors.As(err, &pe) || pe.Code != "invalid_client" {
 			t.Fatalf("err = %v, want the provider's invalid_client", err)
@@ -520,30 +582,78 @@ func TestPAR(t *testing.T) {
 	})
 }
 
-// newKeyProvider is a provider that authenticates with private_key_jwt;
-// the upstream is set to expect the key.
+// newKeyProvider is a provider that authenticates with private_key_jwt,
+// with an ES256 key of Tillit's own; the upstream has its public key
+// registered.
 func newKeyProvider(t *testing.T, u *upstream) *oidc.Provider {
+	p, _, _ := newKeyProviderAlg(t, u, jose.ES256)
+	return p
+}
+
+// newKeyProviderAlg makes the provider's key as a server start does, in a
+// store sealed with a key-encryption key, and registers at the upstream
+// what `tillit idp jwks` prints.
+func newKeyProviderAlg(t *testing.T, u *upstream, alg jose.SignatureAlgorithm) (*oidc.Provider, *keys.Manager, store.Store) {
 	t.Helper()
-	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	u.assertionKey = &k.PublicKey
-	b, err := json.Marshal(jose.JSONWebKey{Key: k, KeyID: "tillit", Algorithm: "ES256", Use: "sig"})
+	st := openStore(t)
+	m := newKeys(t, st, func() time.Time { return u.now })
+	if err := m.EnsureUpstreamKey(t.Context(), "idporten", alg); err != nil {
+		t.Fatal(err)
+	}
+	u.assertionKeys = printedJWKS(t, st)
+	p := newProviderWithKey(t, u, func(ctx context.Context) (*jose.JSONWebKey, error) { return m.UpstreamKey(ctx, "idporten") })
+	return p, m, st
+}
+
+func newKeys(t *testing.T, st store.Store, now func() time.Time) *keys.Manager {
+	t.Helper()
+	kek, err := keys.ParseKEK(keys.NewKEK())
 	if err != nil {
 		t.Fatal(err)
 	}
-	file := filepath.Join(t.TempDir(), "key.json")
-	if err := os.WriteFile(file, b, 0o600); err != nil {
+	sealer, err := keys.NewSealer(kek)
+	if err != nil {
 		t.Fatal(err)
 	}
+	m, err := keys.NewManager(t.Context(), st, sealer, keys.Config{Algorithm: jose.ES256}, now, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// printedJWKS is the provider's key set as JSON and back, as an operator
+// copies it from `tillit idp jwks` to the provider.
+func printedJWKS(t *testing.T, st store.Store) *jose.JSONWebKeySet {
+	t.Helper()
+	set, err := keys.UpstreamJWKS(t.Context(), st, "idporten", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out jose.JSONWebKeySet
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	return &out
+}
+
+func newProviderWithKey(t *testing.T, u *upstream, key func(context.Context) (*jose.JSONWebKey, error)) *oidc.Provider {
+	t.Helper()
 	p, err := oidc.New(oidc.Config{
 		Name: "idporten",
 		Settings: store.UpstreamOIDC{
-			Issuer: u.srv.URL, ClientID: clientID, PrivateKeyFile: file,
+			Issuer: u.srv.URL, ClientID: clientID, Auth: store.UpstreamAuthPrivateKeyJWT,
 			Scopes: []string{"openid"}, ACRValues: []string{"idporten-loa-high"}, PIDClaim: "pid", AMRClaim: "amr", ACRClaim: "acr",
 		},
-		RedirectURI: "https://sts.example.org/login/callback/idporten",
-		States:      openStore(t),
-		HTTPClient:  u.srv.Client(),
-		Now:         func() time.Time { return u.now },
+		RedirectURI:  "https://sts.example.org/login/callback/idporten",
+		States:       openStore(t),
+		AssertionKey: key,
+		HTTPClient:   u.srv.Client(),
+		Now:          func() time.Time { return u.now },
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -552,21 +662,15 @@ func newKeyProvider(t *testing.T, u *upstream) *oidc.Provider {
 }
 
 func TestNewRefusesBadCredentials(t *testing.T) {
-	dir := t.TempDir()
-	pub, _ := json.Marshal(jose.JSONWebKey{Key: keyA.Public(), KeyID: "a", Algorithm: "RS256"})
-	noAlg, _ := json.Marshal(jose.JSONWebKey{Key: keyA, KeyID: "a"})
-	os.WriteFile(filepath.Join(dir, "pub.json"), pub, 0o600)
-	os.WriteFile(filepath.Join(dir, "noalg.json"), noAlg, 0o600)
 	t.Setenv("TILLIT_TEST_UNSET", "")
 	tests := []struct {
 		name    string
 		set     func(s *store.UpstreamOIDC)
 		wantErr string
 	}{
-		{name: "public key only", set: func(s *store.UpstreamOIDC) { s.PrivateKeyFile = filepath.Join(dir, "pub.json") }, wantErr: "is not a private JWK"},
-		{name: "key without alg", set: func(s *store.UpstreamOIDC) { s.PrivateKeyFile = filepath.Join(dir, "noalg.json") }, wantErr: "has no alg"},
-		{name: "key file missing", set: func(s *store.UpstreamOIDC) { s.PrivateKeyFile = filepath.Join(dir, "none.json") }, wantErr: "no such file"},
+		{name: "private_key_jwt without a key", set: func(s *store.UpstreamOIDC) { s.Auth = store.UpstreamAuthPrivateKeyJWT }, wantErr: "private_key_jwt without a key"},
 		{name: "secret variable empty", set: func(s *store.UpstreamOIDC) { s.ClientSecretEnv = "TILLIT_TEST_UNSET" }, wantErr: "no client credentials"},
+		{name: "no credential", set: func(s *store.UpstreamOIDC) {}, wantErr: "no client credentials"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

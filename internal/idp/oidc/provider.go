@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -56,6 +57,11 @@ type Config struct {
 	// AllowSyntheticPID accepts synthetic national identity numbers (test
 	// environments, where ID-porten's test users have them).
 	AllowSyntheticPID bool
+	// AssertionKey returns the private key that signs Tillit's client
+	// assertions at the provider now, with kid and alg
+	// (keys.Manager.UpstreamKey). Required for private_key_jwt; it is
+	// asked at every request, so that a rotation counts at once.
+	AssertionKey func(ctx context.Context) (*jose.JSONWebKey, error)
 	// HTTPClient defaults to one with a 10 s timeout.
 	HTTPClient *http.Client
 	// RefetchInterval is the least time between two fetches of the key set
@@ -67,10 +73,8 @@ type Config struct {
 // Provider logs people in at one upstream provider. It is safe for
 // concurrent use.
 type Provider struct {
-	cfg     Config
-	secret  string           // client_secret_post
-	signKey *jose.JSONWebKey // private_key_jwt
-	alg     jose.SignatureAlgorithm
+	cfg    Config
+	secret string // client_secret_post; empty for private_key_jwt
 
 	mu        sync.Mutex
 	meta      *metadata
@@ -107,19 +111,11 @@ func New(cfg Config) (*Provider, error) {
 	}
 	p := &Provider{cfg: cfg}
 	switch {
-	case s.PrivateKeyFile != "":
-		b, err := os.ReadFile(s.PrivateKeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("oidc: %s: private key: %w", cfg.Name, err)
+	case s.ClientAuth() == store.UpstreamAuthPrivateKeyJWT:
+		if cfg.AssertionKey == nil {
+			return nil, fmt.Errorf("oidc: %s: private_key_jwt without a key", cfg.Name)
 		}
-		var k jose.JSONWebKey
-		if err := k.UnmarshalJSON(b); err != nil || k.IsPublic() || !k.Valid() {
-			return nil, fmt.Errorf("oidc: %s: %s is not a private JWK", cfg.Name, s.PrivateKeyFile)
-		}
-		p.signKey, p.alg = &k, jose.SignatureAlgorithm(k.Algorithm)
-		if p.alg == "" {
-			return nil, fmt.Errorf("oidc: %s: the JWK in %s has no alg", cfg.Name, s.PrivateKeyFile)
-		}
+		return p, nil
 	case s.ClientSecretEnv != "":
 		p.secret = os.Getenv(s.ClientSecretEnv)
 	case s.ClientSecretFile != "":
@@ -129,7 +125,7 @@ func New(cfg Config) (*Provider, error) {
 		}
 		p.secret = string(bytes.TrimSpace(b))
 	}
-	if p.signKey == nil && p.secret == "" {
+	if p.secret == "" {
 		return nil, fmt.Errorf("oidc: %s: no client credentials", cfg.Name)
 	}
 	return p, nil
@@ -334,8 +330,8 @@ func (p *Provider) redeem(ctx context.Context, code, verifier string) (string, e
 // answer's body, bounded, and status.
 func (p *Provider) post(ctx context.Context, m *metadata, endpoint string, form url.Values) ([]byte, int, error) {
 	form.Set("client_id", p.cfg.Settings.ClientID)
-	if p.signKey != nil {
-		a, err := p.assertion(m)
+	if p.secret == "" {
+		a, err := p.assertion(ctx, m)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -362,11 +358,23 @@ func (p *Provider) post(ctx context.Context, m *metadata, endpoint string, form 
 	return body, resp.StatusCode, nil
 }
 
-// assertion is a private_key_jwt client assertion for the provider. Its
-// audience is the issuer, as ID-porten asks.
-func (p *Provider) assertion(m *metadata) (string, error) {
+// assertionAlgorithms are the algorithms Tillit signs its assertions with.
+var assertionAlgorithms = []jose.SignatureAlgorithm{jose.RS256, jose.PS256, jose.ES256}
+
+// assertion is a private_key_jwt client assertion for the provider, with
+// the kid of the key, which the operator registered there. Its audience
+// is the issuer, as ID-porten asks.
+func (p *Provider) assertion(ctx context.Context, m *metadata) (string, error) {
+	key, err := p.cfg.AssertionKey(ctx)
+	if err != nil {
+		return "", fmt.Errorf("oidc: client assertion: %w", err)
+	}
+	alg := jose.SignatureAlgorithm(key.Algorithm)
+	if key.IsPublic() || !slices.Contains(assertionAlgorithms, alg) {
+		return "", fmt.Errorf("oidc: client assertion: key %s is not a private key for RS256, PS256 or ES256", key.KeyID)
+	}
 	opts := (&jose.SignerOptions{}).WithType("JWT")
-	s, err := jose.NewSigner(jose.SigningKey{Algorithm: p.alg, Key: p.signKey}, opts)
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: key}, opts)
 	if err != nil {
 		return "", fmt.Errorf("oidc: client assertion: %w", err)
 	}

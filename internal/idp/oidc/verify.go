@@ -105,7 +105,7 @@ func (p *Provider) verify(ctx context.Context, raw, nonce string) (*identity.Per
 	for _, n := range []struct {
 		claim string
 		to    *string
-	}{{s.GivenNameClaim, &person.Names.Given}, {s.MiddleNameClaim, &person.Names.Middle}, {s.FamilyNameClaim, &person.Names.Family}} {
+	}{{s.GivenNameClaim, &person.Names.Given}, {s.MiddleNameClaim, &person.Names.Middle}, {s.FamilyNameClaim, &person.Names.Family}, {s.NameClaim, &person.Names.Full}} {
 		if n.claim != "" {
 			*n.to = str(c, n.claim)
 		}

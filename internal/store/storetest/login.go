@@ -55,6 +55,7 @@ func login() store.Login {
 		AMR:           []string{"pwd"},
 		AuthTime:      at(-time.Minute),
 		IdP:           "testidp-oidc",
+		Names:         store.Names{Given: "Kari", Middle: "Mari", Family: "Nordmann"},
 	}
 }
 
