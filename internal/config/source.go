@@ -104,7 +104,7 @@ func (c *Config) RegistryInputs() Inputs {
 		if p.ClientSecretEnv != "" {
 			in.Env = append(in.Env, p.ClientSecretEnv)
 		}
-		for _, f := range []string{p.ClientSecretFile, p.PrivateKeyFile} {
+		for _, f := range []string{p.ClientSecretFile} {
 			if f != "" {
 				in.Present = append(in.Present, c.src.abs(f))
 			}
