@@ -57,25 +57,29 @@ type Report struct {
 	// wrote them: with no other writer they are every change since the
 	// snapshot Sync started from, and a Watcher patches it with them
 	// instead of reading them back.
-	written []store.RecordChange
+	written []change
 	txns    int
 }
 
-// wrote notes one transaction that stored recs.
-func (r *Report) wrote(recs ...store.Record) {
+// wrote notes one transaction that stored recs of kind k: stored as the
+// store returned them, recs as they were written. The documents are not
+// kept: the records are at hand, and at a first start the documents of
+// every record would be tens of megabytes.
+func wrote[T any](r *Report, k *store.Kind[T], stored []store.Record, recs []T) {
 	r.txns++
-	for _, rec := range recs {
-		r.written = append(r.written, store.RecordChange{Record: rec})
+	for i, st := range stored {
+		rec := recs[i]
+		*k.Meta(&rec) = st.Meta
+		st.Doc = ""
+		r.written = append(r.written, change{RecordChange: store.RecordChange{Record: st}, value: rec})
 	}
 }
 
-// wroteOne notes one transaction that stored rec of kind k.
+// wroteOne notes one transaction that stored rec of kind k, as the store
+// returned it.
 func wroteOne[T any](r *Report, k *store.Kind[T], rec T) error {
-	stored, err := k.Record(rec)
-	if err != nil {
-		return err
-	}
-	r.wrote(stored)
+	stored := store.Record{Kind: k.Name, Key: k.Key(&rec), Meta: *k.Meta(&rec)}
+	wrote(r, k, []store.Record{stored}, []T{rec})
 	return nil
 }
 

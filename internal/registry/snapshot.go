@@ -134,7 +134,31 @@ func Load(ctx context.Context, s store.Store, keys KeySets) (*Snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("registry: load: %w", err)
 	}
-	return empty().patch(version, changes, keys)
+	return empty().patch(version, fromStore(changes), keys)
+}
+
+// change is a registry change as patch applies it: the store's, and when
+// the caller has it in hand already (the records Sync wrote) the record
+// itself, of its kind's type, so that it is not decoded again.
+type change struct {
+	store.RecordChange
+	value any
+}
+
+func fromStore(cs []store.RecordChange) []change {
+	out := make([]change, len(cs))
+	for i, c := range cs {
+		out[i].RecordChange = c
+	}
+	return out
+}
+
+// decode returns the record of c, of kind k.
+func decode[T any](k *store.Kind[T], c change) (T, error) {
+	if v, ok := c.value.(T); ok {
+		return v, nil
+	}
+	return k.Decode(c.Record.Doc, c.Record.Meta)
 }
 
 func empty() *Snapshot {
@@ -157,14 +181,14 @@ func empty() *Snapshot {
 // a client's keys are parsed again only when its JWKS changed. A change to
 // one client thus costs a copy of the client map (pointers), not a
 // rebuild of the registry.
-func (snap *Snapshot) patch(version int64, changes []store.RecordChange, keys KeySets) (*Snapshot, error) {
+func (snap *Snapshot) patch(version int64, changes []change, keys KeySets) (*Snapshot, error) {
 	next := *snap
 	next.version = version
 	var (
 		copied         = map[string]bool{}
 		apisChanged    bool
 		systemsChanged = map[string]bool{}
-		clients        []store.RecordChange
+		clients        []change
 	)
 	// own reports whether kind changes here for the first time: its map,
 	// still shared with snap, must then be copied before it is written.
@@ -282,7 +306,7 @@ const parallelDecode = 1000
 
 // decodeClients decodes the client records of changes, deletions left
 // zero, on every core when there are many.
-func decodeClients(changes []store.RecordChange) ([]store.Client, error) {
+func decodeClients(changes []change) ([]store.Client, error) {
 	out := make([]store.Client, len(changes))
 	err := parallel.For(len(changes), parallelDecode, func(i int) error {
 		c := changes[i]
@@ -290,7 +314,7 @@ func decodeClients(changes []store.RecordChange) ([]store.Client, error) {
 			return nil
 		}
 		var err error
-		out[i], err = store.ClientKind.Decode(c.Record.Doc, c.Record.Meta)
+		out[i], err = decode(store.ClientKind, c)
 		return err
 	})
 	return out, err
@@ -317,12 +341,12 @@ func (snap *Snapshot) indexHPR() {
 }
 
 // put applies change c of kind k to m.
-func put[T any](m map[string]*T, k *store.Kind[T], c store.RecordChange) error {
+func put[T any](m map[string]*T, k *store.Kind[T], c change) error {
 	if c.Deleted {
 		delete(m, c.Record.Key)
 		return nil
 	}
-	rec, err := k.Decode(c.Record.Doc, c.Record.Meta)
+	rec, err := decode(k, c)
 	if err != nil {
 		return err
 	}
@@ -330,14 +354,14 @@ func put[T any](m map[string]*T, k *store.Kind[T], c store.RecordChange) error {
 	return nil
 }
 
-func (snap *Snapshot) putDelegation(c store.RecordChange, copied map[string]bool) error {
+func (snap *Snapshot) putDelegation(c change, copied map[string]bool) error {
 	var d store.Delegation
 	if c.Deleted {
 		// The key is organisation, tab, supplier (store.DelegationKey).
 		d.Organization, d.Supplier, _ = strings.Cut(c.Record.Key, "\t")
 	} else {
 		var err error
-		if d, err = store.DelegationKind.Decode(c.Record.Doc, c.Record.Meta); err != nil {
+		if d, err = decode(store.DelegationKind, c); err != nil {
 			return err
 		}
 	}

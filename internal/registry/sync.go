@@ -171,7 +171,7 @@ func (f *fileKind[T]) apply(ctx context.Context, s store.Store, rep *Report) err
 		written, err := s.WriteRecords(ctx, batch)
 		switch {
 		case err == nil:
-			rep.wrote(written...)
+			wrote(rep, k, written, recs)
 			for i := range recs {
 				if ref := k.Ref(&recs[i]); batch[i].Op == store.OpCreate {
 					rep.Created = append(rep.Created, ref)
@@ -292,8 +292,9 @@ func (f *fileKind[T]) retire(ctx context.Context, s store.Store, rep *Report) er
 		declared[k.Key(&f.want[i])] = true
 	}
 	var (
-		batch []store.RecordWrite
-		recs  []T
+		batch    []store.RecordWrite
+		recs     []T // as they were
+		disabled []T // as they are written
 	)
 	flush := func() error {
 		if len(batch) == 0 {
@@ -302,7 +303,7 @@ func (f *fileKind[T]) retire(ctx context.Context, s store.Store, rep *Report) er
 		written, err := s.WriteRecords(ctx, batch)
 		switch {
 		case err == nil:
-			rep.wrote(written...)
+			wrote(rep, k, written, disabled)
 			for i := range recs {
 				rep.Disabled = append(rep.Disabled, k.Ref(&recs[i]))
 			}
@@ -315,7 +316,7 @@ func (f *fileKind[T]) retire(ctx context.Context, s store.Store, rep *Report) er
 		default:
 			return fmt.Errorf("registry: disable %s records: %w", k.Name, err)
 		}
-		batch, recs = batch[:0], recs[:0]
+		batch, recs, disabled = batch[:0], recs[:0], disabled[:0]
 		return nil
 	}
 	// Sorted: a stable report and write order.
@@ -339,6 +340,7 @@ func (f *fileKind[T]) retire(ctx context.Context, s store.Store, rep *Report) er
 		}
 		batch = append(batch, store.RecordWrite{Op: store.OpUpdate, Record: r})
 		recs = append(recs, h)
+		disabled = append(disabled, d)
 		if len(batch) == batchSize {
 			if err := flush(); err != nil {
 				return err

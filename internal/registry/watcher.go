@@ -142,7 +142,7 @@ func (w *Watcher) refresh(ctx context.Context, keys KeySets) (*Snapshot, error) 
 		var version int64
 		if cs, version, err = w.store.RecordChanges(ctx, cur.Version()); err == nil {
 			changes = len(cs)
-			snap, err = cur.patch(version, cs, keys)
+			snap, err = cur.patch(version, fromStore(cs), keys)
 		}
 	}
 	if err != nil {

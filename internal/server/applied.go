@@ -36,11 +36,18 @@ func (s *Server) applySource(ctx context.Context, settings *config.Config, src *
 	if err != nil {
 		return nil, err
 	}
-	w, err := s.applyRegistry(ctx, full)
+	want, err := full.Registry()
 	if err != nil {
 		return nil, err
 	}
-	if err := s.recordApplied(ctx, digest, full.RegistryInputs()); err != nil {
+	// From here only the records are used: the parsed file (its text,
+	// keys and structures) is garbage while they are written.
+	inputs := full.RegistryInputs()
+	w, err := s.sync(ctx, want, settings.RegistryPoll)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.recordApplied(ctx, digest, inputs); err != nil {
 		// Only the next start pays: it applies the file again.
 		s.log.Warn("could not record the applied configuration", "err", err)
 	}

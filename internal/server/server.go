@@ -326,7 +326,12 @@ func (s *Server) applyRegistry(ctx context.Context, cfg *config.Config) (*regist
 	if err != nil {
 		return nil, err
 	}
-	w, err := registry.NewWatcher(ctx, s.store, cfg.RegistryPoll, want.Keys)
+	return s.sync(ctx, want, cfg.RegistryPoll)
+}
+
+// sync loads the store's registry and applies want to it.
+func (s *Server) sync(ctx context.Context, want registry.Registry, poll time.Duration) (*registry.Watcher, error) {
+	w, err := registry.NewWatcher(ctx, s.store, poll, want.Keys)
 	if err != nil {
 		return nil, err
 	}
