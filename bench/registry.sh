@@ -96,11 +96,11 @@ for n in $sizes; do
   echo "== N=$n ($size of YAML), load: $(uptime | sed 's/.*load average: //')"
 
   t0=$(now); start a $port_a "$dir"; t1=$(now)
-  echo "first start   $(secs "$t0" "$t1") s (CPU $(cpu "$pid") s)"
+  echo "first start   $(secs "$t0" "$t1") s (CPU $(cpu "$pid") s), memory $(mem "$pid")"
   grep '"msg":"registry applied"' "$dir/a.log" | head -1 | wc -c | xargs -I{} echo "applied log line {} bytes"
   stop "$pid"
   t0=$(now); start a $port_a "$dir"; t1=$(now); pid_a=$pid
-  echo "restart       $(secs "$t0" "$t1") s (CPU $(cpu "$pid") s)"
+  echo "restart       $(secs "$t0" "$t1") s (CPU $(cpu "$pid") s), memory $(mem "$pid")"
   sleep 2
   echo "memory (a)    $(mem "$pid_a")"
 

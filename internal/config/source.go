@@ -64,6 +64,9 @@ func (s *Source) Registry() (*Config, error) {
 	return ParseWith(s.name, data, s.overrides)
 }
 
+// Drop lets go of the file's bytes when its registry will not be read.
+func (s *Source) Drop() { s.full, s.data = nil, nil }
+
 // Digest is what decides the records the file declares, as a hex SHA-256:
 // the file's bytes, the command-line overrides and build, which names the
 // program that reads them (a new version may read the same file into

@@ -23,6 +23,7 @@ import (
 func (s *Server) applySource(ctx context.Context, settings *config.Config, src *config.Source) (*registry.Watcher, error) {
 	digest := src.Digest(build())
 	if rec, ok := s.stillApplied(ctx, digest); ok {
+		src.Drop()
 		w, err := registry.NewWatcher(ctx, s.store, settings.RegistryPoll, nil)
 		if err != nil {
 			return nil, err
