@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"slices"
-	"strconv"
 )
 
 // Source is a configuration file as serve reads it: its settings now, its
@@ -68,15 +67,30 @@ func (s *Source) Registry() (*Config, error) {
 func (s *Source) Drop() { s.full, s.data = nil, nil }
 
 // Digest is what decides the records the file declares, as a hex SHA-256:
-// the file's bytes, the command-line overrides and build, which names the
-// program that reads them (a new version may read the same file into
-// other records). The files the registry names and the environment
-// variables it needs are not in it: RegistryInputs lists them.
-func (s *Source) Digest(build string) string {
+// the file's registry sections, what their checks depend on (the
+// environment, dev mode, the folder relative paths are taken from) and
+// build, which names the program that reads them (a new version may read
+// the same file into other records). Server settings are left out, so
+// that instances whose files differ only in them (listen, instance)
+// share the digest. A file that cannot be cut into sections counts
+// whole. settings are the file's, as Settings returned them. The files
+// the registry names and the environment variables it needs are not in
+// it: RegistryInputs lists them.
+func (s *Source) Digest(build string, settings *Config) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "tillit configuration digest 1\n%s\n%s\n%s\n%d\n", strconv.Quote(build),
-		strconv.FormatBool(s.overrides.Dev), strconv.Quote(s.overrides.Listen), len(s.data))
-	h.Write(s.data)
+	fmt.Fprintf(h, "tillit registry digest 2\n%q\n%q\n%t\n%q\n", build, settings.Environment, settings.Dev, dirOf(s.name))
+	sections, ok := splitTop(s.data)
+	if !ok {
+		fmt.Fprintf(h, "whole %d\n", len(s.data))
+		h.Write(s.data)
+		return hex.EncodeToString(h.Sum(nil))
+	}
+	for _, sec := range sections {
+		if registrySections[sec.key] {
+			fmt.Fprintf(h, "%q %d\n", sec.key, len(sec.text))
+			h.Write(sec.text)
+		}
+	}
 	return hex.EncodeToString(h.Sum(nil))
 }
 

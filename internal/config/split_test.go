@@ -154,3 +154,43 @@ func msg(err error) string {
 	}
 	return err.Error()
 }
+
+// TestSourceDigest: the digest moves with what decides the registry and
+// with nothing else.
+func TestSourceDigest(t *testing.T) {
+	const registry = "clients:\n  - id: a\n    name: A\n"
+	digest := func(file, yml, build string) string {
+		t.Helper()
+		src := &Source{name: file, data: []byte(yml)}
+		settings, err := parse(file, src.data, Overrides{}, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return src.Digest(build, settings)
+	}
+	base := digest("/etc/tillit/tillit.yaml", "issuer: https://sts.example.org\nlisten: 127.0.0.1:1\n"+registry, "b1")
+	tests := []struct {
+		name, file, yml, build string
+		wantSame               bool
+	}{
+		{"other settings", "/etc/tillit/tillit.yaml", "issuer: https://sts.example.org\nlisten: 127.0.0.1:2\ninstance: b\n" + registry, "b1", true},
+		{"settings after the registry", "/etc/tillit/tillit.yaml", registry + "issuer: https://sts.example.org\n", "b1", true},
+		{"a changed client", "/etc/tillit/tillit.yaml", "issuer: https://sts.example.org\n" + strings.Replace(registry, "A", "B", 1), "b1", false},
+		{"another environment", "/etc/tillit/tillit.yaml", "issuer: https://sts.example.org\nenvironment: test\n" + registry, "b1", false},
+		{"another folder", "/srv/tillit.yaml", "issuer: https://sts.example.org\n" + registry, "b1", false},
+		{"another build", "/etc/tillit/tillit.yaml", "issuer: https://sts.example.org\n" + registry, "b2", false},
+		{"a file that is not cut counts whole", "/etc/tillit/tillit.yaml", "{issuer: https://sts.example.org}\n", "b1", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := digest(tt.file, tt.yml, tt.build); (got == base) != tt.wantSame {
+				t.Errorf("same digest: %v, want %v", got == base, tt.wantSame)
+			}
+		})
+	}
+	// A file that is not cut: every byte counts.
+	whole := "{issuer: https://sts.example.org, listen: \"127.0.0.1:1\"}\n"
+	if digest("/t.yaml", whole, "b1") == digest("/t.yaml", strings.Replace(whole, ":1", ":2", 1), "b1") {
+		t.Error("two different files that are not cut have one digest")
+	}
+}

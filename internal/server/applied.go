@@ -21,7 +21,7 @@ import (
 // thousand clients is the difference between seconds and a fraction of
 // one.
 func (s *Server) applySource(ctx context.Context, settings *config.Config, src *config.Source) (*registry.Watcher, error) {
-	digest := src.Digest(build())
+	digest := src.Digest(build(), settings)
 	if rec, ok := s.stillApplied(ctx, digest); ok {
 		src.Drop()
 		w, err := registry.NewWatcher(ctx, s.store, settings.RegistryPoll, nil)

@@ -29,9 +29,10 @@ func TestUnchangedFileNotReadAgain(t *testing.T) {
 	t.Setenv(config.EnvKeyEncryptionKey, keys.NewKEK())
 	keyFile := filepath.Join(dir, "c-1.jwks.json")
 	writePublicJWKS(t, keyFile)
-	writeConfig := func(name, clientName string) string {
+	writeConfig := func(name, clientName string, settings ...string) string {
 		path := filepath.Join(dir, name)
-		yml := fmt.Sprintf(`issuer: https://sts.example.org
+		yml := fmt.Sprintf(strings.Join(settings, "\n")+`
+issuer: https://sts.example.org
 listen: 127.0.0.1:0
 data_dir: %s
 apis:
@@ -86,6 +87,9 @@ clients:
 		{"restart, nothing changed", func() string { return file }, false, "First"},
 		{"the file changed", func() string { return writeConfig("tillit.yaml", "Second") }, true, "Second"},
 		{"restart after the change", func() string { return file }, false, "Second"},
+		{"another instance's file, other settings only", func() string {
+			return writeConfig("b.yaml", "Second", "instance: b", "registry_poll: 5s")
+		}, false, "Second"},
 		{"a key file changed", func() string { writePublicJWKS(t, keyFile); return file }, true, "Second"},
 		{"a store write by the CLI", func() string {
 			addDelegation(t, file)
