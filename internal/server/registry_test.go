@@ -10,10 +10,13 @@ import (
 	"time"
 
 	"github.com/tillit-sts/tillit/client"
+	"github.com/tillit-sts/tillit/internal/pgtest"
 	"github.com/tillit-sts/tillit/internal/registry"
 	"github.com/tillit-sts/tillit/internal/servertest"
 	"github.com/tillit-sts/tillit/internal/store"
 )
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // manyClients is a registry of n clients, c-0 to c-(n-1), each with its
 // own key, plus extra YAML for more clients.
@@ -41,11 +44,16 @@ clients:
 // must serve each change within registry_poll plus a second, while a
 // flood of token requests for an unchanged client at b sees no error.
 func TestRegistryChangeReachesOtherInstance(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) { testRegistryChangeReachesOtherInstance(t, "") })
+	t.Run("postgres", func(t *testing.T) { testRegistryChangeReachesOtherInstance(t, pgtest.URL(t)) })
+}
+
+func testRegistryChangeReachesOtherInstance(t *testing.T, storage string) {
 	const poll = 200 * time.Millisecond
 	dir := t.TempDir()
 	reg := manyClients(1000, "")
-	a := servertest.Start(t, servertest.Options{Dir: dir, Registry: reg, Settings: "instance: a"})
-	b := servertest.Start(t, servertest.Options{Dir: dir, Registry: reg, Clock: a.Clock,
+	a := servertest.Start(t, servertest.Options{Dir: dir, Storage: storage, Registry: reg, Settings: "instance: a"})
+	b := servertest.Start(t, servertest.Options{Dir: dir, Storage: storage, Registry: reg, Clock: a.Clock,
 		Settings: fmt.Sprintf("instance: b\nregistry_poll: %v", poll)})
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
@@ -106,7 +114,7 @@ func TestRegistryChangeReachesOtherInstance(t *testing.T) {
 	// a stops first: its instance name is free once it has closed.
 	a.HTTP.Close()
 	a.Srv.Close()
-	a2 := servertest.Start(t, servertest.Options{Dir: dir, Registry: changed, Clock: a.Clock, Settings: "instance: a"})
+	a2 := servertest.Start(t, servertest.Options{Dir: dir, Storage: storage, Registry: changed, Clock: a.Clock, Settings: "instance: a"})
 	seen("file change", func(s *registry.Snapshot) bool {
 		c1, _ := s.Client("c-1")
 		c2, _ := s.Client("c-2")
