@@ -9,12 +9,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/tillit-sts/tillit/internal/identity"
+	"github.com/tillit-sts/tillit/internal/jws"
 )
 
 // DefaultLifetime is how long an ID token is valid when Params.Lifetime is
@@ -22,6 +24,27 @@ import (
 // redemption; five minutes covers clock skew without making a leaked token
 // useful for long.
 const DefaultLifetime = 5 * time.Minute
+
+// DefaultAlgorithm signs a client's ID tokens unless it registered another
+// (id_token_signed_response_alg, OpenID Connect Dynamic Client Registration
+// §2): RS256, which OpenID Connect Core §15.1 requires of every provider and
+// HelseID signs with.
+const DefaultAlgorithm = jose.RS256
+
+// Algorithms are the algorithms a client may ask its ID tokens to be signed
+// with: the asymmetric algorithms Tillit accepts anywhere (jws.Algorithms),
+// each of which has an at_hash. Never none and never HS*: an HMAC ID token
+// would be keyed with something the client can read, so anyone holding it
+// could forge tokens.
+var Algorithms = slices.Clone(jws.Algorithms)
+
+// Supported reports whether alg is one of Algorithms.
+func Supported(alg jose.SignatureAlgorithm) bool {
+	if _, err := ATHash(alg, ""); err != nil {
+		return false
+	}
+	return slices.Contains(Algorithms, alg)
+}
 
 // Signer signs an ID token's payload with the current key. *keys.Signer
 // implements it.

@@ -263,7 +263,13 @@ type KeyPurpose string
 
 const (
 	// PurposeSigning keys sign access tokens and are published in the JWKS.
+	// They also sign the ID tokens of their own algorithm.
 	PurposeSigning KeyPurpose = "signing"
+	// PurposeIDSigning keys sign ID tokens of an algorithm the access
+	// tokens do not use, and are published in the JWKS. Each algorithm's
+	// keys rotate on their own, but Generation is unique for the purpose
+	// as a whole, as for every other purpose.
+	PurposeIDSigning KeyPurpose = "id-signing"
 	// PurposeDPoPNonce keys are HMAC keys for stateless DPoP nonces.
 	PurposeDPoPNonce KeyPurpose = "dpop-nonce"
 	// PurposePseudonym is the one HMAC key that makes a person's sub

@@ -23,7 +23,7 @@ func key(id string, purpose store.KeyPurpose, generation int64) store.Key {
 		CreatedAt:  time.Date(2031, 5, 17, 12, 0, 0, 123456789, oslo).Add(time.Duration(generation) * time.Hour),
 		ActiveFrom: time.Date(2031, 5, 18, 12, 0, 0, 987654321, oslo).Add(time.Duration(generation) * time.Hour),
 	}
-	if purpose == store.PurposeSigning {
+	if purpose == store.PurposeSigning || purpose == store.PurposeIDSigning {
 		k.Algorithm = "RS256"
 		k.Public = []byte(`{"kty":"RSA","kid":"` + id + `","n":"AQAB","e":"AQAB"}`)
 	}
@@ -107,6 +107,13 @@ func runKeys(t *testing.T, open func(t *testing.T) store.Store) {
 			{"same purpose and generation", key("k2", store.PurposeSigning, 1), store.ErrAlreadyExists},
 			{"same generation, other purpose", key("k2", store.PurposeDPoPNonce, 1), nil},
 			{"next generation", key("k2", store.PurposeSigning, 2), nil},
+			// ID-token keys number their generations apart from the
+			// access-token keys (keys.Manager keeps both).
+			{"same generation, ID-token purpose", key("k2", store.PurposeIDSigning, 1), nil},
+			{"same ID, ID-token purpose", key("k1", store.PurposeIDSigning, 2), store.ErrAlreadyExists},
+			// A retirement marker of an ID-token algorithm holds no key.
+			{"ID-token retirement marker", store.Key{ID: "retired-ES256-1", Purpose: store.PurposeIDSigning, Generation: 1,
+				Algorithm: "ES256", CreatedAt: time.Date(2031, 5, 17, 12, 0, 0, 0, time.UTC), ActiveFrom: time.Date(2031, 5, 17, 12, 0, 0, 0, time.UTC)}, nil},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
@@ -122,7 +129,7 @@ func runKeys(t *testing.T, open func(t *testing.T) store.Store) {
 				if tt.wantErr == nil {
 					want[tt.second.Purpose] = append(want[tt.second.Purpose], tt.second)
 				}
-				for _, p := range []store.KeyPurpose{store.PurposeSigning, store.PurposeDPoPNonce} {
+				for _, p := range []store.KeyPurpose{store.PurposeSigning, store.PurposeIDSigning, store.PurposeDPoPNonce} {
 					got, err := s.Keys(t.Context(), p)
 					if err != nil {
 						t.Fatalf("Keys(%s): %v", p, err)
