@@ -440,6 +440,11 @@ type Client struct {
 	// any port, as native apps need (RFC 8252 §7.3). Only with
 	// environment: test.
 	AllowLoopbackAnyPort bool `yaml:"allow_loopback_any_port"`
+	// IDTokenSignedResponseAlg is the algorithm the client's ID tokens are
+	// signed with (OpenID Connect Dynamic Client Registration §2): one of
+	// idtoken.Algorithms. Default RS256, whatever keys.algorithm is. Only
+	// with the authorization_code grant.
+	IDTokenSignedResponseAlg jose.SignatureAlgorithm `yaml:"id_token_signed_response_alg"`
 
 	fileKeys []byte // contents of JWKSFile, read by Parse
 	fileErr  error  // why reading JWKSFile failed

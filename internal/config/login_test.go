@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -101,6 +102,74 @@ func TestLoginClientRules(t *testing.T) {
 			}
 			if !tt.many && len(errs) != 1 {
 				t.Errorf("got %d problems, want 1:\n%v", len(errs), err)
+			}
+		})
+	}
+}
+
+// TestIDTokenSignedResponseAlg: a login client may choose its ID token
+// algorithm among the asymmetric ones; the choice reaches the registry
+// record as written, and a client that chose nothing stays empty (RS256).
+func TestIDTokenSignedResponseAlg(t *testing.T) {
+	clearEnv(t)
+	const allowed = "use one of RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512, or leave it out for RS256"
+	tests := []struct {
+		name    string
+		alg     string // the YAML value; empty leaves the field out
+		grants  string // replaces the login client's grant_types when set
+		want    string // the registry record's value
+		wantErr string
+	}{
+		{name: "left out", want: ""},
+		{name: "RS256", alg: "RS256", want: "RS256"},
+		{name: "ES256", alg: "ES256", want: "ES256"},
+		{name: "PS256", alg: "PS256", want: "PS256"},
+		{name: "ES512", alg: "ES512", want: "ES512"},
+		{name: "HS256", alg: "HS256",
+			wantErr: `clients[2].id_token_signed_response_alg: client "web" asks for ID tokens signed with "HS256" (an HMAC would be keyed with a secret the client holds, so the client could forge ID tokens): ` + allowed},
+		{name: "none", alg: "none",
+			wantErr: `clients[2].id_token_signed_response_alg: client "web" asks for ID tokens signed with "none" (an unsigned ID token proves nothing): ` + allowed},
+		{name: "unknown", alg: "RS255",
+			wantErr: `clients[2].id_token_signed_response_alg: client "web" asks for ID tokens signed with "RS255": ` + allowed},
+		{name: "lower case", alg: "es256",
+			wantErr: `clients[2].id_token_signed_response_alg: client "web" asks for ID tokens signed with "es256": ` + allowed},
+		{name: "EdDSA", alg: "EdDSA",
+			wantErr: `clients[2].id_token_signed_response_alg: client "web" asks for ID tokens signed with "EdDSA": ` + allowed},
+		{name: "without login", alg: "ES256", grants: "[client_credentials]",
+			wantErr: "clients[2].id_token_signed_response_alg: is set, but only clients with the authorization_code grant get ID tokens"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			doc := loginBase()
+			if tt.alg != "" {
+				doc = strings.Replace(doc, "    allow_loopback", "    id_token_signed_response_alg: "+tt.alg+"\n    allow_loopback", 1)
+			}
+			if tt.grants != "" {
+				// A client without the login grant has none of the login
+				// fields either.
+				doc = strings.Replace(doc, "grant_types: [authorization_code, refresh_token]", "grant_types: "+tt.grants, 1)
+				for _, f := range []string{"identity_scopes", "redirect_uris", "post_logout_redirect_uris", "allow_loopback_any_port"} {
+					doc = regexp.MustCompile(`(?m)^    `+f+`:.*\n`).ReplaceAllString(doc, "")
+				}
+			}
+			c, err := Load(writeConfig(t, doc, ""))
+			if tt.wantErr != "" {
+				var errs Errors
+				if !errors.As(err, &errs) || len(errs) != 1 || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error:\n%v\nwant the one problem %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := c.Registry()
+			if err != nil {
+				t.Fatal(err)
+			}
+			i := slices.IndexFunc(r.Clients, func(cl store.Client) bool { return cl.ID == "web" })
+			if got := r.Clients[i].IDTokenSignedResponseAlg; got != tt.want {
+				t.Fatalf("registry record has %q, want %q", got, tt.want)
 			}
 		})
 	}

@@ -101,6 +101,9 @@ func (c *Config) Registry() (registry.Registry, error) {
 			IdentityScopes:         slices.Clone(cl.IdentityScopes),
 			AllowPlainAuthorize:    cl.RequirePAR != nil && !*cl.RequirePAR,
 			AllowLoopbackAnyPort:   cl.AllowLoopbackAnyPort,
+			// Kept as written: empty is the default, so that a change of
+			// the default reaches every client that did not choose.
+			IDTokenSignedResponseAlg: string(cl.IDTokenSignedResponseAlg),
 		})
 	}
 	for _, d := range c.Delegations {

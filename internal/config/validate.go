@@ -19,6 +19,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/tillit-sts/tillit/helseid"
+	"github.com/tillit-sts/tillit/internal/idtoken"
 	"github.com/tillit-sts/tillit/internal/jws"
 	servicekeys "github.com/tillit-sts/tillit/internal/keys"
 	"github.com/tillit-sts/tillit/internal/oauth"
@@ -1026,6 +1027,22 @@ func (c *Config) checkLogin(k *checker, p path, cl *Client) {
 	}
 	if cl.RequirePAR != nil && !login {
 		k.add(p.with("require_par"), "is set, but only clients with the %s grant send authorization requests", oauth.GrantTypeAuthorizationCode)
+	}
+	if alg := cl.IDTokenSignedResponseAlg; alg != "" {
+		if !idtoken.Supported(alg) {
+			why := ""
+			switch {
+			case strings.EqualFold(string(alg), "none"):
+				why = " (an unsigned ID token proves nothing)"
+			case strings.HasPrefix(strings.ToUpper(string(alg)), "HS"):
+				why = " (an HMAC would be keyed with a secret the client holds, so the client could forge ID tokens)"
+			}
+			k.add(p.with("id_token_signed_response_alg"), "client %q asks for ID tokens signed with %q%s: use one of %s, or leave it out for %s",
+				cl.ID, alg, why, strings.Join(jws.AlgorithmNames(idtoken.Algorithms), ", "), idtoken.DefaultAlgorithm)
+		}
+		if !login {
+			k.add(p.with("id_token_signed_response_alg"), "is set, but only clients with the %s grant get ID tokens", oauth.GrantTypeAuthorizationCode)
+		}
 	}
 	if cl.AllowLoopbackAnyPort {
 		// Any port on this machine is any program on it.

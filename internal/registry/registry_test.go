@@ -354,6 +354,12 @@ func TestSnapshot(t *testing.T) {
 		{ID: "no-keys", System: "sys", Tenancy: store.MultiTenant, Status: store.StatusActive},
 		{ID: "orphan", System: "gone", Tenancy: store.MultiTenant, JWKS: w.Clients[0].JWKS, Status: store.StatusActive},
 		{ID: "pending", System: "sys", Tenancy: store.MultiTenant, JWKS: w.Clients[0].JWKS, Status: store.StatusPending},
+		{ID: "hs256-id-tokens", System: "sys", Tenancy: store.MultiTenant, JWKS: w.Clients[0].JWKS, Status: store.StatusActive,
+			GrantTypes: []string{"authorization_code"}, IDTokenSignedResponseAlg: "HS256"},
+		{ID: "es384-id-tokens", System: "sys", Tenancy: store.MultiTenant, JWKS: w.Clients[0].JWKS, Status: store.StatusActive,
+			GrantTypes: []string{"authorization_code"}, IDTokenSignedResponseAlg: "ES384"},
+		{ID: "ps256-machine", System: "sys", Tenancy: store.MultiTenant, JWKS: w.Clients[0].JWKS, Status: store.StatusActive,
+			GrantTypes: []string{"client_credentials"}, IDTokenSignedResponseAlg: "PS256"},
 	} {
 		if _, err := store.Create(ctx, s, store.ClientKind, c); err != nil {
 			t.Fatal(err)
@@ -385,6 +391,9 @@ func TestSnapshot(t *testing.T) {
 		{id: "no-keys", wantErr: "no public keys registered"},
 		{id: "orphan", wantErr: `client system "gone" does not exist`},
 		{id: "pending"},
+		{id: "hs256-id-tokens", wantErr: `id_token_signed_response_alg "HS256" is not one of RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512`},
+		{id: "es384-id-tokens", wantActive: true},
+		{id: "ps256-machine", wantActive: true},
 	}
 	for _, tt := range tests {
 		c, ok := snap.Client(tt.id)
@@ -401,6 +410,18 @@ func TestSnapshot(t *testing.T) {
 	}
 	if _, ok := snap.Client("nobody"); ok {
 		t.Error("Client(nobody) found")
+	}
+	// Only a login client's choice counts, and only an allowed one; a
+	// client that chose nothing (as every record written before the field
+	// existed) gets RS256.
+	if got := snap.IDTokenAlgorithms(); !slices.Equal(got, []jose.SignatureAlgorithm{jose.ES384}) {
+		t.Errorf("IDTokenAlgorithms() = %v, want [ES384]", got)
+	}
+	if c, _ := snap.Client("deft"); c.IDTokenAlgorithm() != jose.RS256 {
+		t.Errorf("deft IDTokenAlgorithm() = %s, want the default RS256", c.IDTokenAlgorithm())
+	}
+	if c, _ := snap.Client("es384-id-tokens"); c.IDTokenAlgorithm() != jose.ES384 {
+		t.Errorf("IDTokenAlgorithm() = %s, want ES384", c.IDTokenAlgorithm())
 	}
 
 	if a, ok := snap.APIForScope("e-helse:sfm.api/sfm.api2"); !ok || a.Audience != "e-helse:sfm.api" {

@@ -12,6 +12,8 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
+	"github.com/tillit-sts/tillit/internal/idtoken"
+	"github.com/tillit-sts/tillit/internal/jws"
 	"github.com/tillit-sts/tillit/internal/parallel"
 	"github.com/tillit-sts/tillit/internal/store"
 )
@@ -91,13 +93,17 @@ func (c *Client) Keys() []jose.JSONWebKey {
 }
 
 // Err says why the client cannot authenticate although it is registered:
-// its JWKS is unusable or its client system is missing. Records made
-// outside the file are not validated when they are written, so a broken
-// one is kept with the reason, and the token endpoint answers
-// invalid_client for it instead of failing for everyone.
+// its JWKS is unusable, its client system is missing, or it asks for ID
+// tokens in an algorithm no key signs them with (such as none or HS256:
+// it is refused rather than given another). Records made outside the file
+// are not validated when they are written, so a broken one is kept with
+// the reason, and the token endpoint answers invalid_client for it instead
+// of failing for everyone.
 func (c *Client) Err() error {
 	_, keysErr := c.keys.get()
-	if c.System != nil && keysErr == nil {
+	alg := jose.SignatureAlgorithm(c.IDTokenSignedResponseAlg)
+	algOK := alg == "" || idtoken.Supported(alg)
+	if c.System != nil && keysErr == nil && algOK {
 		return nil
 	}
 	var errs []error
@@ -106,6 +112,10 @@ func (c *Client) Err() error {
 	}
 	if keysErr != nil {
 		errs = append(errs, keysErr)
+	}
+	if !algOK {
+		errs = append(errs, fmt.Errorf("id_token_signed_response_alg %q is not one of %s", alg,
+			strings.Join(jws.AlgorithmNames(idtoken.Algorithms), ", ")))
 	}
 	return fmt.Errorf("registry: client %q: %w", c.ID, errors.Join(errs...))
 }
@@ -488,6 +498,31 @@ func (snap *Snapshot) IdentityProvider(name string) (*store.IdentityProvider, bo
 // LoginClients counts the active clients that may log people in (the
 // authorization_code grant).
 func (snap *Snapshot) LoginClients() int { return snap.loginClients }
+
+// IDTokenAlgorithm is the algorithm c's ID tokens are signed with: the one
+// it registered, or idtoken.DefaultAlgorithm.
+func (c *Client) IDTokenAlgorithm() jose.SignatureAlgorithm {
+	if c.IDTokenSignedResponseAlg == "" {
+		return idtoken.DefaultAlgorithm
+	}
+	return jose.SignatureAlgorithm(c.IDTokenSignedResponseAlg)
+}
+
+// IDTokenAlgorithms are the algorithms the clients that may log people in
+// have asked their ID tokens to be signed with, each once, by name;
+// idtoken.DefaultAlgorithm is left out unless a client names it. Clients
+// of any status count: one enabled again finds its key ready.
+func (snap *Snapshot) IDTokenAlgorithms() []jose.SignatureAlgorithm {
+	var out []jose.SignatureAlgorithm
+	for _, c := range snap.clients {
+		alg := jose.SignatureAlgorithm(c.IDTokenSignedResponseAlg)
+		if alg != "" && idtoken.Supported(alg) && slices.Contains(c.GrantTypes, "authorization_code") && !slices.Contains(out, alg) {
+			out = append(out, alg)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
 
 // IdentityProviders returns every identity provider ordered by name,
 // whatever its status.

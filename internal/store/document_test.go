@@ -32,7 +32,7 @@ func TestDocumentAsMap(t *testing.T) {
 			JWKS: []byte(`{"keys":[]}`), GrantTypes: []string{}, Scopes: []string{"a"}, Claims: map[string]string{"z": odd, "a": "1"},
 			Status: StatusActive, RequireDPoP: true, AccessTokenLifetime: time.Minute, ExchangeActors: []string{"x"},
 			RefreshTokenLifetime: time.Hour, RedirectURIs: []string{"https://x/cb?a=<b>"}, PostLogoutRedirectURIs: []string{},
-			IdentityScopes: []string{"openid"}, AllowPlainAuthorize: true, Meta: meta},
+			IdentityScopes: []string{"openid"}, AllowPlainAuthorize: true, IDTokenSignedResponseAlg: "ES256", Meta: meta},
 	} {
 		check("client", func() (string, error) { return ClientKind.Document(c) }, func() (string, error) { return ClientKind.mapDocument(c) })
 	}

@@ -181,6 +181,10 @@ type Client struct {
 	// URI, the same URI with any port (RFC 8252 §7.3); only in a test
 	// environment.
 	AllowLoopbackAnyPort bool `json:",omitempty"`
+	// IDTokenSignedResponseAlg is the JWS algorithm of the client's ID
+	// tokens (OpenID Connect Dynamic Client Registration §2). Empty, as in
+	// documents written before it existed, is the default: RS256.
+	IDTokenSignedResponseAlg string `json:",omitempty"`
 	Meta
 }
 
