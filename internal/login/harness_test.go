@@ -396,7 +396,13 @@ func (h *harness) rpClient(t testing.TB, id string, dpopKey *jose.JSONWebKey) *c
 // claims.
 func (h *harness) verified(t testing.TB, raw, typ string) map[string]any {
 	t.Helper()
-	tok, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.ES256})
+	// Access tokens have the server's algorithm; ID tokens are RS256, as
+	// the clients here ask for nothing else.
+	alg := jose.ES256
+	if typ == "JWT" {
+		alg = jose.RS256
+	}
+	tok, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{alg})
 	if err != nil {
 		t.Fatalf("%s: %v", typ, err)
 	}

@@ -111,7 +111,7 @@ func (s *Server) discovery(snap *registry.Snapshot) metadata {
 	}
 	m.UserinfoEndpoint = s.userinfo.URL()
 	m.EndSessionEndpoint = s.endSessionURL
-	m.IDTokenAlgs = idTokenAlgorithms(s.keys.JWKS())
+	m.IDTokenAlgs = jws.AlgorithmNames(s.keys.IDTokenAlgorithms())
 	if s.authorize.PAR() {
 		m.PAREndpoint = s.authorize.PARURL()
 	}
@@ -150,19 +150,6 @@ var personClaims = []string{
 	"sub", "auth_time", "idp", "amr", "sid", "name", "given_name", "middle_name", "family_name",
 	helseid.ClaimPID, helseid.ClaimPIDPseudonym, helseid.ClaimSecurityLevel, helseid.ClaimAssuranceLevel,
 	helseid.ClaimNetwork, helseid.ClaimHPRNumber, "helseid://claims/hpr/hpr_details",
-}
-
-// idTokenAlgorithms are the algorithms of the published keys: ID tokens
-// are signed by the active key, whatever its algorithm, and the next key
-// is published before it signs, so these are exactly the algorithms an ID
-// token may come with while the document is cached.
-func idTokenAlgorithms(set jose.JSONWebKeySet) []string {
-	var out []string
-	for _, k := range set.Keys {
-		out = append(out, k.Algorithm)
-	}
-	sort.Strings(out)
-	return slices.Compact(out)
 }
 
 func canLogIn(snap *registry.Snapshot, idp bool) bool {

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
+
 	"github.com/tillit-sts/tillit/dpop"
 	"github.com/tillit-sts/tillit/internal/audit"
 	"github.com/tillit-sts/tillit/internal/authorize"
@@ -186,7 +188,12 @@ func New(ctx context.Context, cfg *config.Config, opt Options) (*Server, error) 
 
 	s.metrics = metrics.New()
 	s.refusals = audit.NewRefusals(cfg.Instance, s.now())
-	s.keys, err = keys.NewManager(ctx, s.store, sealer, KeysConfig(cfg), s.now, s.log)
+	kc := KeysConfig(cfg)
+	// The ID-token algorithms clients ask for, from the registry as it is
+	// at each maintenance: a client added or changed later gets its key
+	// within a tick.
+	kc.IDTokenAlgorithms = func() []jose.SignatureAlgorithm { return s.registry.Current().IDTokenAlgorithms() }
+	s.keys, err = keys.NewManager(ctx, s.store, sealer, kc, s.now, s.log)
 	if err != nil {
 		return nil, err
 	}

@@ -602,16 +602,56 @@ func TestAuditRetention(t *testing.T) {
 	}
 }
 
-// TestDiscoveryIDTokenAlgorithm: ID tokens are signed by the active key,
-// so an ES256 deployment advertises ES256, and during a change of
-// algorithm both, since the next key is published before it signs.
+// TestDiscoveryIDTokenAlgorithm: ID tokens are RS256 unless a client asks
+// otherwise, whatever signs the access tokens, so discovery lists RS256
+// first and then the algorithms login clients ask for, each with a key of
+// its own published in the JWKS.
 func TestDiscoveryIDTokenAlgorithm(t *testing.T) {
-	s := servertest.Start(t, servertest.Options{Algorithm: "ES256"})
-	var m struct {
-		Algs []string `json:"id_token_signing_alg_values_supported"`
+	const loginClient = "    grant_types: [authorization_code]\n"
+	tests := []struct {
+		name     string
+		access   string
+		asks     string // id_token_signed_response_alg of code-only-client; "" for none
+		wantAlgs []string
+	}{
+		{name: "ES256 access tokens, nothing asked", access: "ES256", wantAlgs: []string{"RS256"}},
+		{name: "RS256 access tokens, nothing asked", access: "RS256", wantAlgs: []string{"RS256"}},
+		{name: "ES256 access tokens, ES256 asked", access: "ES256", asks: "ES256", wantAlgs: []string{"RS256", "ES256"}},
+		{name: "RS256 access tokens, PS384 asked", access: "RS256", asks: "PS384", wantAlgs: []string{"RS256", "PS384"}},
+		{name: "PS256 access tokens, RS256 asked", access: "PS256", asks: "RS256", wantAlgs: []string{"RS256"}},
 	}
-	getJSON(t, s.URL+"/.well-known/openid-configuration", &m)
-	if !slices.Equal(m.Algs, []string{"ES256"}) {
-		t.Errorf("id_token_signing_alg_values_supported = %v, want [ES256]", m.Algs)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reg := servertest.DefaultRegistry
+			if tt.asks != "" {
+				if !strings.Contains(reg, loginClient) {
+					t.Fatal("the default registry has no login client")
+				}
+				reg = strings.Replace(reg, loginClient, loginClient+"    id_token_signed_response_alg: "+tt.asks+"\n", 1)
+			}
+			s := servertest.Start(t, servertest.Options{Algorithm: tt.access, Registry: reg})
+			var m struct {
+				Algs []string `json:"id_token_signing_alg_values_supported"`
+			}
+			getJSON(t, s.URL+"/.well-known/openid-configuration", &m)
+			if !slices.Equal(m.Algs, tt.wantAlgs) {
+				t.Errorf("id_token_signing_alg_values_supported = %v, want %v", m.Algs, tt.wantAlgs)
+			}
+			var set struct {
+				Keys []struct {
+					Alg string `json:"alg"`
+				} `json:"keys"`
+			}
+			getJSON(t, s.URL+"/.well-known/openid-configuration/jwks", &set)
+			var published []string
+			for _, k := range set.Keys {
+				published = append(published, k.Alg)
+			}
+			for _, alg := range append(slices.Clone(tt.wantAlgs), tt.access) {
+				if !slices.Contains(published, alg) {
+					t.Errorf("no %s key in the JWKS %v", alg, published)
+				}
+			}
+		})
 	}
 }

@@ -163,17 +163,19 @@ func (g authorizationCode) issue(ctx context.Context, t *tokenRequest) (*issue, 
 		Claims:         c,
 		Redeem:         &codeRedemption{ID: code.ID},
 	}
-	// OpenID Connect Core §3.1.3.3: a login with openid gets an ID token,
-	// at its first redemption only (see the refresh grant).
+	// OpenID Connect Core §3.1.3.3: a login with openid gets an ID token
+	// (and each refresh of it another, see the refresh grant).
+	var names *identity.Profile
 	if slices.Contains(code.Scopes, helseid.ScopeOpenID) {
 		claims, err := personClaims(person, code.Scopes, identity.IDToken, g.pseudonymKey)
 		if err != nil {
 			return nil, err
 		}
 		is.IDToken = &idTokenPlan{Person: claims, Nonce: code.Nonce, SessionID: sid}
+		names = claims.Profile
 	}
 	if slices.Contains(code.Scopes, "offline_access") && slices.Contains(t.Client.GrantTypes, oauth.GrantTypeRefreshToken) {
-		if is.Start, err = g.family(t, code, c.Identity, org); err != nil {
+		if is.Start, err = g.family(t, code, c.Identity, names, org); err != nil {
 			return nil, err
 		}
 	}
@@ -211,12 +213,14 @@ func (g authorizationCode) person(ctx context.Context, t *tokenRequest, code sto
 
 // family is the first refresh token of the login, for offline_access: it
 // carries what the login granted, for the refresh grant to take further
-// APIs from (profile §4.5).
-func (g authorizationCode) family(t *tokenRequest, code store.AuthorizationCode, id Identity, org organization) (*newFamily, error) {
+// APIs from (profile §4.5), and the names of its ID token, for the ID
+// tokens of refreshes.
+func (g authorizationCode) family(t *tokenRequest, code store.AuthorizationCode, id Identity, names *identity.Profile, org organization) (*newFamily, error) {
 	grant, err := json.Marshal(RefreshGrant{
 		Scopes:      code.Scopes,
 		Resources:   code.Resources,
 		Identity:    id,
+		Names:       names,
 		OrgNrParent: org.Parent,
 		OrgNrChild:  org.Child,
 	})

@@ -50,8 +50,9 @@ type issue struct {
 	// Redeem is the authorization code the grant spends, once the
 	// decision is committed.
 	Redeem *codeRedemption
-	// IDToken is the ID token to issue with the access token, signed by
-	// the same key; nil for none.
+	// IDToken is the ID token to issue with the access token, signed in
+	// the client's ID-token algorithm with the access token's at_hash; nil
+	// for none.
 	IDToken *idTokenPlan
 }
 

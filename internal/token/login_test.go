@@ -4,6 +4,8 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -150,22 +152,41 @@ func randomBytes(t testing.TB, n int) []byte {
 	return b
 }
 
-// verifyIDToken checks an ID token's signature with plain go-jose against
-// the server's JWKS, and its header, and returns its claims.
+// verifyIDToken checks an ID token as a client would: with plain go-jose,
+// signed RS256 (the default) by a key of the JWKS the server publishes over
+// HTTP, with typ JWT. It returns the token's claims.
 func (h *harness) verifyIDToken(raw string) map[string]any {
 	h.t.Helper()
-	tok, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{jose.RS256})
+	return h.verifyIDTokenAlg(raw, jose.RS256)
+}
+
+// verifyIDTokenAlg is verifyIDToken for an ID token that must be signed
+// with alg: a header naming another is refused.
+func (h *harness) verifyIDTokenAlg(raw string, alg jose.SignatureAlgorithm) map[string]any {
+	h.t.Helper()
+	tok, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{alg})
 	if err != nil {
-		h.t.Fatalf("ID token: %v", err)
+		h.t.Fatalf("ID token signed with %s: %v", alg, err)
 	}
 	hdr := tok.Signatures[0].Header
 	if typ := hdr.ExtraHeaders[jose.HeaderType]; typ != "JWT" {
 		h.t.Errorf("ID token typ %v, want JWT", typ)
 	}
-	set := h.Srv.Keys().JWKS()
+	resp, err := http.Get(h.URL + "/.well-known/openid-configuration/jwks")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var set jose.JSONWebKeySet
+	if err := json.NewDecoder(resp.Body).Decode(&set); err != nil {
+		h.t.Fatal(err)
+	}
 	keys := set.Key(hdr.KeyID)
 	if len(keys) != 1 {
-		h.t.Fatalf("ID token kid %q is not in the JWKS", hdr.KeyID)
+		h.t.Fatalf("ID token kid %q is not in the published JWKS", hdr.KeyID)
+	}
+	if keys[0].Algorithm != string(alg) {
+		h.t.Errorf("ID token key published with alg %s, want %s", keys[0].Algorithm, alg)
 	}
 	if _, err := tok.Verify(keys[0].Key); err != nil {
 		h.t.Fatalf("ID token signature: %v", err)
@@ -186,7 +207,7 @@ func (h *harness) sub(pid string) string {
 // security level and the HPR number through its code: an ID token for the
 // client alone with the person's claims and names, an access token with
 // the person's claims but not the names, and a refresh that keeps the
-// person and issues no ID token.
+// person and issues a new ID token for the same login.
 func TestLoginTokens(t *testing.T) {
 	h := startLogin(t)
 	scopes := []string{"openid", "profile", scopePID, scopeLevel, scopeHPR, "offline_access", scopeSFM, "test:bearer/read"}
@@ -253,7 +274,9 @@ func TestLoginTokens(t *testing.T) {
 		}
 	}
 
-	// A refresh keeps the person and issues no ID token.
+	// A refresh keeps the person and issues an ID token of the same login
+	// (OpenID Connect Core §12.2): same sub, auth_time and sid, no nonce,
+	// at_hash of the new access token.
 	h.Clock.Advance(time.Minute)
 	rr := h.do(call{client: "web", form: func(f url.Values) {
 		f.Set("grant_type", "refresh_token")
@@ -263,8 +286,33 @@ func TestLoginTokens(t *testing.T) {
 	if rr.status != 200 {
 		t.Fatalf("refresh: %d %v", rr.status, rr.body)
 	}
-	if _, ok := rr.body["id_token"]; ok {
-		t.Error("a refresh issued an ID token")
+	rawRefreshed, _ := rr.body["id_token"].(string)
+	if rawRefreshed == "" {
+		t.Fatalf("a refresh of a login with openid issued no ID token: %v", rr.body)
+	}
+	rid := h.verifyIDToken(rawRefreshed)
+	rathash, err := idtoken.ATHash(jose.RS256, rr.body["access_token"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now = h.Clock.Now().Unix()
+	for k, v := range want {
+		switch k {
+		case "nonce":
+			continue
+		case "at_hash":
+			v = rathash
+		case "nbf", "iat":
+			v = float64(now)
+		case "exp":
+			v = float64(now + int64(idtoken.DefaultLifetime/time.Second))
+		}
+		if rid[k] != v {
+			t.Errorf("refreshed ID token %s = %v, want %v", k, rid[k], v)
+		}
+	}
+	if _, ok := rid["nonce"]; ok {
+		t.Error("refreshed ID token has a nonce")
 	}
 	rc := claims(t, rr.body["access_token"].(string))
 	for _, k := range []string{"sub", "sid", claimPID, claimLevel, claimHPR, "idp", "auth_time"} {

@@ -21,8 +21,8 @@ type PersonStore interface {
 	Person(ctx context.Context, pid string) (store.Person, error)
 }
 
-// idTokenPlan is the ID token a grant asks for; the pipeline signs it with
-// the access token's key once the access token exists, for at_hash.
+// idTokenPlan is the ID token a grant asks for; the pipeline signs it once
+// the access token exists, for at_hash.
 type idTokenPlan struct {
 	Person    *identity.Claims
 	Nonce     string

@@ -142,7 +142,8 @@ type response struct {
 	// not accepted, space-separated like scope (profile §4.1).
 	RejectedScope string `json:"rejected_scope,omitempty"`
 	// IDToken is the ID token of a login with openid, at the code's
-	// redemption (OpenID Connect Core §3.1.3.3).
+	// redemption (OpenID Connect Core §3.1.3.3) and at each refresh
+	// (§12.2).
 	IDToken string `json:"id_token,omitempty"`
 }
 

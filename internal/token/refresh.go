@@ -12,6 +12,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/tillit-sts/tillit/helseid"
+	"github.com/tillit-sts/tillit/internal/identity"
 	"github.com/tillit-sts/tillit/internal/oauth"
 	"github.com/tillit-sts/tillit/internal/requestid"
 	"github.com/tillit-sts/tillit/internal/store"
@@ -37,6 +39,10 @@ type RefreshGrant struct {
 	Resources []string `json:"resource,omitempty"`
 	// Identity is the user, as the login established it.
 	Identity Identity `json:"identity"`
+	// Names are the profile claims of the login's ID token, which the ID
+	// tokens of refreshes repeat; nil without them, and in families
+	// started before refreshes had ID tokens (those then carry no names).
+	Names *identity.Profile `json:"names,omitempty"`
 	// OrgNrParent and OrgNrChild are the organisation named at login (in a
 	// request object); a refresh whose assertion names none acts for it.
 	OrgNrParent string `json:"orgnr_parent,omitempty"`
@@ -147,11 +153,11 @@ func (g refreshGrant) issue(ctx context.Context, t *tokenRequest) (*issue, error
 	if len(base) == 0 {
 		base = grant.Scopes
 	}
-	var identity, apiScopes []string
+	var idScopes, apiScopes []string
 	for _, s := range base {
 		switch {
 		case identityScope(s):
-			identity = append(identity, s)
+			idScopes = append(idScopes, s)
 		case slices.Contains(t.Client.Scopes, s):
 			apiScopes = append(apiScopes, s)
 		}
@@ -192,13 +198,43 @@ func (g refreshGrant) issue(ctx context.Context, t *tokenRequest) (*issue, error
 	}
 	newValue := NewRefreshTokenValue()
 	next.ID = RefreshTokenID(newValue)
-	return &issue{
+	is := &issue{
 		API:            choice.api,
-		Scopes:         append(identity, choice.scopes...),
+		Scopes:         append(idScopes, choice.scopes...),
 		RejectedScopes: choice.rejected,
 		Claims:         c,
 		Rotate:         &rotation{OldID: old.ID, Next: next, Value: newValue},
-	}, nil
+	}
+	// OpenID Connect Core §12.2: a refresh of a login with openid may get
+	// an ID token, and HelseID's clients expect one. It names the same
+	// person, login time and session as the login's (the family keeps
+	// them), carries no nonce, and binds the new access token by at_hash.
+	// A refresh that narrows scope without openid gets none.
+	if slices.Contains(idScopes, helseid.ScopeOpenID) {
+		is.IDToken = &idTokenPlan{Person: grant.idTokenClaims()}
+	}
+	return is, nil
+}
+
+// idTokenClaims are the person claims of the ID token of a refresh: the
+// login's, as its access token has them (which the login's ID token has
+// too), and the names of its ID token.
+func (g *RefreshGrant) idTokenClaims() *identity.Claims {
+	id := g.Identity
+	return &identity.Claims{
+		Subject:        id.Subject,
+		AuthTime:       id.AuthTime,
+		IDP:            id.IDP,
+		AMR:            id.AMR,
+		SID:            id.SID,
+		PID:            id.PID,
+		PIDPseudonym:   id.PIDPseudonym,
+		SecurityLevel:  id.SecurityLevel,
+		AssuranceLevel: id.AssuranceLevel,
+		Network:        id.Network,
+		HPRNumber:      id.HPRNumber,
+		Profile:        g.Names,
+	}
 }
 
 // mayRetry reports whether a rotated token may be within the store's retry

@@ -2,17 +2,26 @@ package token
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
 	"strings"
 	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/tillit-sts/tillit/internal/idtoken"
 	"github.com/tillit-sts/tillit/internal/keys"
 	"github.com/tillit-sts/tillit/internal/oauth"
+	"github.com/tillit-sts/tillit/internal/registry"
 )
 
-// SignerSource gives the key that signs now.
+// SignerSource gives the keys that sign now (keys.Manager).
 type SignerSource interface {
+	// Signer is the access-token key.
 	Signer() (*keys.Signer, error)
+	// IDTokenSigner is the key of ID tokens in alg; "" is the default
+	// (keys.Manager.IDTokenSigner).
+	IDTokenSigner(alg jose.SignatureAlgorithm) (*keys.Signer, error)
 }
 
 // sign fills in what the pipeline decides of every token (iss, times, jti,
@@ -53,10 +62,13 @@ func (e *Endpoint) sign(t *tokenRequest, is *issue) (*response, error) {
 	}
 	var idt string
 	if p := is.IDToken; p != nil {
-		// HelseID: signed like the access token, by the active key (RS256
-		// unless the deployment chose another algorithm), for the client
-		// alone.
-		idt, _, err = idtoken.Issue(signer, idtoken.Params{
+		ids, err := e.idTokenSigner(t.Client, signer)
+		if err != nil {
+			return nil, err
+		}
+		// HelseID: for the client alone, RS256 unless it asked otherwise,
+		// with the at_hash of that algorithm.
+		idt, _, err = idtoken.Issue(ids, idtoken.Params{
 			Issuer:      e.cfg.Issuer,
 			ClientID:    t.Client.ID,
 			Now:         t.Now,
@@ -78,4 +90,31 @@ func (e *Endpoint) sign(t *tokenRequest, is *issue) (*response, error) {
 		Scope:           strings.Join(is.Scopes, " "),
 		RejectedScope:   strings.Join(is.RejectedScopes, " "),
 	}, nil
+}
+
+// idTokenSigner is the key of c's ID tokens: in the algorithm it registered
+// (id_token_signed_response_alg), else RS256, whatever the access tokens
+// are signed with. Most often that is the access-token key, and no second
+// lookup is made.
+func (e *Endpoint) idTokenSigner(c *registry.Client, access *keys.Signer) (*keys.Signer, error) {
+	alg := jose.SignatureAlgorithm(c.IDTokenSignedResponseAlg)
+	if alg == access.Algorithm() || (alg == "" && access.Algorithm() == idtoken.DefaultAlgorithm) {
+		return access, nil
+	}
+	s, err := e.keys.IDTokenSigner(alg)
+	var ke *keys.IDKeyError
+	if errors.As(err, &ke) {
+		// The client asked for an algorithm whose first key is still in
+		// its publication lead (keys.Manager explains why it waits).
+		// Another algorithm would fail at a client that checks alg;
+		// nothing is spent, and the code can be redeemed once the key
+		// signs, if it has not expired by then.
+		desc := fmt.Sprintf("ID tokens for this client are signed with %s, and no key signs with %s yet: try again later", ke.Algorithm, ke.Algorithm)
+		if !ke.From.IsZero() {
+			desc = fmt.Sprintf("ID tokens for this client are signed with %s, and the first %s key signs from %s: try again then",
+				ke.Algorithm, ke.Algorithm, ke.From.UTC().Format(time.RFC3339))
+		}
+		return nil, oauth.New(oauth.CodeTemporarilyUnavailable, desc).Wrap(err)
+	}
+	return s, err
 }
