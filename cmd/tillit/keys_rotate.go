@@ -19,7 +19,8 @@ func runKeysRotate(ctx context.Context, args []string, stdout, stderr io.Writer)
 	sf := addStoreFlags(fs)
 	now := fs.Bool("now", false, "sign with the new key at once (APIs that cached the JWKS may refuse its tokens until they fetch it again)")
 	setUsage(fs, "tillit keys rotate --config tillit.yaml | --dev [--now]",
-		"Makes a new signing key and publishes it in the JWKS at once. It signs after",
+		"Makes a new signing key (and one for each ID-token algorithm the access-token",
+		"key does not cover) and publishes it in the JWKS at once. It signs after",
 		"keys.publish_lead (default 24h), so that APIs caching the JWKS know it first; with",
 		"--now it signs at once. The old key stays published until the tokens it signed",
 		"expire. Needs the key-encryption key, which seals the new key in the store. Safe",
@@ -61,10 +62,11 @@ func runKeysList(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs := newFlagSet("keys list", stderr)
 	sf := addStoreFlags(fs)
 	setUsage(fs, "tillit keys list --config tillit.yaml | --dev",
-		"Lists the token service's signing keys, oldest first, with where each is in its",
-		"life: next (published, not signing yet), active (signing), retired (published until",
-		"the tokens it signed expire) or expired (only at expired_jwks_uri). Reads public",
-		"records only: no key-encryption key is needed.")
+		"Lists the token service's signing keys, oldest first (the access-token keys, then",
+		"each ID-token algorithm's), with where each is in its life: next (published, not",
+		"signing yet), active (signing), retired (published until the tokens it signed",
+		"expire) or expired (only at expired_jwks_uri). Reads public records only: no",
+		"key-encryption key is needed.")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -94,8 +96,12 @@ func runKeysList(ctx context.Context, args []string, stdout, stderr io.Writer) e
 
 func printKeys(w io.Writer, list []keys.KeyInfo) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "GEN\tKID\tALG\tSTATUS\tSIGNS FROM\tNOTE")
+	fmt.Fprintln(tw, "GEN\tKID\tALG\tSIGNS\tSTATUS\tSIGNS FROM\tNOTE")
 	for _, k := range list {
+		signs := "access+ID tokens"
+		if k.IDOnly {
+			signs = "ID tokens"
+		}
 		note := "-"
 		switch {
 		case k.NeverSigned:
@@ -103,7 +109,7 @@ func printKeys(w io.Writer, list []keys.KeyInfo) {
 		case k.Status == keys.StatusNext:
 			note = "published; not signing yet"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", k.Generation, k.ID, k.Algorithm, k.Status, k.ActiveFrom.UTC().Format(time.RFC3339), note)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", k.Generation, k.ID, k.Algorithm, signs, k.Status, k.ActiveFrom.UTC().Format(time.RFC3339), note)
 	}
 	tw.Flush()
 }
