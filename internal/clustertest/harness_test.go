@@ -467,6 +467,17 @@ func jwks(t *testing.T, inst *instance) jose.JSONWebKeySet {
 	return set
 }
 
+// onlyAlg is the keys of set with algorithm alg.
+func onlyAlg(set jose.JSONWebKeySet, alg jose.SignatureAlgorithm) jose.JSONWebKeySet {
+	var out jose.JSONWebKeySet
+	for _, k := range set.Keys {
+		if k.Algorithm == string(alg) {
+			out.Keys = append(out.Keys, k)
+		}
+	}
+	return out
+}
+
 func kids(set jose.JSONWebKeySet) []string {
 	var out []string
 	for _, k := range set.Keys {

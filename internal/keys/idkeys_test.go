@@ -323,6 +323,38 @@ func TestIDTokenKeysWithoutRegistry(t *testing.T) {
 	}
 }
 
+// Instances starting at once on a new store race to store the first
+// ID-token key; whichever wins signs at once, also when the winner saw the
+// other's access-token key already.
+func TestIDTokenKeysConcurrentFirstStart(t *testing.T) {
+	ctx := t.Context()
+	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	st := openStore(t)
+	sealer := newSealer(t)
+	if _, err := NewManager(ctx, st, sealer, Config{Algorithm: jose.ES256}, c.Now, nil); err != nil {
+		t.Fatal(err)
+	}
+	// The other instance has stored its access-token key, not yet its
+	// ID-token key.
+	recs, err := st.Keys(ctx, store.PurposeIDSigning)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		if err := st.DeleteKey(ctx, r.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Advance(time.Second)
+	m, err := NewManager(ctx, st, sealer, Config{Algorithm: jose.ES256, IDTokenAlgorithms: (&algSet{}).get}, c.Now, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := idSigner(t, m, jose.RS256); s.Algorithm() != jose.RS256 {
+		t.Fatalf("alg %s", s.Algorithm())
+	}
+}
+
 // A deployment whose access tokens were ES256 before ID-token keys were
 // kept per algorithm has no RS256 key. Its first one is published for the
 // lead; meanwhile the ES256 key signs the ID tokens of clients that asked

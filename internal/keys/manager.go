@@ -76,6 +76,9 @@ const (
 	DefaultNonceRotation    = 24 * time.Hour
 	// RetireMargin covers clock skew between the token service and APIs.
 	RetireMargin = 5 * time.Minute
+	// freshWindow is how long after a new store's first key an instance
+	// starting at the same time still counts it as new (Maintain).
+	freshWindow = time.Minute
 	// nonceLead gives other instances time to load a new nonce key before
 	// it issues nonces; they reload at every maintenance tick.
 	nonceLead = 5 * time.Minute
@@ -578,8 +581,13 @@ func (m *Manager) Maintain(ctx context.Context) error {
 	now := m.now()
 	st := m.state.Load()
 	// A new deployment: its first keys sign at once, as nobody can have
-	// cached its JWKS or hold a token it signed.
-	fresh := len(st.signing) == 0 && len(st.id) == 0
+	// cached its JWKS or hold a token it signed. That includes a store
+	// whose only key is the first access-token key, made moments ago by
+	// an instance starting at the same time: that instance makes its
+	// ID-token keys before it serves anything, so this one's may win the
+	// race to store them, and must not then wait out the lead.
+	fresh := len(st.id) == 0 && (len(st.signing) == 0 ||
+		len(st.signing) == 1 && st.signing[0].rec.Generation == 1 && now.Sub(st.signing[0].rec.CreatedAt) < freshWindow)
 	var create *store.Key
 	if len(st.signing) == 0 {
 		create = &store.Key{Generation: 1, ActiveFrom: now}

@@ -232,6 +232,16 @@ func TestInstancesAgree(t *testing.T) {
 	if len(recs) != 1 {
 		t.Fatalf("%d signing keys after a concurrent first start, want 1", len(recs))
 	}
+	// The same for the RS256 ID-token key that comes with ES256 access
+	// tokens.
+	if recs, _ := st.Keys(ctx, store.PurposeIDSigning); len(recs) != 1 {
+		t.Fatalf("%d ID-token keys after a concurrent first start, want 1", len(recs))
+	}
+	for _, m := range ms {
+		if s, err := m.IDTokenSigner(""); err != nil || s.KeyID() != mustIDSigner(t, ms[0]).KeyID() {
+			t.Fatalf("instances sign ID tokens with different keys (%v)", err)
+		}
+	}
 	// A rotation by one instance reaches the other at its next maintenance,
 	// and the JWKS of both publish the new key before it signs.
 	k, err := ms[0].Rotate(ctx, false)
@@ -365,6 +375,15 @@ func statusOf(m *Manager, kid string) Status {
 func mustSigner(t *testing.T, m *Manager) *Signer {
 	t.Helper()
 	s, err := m.Signer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func mustIDSigner(t *testing.T, m *Manager) *Signer {
+	t.Helper()
+	s, err := m.IDTokenSigner("")
 	if err != nil {
 		t.Fatal(err)
 	}
