@@ -77,7 +77,7 @@ const (
 	// RetireMargin covers clock skew between the token service and APIs.
 	RetireMargin = 5 * time.Minute
 	// freshWindow is how long after a new store's first key an instance
-	// starting at the same time still counts it as new (Maintain).
+	// starting at the same time still counts the store as new (Maintain).
 	freshWindow = time.Minute
 	// nonceLead gives other instances time to load a new nonce key before
 	// it issues nonces; they reload at every maintenance tick.
@@ -143,6 +143,10 @@ type Manager struct {
 	// changes.
 	pseudonym []byte
 
+	// starting is set during NewManager's first Maintain, before the
+	// manager is shared.
+	starting bool
+
 	mu    sync.Mutex // serialises Maintain and Rotate
 	state atomic.Pointer[state]
 	// idAlgs are the ID-token algorithms Maintain last derived, RS256
@@ -196,10 +200,11 @@ func NewManager(ctx context.Context, s Store, sealer *Sealer, cfg Config, now fu
 	default:
 		return nil, fmt.Errorf("keys: signing algorithm %q is not supported (RS256, PS256, ES256)", c.Algorithm)
 	}
-	m := &Manager{store: s, sealer: sealer, cfg: c, now: now, log: log}
+	m := &Manager{store: s, sealer: sealer, cfg: c, now: now, log: log, starting: true}
 	if err := m.Maintain(ctx); err != nil {
 		return nil, err
 	}
+	m.starting = false
 	var err error
 	if m.pseudonym, err = m.pseudonymKey(ctx); err != nil {
 		return nil, err
@@ -581,12 +586,13 @@ func (m *Manager) Maintain(ctx context.Context) error {
 	now := m.now()
 	st := m.state.Load()
 	// A new deployment: its first keys sign at once, as nobody can have
-	// cached its JWKS or hold a token it signed. That includes a store
-	// whose only key is the first access-token key, made moments ago by
-	// an instance starting at the same time: that instance makes its
-	// ID-token keys before it serves anything, so this one's may win the
-	// race to store them, and must not then wait out the lead.
-	fresh := len(st.id) == 0 && (len(st.signing) == 0 ||
+	// cached its JWKS or hold a token it signed. At this instance's start
+	// that includes a store whose only key is the first access-token key,
+	// made moments ago by an instance starting at the same time: that
+	// instance makes its ID-token keys before it serves anything, and this
+	// one's may win the race to store them, so they must not wait out the
+	// lead either.
+	fresh := len(st.id) == 0 && (len(st.signing) == 0 || m.starting &&
 		len(st.signing) == 1 && st.signing[0].rec.Generation == 1 && now.Sub(st.signing[0].rec.CreatedAt) < freshWindow)
 	var create *store.Key
 	if len(st.signing) == 0 {
