@@ -140,7 +140,7 @@ for n in $sizes; do
   stop "$pid_b"
 
   "$work/bin/tillit" bench token --issuer "http://127.0.0.1:$port_a" --client-id bench-0 --key "$dir/client-0.jwk" \
-    --scope nhn:bench/api -c 16 -d "$duration" --server-pid "$pid_a" --json-out "$dir/bench.json" >"$dir/bench.txt" 2>&1 || {
+    --scope nhn:bench/api -c 16 --duration "$duration" --server-pid "$pid_a" --json-out "$dir/bench.json" >"$dir/bench.txt" 2>&1 || {
     cat "$dir/bench.txt" >&2; exit 1; }
   jq -r '"throughput    \(.tokens_per_s | floor) tokens/s, server CPU \(.server_cpu_ms_per_token * 1000 | round / 1000) ms/token, errors \(.errors_total), other processes \(.other_processes_cores // 0 | . * 100 | round / 100) cores"' "$dir/bench.json"
   echo "memory (a)    $(mem "$pid_a")"
