@@ -13,6 +13,7 @@ import (
 func runChanges(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("BatchIsOneVersion", func(t *testing.T) { testBatchIsOneVersion(t, open) })
 	t.Run("BatchIsAllOrNothing", func(t *testing.T) { testBatchIsAllOrNothing(t, open) })
+	t.Run("BatchOfCreates", func(t *testing.T) { testBatchOfCreates(t, open) })
 	t.Run("BatchBounds", func(t *testing.T) { testBatchBounds(t, open) })
 	t.Run("ChangesSince", func(t *testing.T) { testChangesSince(t, open) })
 }
@@ -125,6 +126,83 @@ func testBatchIsAllOrNothing(t *testing.T, open func(t *testing.T) store.Store) 
 			}
 			if cs, _, err := s.RecordChanges(ctx, v0); err != nil || len(cs) != 0 {
 				t.Errorf("changes after a refused batch: %v, %v", cs, err)
+			}
+		})
+	}
+}
+
+// testBatchOfCreates: a batch of creates only (a first start's), which a
+// backend may write in one statement, keeps every rule of a mixed batch.
+func testBatchOfCreates(t *testing.T, open func(t *testing.T) store.Store) {
+	ctx := t.Context()
+	creates := func(keys ...string) []store.RecordWrite {
+		var out []store.RecordWrite
+		for _, k := range keys {
+			out = append(out, store.RecordWrite{Op: store.OpCreate, Record: org(k)})
+		}
+		return out
+	}
+	t.Run("written", func(t *testing.T) {
+		s := open(t)
+		// "0" was deleted before: its tombstone must go when it is made again.
+		if _, err := s.CreateRecord(ctx, org("0")); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DeleteRecord(ctx, store.OrganizationKind.Name, "0"); err != nil {
+			t.Fatal(err)
+		}
+		v0 := registryVersion(t, s)
+		got, err := s.WriteRecords(ctx, creates("3", "0", "1", "2"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, key := range []string{"3", "0", "1", "2"} {
+			r := got[i]
+			if r.Key != key || r.Meta.Version != 1 || r.Meta.ManagedBy != store.ManagedByFile || r.Meta.CreatedAt.IsZero() || !r.Meta.UpdatedAt.Equal(r.Meta.CreatedAt) {
+				t.Errorf("record %d returned as %+v", i, r)
+			}
+			stored, err := s.Record(ctx, store.OrganizationKind.Name, key)
+			if err != nil || stored.Doc != r.Doc || !stored.Meta.CreatedAt.Equal(r.Meta.CreatedAt) {
+				t.Errorf("record %s stored as %+v (%v), returned as %+v", key, stored, err, r)
+			}
+		}
+		changes, v, err := s.RecordChanges(ctx, v0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v != v0+1 || len(changes) != 4 {
+			t.Fatalf("after the batch: version %d (was %d), %d changes, want one version and 4 changes", v, v0, len(changes))
+		}
+		for _, c := range changes {
+			if c.Deleted || c.At != v {
+				t.Errorf("change %+v, want a record at %d", c, v)
+			}
+		}
+	})
+	for _, tt := range []struct {
+		name      string
+		keys      []string
+		wantIndex int
+	}{
+		{"an existing record", []string{"5", "6", "1", "7"}, 2},
+		{"the same record twice", []string{"5", "6", "7", "6"}, 3},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := open(t)
+			if _, err := s.CreateRecord(ctx, org("1")); err != nil {
+				t.Fatal(err)
+			}
+			v0 := registryVersion(t, s)
+			_, err := s.WriteRecords(ctx, creates(tt.keys...))
+			var be *store.BatchError
+			if !errors.As(err, &be) || be.Index != tt.wantIndex || !errors.Is(err, store.ErrAlreadyExists) {
+				t.Fatalf("WriteRecords = %v, want a *BatchError at %d wrapping ErrAlreadyExists", err, tt.wantIndex)
+			}
+			if v := registryVersion(t, s); v != v0 {
+				t.Errorf("RegistryVersion moved from %d to %d for a refused batch", v0, v)
+			}
+			if _, err := s.Record(ctx, store.OrganizationKind.Name, "5"); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("the refused batch's first create was kept: %v", err)
 			}
 		})
 	}
