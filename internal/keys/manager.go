@@ -821,7 +821,10 @@ func (m *Manager) Rotate(ctx context.Context, immediate bool) (KeyInfo, error) {
 	return KeyInfo{ID: rec.ID, Algorithm: rec.Algorithm, Generation: rec.Generation, CreatedAt: rec.CreatedAt, ActiveFrom: rec.ActiveFrom, Status: StatusNext}, nil
 }
 
-func (m *Manager) createSigning(ctx context.Context, k store.Key, now time.Time, purpose store.KeyPurpose, alg jose.SignatureAlgorithm) (store.Key, error) {
+// newSealedKey makes a new private key for alg and fills in k's ID (the
+// RFC 7638 thumbprint), Purpose, Algorithm, public JWK, CreatedAt and the
+// private key sealed to the record.
+func (m *Manager) newSealedKey(k store.Key, now time.Time, purpose store.KeyPurpose, alg jose.SignatureAlgorithm) (store.Key, error) {
 	priv, err := generate(alg)
 	if err != nil {
 		return store.Key{}, err
@@ -843,6 +846,14 @@ func (m *Manager) createSigning(ctx context.Context, k store.Key, now time.Time,
 	k.ID, k.Purpose, k.Algorithm, k.Public, k.CreatedAt = kid, purpose, string(alg), pubJSON, now
 	if k.Sealed, err = m.sealer.Seal(der, aad(k)); err != nil {
 		return store.Key{}, fmt.Errorf("keys: seal: %w", err)
+	}
+	return k, nil
+}
+
+func (m *Manager) createSigning(ctx context.Context, k store.Key, now time.Time, purpose store.KeyPurpose, alg jose.SignatureAlgorithm) (store.Key, error) {
+	k, err := m.newSealedKey(k, now, purpose, alg)
+	if err != nil {
+		return store.Key{}, err
 	}
 	if err := m.store.CreateKey(ctx, k); err != nil {
 		if errors.Is(err, store.ErrAlreadyExists) {

@@ -2,7 +2,11 @@ package keys
 
 import (
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 
@@ -59,4 +63,19 @@ func (m *Manager) Secret(ctx context.Context, purpose store.KeyPurpose) ([]byte,
 		return nil, fmt.Errorf("keys: %s secret %s has %d bytes, want %d", purpose, recs[0].ID, len(secret), SecretSize)
 	}
 	return secret, nil
+}
+
+// SecretAEAD is AES-256-GCM under a key derived from a service secret
+// with HKDF-SHA256 and label (RFC 5869): each use of a secret that seals
+// something has a label of its own, so that no two share a key.
+func SecretAEAD(secret []byte, label string) (cipher.AEAD, error) {
+	key, err := hkdf.Key(sha256.New, secret, nil, label, 32)
+	if err != nil {
+		return nil, fmt.Errorf("keys: derive the %q key: %w", label, err)
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
 }

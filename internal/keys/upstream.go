@@ -12,7 +12,6 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 
-	"github.com/tillit-sts/tillit/internal/jws"
 	"github.com/tillit-sts/tillit/internal/store"
 )
 
@@ -197,30 +196,7 @@ func (m *Manager) newUpstreamKey(idp string, alg jose.SignatureAlgorithm, gen in
 	if !slices.Contains(UpstreamAlgorithms, alg) {
 		return store.Key{}, fmt.Errorf("keys: algorithm %q is not one of RS256, PS256, ES256", alg)
 	}
-	priv, err := generate(alg)
-	if err != nil {
-		return store.Key{}, err
-	}
-	pub := jose.JSONWebKey{Key: priv.Public(), Algorithm: string(alg), Use: "sig"}
-	kid, err := jws.Thumbprint(&pub)
-	if err != nil {
-		return store.Key{}, fmt.Errorf("keys: %w", err)
-	}
-	pub.KeyID = kid
-	pubJSON, err := json.Marshal(pub)
-	if err != nil {
-		return store.Key{}, fmt.Errorf("keys: %w", err)
-	}
-	der, err := x509.MarshalPKCS8PrivateKey(priv)
-	if err != nil {
-		return store.Key{}, fmt.Errorf("keys: %w", err)
-	}
-	k := store.Key{ID: kid, Purpose: UpstreamPurpose(idp), Generation: gen, Algorithm: string(alg),
-		Public: pubJSON, CreatedAt: now, ActiveFrom: from}
-	if k.Sealed, err = m.sealer.Seal(der, aad(k)); err != nil {
-		return store.Key{}, fmt.Errorf("keys: seal: %w", err)
-	}
-	return k, nil
+	return m.newSealedKey(store.Key{Generation: gen, ActiveFrom: from}, now, UpstreamPurpose(idp), alg)
 }
 
 // signingUpstream is the index of the key that signs at now, -1 if none

@@ -1,7 +1,6 @@
 package login
 
 import (
-	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hkdf"
 	"crypto/rand"
@@ -12,6 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/tillit-sts/tillit/internal/keys"
 )
 
 // A login transaction is the authorization request a person is logging in
@@ -63,15 +64,7 @@ func deriveKey(secret []byte, label string) ([]byte, error) {
 }
 
 func newSealer(secret []byte) (*sealer, error) {
-	k, err := deriveKey(secret, "tillit/login/transaction")
-	if err != nil {
-		return nil, err
-	}
-	block, err := aes.NewCipher(k)
-	if err != nil {
-		return nil, err
-	}
-	aead, err := cipher.NewGCM(block)
+	aead, err := keys.SecretAEAD(secret, "tillit/login/transaction")
 	if err != nil {
 		return nil, err
 	}

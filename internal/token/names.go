@@ -1,17 +1,14 @@
 package token
 
 import (
-	"crypto/aes"
 	"crypto/cipher"
-	"crypto/hkdf"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
 
 	"github.com/tillit-sts/tillit/internal/identity"
+	"github.com/tillit-sts/tillit/internal/keys"
 )
 
 // NamesClaim is the access token claim that carries the names an identity
@@ -34,15 +31,7 @@ type NameSealer struct {
 // NewNameSealer derives the sealing key from secret (keys.Manager.Secret
 // with store.PurposeNames).
 func NewNameSealer(secret []byte) (*NameSealer, error) {
-	key, err := hkdf.Key(sha256.New, secret, nil, "tillit access token names v1", 32)
-	if err != nil {
-		return nil, fmt.Errorf("token: names key: %w", err)
-	}
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, err
-	}
-	aead, err := cipher.NewGCM(block)
+	aead, err := keys.SecretAEAD(secret, "tillit access token names v1")
 	if err != nil {
 		return nil, err
 	}
