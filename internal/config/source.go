@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 )
 
@@ -107,28 +108,32 @@ type Inputs struct {
 }
 
 // RegistryInputs lists what the registry of c was read from or checked
-// against besides the file itself, each path absolute.
+// against besides the file itself, each path absolute (Parse has already
+// taken relative ones from the file's folder).
 func (c *Config) RegistryInputs() Inputs {
 	var in Inputs
+	abs := func(p string) string {
+		if a, err := filepath.Abs(p); err == nil {
+			return a
+		}
+		return p
+	}
 	for _, cl := range c.Clients {
 		if cl.JWKSFile != "" {
-			in.Files = append(in.Files, c.src.abs(cl.JWKSFile))
+			in.Files = append(in.Files, abs(cl.JWKSFile))
 		}
 	}
-	if c.PersonsFile != "" {
-		in.Files = append(in.Files, c.src.abs(c.PersonsFile))
-	}
-	if c.HPRFile != "" {
-		in.Files = append(in.Files, c.src.abs(c.HPRFile))
+	for _, f := range []string{c.PersonsFile, c.HPRFile} {
+		if f != "" {
+			in.Files = append(in.Files, abs(f))
+		}
 	}
 	for _, p := range c.IdentityProviders {
 		if p.ClientSecretEnv != "" {
 			in.Env = append(in.Env, p.ClientSecretEnv)
 		}
-		for _, f := range []string{p.ClientSecretFile} {
-			if f != "" {
-				in.Present = append(in.Present, c.src.abs(f))
-			}
+		if p.ClientSecretFile != "" {
+			in.Present = append(in.Present, abs(p.ClientSecretFile))
 		}
 	}
 	slices.Sort(in.Files)

@@ -205,3 +205,60 @@ func TestLargeFileRegistryChecked(t *testing.T) {
 	}
 	srv.Close()
 }
+
+// TestUnchangedFileRelativePaths: a configuration named by a relative
+// path, naming its key and persons files relative to its folder, as
+// --dev writes one; the files are found and digested, and a restart
+// skips the registry.
+func TestUnchangedFileRelativePaths(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	t.Setenv(config.EnvKeyEncryptionKey, keys.NewKEK())
+	if err := os.Mkdir("conf", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	writePublicJWKS(t, filepath.Join("conf", "c-1.jwks.json"))
+	if err := os.WriteFile(filepath.Join("conf", "persons.csv"), []byte("pid,given_name,middle_name,family_name\n13116900216,Kari,,Nordmann\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	yml := `issuer: https://sts.example.org
+listen: 127.0.0.1:0
+data_dir: state
+environment: test
+persons_file: persons.csv
+apis:
+  - {audience: "nhn:deft", name: DEFT, scopes: [nhn:deft/api]}
+organisations:
+  - {number: "310900028", name: Supplier AS}
+  - {number: "310900036", name: Customer AS}
+client_systems:
+  - {id: epj, name: EPJ, supplier: "310900028"}
+clients:
+  - {id: c-1, name: One, system: epj, organisation: "310900036", scopes: [nhn:deft/api], jwks_file: c-1.jwks.json}
+`
+	if err := os.WriteFile(filepath.Join("conf", "tillit.yaml"), []byte(yml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for i, wantSkipped := range []bool{false, true} {
+		src, err := config.ReadSource(filepath.Join("conf", "tillit.yaml"), config.Overrides{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := src.Settings()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var logs syncBuffer
+		srv, err := server.New(t.Context(), cfg, server.Options{Source: src, Log: slog.New(slog.NewTextHandler(&logs, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv.Close()
+		if strings.Contains(logs.String(), "could not record") {
+			t.Errorf("start %d: %s", i+1, logs.String())
+		}
+		if skipped := strings.Contains(logs.String(), "registry file unchanged"); skipped != wantSkipped {
+			t.Errorf("start %d skipped the registry: %v, want %v", i+1, skipped, wantSkipped)
+		}
+	}
+}
