@@ -56,21 +56,9 @@ clients:
 	// file, and the name it then serves for c-1.
 	start := func(path string) (applied bool, name string) {
 		t.Helper()
-		src, err := config.ReadSource(path, config.Overrides{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg, err := src.Settings()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var logs syncBuffer
-		srv, err := server.New(t.Context(), cfg, server.Options{Source: src, Log: slog.New(slog.NewTextHandler(&logs, nil))})
-		if err != nil {
-			t.Fatal(err)
-		}
+		srv, logs := startFromFile(t, path)
 		defer srv.Close()
-		skipped := strings.Contains(logs.String(), "registry file unchanged since it was applied")
+		skipped := strings.Contains(logs, "registry file unchanged since it was applied")
 		c, ok := srv.Registry().Current().Client("c-1")
 		if !ok {
 			t.Fatal("c-1 is not in the snapshot")
@@ -109,6 +97,26 @@ clients:
 			t.Fatalf("%s: applied %v, c-1 named %q; want applied %v, %q", step.name, applied, name, step.wantApplied, step.wantName)
 		}
 	}
+}
+
+// startFromFile starts a server as serve does on the configuration file
+// at path, and returns it with what it logged while starting.
+func startFromFile(t *testing.T, path string) (*server.Server, string) {
+	t.Helper()
+	src, err := config.ReadSource(path, config.Overrides{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := src.Settings()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	srv, err := server.New(t.Context(), cfg, server.Options{Source: src, Log: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, logs.String()
 }
 
 // writePublicJWKS writes a new ES256 public key set to path.
@@ -240,24 +248,12 @@ clients:
 		t.Fatal(err)
 	}
 	for i, wantSkipped := range []bool{false, true} {
-		src, err := config.ReadSource(filepath.Join("conf", "tillit.yaml"), config.Overrides{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg, err := src.Settings()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var logs syncBuffer
-		srv, err := server.New(t.Context(), cfg, server.Options{Source: src, Log: slog.New(slog.NewTextHandler(&logs, nil))})
-		if err != nil {
-			t.Fatal(err)
-		}
+		srv, logs := startFromFile(t, filepath.Join("conf", "tillit.yaml"))
 		srv.Close()
-		if strings.Contains(logs.String(), "could not record") {
-			t.Errorf("start %d: %s", i+1, logs.String())
+		if strings.Contains(logs, "could not record") {
+			t.Errorf("start %d: %s", i+1, logs)
 		}
-		if skipped := strings.Contains(logs.String(), "registry file unchanged"); skipped != wantSkipped {
+		if skipped := strings.Contains(logs, "registry file unchanged"); skipped != wantSkipped {
 			t.Errorf("start %d skipped the registry: %v, want %v", i+1, skipped, wantSkipped)
 		}
 	}
