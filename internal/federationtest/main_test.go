@@ -20,7 +20,9 @@ var tillitBin string
 const mainPackage = "github.com/tillit-sts/tillit/cmd/tillit"
 
 // TestMain builds cmd/tillit as an operator would, runs the tests against
-// it in the package's browser, and removes it.
+// it in the package's browser, and removes it. The build and the process
+// harness mirror internal/rptest's on purpose: that test must import no
+// Tillit package, so there is no shared one for both to use.
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "tillit-federationtest-*")
 	if err != nil {
